@@ -1,0 +1,218 @@
+"""Typed attributes, one frozen dataclass per op kind that has any.
+
+``ATTRIBUTES[kind]`` gives the class; ops without attributes use ``NoAttrs``. Serialization
+and the verifier rely on this table, so every field is a JSON-friendly type: int, float, str,
+bool, tuples of those, or ``None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from placer.ir.dtypes import DType
+from placer.ir.ops import OpKind
+
+
+@dataclass(frozen=True)
+class NoAttrs:
+    pass
+
+
+@dataclass(frozen=True)
+class GemmAttrs:
+    alpha: float = 1.0
+    beta: float = 1.0
+    trans_a: bool = False
+    trans_b: bool = False
+
+
+@dataclass(frozen=True)
+class CastAttrs:
+    to: DType = DType.FLOAT32
+    saturate: bool = True
+
+
+@dataclass(frozen=True)
+class ClipAttrs:
+    """Bounds come as optional inputs (min, max); nothing here."""
+
+
+@dataclass(frozen=True)
+class GeluAttrs:
+    approximate: str = "none"  # "none" or "tanh"
+
+
+@dataclass(frozen=True)
+class AxisAttrs:
+    """Softmax, Concat, Gather, Flatten, Split's axis and similar single-axis ops."""
+
+    axis: int = -1
+
+
+@dataclass(frozen=True)
+class SplitAttrs:
+    """Sizes come from the optional ``split`` input or ``num_outputs`` equal chunks."""
+
+    axis: int = 0
+    num_outputs: int | None = None
+
+
+@dataclass(frozen=True)
+class NormAttrs:
+    """LayerNormalization and RMSNormalization: normalize over axes ``axis..rank-1``."""
+
+    axis: int = -1
+    epsilon: float = 1e-5
+    stash_type: int = 1
+
+
+@dataclass(frozen=True)
+class ReduceAttrs:
+    """Axes come from the optional ``axes`` input (opset >= 18) or here (older opsets)."""
+
+    axes: tuple[int, ...] | None = None
+    keepdims: bool = True
+    noop_with_empty_axes: bool = False
+
+
+@dataclass(frozen=True)
+class ArgMaxAttrs:
+    axis: int = 0
+    keepdims: bool = True
+    select_last_index: bool = False
+
+
+@dataclass(frozen=True)
+class TopKAttrs:
+    axis: int = -1
+    largest: bool = True
+    sorted: bool = True
+
+
+@dataclass(frozen=True)
+class ReshapeAttrs:
+    allowzero: bool = False
+
+
+@dataclass(frozen=True)
+class TransposeAttrs:
+    perm: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SqueezeAttrs:
+    """Axes come from the optional ``axes`` input (opset >= 13) or here."""
+
+    axes: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class GatherNDAttrs:
+    batch_dims: int = 0
+
+
+@dataclass(frozen=True)
+class ScatterNDAttrs:
+    reduction: str = "none"
+
+
+@dataclass(frozen=True)
+class TriluAttrs:
+    upper: bool = True
+
+
+@dataclass(frozen=True)
+class ShapeAttrs:
+    start: int = 0
+    end: int | None = None
+
+
+@dataclass(frozen=True)
+class ConstantOfShapeAttrs:
+    value: float | int = 0.0
+    dtype: DType = DType.FLOAT32
+
+
+@dataclass(frozen=True)
+class RotaryAttrs:
+    """ONNX RotaryEmbedding (opset 23)."""
+
+    interleaved: bool = False
+    num_heads: int = 0
+    rotary_embedding_dim: int = 0
+
+
+@dataclass(frozen=True)
+class AttentionAttrs:
+    """ONNX Attention (opset 23/24); ``window`` is placer's own: a sliding-window layer
+    attends to at most this many past tokens (0 = unlimited)."""
+
+    is_causal: bool = False
+    kv_num_heads: int = 0
+    q_num_heads: int = 0
+    qk_matmul_output_mode: int = 0
+    scale: float | None = None
+    softcap: float = 0.0
+    softmax_precision: int | None = None
+    window: int = 0
+
+
+ATTRIBUTES: dict[OpKind, type] = {
+    OpKind.GEMM: GemmAttrs,
+    OpKind.CAST: CastAttrs,
+    OpKind.GELU: GeluAttrs,
+    OpKind.SOFTMAX: AxisAttrs,
+    OpKind.CONCAT: AxisAttrs,
+    OpKind.GATHER: AxisAttrs,
+    OpKind.GATHER_ELEMENTS: AxisAttrs,
+    OpKind.FLATTEN: AxisAttrs,
+    OpKind.ONE_HOT: AxisAttrs,
+    OpKind.SPLIT: SplitAttrs,
+    OpKind.LAYER_NORM: NormAttrs,
+    OpKind.RMS_NORM: NormAttrs,
+    OpKind.REDUCE_MEAN: ReduceAttrs,
+    OpKind.REDUCE_SUM: ReduceAttrs,
+    OpKind.REDUCE_MAX: ReduceAttrs,
+    OpKind.ARG_MAX: ArgMaxAttrs,
+    OpKind.TOP_K: TopKAttrs,
+    OpKind.RESHAPE: ReshapeAttrs,
+    OpKind.TRANSPOSE: TransposeAttrs,
+    OpKind.SQUEEZE: SqueezeAttrs,
+    OpKind.UNSQUEEZE: SqueezeAttrs,
+    OpKind.GATHER_ND: GatherNDAttrs,
+    OpKind.SCATTER_ND: ScatterNDAttrs,
+    OpKind.TRILU: TriluAttrs,
+    OpKind.SHAPE: ShapeAttrs,
+    OpKind.CONSTANT_OF_SHAPE: ConstantOfShapeAttrs,
+    OpKind.ROTARY_EMBEDDING: RotaryAttrs,
+    OpKind.ATTENTION: AttentionAttrs,
+}
+
+
+def attrs_class(kind: OpKind) -> type:
+    return ATTRIBUTES.get(kind, NoAttrs)
+
+
+def attrs_to_dict(attrs: object) -> dict[str, object]:
+    """Only fields that differ from their defaults, for compact text and JSON."""
+    out: dict[str, object] = {}
+    for f in fields(attrs):  # type: ignore[arg-type]
+        v = getattr(attrs, f.name)
+        if v != f.default:
+            out[f.name] = v.value if isinstance(v, DType) else (list(v) if isinstance(v, tuple) else v)
+    return out
+
+
+def attrs_from_dict(kind: OpKind, data: dict[str, object]) -> object:
+    cls = attrs_class(kind)
+    kwargs: dict[str, object] = {}
+    types = {f.name: f.type for f in fields(cls)}
+    for k, v in data.items():
+        if k not in types:
+            raise ValueError(f"op {kind.value} has no attribute {k!r}")
+        if "DType" in str(types[k]):
+            v = DType(v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)

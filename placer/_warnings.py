@@ -1,0 +1,5 @@
+"""placer's own warning category (tests turn it into errors)."""
+
+
+class PlacerWarning(UserWarning):
+    pass

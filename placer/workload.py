@@ -1,0 +1,82 @@
+"""The workload a plan serves: context and prompt lengths, concurrency, and dtype policies."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+from placer.errors import UserError
+from placer.ir.dtypes import DType
+
+
+def parse_dtype_option(text: str, option: str) -> str:
+    """``native`` or a dtype name, canonicalized; a UserError names the option otherwise."""
+    if text.strip().lower() == "native":
+        return "native"
+    try:
+        return DType.parse(text).value
+    except ValueError as e:
+        raise UserError(f"option {option}: {e}") from None
+
+
+@dataclass(frozen=True)
+class DtypePolicy:
+    """How weights are stored: ``default`` is ``native`` (the model's own dtypes, including a
+    checkpoint's quantization) or a dtype name; ``overrides`` are (glob, dtype) pairs matched in
+    order against ``unit/weight`` names, e.g. ``("*.experts.*", "mxfp4")``; the last match wins."""
+
+    default: str = "native"
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    def dtype_for(self, weight: str, native: DType, unit: str = "") -> DType:
+        choice = self.default
+        for pattern, dtype in self.overrides:
+            if fnmatch.fnmatchcase(weight, pattern) or (unit and fnmatch.fnmatchcase(
+                    f"{unit}/{weight}", pattern)):
+                choice = dtype
+        if choice == "native" or not native.is_float:
+            return native
+        return DType(choice)
+
+    @staticmethod
+    def parse(default: str, overrides: list[str] | tuple[str, ...] = ()) -> DtypePolicy:
+        pairs = []
+        for item in overrides:
+            pattern, sep, dtype = item.rpartition("=")
+            if not sep or not pattern:
+                raise UserError(f"option --dtype-override: expected PATTERN=DTYPE, got {item!r}")
+            pairs.append((pattern, parse_dtype_option(dtype, "--dtype-override")))
+        return DtypePolicy(parse_dtype_option(default, "--weights-dtype"), tuple(pairs))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """``context_tokens``: KV length each sequence holds (prompt + generated); ``prompt_tokens``:
+    prefill length for time to first token; ``concurrency``: sequences served at once."""
+
+    context_tokens: int = 8192
+    prompt_tokens: int = 1024
+    concurrency: int = 1
+    weights: DtypePolicy = field(default_factory=DtypePolicy)
+    kv_dtype: str = "native"
+
+    def __post_init__(self) -> None:
+        if self.context_tokens < 0:
+            raise UserError(f"option --context must be >= 0, got {self.context_tokens}")
+        if self.prompt_tokens < 1:
+            raise UserError(f"option --prompt must be >= 1, got {self.prompt_tokens}")
+        if self.concurrency < 1:
+            raise UserError(f"option --concurrency must be >= 1, got {self.concurrency}")
+
+    def kv_dtype_for(self, native: DType) -> DType:
+        return native if self.kv_dtype == "native" else DType(self.kv_dtype)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "context_tokens": self.context_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "concurrency": self.concurrency,
+            "weights_dtype": self.weights.default,
+            "dtype_overrides": [list(p) for p in self.weights.overrides],
+            "kv_dtype": self.kv_dtype,
+        }
