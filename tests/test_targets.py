@@ -1,0 +1,69 @@
+import pytest
+from click.testing import CliRunner
+
+from placer.cli.main import cli
+from placer.errors import UserError
+from placer.targets import load_target
+
+
+def test_wse3_matches_hardware_md():
+    t = load_target("wse3")
+    assert t.sram_bytes == 44_000_000_000
+    assert (t.mesh_rows, t.mesh_cols) == (762, 1172)
+    assert t.pe_sram_bytes == 48 * 1024
+    assert t.io_bandwidth_bytes_per_s == 150e9
+    assert t.peak_flops == pytest.approx(15.625e15, rel=0.01)   # dense fp16
+    # The PE grid's SRAM is the wafer's SRAM to within a percent.
+    assert t.pes * t.pe_sram_bytes == pytest.approx(t.sram_bytes, rel=0.01)
+
+
+def test_wse2_matches_hardware_md():
+    t = load_target("wse2")
+    assert t.sram_bytes == 40_000_000_000 and t.pes == 757 * 996
+    assert t.peak_flops == pytest.approx(7.5e15, rel=0.01)
+
+
+def test_overrides_and_user_toml(tmp_path):
+    t = load_target("wse3", {"clock_hz": "9.5e8", "wafers": 4})
+    assert t.clock_hz == 9.5e8 and t.wafers == 4
+    text = (load_target.__globals__["resources"].files("placer.targets") / "wse-mini.toml").read_text()
+    p = tmp_path / "mine.toml"
+    p.write_text(text.replace('name = "wse-mini"', 'name = "mine"'))
+    assert load_target(str(p)).name == "mine"
+
+
+@pytest.mark.parametrize("name,overrides,match", [
+    ("nope", {}, "unknown target 'nope'"),
+    ("wse3", {"bogus": 1}, "no field 'bogus'"),
+    ("wse3", {"wafers": "1.5"}, "needs a int"),
+    ("wse3", {"sram_bytes": 0}, "sram_bytes must be > 0"),
+    ("wse3", {"default_reserve": 1.5}, r"default_reserve must be in \[0, 1\)"),
+])
+def test_bad_targets(name, overrides, match):
+    with pytest.raises(UserError, match=match):
+        load_target(name, overrides)
+
+
+def test_bad_toml(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("name = \n")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_target(str(p))
+    p.write_text('name = "x"\n')
+    with pytest.raises(UserError, match="missing field"):
+        load_target(str(p))
+
+
+def test_targets_command_lists_units():
+    r = CliRunner().invoke(cli, ["targets"])
+    assert r.exit_code == 0, r.output
+    for text in ("wse2", "wse3", "wse-mini", "44.000 GB", "150.0 GB/s", "48 KiB", "PFLOP/s", "us"):
+        assert text in r.output
+
+
+def test_targets_command_bad_input_is_one_line_exit_2():
+    r = CliRunner().invoke(cli, ["targets", "nope"])
+    assert r.exit_code == 2
+    assert r.output.strip().count("\n") == 0 and "Traceback" not in r.output
+    r = CliRunner().invoke(cli, ["targets", "--set", "x"])
+    assert r.exit_code == 2 and "expected FIELD=VALUE" in r.output
