@@ -1,0 +1,3 @@
+from placer.cli.main import main
+
+main()

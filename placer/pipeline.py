@@ -1,0 +1,115 @@
+"""From any MODEL to a grouped, verified graph: the front half of every command.
+
+MODEL is an ONNX file (or ``onnx.ModelProto``), a Hugging Face ``config.json`` (or a folder
+holding one, or a dict), a built-in zoo name (``placer zoo`` lists them), or a ``Graph``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from placer.errors import UserError
+from placer.ir import Graph, VerificationError, verify
+
+GRANULARITIES = ("layer", "block", "expert")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A graph ready for costing, and where it came from (for plan provenance)."""
+
+    graph: Graph
+    name: str
+    sha256: str
+
+
+def load_graph(model: Any, *, granularity: str = "layer", unit_overrides: str | os.PathLike[str] | None = None,
+               expert_group_size: int = 0) -> Graph:
+    """The grouped graph of ``model``; see ``load_model`` for provenance too."""
+    return load_model(model, granularity=granularity, unit_overrides=unit_overrides,
+                      expert_group_size=expert_group_size).graph
+
+
+def load_model(model: Any, *, granularity: str = "layer", unit_overrides: str | os.PathLike[str] | None = None,
+               expert_group_size: int = 0) -> LoadedModel:
+    """Import ``model`` with the right frontend, find KV caches and group placement units.
+
+    Raises:
+        UserError: the model cannot be read, or an option is invalid.
+    """
+    if granularity not in GRANULARITIES:
+        raise UserError(f"option --granularity: expected one of {', '.join(GRANULARITIES)}, got {granularity!r}")
+    graph, name, sha = _import(model)
+    from placer.ir.passes.find_kv_caches import FindKVCaches
+    from placer.ir.passes.group_units import GroupUnits, load_unit_overrides
+
+    overrides = load_unit_overrides(unit_overrides) if unit_overrides else ()
+    graph = FindKVCaches().run(graph).graph
+    graph = GroupUnits(granularity=granularity, overrides=overrides,
+                       expert_group_size=expert_group_size).run(graph).graph
+    try:
+        verify(graph, require_units=True)
+    except VerificationError as e:
+        raise UserError(f"{name}: {e.short}") from None
+    return LoadedModel(graph, name, sha)
+
+
+def _import(model: Any) -> tuple[Graph, str, str]:
+    import hashlib
+
+    if isinstance(model, Graph):
+        from placer.ir import to_json
+
+        return model, model.name, hashlib.sha256(to_json(model).encode()).hexdigest()
+    if isinstance(model, dict):
+        from placer.frontends.hf_config import from_config
+
+        text = json.dumps(model, sort_keys=True)
+        return from_config(model), str(model.get("_name_or_path") or model.get("model_type", "config")), \
+            hashlib.sha256(text.encode()).hexdigest()
+    if type(model).__name__ == "ModelProto":
+        from placer.frontends.onnx import from_onnx
+
+        return from_onnx(model), model.graph.name or "model", \
+            hashlib.sha256(model.SerializeToString()).hexdigest()
+    if not isinstance(model, (str, os.PathLike)):
+        raise UserError(f"MODEL must be a path, a zoo name, a config dict or a Graph, got {type(model).__name__}")
+    path = Path(model)
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise UserError(f"{path}: folder has no config.json; pass an .onnx file or a config.json")
+        path = config
+    if path.is_file():
+        if path.suffix == ".json":
+            from placer.frontends.hf_config import from_config
+
+            return from_config(str(path)), path.parent.name if path.name == "config.json" else path.stem, \
+                _sha256_file(path)
+        from placer.frontends.onnx import from_onnx
+
+        return from_onnx(str(path)), path.stem, _sha256_file(path)
+    from placer.zoo import ZOO_MODELS, load_zoo_config
+
+    if str(model) in ZOO_MODELS:
+        from placer.frontends.hf_config import from_config
+
+        config = load_zoo_config(str(model))
+        text = json.dumps(config, sort_keys=True)
+        return from_config(config, name=str(model)), str(model), hashlib.sha256(text.encode()).hexdigest()
+    raise UserError(f"MODEL {str(model)!r} is not a file, a folder with config.json, or a zoo name "
+                    "(run `placer zoo` to list them)")
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
