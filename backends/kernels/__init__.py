@@ -1,0 +1,24 @@
+"""numpy kernels of the reference interpreter: one module per op family, one table.
+
+A kernel is ``fn(node, *inputs) -> ndarray | tuple[ndarray, ...]``; absent optional inputs
+arrive as ``None``. Semantics follow ONNX (broadcasting, attributes from ``placer.ir.attrs``).
+``KERNELS`` covers every ``OpKind`` (a test enforces it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from placer.backends.kernels import elementwise, indexing, layout, linalg, nn, reduce, shape
+from placer.ir.ops import OpKind
+
+Kernel = Callable[..., "np.ndarray | tuple[np.ndarray, ...]"]
+
+KERNELS: dict[OpKind, Kernel] = {
+    **elementwise.KERNELS, **linalg.KERNELS, **nn.KERNELS, **reduce.KERNELS,
+    **layout.KERNELS, **indexing.KERNELS, **shape.KERNELS,
+}
+
+__all__ = ["KERNELS", "Kernel"]
