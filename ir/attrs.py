@@ -134,6 +134,14 @@ class ConstantOfShapeAttrs:
 
 
 @dataclass(frozen=True)
+class CumSumAttrs:
+    """ONNX CumSum; the axis comes as an input."""
+
+    exclusive: bool = False
+    reverse: bool = False
+
+
+@dataclass(frozen=True)
 class RotaryAttrs:
     """ONNX RotaryEmbedding (opset 23)."""
 
@@ -185,6 +193,7 @@ ATTRIBUTES: dict[OpKind, type] = {
     OpKind.SHAPE: ShapeAttrs,
     OpKind.CONSTANT_OF_SHAPE: ConstantOfShapeAttrs,
     OpKind.ROTARY_EMBEDDING: RotaryAttrs,
+    OpKind.CUM_SUM: CumSumAttrs,
     OpKind.ATTENTION: AttentionAttrs,
 }
 

@@ -83,6 +83,8 @@ class OpKind(enum.Enum):
     SHAPE = "shape"
     CONSTANT_OF_SHAPE = "constant_of_shape"
     RANGE = "range"
+    # scans
+    CUM_SUM = "cum_sum"
 
 
 ELEMENTWISE_BINARY = frozenset({
