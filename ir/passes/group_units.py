@@ -1,0 +1,511 @@
+"""Pass ``group-units``: split a decoder graph into placement units found from its structure.
+
+Units are ``embed``, ``layers.0`` ... ``layers.N-1`` and ``head`` (final norm and LM head). At
+``block`` granularity each layer splits into ``layers.N.attn`` and ``layers.N.mlp`` (the norm
+before each block goes with it); at ``expert`` granularity MoE layers split their MLP further
+into ``layers.N.router``, ``layers.N.shared`` and ``layers.N.experts.G``.
+
+How the structure is found (names are never needed; scopes only name experts):
+
+1. The *activation flow* starts at the embedding gathers (a Gather of a stored table by
+   integer ids) and follows data edges, except edges out of ``Shape`` nodes.
+2. Dominators of the logits' producer in that flow form the *residual chain*: values every
+   activation path passes through (the residual stream after each add, the final norm).
+3. Attention cores (an ``attention`` node, or a Softmax whose output feeds a MatMul with an
+   activation) mark the layers; residual adds on the chain mark where each layer ends.
+4. A node off the chain belongs with the chain node that follows its deepest chain dominator.
+   Nodes outside the flow (shape arithmetic, masks, rotary tables, past-KV concats' shape
+   parts) go to the earliest unit that consumes them, so units stay connected and acyclic.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar
+
+from placer.ir.graph import Graph, Node, Unit, UnitKind, WeightRole
+from placer.ir.ops import CONTRACTION, OpKind
+from placer.ir.passes.base import PassResult
+
+GRANULARITIES = ("layer", "block", "expert")
+_PASS_THROUGH = frozenset({OpKind.CAST, OpKind.IDENTITY, OpKind.WHERE, OpKind.RESHAPE,
+                           OpKind.MUL, OpKind.DIV})
+
+
+class UnitOverrideError(ValueError):
+    """A unit-override file is malformed or names a pattern/unit that does not exist.
+
+    ``placer.pipeline`` turns it into a ``UserError``; the message names the file and pattern.
+    """
+
+
+@dataclass(frozen=True)
+class UnitOverride:
+    """Nodes whose name or scope matches ``pattern`` (fnmatch glob) go to unit ``unit``."""
+
+    pattern: str
+    unit: str
+    source: str = ""
+
+
+def load_unit_overrides(path: str | os.PathLike[str]) -> tuple[UnitOverride, ...]:
+    """Read a TOML or JSON file mapping node-name/scope globs to unit names.
+
+    Either a top-level table ``{"pattern" = "unit"}`` or the same under a ``[units]`` table.
+
+    Raises:
+        placer.errors.UserError: the file is missing, unreadable, or not such a mapping.
+    """
+    from placer.errors import UserError  # placer.ir imports nothing of placer at import time
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{p}: cannot read unit overrides ({e.strerror})") from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: "
+                        f"{str(e).splitlines()[0]}") from None
+    if isinstance(data, dict) and isinstance(data.get("units"), dict):
+        data = data["units"]
+    if not isinstance(data, dict) or not data:
+        raise UserError(f"{p}: expected a non-empty mapping of node-name/scope patterns to unit names")
+    rules = []
+    for pattern, unit in data.items():
+        if not isinstance(unit, str) or not unit or not pattern.strip():
+            raise UserError(f"{p}: pattern {pattern!r} must map to a unit name (a string)")
+        rules.append(UnitOverride(pattern, unit, str(p)))
+    return tuple(rules)
+
+
+@dataclass
+class Structure:
+    """The structural facts of a decoder graph that grouping and KV discovery share."""
+
+    graph: Graph
+    order: dict[str, int]
+    sources: list[str]
+    reachable: set[str]
+    idom: dict[str, str]
+    chain: list[str]
+    cores: list[str]
+
+    @cached_property
+    def chain_pos(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.chain)}
+
+    def is_parameter(self, value: str) -> bool:
+        return is_parameter(self.graph, value)
+
+
+def is_parameter(graph: Graph, value: str) -> bool:
+    """A stored trained tensor (or an unclassified float table of rank >= 2)."""
+    w = graph.weights.get(value)
+    if w is None:
+        return False
+    if w.role is WeightRole.PARAMETER:
+        return True
+    return w.role is WeightRole.UNKNOWN and w.type.dtype.is_float and w.type.rank >= 2
+
+
+def is_weighted_contraction(graph: Graph, node: Node) -> bool:
+    return node.op in CONTRACTION and any(is_parameter(graph, i) for i in node.inputs[:2])
+
+
+def analyze_structure(graph: Graph) -> Structure:
+    """Activation flow, its dominators, the residual chain and the attention cores."""
+    order = {n.name: i for i, n in enumerate(graph.nodes)}
+    producers = graph.producers
+    sources = _embedding_sources(graph)
+    if not sources:  # a model fed with embeddings: start at its float inputs of rank 3
+        sources = [c.name for i in graph.inputs if graph.types[i].dtype.is_float
+                   and graph.types[i].rank == 3 for c in graph.consumers.get(i, [])]
+    source_set = set(sources)
+    reachable: set[str] = set()
+    idom: dict[str, str] = {}
+    depth: dict[str, int] = {"": 0}
+    for node in graph.nodes:
+        if node.op is OpKind.SHAPE:
+            continue  # a shape carries no activation data
+        preds = [] if node.name in source_set else sorted(
+            {producers[i].name for i in node.inputs if i in producers and producers[i].name in reachable},
+            key=order.__getitem__)
+        if node.name not in source_set and not preds:
+            continue
+        dom = ""
+        if preds:
+            dom = preds[0]
+            for p in preds[1:]:
+                dom = _common_dominator(dom, p, idom, depth)
+        reachable.add(node.name)
+        idom[node.name] = dom
+        depth[node.name] = depth[dom] + 1
+    cores = [n.name for n in graph.nodes if n.name in reachable and is_attention_core(graph, n)]
+    sink = _find_sink(graph, reachable, set(cores), order)
+    chain: list[str] = []
+    cur = sink
+    while cur:
+        chain.append(cur)
+        cur = idom[cur]
+    chain.reverse()
+    return Structure(graph, order, sources, reachable, idom, chain, cores)
+
+
+def _common_dominator(a: str, b: str, idom: dict[str, str], depth: dict[str, int]) -> str:
+    while a != b:
+        if depth[a] >= depth[b]:
+            a = idom[a]
+        else:
+            b = idom[b]
+    return a
+
+
+def _embedding_sources(graph: Graph) -> list[str]:
+    int_inputs = {i for i in graph.inputs if graph.types[i].dtype.is_integer}
+    out = []
+    for node in graph.nodes:
+        if node.op is OpKind.GATHER and len(node.inputs) == 2 and is_parameter(graph, node.inputs[0]):
+            if _derives_from(graph, node.inputs[1], int_inputs):
+                out.append(node.name)
+    return out
+
+
+def _derives_from(graph: Graph, value: str, roots: set[str], limit: int = 64) -> bool:
+    stack, seen = [value], set()
+    while stack and len(seen) < limit:
+        v = stack.pop()
+        if v in roots:
+            return True
+        if v in seen:
+            continue
+        seen.add(v)
+        p = graph.producers.get(v)
+        if p is not None and p.op is not OpKind.SHAPE:
+            stack.extend(i for i in p.inputs if i)
+    return False
+
+
+def is_attention_core(graph: Graph, node: Node) -> bool:
+    """An ``attention`` node, or a Softmax whose probabilities multiply an activation (V)."""
+    if node.op is OpKind.ATTENTION:
+        return True
+    if node.op is not OpKind.SOFTMAX:
+        return False
+    frontier = [node.outputs[0]]
+    for _ in range(4):
+        nxt = []
+        for v in frontier:
+            for c in graph.consumers.get(v, []):
+                if c.op is OpKind.MATMUL and c.inputs[0] == v and c.inputs[1] not in graph.weights:
+                    return True
+                if c.op in _PASS_THROUGH:
+                    nxt.extend(o for o in c.outputs if o)
+        frontier = nxt
+    return False
+
+
+def _find_sink(graph: Graph, reachable: set[str], cores: set[str], order: dict[str, int]) -> str:
+    """The producer of the logits: the reachable output with the most attention cores upstream."""
+    best: tuple[int, int] | None = None
+    sink = ""
+    for out in graph.outputs:
+        p = graph.producers.get(out)
+        if p is None or p.name not in reachable:
+            continue
+        seen: set[str] = set()
+        stack = [p]
+        while stack:
+            n = stack.pop()
+            if n.name in seen:
+                continue
+            seen.add(n.name)
+            stack.extend(graph.producers[i] for i in n.inputs if i in graph.producers)
+        key = (len(seen & cores), order[p.name])
+        if best is None or key > best:
+            best, sink = key, p.name
+    return sink
+
+
+def _is_residual_add(s: Structure, name: str) -> bool:
+    node = s.graph.node_by_name[name]
+    if node.op is not OpKind.ADD:
+        return False
+    prods = [s.graph.producers.get(i) for i in node.inputs]
+    return all(p is not None and p.name in s.reachable for p in prods)
+
+
+@dataclass(frozen=True)
+class GroupUnits:
+    """Set ``Node.unit`` on every node and ``Graph.units``.
+
+    Attributes:
+        granularity: ``layer``, ``block`` (attention / MLP) or ``expert`` (MoE split further).
+        overrides: rules from ``load_unit_overrides``, applied after grouping.
+        expert_group_size: routed experts per ``experts.G`` unit; 0 picks the size that gives
+            at most 8 groups per layer.
+    """
+
+    name: ClassVar[str] = "group-units"
+    granularity: str = "layer"
+    overrides: Sequence[UnitOverride] = field(default=())
+    expert_group_size: int = 0
+
+    def run(self, graph: Graph) -> PassResult:
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
+        s = analyze_structure(graph)
+        assign, units = _assign_reachable(s, self.granularity)
+        if self.granularity == "expert":
+            assign, units = split_experts(s, assign, units, self.expert_group_size)
+        assign = _assign_rest(graph, assign, units)
+        units = [u for u in units if u.name in set(assign.values())]
+        new = graph.replace(nodes=tuple(n.replace(unit=assign[n.name]) for n in graph.nodes),
+                            units=tuple(units))
+        if self.overrides:
+            new = apply_unit_overrides(new, self.overrides)
+        changed = new.units != graph.units or any(
+            a.unit != b.unit for a, b in zip(new.nodes, graph.nodes))
+        return PassResult(new, changed)
+
+
+def group_units(graph: Graph, granularity: str = "layer",
+                overrides: Sequence[UnitOverride] = (), expert_group_size: int = 0) -> Graph:
+    """Functional form of ``GroupUnits``."""
+    return GroupUnits(granularity, tuple(overrides), expert_group_size).run(graph).graph
+
+
+def _assign_reachable(s: Structure, granularity: str) -> tuple[dict[str, str], list[Unit]]:
+    """Units of nodes in the activation flow, from the residual chain and attention cores."""
+    if not s.cores or not s.chain:
+        return {n: "model" for n in s.reachable}, [Unit("model", UnitKind.OTHER)]
+    pos = s.chain_pos
+    seg: dict[str, int] = {}
+    for node in s.graph.nodes:
+        if node.name in s.reachable:
+            seg[node.name] = pos[node.name] if node.name in pos else seg.get(s.idom[node.name], 0)
+    last = len(s.chain) - 1
+    starts = sorted({seg[c] for c in s.cores})  # chain position of the stream entering each layer
+    adds = [i for i, n in enumerate(s.chain) if _is_residual_add(s, n)]
+    ends = []
+    for i, k in enumerate(starts):
+        limit = starts[i + 1] if i + 1 < len(starts) else last
+        cand = [a for a in adds if k < a <= limit]
+        ends.append(cand[-1] if cand else limit)
+    mids = []
+    for k, e in zip(starts, ends):
+        cand = [a for a in adds if k < a < e]
+        mids.append(cand[0] if cand else None)
+    split = granularity in ("block", "expert")
+    units: list[Unit] = [Unit("embed", UnitKind.EMBEDDING)]
+    bounds: list[tuple[int, str]] = [(starts[0], "embed")]  # (last chain position, unit)
+    for i, (e, m) in enumerate(zip(ends, mids)):
+        if split and m is not None:
+            units += [Unit(f"layers.{i}.attn", UnitKind.ATTENTION, i),
+                      Unit(f"layers.{i}.mlp", UnitKind.MLP, i)]
+            bounds += [(m, f"layers.{i}.attn"), (e, f"layers.{i}.mlp")]
+        else:
+            units.append(Unit(f"layers.{i}", UnitKind.LAYER, i))
+            bounds.append((e, f"layers.{i}"))
+    units.append(Unit("head", UnitKind.HEAD))
+    bounds.append((last, "head"))
+    by_pos = []
+    b = 0
+    for j in range(last + 1):
+        while bounds[b][0] < j:
+            b += 1
+        by_pos.append(bounds[b][1])
+    assign = {}
+    for name in s.reachable:
+        owner = pos[name] if name in pos else min(seg[name] + 1, last)
+        assign[name] = by_pos[owner]
+    return assign, units
+
+
+def _assign_rest(graph: Graph, assign: dict[str, str], units: list[Unit]) -> dict[str, str]:
+    """Nodes outside the activation flow join the earliest unit that consumes them."""
+    rank = {u.name: i for i, u in enumerate(units)}
+    out = dict(assign)
+    for node in reversed(graph.nodes):
+        if node.name in out:
+            continue
+        used = [out[c.name] for o in node.outputs if o for c in graph.consumers.get(o, [])
+                if c.name in out]
+        if used:
+            out[node.name] = min(used, key=rank.__getitem__)
+    for node in graph.nodes:  # dead ends: the latest unit among their producers
+        if node.name not in out:
+            prods = [out[graph.producers[i].name] for i in node.inputs
+                     if i in graph.producers and graph.producers[i].name in out]
+            out[node.name] = max(prods, key=rank.__getitem__) if prods else units[0].name
+    return out
+
+
+def apply_unit_overrides(graph: Graph, rules: Sequence[UnitOverride]) -> Graph:
+    """Move nodes matching each rule's glob (by node name or scope) to its unit; last rule wins.
+
+    Raises:
+        placer.errors.UserError: a rule names an unknown unit or matches no node.
+    """
+    from placer.errors import UserError
+
+    known = graph.unit_by_name
+    assign = {n.name: n.unit for n in graph.nodes}
+    for rule in rules:
+        where = f"{rule.source}: " if rule.source else ""
+        if rule.unit not in known:
+            raise UserError(f"{where}pattern {rule.pattern!r} maps to unknown unit {rule.unit!r}; "
+                            f"units are {_unit_range(graph)}")
+        regex = re.compile(fnmatch.translate(rule.pattern))
+        hits = [n.name for n in graph.nodes if regex.match(n.name) or (n.scope and regex.match(n.scope))]
+        if not hits:
+            raise UserError(f"{where}pattern {rule.pattern!r} matches no node name or scope")
+        for h in hits:
+            assign[h] = rule.unit
+    used = set(assign.values())
+    out = graph.replace(nodes=tuple(n.replace(unit=assign[n.name]) for n in graph.nodes),
+                        units=tuple(u for u in graph.units if u.name in used))
+    from placer.ir.verifier import VerificationError, verify
+
+    try:
+        verify(out)
+    except VerificationError as e:
+        source = rules[0].source if rules else ""
+        raise UserError(f"{source + ': ' if source else ''}unit overrides break the units: {e.short}") from None
+    return out
+
+
+def _unit_range(graph: Graph) -> str:
+    names = [u.name for u in graph.units]
+    return ", ".join(names) if len(names) <= 6 else f"{', '.join(names[:3])}, ..., {names[-1]}"
+
+
+def expert_group_size_for(experts: int, requested: int) -> int:
+    """Experts per group: ``requested``, or (0) the size giving at most 8 groups."""
+    return requested if requested > 0 else max(1, math.ceil(experts / 8))
+
+
+_EXPERT_INDEX = re.compile(r"experts?\.(\d+)(?:\.|$)")
+
+
+def split_experts(s: Structure, assign: dict[str, str], units: list[Unit],
+                  group_size: int) -> tuple[dict[str, str], list[Unit]]:
+    """Split each MoE MLP unit (one holding a TopK) into router, shared and expert groups.
+
+    Weighted MatMuls of the MLP are joined into branches when one reads the other's output
+    through non-weighted ops; the router is the branch that reaches the TopK. A branch is
+    routed when a value computed only from it is combined with router output (the routing
+    weight); otherwise it is a shared expert. Other nodes go to the latest branch they depend
+    on (the router when none), which keeps units connected and acyclic.
+    """
+    graph = s.graph
+    new_units: list[Unit] = []
+    out = dict(assign)
+    for unit in units:
+        members = [n for n in graph.nodes if assign.get(n.name) == unit.name]
+        if unit.kind is not UnitKind.MLP or not any(n.op is OpKind.TOP_K for n in members):
+            new_units.append(unit)
+            continue
+        split = _split_moe(graph, unit, members, group_size)
+        out.update(split[0])
+        new_units.extend(split[1])
+    return out, new_units
+
+
+def _split_moe(graph: Graph, unit: Unit, members: list[Node],
+               group_size: int) -> tuple[dict[str, str], list[Unit]]:
+    names = {n.name for n in members}
+    producers = graph.producers
+    reaches_topk: set[str] = set()
+    for n in reversed(members):
+        if n.op is OpKind.TOP_K or any(c.name in reaches_topk for o in n.outputs if o
+                                       for c in graph.consumers.get(o, [])):
+            reaches_topk.add(n.name)
+    weighted = [n for n in members if is_weighted_contraction(graph, n)]
+    router = {n.name for n in weighted if n.name in reaches_topk}
+    parent = {n.name: n.name for n in weighted}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    frontier: dict[str, frozenset[str]] = {}
+    routed_dep: set[str] = set()
+    for n in members:
+        deps: set[str] = set()
+        for i in n.inputs:
+            p = producers.get(i)
+            if p is None or p.name not in names:
+                continue
+            if p.name in routed_dep:
+                routed_dep.add(n.name)
+            if p.name in router:
+                routed_dep.add(n.name)
+            elif p.name in parent:
+                deps.add(p.name)
+            else:
+                deps |= frontier.get(p.name, frozenset())
+        if n.name in parent and n.name not in router:
+            for d in deps:
+                parent[find(d)] = find(n.name)
+        frontier[n.name] = frozenset(deps)
+    comps: dict[str, list[str]] = {}
+    for w in weighted:
+        if w.name not in router:
+            comps.setdefault(find(w.name), []).append(w.name)
+    routed = set()
+    for n in members:
+        f = frontier[n.name]
+        if f and n.name in routed_dep:
+            roots = {find(x) for x in f}
+            if len(roots) == 1:
+                routed |= roots
+    i = unit.layer
+    shared = [r for r in comps if r not in routed]
+    order = {n.name: j for j, n in enumerate(members)}
+    experts = sorted((r for r in comps if r in routed), key=lambda r: _expert_key(graph, comps[r], order))
+    size = expert_group_size_for(len(experts), group_size)
+    unit_of: dict[str, str] = {}
+    units = [Unit(f"layers.{i}.router", UnitKind.OTHER, i)]
+    for k, r in enumerate(shared):
+        name = f"layers.{i}.shared" if len(shared) == 1 else f"layers.{i}.shared.{k}"
+        units.append(Unit(name, UnitKind.EXPERTS, i))
+        unit_of[r] = name
+    for k, r in enumerate(experts):
+        name = f"layers.{i}.experts.{k // size}"
+        if not units or units[-1].name != name:
+            units.append(Unit(name, UnitKind.EXPERTS, i))
+        unit_of[r] = name
+    rank = {u.name: j for j, u in enumerate(units)}
+    assign: dict[str, str] = {}
+    for n in members:
+        if n.name in router:
+            assign[n.name] = units[0].name
+        elif n.name in parent:
+            assign[n.name] = unit_of[find(n.name)]
+        else:
+            cands = [unit_of[find(x)] for x in frontier[n.name] if x not in router]
+            assign[n.name] = max(cands, key=rank.__getitem__) if cands else units[0].name
+    return assign, units
+
+
+def _expert_key(graph: Graph, matmuls: list[str], order: dict[str, int]) -> tuple[int, int]:
+    """Order experts by the index in their scope (``...experts.7...``), else by position."""
+    first = min(order[m] for m in matmuls)
+    for m in matmuls:
+        hit = _EXPERT_INDEX.search(graph.node_by_name[m].scope)
+        if hit:
+            return (int(hit.group(1)), first)
+    return (1 << 30, first)
