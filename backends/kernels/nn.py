@@ -75,12 +75,13 @@ def _to_heads(x: np.ndarray, heads: int) -> np.ndarray:
     return x.reshape(b, s, heads, h // heads).transpose(0, 2, 1, 3)
 
 
-def attention(node: Node, q: np.ndarray, k: np.ndarray, v: np.ndarray,  # noqa: ANN201
-              mask: np.ndarray | None = None, past_k: np.ndarray | None = None,
-              past_v: np.ndarray | None = None, nonpad: np.ndarray | None = None):
+def attention_operands(node: Node, q: np.ndarray, k: np.ndarray, v: np.ndarray,  # noqa: ANN201
+                       mask: np.ndarray | None = None, past_k: np.ndarray | None = None,
+                       past_v: np.ndarray | None = None, nonpad: np.ndarray | None = None):
+    """Heads-first q, k, v (KV heads repeated for GQA, scaled by sqrt(scale) each), the additive
+    bias, and the present K/V. Shared by the reference kernel and the mesh attention."""
     at = node.attrs
-    rank3 = q.ndim == 3
-    if rank3:
+    if q.ndim == 3:
         q, k, v = _to_heads(q, at.q_num_heads), _to_heads(k, at.kv_num_heads), _to_heads(v, at.kv_num_heads)
     if past_k is not None:
         k = np.concatenate([past_k, k], axis=2)
@@ -89,39 +90,53 @@ def attention(node: Node, q: np.ndarray, k: np.ndarray, v: np.ndarray,  # noqa: 
     sq, skv = q.shape[2], k.shape[2]
     scale = at.scale if at.scale is not None else 1 / np.sqrt(q.shape[3])
     s = q.dtype.type(np.sqrt(scale))
+    neg, zero = q.dtype.type(-np.inf), q.dtype.type(0)
     bias = np.zeros((sq, skv), dtype=q.dtype)
     if mask is not None:
         if mask.shape[-1] < skv:
             pad = [(0, 0)] * (mask.ndim - 1) + [(0, skv - mask.shape[-1])]
             mask = np.pad(mask, pad, constant_values=False if mask.dtype == np.bool_ else -np.inf)
         if mask.dtype == np.bool_:
-            mask = np.where(mask, q.dtype.type(0), q.dtype.type(-np.inf))
+            mask = np.where(mask, zero, neg)
         bias = bias + mask
     offset = past_k.shape[2] if past_k is not None else 0
     i, j = np.arange(sq)[:, None], np.arange(skv)[None, :]
     if at.is_causal:
-        bias = bias + np.where(j <= i + offset, q.dtype.type(0), q.dtype.type(-np.inf))
+        bias = bias + np.where(j <= i + offset, zero, neg)
     if at.window:
-        bias = bias + np.where(i + offset - j < at.window, q.dtype.type(0), q.dtype.type(-np.inf))
+        bias = bias + np.where(i + offset - j < at.window, zero, neg)
     if nonpad is not None:
         pad_bias = np.where(np.arange(skv) < nonpad[:, None], 0, -np.inf).astype(q.dtype)
         bias = bias + pad_bias.reshape(-1, 1, 1, skv)
     if q.shape[1] != k.shape[1]:
         rep = q.shape[1] // k.shape[1]
         k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
-    qk = np.matmul(q * s, np.swapaxes(k * s, 2, 3))
+    return q * s, k * s, v, bias, present_k, present_v
+
+
+def attention_result(node: Node, qk: np.ndarray, bias: np.ndarray, probs_fn, matmul_fn,  # noqa: ANN001, ANN201
+                     v: np.ndarray, rank3: bool, dtype: np.dtype):
+    """From raw scores ``qk`` to (Y, qk output): softcap, bias, softmax, masked rows, P @ V."""
+    at = node.attrs
     if at.softcap > 0:
         qk = np.tanh(qk / at.softcap) * at.softcap
     scores = qk + bias
     mode_out = scores.copy() if at.qk_matmul_output_mode == 2 else qk
-    probs = softmax_array(scores)
-    probs = np.where(np.isneginf(np.max(bias, axis=-1, keepdims=True)), 0, probs).astype(q.dtype)
+    probs = probs_fn(scores)
+    probs = np.where(np.isneginf(np.max(bias, axis=-1, keepdims=True)), 0, probs).astype(dtype)
     if at.qk_matmul_output_mode == 3:
         mode_out = probs
-    y = np.matmul(probs, v)
+    y = matmul_fn(probs, v)
     if rank3:
         y = y.transpose(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], -1)
-    return y, present_k, present_v, mode_out.astype(q.dtype)
+    return y, mode_out.astype(dtype)
+
+
+def attention(node: Node, q: np.ndarray, *rest: np.ndarray | None):  # noqa: ANN201
+    qs, ks, v, bias, present_k, present_v = attention_operands(node, q, *rest)
+    qk = np.matmul(qs, np.swapaxes(ks, 2, 3))
+    y, mode_out = attention_result(node, qk, bias, softmax_array, np.matmul, v, q.ndim == 3, q.dtype)
+    return y, present_k, present_v, mode_out
 
 
 KERNELS = {

@@ -50,7 +50,19 @@ def top_k(node: Node, x: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64)
 
 
+def cum_sum(node: Node, x: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    ax = int(np.asarray(axis).reshape(-1)[0]) % x.ndim
+    at = node.attrs
+    y = np.flip(x, ax) if at.reverse else x
+    out = np.cumsum(y, axis=ax, dtype=x.dtype)
+    if at.exclusive:
+        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=ax)),
+                              np.take(out, np.arange(out.shape[ax] - 1), axis=ax)], axis=ax)
+    return np.flip(out, ax) if at.reverse else out
+
+
 KERNELS = {
+    OpKind.CUM_SUM: cum_sum,
     OpKind.REDUCE_MEAN: _reduction(np.mean), OpKind.REDUCE_SUM: _reduction(np.sum),
     OpKind.REDUCE_MAX: _reduction(np.max), OpKind.ARG_MAX: arg_max, OpKind.TOP_K: top_k,
 }

@@ -1,0 +1,53 @@
+"""Ops that do not run as mesh kernels, and what they cost (the host-side table).
+
+``HOST_OPS`` and ``ops.MESH_KERNELS`` together cover every ``OpKind`` (a test checks it):
+
+- compile-time: shapes and constants are known when the program is compiled (0 cycles).
+- metadata: the op reinterprets the tile layout without moving data (0 cycles).
+- relayout: data moves to new home PEs; modelled as one neighbour exchange of every PE's tile
+  (hops = PEs holding the output, link bytes = output bytes, cycles = one hop plus streaming).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from placer.backends.mesh.grid import Wafer
+from placer.backends.mesh.tiling import per_pe_bytes
+from placer.ir.ops import OpKind
+
+
+@dataclass(frozen=True)
+class HostCost:
+    kind: str  # "compile-time", "metadata" or "relayout"
+    note: str
+
+
+COMPILE_TIME = HostCost("compile-time", "shape arithmetic, resolved when the program is compiled")
+METADATA = HostCost("metadata", "reinterprets the tile layout; no data moves")
+RELAYOUT = HostCost("relayout", "moves each PE's tile to its new home: one neighbour exchange")
+
+HOST_OPS: dict[OpKind, HostCost] = {
+    OpKind.SHAPE: COMPILE_TIME, OpKind.CONSTANT_OF_SHAPE: COMPILE_TIME, OpKind.RANGE: COMPILE_TIME,
+    OpKind.RESHAPE: METADATA, OpKind.SQUEEZE: METADATA, OpKind.UNSQUEEZE: METADATA,
+    OpKind.FLATTEN: METADATA,
+    OpKind.TRANSPOSE: RELAYOUT, OpKind.CONCAT: RELAYOUT, OpKind.SPLIT: RELAYOUT,
+    OpKind.SLICE: RELAYOUT, OpKind.EXPAND: RELAYOUT, OpKind.TILE: RELAYOUT,
+    OpKind.GATHER_ND: RELAYOUT, OpKind.GATHER_ELEMENTS: RELAYOUT, OpKind.SCATTER_ND: RELAYOUT,
+    OpKind.ONE_HOT: RELAYOUT, OpKind.TRILU: RELAYOUT, OpKind.ARG_MAX: RELAYOUT,
+    OpKind.TOP_K: RELAYOUT, OpKind.CUM_SUM: RELAYOUT,
+}
+
+
+def charge_host(wafer: Wafer, cost: HostCost, outputs: tuple) -> None:
+    """Charge ``cost`` for producing ``outputs`` on ``wafer``."""
+    if cost.kind != "relayout":
+        return
+    nbytes = sum(np.asarray(o).nbytes for o in outputs if o is not None)
+    size = sum(np.asarray(o).size for o in outputs if o is not None)
+    holders = min(size, wafer.spec.pes)
+    if holders:
+        tile = per_pe_bytes(nbytes, 1, holders)
+        wafer.charge(holders, nbytes, wafer.transfer_cycles(1, tile))

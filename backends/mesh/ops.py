@@ -1,0 +1,245 @@
+"""Mesh kernels: each takes ``(wafer, node, args)`` and returns the node's outputs, moving data
+only through the wafer's shifts and collectives. ``MESH_KERNELS`` maps op kinds to them.
+
+Layouts: elementwise ops use a block distribution of the flattened (broadcast) tensor;
+reductions, softmax and norms put rows over grid rows and the reduced axis over grid columns
+(local reduce, then an all-reduce along the row); MatMul/Gemm use ``linalg``'s GEMV layout,
+Cannon for weight GEMMs with more than one row, and the GEMV layout per head for attention
+over the KV cache (K^T tiled as head_dim x seq over the grid, V as seq x head_dim).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from placer.backends.kernels import KERNELS
+from placer.backends.kernels.nn import attention_operands, attention_result
+from placer.backends.kernels.reduce import reduce_axes
+from placer.backends.mesh import collectives, linalg
+from placer.backends.mesh.grid import Wafer
+from placer.backends.mesh.tiling import per_pe_bytes, tile_flat, tile_matrix, tile_rows, untile_flat
+from placer.ir.graph import Node
+from placer.ir.ops import ELEMENTWISE, OpKind
+
+MeshKernel = Callable[[Wafer, Node, list], tuple]
+
+# Arithmetic per element (FLOPs) of elementwise ops; transcendental ones as short polynomials.
+_TRANSCENDENTAL = {OpKind.EXP, OpKind.LOG, OpKind.TANH, OpKind.SIGMOID, OpKind.ERF, OpKind.GELU,
+                   OpKind.SILU, OpKind.COS, OpKind.SIN, OpKind.SQRT, OpKind.RECIPROCAL, OpKind.POW,
+                   OpKind.DIV}
+FLOPS_PER_ELEMENT = {k: (8 if k in _TRANSCENDENTAL else 1) for k in ELEMENTWISE}
+
+
+def _buffer_bytes(wafer: Wafer, *arrays: np.ndarray) -> int:
+    return sum(per_pe_bytes(a.size, a.dtype.itemsize, wafer.spec.pes) for a in arrays)
+
+
+def elementwise(wafer: Wafer, node: Node, args: list) -> tuple:
+    """Block-distribute the broadcast operands, apply the op to every PE's tile at once."""
+    present = [np.asarray(a) for a in args if a is not None]
+    shape = np.broadcast_shapes(*(a.shape for a in present))
+    R, C = wafer.spec.rows, wafer.spec.cols
+    tiles = [None if a is None else tile_flat(np.broadcast_to(a, shape), R, C) for a in args]
+    # Scalars such as Clip's bounds stay scalars: they are in every PE's registers.
+    tiles = [t if (a is None or np.ndim(a) > 0) else np.asarray(a) for t, a in zip(tiles, args)]
+    out_tile = KERNELS[node.op](node, *tiles)
+    n = tiles[0].shape[2] if tiles[0] is not None and np.ndim(tiles[0]) == 3 else 1
+    with wafer.buffers(operands=_buffer_bytes(wafer, *[np.broadcast_to(a, shape) for a in present]),
+                       result=per_pe_bytes(int(np.prod(shape)), np.asarray(out_tile).dtype.itemsize, wafer.spec.pes)):
+        wafer.compute(n * FLOPS_PER_ELEMENT.get(node.op, 1))
+    return (untile_flat(np.asarray(out_tile), shape),)
+
+
+def _rows_layout(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Move ``axes`` last and flatten to [M, K]; returns the matrix and the kept dims."""
+    keep = [a for a in range(x.ndim) if a not in axes]
+    moved = np.transpose(x, keep + list(axes))
+    kept_shape = tuple(x.shape[a] for a in keep)
+    k = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    return moved.reshape(int(np.prod(kept_shape, dtype=np.int64)), k), kept_shape
+
+
+def _row_reduce(wafer: Wafer, t: np.ndarray, op: str, all_reduce: bool) -> np.ndarray:
+    """Local reduction of [R, C, Mt, Kt] tiles, then a chain along grid rows (axis 1)."""
+    local = t.sum(axis=3) if op == "sum" else t.max(axis=3)
+    wafer.compute(t.shape[3] * t.shape[2])
+    combine = np.add if op == "sum" else np.maximum
+    if all_reduce:
+        return collectives.all_reduce(wafer, local, 1, combine)[..., None]  # [R, C, Mt, 1]
+    return collectives.chain_reduce(wafer, local, 1, combine)             # [R, Mt]
+
+
+def reduction(wafer: Wafer, node: Node, args: list) -> tuple:
+    x, axes_in = args[0], (args[1] if len(args) > 1 else None)
+    axes = reduce_axes(node, x, axes_in)
+    if axes == ():
+        return (x,)
+    axes = tuple(range(x.ndim)) if axes is None else axes
+    mat, kept = _rows_layout(x, axes)
+    R, C = wafer.spec.rows, wafer.spec.cols
+    is_max = node.op is OpKind.REDUCE_MAX
+    t = tile_rows(mat, R, C, -np.inf if is_max else 0)
+    with wafer.buffers(tiles=_buffer_bytes(wafer, mat)):
+        red = _row_reduce(wafer, t, "max" if is_max else "sum", False)
+    out = red.reshape(-1)[: mat.shape[0]]
+    if node.op is OpKind.REDUCE_MEAN:
+        out = out / mat.shape[1]
+    out = out.reshape(kept).astype(x.dtype)
+    if node.attrs.keepdims:
+        out = out.reshape(tuple(1 if a in axes else x.shape[a] for a in range(x.ndim)))
+    return (out,)
+
+
+def softmax_rows(wafer: Wafer, mat: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of [M, K] with two all-reduces (max, sum) along grid rows."""
+    R, C = wafer.spec.rows, wafer.spec.cols
+    t = tile_rows(mat, R, C, -np.inf)
+    with wafer.buffers(tiles=2 * _buffer_bytes(wafer, mat)):
+        m = _row_reduce(wafer, t, "max", True)
+        m = np.where(np.isneginf(m), 0, m)
+        e = np.exp(t - m)
+        wafer.compute(8 * t.shape[2] * t.shape[3])
+        s = _row_reduce(wafer, e, "sum", True)
+        p = e / np.where(s == 0, 1, s)
+        wafer.compute(t.shape[2] * t.shape[3])
+    return p.transpose(0, 2, 1, 3).reshape(R * t.shape[2], C * t.shape[3])[: mat.shape[0], : mat.shape[1]]
+
+
+def softmax(wafer: Wafer, node: Node, args: list) -> tuple:
+    x = args[0]
+    axis = node.attrs.axis % x.ndim
+    mat, kept = _rows_layout(x, (axis,))
+    p = softmax_rows(wafer, mat).reshape(kept + (x.shape[axis],))
+    return (np.moveaxis(p, -1, axis).astype(x.dtype),)
+
+
+def normalization(wafer: Wafer, node: Node, args: list) -> tuple:
+    """LayerNorm (mean, variance) and RMSNorm (mean square): all-reduces along grid rows."""
+    x, scale = args[0], args[1]
+    bias = args[2] if len(args) > 2 else None
+    axis = node.attrs.axis % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    mat, kept = _rows_layout(x.astype(np.float32), axes)
+    k = mat.shape[1]
+    R, C = wafer.spec.rows, wafer.spec.cols
+    t = tile_rows(mat, R, C)
+    with wafer.buffers(tiles=2 * _buffer_bytes(wafer, mat)):
+        if node.op is OpKind.LAYER_NORM:
+            mean = _row_reduce(wafer, t, "sum", True) / k
+            centered = np.where(tile_rows(np.ones_like(mat), R, C) > 0, t - mean, 0)
+            var = _row_reduce(wafer, centered * centered, "sum", True) / k
+        else:
+            mean = np.zeros((R, C, t.shape[2], 1), np.float32)
+            centered = t
+            var = _row_reduce(wafer, t * t, "sum", True) / k
+        inv = 1 / np.sqrt(var + node.attrs.epsilon)
+        wafer.compute(6 * t.shape[2] * t.shape[3])
+    normed = (centered * inv).transpose(0, 2, 1, 3).reshape(R * t.shape[2], C * t.shape[3])[: mat.shape[0], :k]
+    y = normed.reshape(x.shape).astype(x.dtype) * scale
+    if bias is not None:
+        y = y + bias
+    stats_shape = x.shape[:axis] + (1,) * len(axes)
+    first = lambda a: a[:, 0, :, 0].reshape(-1)[: mat.shape[0]].reshape(stats_shape)  # noqa: E731
+    return y.astype(x.dtype), first(mean), first(inv)
+
+
+def _stack_batch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a3 = np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:])
+    b3 = np.broadcast_to(b, batch + b.shape[-2:]).reshape((-1,) + b.shape[-2:])
+    return a3, b3, batch
+
+
+def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "") -> np.ndarray:
+    """``a @ b`` on the mesh. A 2-D ``b`` (a weight) uses its resident GEMV tiles: GEMV for one
+    row, Cannon for several. A batched ``b`` (K^T or V of attention) is tiled per head in the
+    GEMV layout: the KV cache tiled as (dim / R) x (seq / C) per PE."""
+    R, C = wafer.spec.rows, wafer.spec.cols
+    if a.ndim == 1 or b.ndim == 1:
+        a2 = a[None] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        out = matmul_array(wafer, a2, b2, weight)
+        return out[..., 0, :] if a.ndim == 1 and b.ndim > 1 else (out[..., 0] if b.ndim == 1 else out)
+    if b.ndim == 2:
+        rows = int(np.prod(a.shape[:-1], dtype=np.int64))
+        flat = a.reshape(rows, a.shape[-1])
+        if rows > 1:
+            out = linalg.cannon(wafer, flat, b)
+        else:
+            tiles = wafer.resident.get((weight, "gemv")) if weight else None
+            if tiles is None:
+                tiles = tile_matrix(b[None], R, C)
+            out = linalg.gemv(wafer, flat[None], tiles, b.shape[1])[0]
+        return out.reshape(a.shape[:-1] + (b.shape[1],))
+    a3, b3, batch = _stack_batch(a, b)
+    tiles = tile_matrix(b3, R, C)
+    with wafer.buffers(kv_tiles=tiles[0, 0].nbytes):
+        out = linalg.gemv(wafer, a3, tiles, b3.shape[2])
+    return out.reshape(batch + out.shape[1:])
+
+
+def matmul(wafer: Wafer, node: Node, args: list) -> tuple:
+    return (matmul_array(wafer, args[0], args[1], node.inputs[1]),)
+
+
+def gemm(wafer: Wafer, node: Node, args: list) -> tuple:
+    at = node.attrs
+    a, b = args[0], args[1]
+    c = args[2] if len(args) > 2 else None
+    a = a.T if at.trans_a else a
+    weight = node.inputs[1] if not at.trans_b else node.inputs[1] + ":T"
+    y = matmul_array(wafer, a, b.T if at.trans_b else b, weight)
+    if at.alpha != 1.0:
+        y = at.alpha * y
+    if c is not None:
+        y = y + (at.beta * c if at.beta != 1.0 else c)
+        wafer.compute(per_pe_bytes(y.size, 1, wafer.spec.pes))
+    return (np.asarray(y).astype(a.dtype, copy=False),)
+
+
+def attention(wafer: Wafer, node: Node, args: list) -> tuple:
+    """Attention over the KV cache: scores and P @ V as per-head mesh matmuls, softmax on the mesh."""
+    q = args[0]
+    qs, ks, v, bias, present_k, present_v = attention_operands(node, *args)
+
+    def probs_fn(scores: np.ndarray) -> np.ndarray:
+        return softmax_rows(wafer, scores.reshape(-1, scores.shape[-1])).reshape(scores.shape)
+
+    qk = matmul_array(wafer, qs, np.swapaxes(ks, 2, 3))
+    y, mode_out = attention_result(node, qk, bias, probs_fn, lambda p, vv: matmul_array(wafer, p, vv),
+                                   v, q.ndim == 3, q.dtype)
+    return y, present_k, present_v, mode_out
+
+
+def rotary(wafer: Wafer, node: Node, args: list) -> tuple:
+    """Rotation pairs of a head sit on the same PE (the head dimension is never split), so the
+    rotation is local: 6 FLOPs per rotated element pair, no fabric traffic."""
+    out = KERNELS[OpKind.ROTARY_EMBEDDING](node, *args)
+    wafer.compute(6 * per_pe_bytes(out.size, 1, wafer.spec.pes))
+    return (out,)
+
+
+def gather(wafer: Wafer, node: Node, args: list) -> tuple:
+    """Embedding gather: each selected row travels from the PE holding it to the PE that needs
+    it; routes are at most (R - 1) + (C - 1) hops (charged at that bound)."""
+    out = KERNELS[OpKind.GATHER](node, *args)
+    data, idx = args
+    if (node.inputs[0], "table") not in wafer.resident:
+        return (out,)  # not an embedding table: index arithmetic, see HOST_OPS
+    rows = int(np.asarray(idx).size)
+    row_bytes = out.nbytes // max(rows, 1)
+    dist = wafer.spec.rows + wafer.spec.cols - 2
+    if rows:
+        wafer.charge(rows * dist, rows * dist * row_bytes, wafer.transfer_cycles(dist, row_bytes))
+    return (out,)
+
+
+MESH_KERNELS: dict[OpKind, MeshKernel] = {
+    **{k: elementwise for k in ELEMENTWISE},
+    OpKind.MATMUL: matmul, OpKind.GEMM: gemm,
+    OpKind.REDUCE_MEAN: reduction, OpKind.REDUCE_SUM: reduction, OpKind.REDUCE_MAX: reduction,
+    OpKind.SOFTMAX: softmax, OpKind.LAYER_NORM: normalization, OpKind.RMS_NORM: normalization,
+    OpKind.ATTENTION: attention, OpKind.ROTARY_EMBEDDING: rotary, OpKind.GATHER: gather,
+}

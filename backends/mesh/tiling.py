@@ -1,0 +1,65 @@
+"""Distribute logical tensors over the PE grid and back (zero padding to whole tiles)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def pad_to(x: np.ndarray, axis: int, size: int, value: float = 0) -> np.ndarray:
+    extra = size - x.shape[axis]
+    if extra <= 0:
+        return x
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, extra)
+    return np.pad(x, pad, constant_values=value)
+
+
+def tile_matrix(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """[batch, K, N] -> [rows, cols, batch, Kt, Nt]: PE (y, x) holds x[:, y*Kt:(y+1)*Kt, x*Nt:(x+1)*Nt]."""
+    nb, k, n = x.shape
+    kt, nt = ceil_div(k, rows), ceil_div(n, cols)
+    x = pad_to(pad_to(x, 1, kt * rows), 2, nt * cols)
+    return np.ascontiguousarray(x.reshape(nb, rows, kt, cols, nt).transpose(1, 3, 0, 2, 4))
+
+
+def tile_vector_rows(x: np.ndarray, rows: int) -> np.ndarray:
+    """[batch, M, K] -> [rows, batch, M, Kt]: row y gets chunk y of K (before the row broadcast)."""
+    nb, m, k = x.shape
+    kt = ceil_div(k, rows)
+    x = pad_to(x, 2, kt * rows)
+    return np.ascontiguousarray(x.reshape(nb, m, rows, kt).transpose(2, 0, 1, 3))
+
+
+def tile_flat(x: np.ndarray, rows: int, cols: int, fill: float = 0) -> np.ndarray:
+    """Any tensor -> [rows, cols, n]: a block distribution of its flattened elements."""
+    flat = x.reshape(-1)
+    n = ceil_div(max(flat.size, 1), rows * cols)
+    return pad_to(flat, 0, n * rows * cols, fill).reshape(rows, cols, n)
+
+
+def untile_flat(t: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    size = int(np.prod(shape, dtype=np.int64))
+    return t.reshape(-1)[:size].reshape(shape)
+
+
+def tile_rows(x: np.ndarray, rows: int, cols: int, fill: float = 0) -> np.ndarray:
+    """[M, K] -> [rows, cols, Mt, Kt]: M over grid rows, the reduced axis K over grid columns."""
+    m, k = x.shape
+    mt, kt = ceil_div(max(m, 1), rows), ceil_div(max(k, 1), cols)
+    x = pad_to(pad_to(x, 0, mt * rows, fill), 1, kt * cols, fill)
+    return x.reshape(rows, mt, cols, kt).transpose(0, 2, 1, 3)
+
+
+def untile_rows(t: np.ndarray, m: int, k: int) -> np.ndarray:
+    """Inverse of ``tile_rows`` (for results that keep the reduced axis)."""
+    rows, cols, mt, kt = t.shape
+    return t.transpose(0, 2, 1, 3).reshape(rows * mt, cols * kt)[:m, :k]
+
+
+def per_pe_bytes(numel: int, itemsize: int, pes: int) -> int:
+    """Bytes on each PE of a tensor spread evenly over ``pes`` PEs."""
+    return ceil_div(numel, pes) * itemsize
