@@ -1,0 +1,121 @@
+"""Typed, validated access to the fields of a Hugging Face ``config.json``.
+
+Every error is a one-line ``UserError`` naming the file and the field at fault, so that a
+hand-edited config with a missing ``hidden_size`` or a string where an integer belongs is
+reported as the user's mistake, never as a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from placer.errors import UserError
+
+_MISSING = object()
+
+
+class ConfigReader:
+    """Reads fields of one config mapping; ``source`` names it in messages (a path or ``config``)."""
+
+    def __init__(self, data: Mapping[str, Any], source: str, prefix: str = "") -> None:
+        if not isinstance(data, Mapping):
+            raise UserError(f"{source}: {prefix or 'the config'} must be a JSON object, "
+                            f"got {type(data).__name__}")
+        self.data = data
+        self.source = source
+        self.prefix = prefix
+
+    def _where(self, key: str) -> str:
+        return f"{self.source}: field {self.prefix}{key!r}"
+
+    def fail(self, key: str, message: str) -> UserError:
+        """A UserError about ``key``."""
+        return UserError(f"{self._where(key)} {message}")
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        value = self.data.get(key)
+        return default if value is None else value
+
+    def int(self, key: str, default: Any = _MISSING, *, minimum: int = 1) -> int:
+        """An integer field >= ``minimum``; required unless ``default`` is given."""
+        value = self.data.get(key)
+        if value is None:
+            if default is _MISSING:
+                raise self.fail(key, "is missing; add it to the config (an integer)")
+            return default  # type: ignore[no-any-return]
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise self.fail(key, f"must be an integer, got {value!r}")
+        if value < minimum:
+            raise self.fail(key, f"must be >= {minimum}, got {value}")
+        return value
+
+    def optional_int(self, key: str, *, minimum: int = 1) -> int | None:
+        """An integer field that may be absent or null."""
+        return self.int(key, None, minimum=minimum) if self.has(key) else None
+
+    def float(self, key: str, default: float) -> float:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"must be a number, got {value!r}")
+        return float(value)
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {value!r}")
+        return value
+
+    def str(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key)
+        if value is None:
+            if default is None:
+                raise self.fail(key, "is missing; add it to the config (a string)")
+            return default
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, got {value!r}")
+        return value
+
+    def int_list(self, key: str, default: list[int] | None = None, *, length: int | None = None,
+                 minimum: int = 0) -> list[int]:
+        value = self.data.get(key)
+        if value is None:
+            return list(default or [])
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum
+                                              for v in value):
+            raise self.fail(key, f"must be a list of integers >= {minimum}, got {value!r}")
+        if length is not None and value and len(value) != length:
+            raise self.fail(key, f"must have {length} entries (one per layer), got {len(value)}")
+        return list(value)
+
+    def str_list(self, key: str, *, length: int | None = None, allowed: tuple[str, ...] = ()) -> list[str] | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, f"must be a list of strings, got {value!r}")
+        if length is not None and len(value) != length:
+            raise self.fail(key, f"must have {length} entries (one per layer), got {len(value)}")
+        bad = [v for v in value if allowed and v not in allowed]
+        if bad:
+            raise self.fail(key, f"has unknown entry {bad[0]!r}; expected one of {', '.join(allowed)}")
+        return list(value)
+
+    def sub(self, key: str) -> ConfigReader | None:
+        """The nested object ``key`` as a reader, or None when absent."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"must be a JSON object, got {type(value).__name__}")
+        return ConfigReader(value, self.source, f"{self.prefix}{key}.")
