@@ -1,0 +1,81 @@
+"""Lower bounds and the one-line explanation of an infeasible problem.
+
+The explanation names the binding constraint, the largest unit against a wafer's capacity,
+the fewest wafers that could hold the model, and the option to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from placer.solver.dp import fill_first_fit, solve_contiguous
+from placer.solver.problem import TICK_S, Objective, Problem
+
+
+def fewest_wafers(problem: Problem, resident: int = 1) -> tuple[int, bool]:
+    """Fewest wafers that could hold the units with ``resident`` sequences, and whether the
+    number is exact (chains: first-fit is optimal) or only a lower bound."""
+    total = sum(problem.sizes(resident))
+    lower = max(1, math.ceil(total / problem.capacity)) if problem.capacity > 0 else problem.n
+    if problem.is_chain and not problem.pins:
+        free = dataclasses.replace(problem, max_wafers=max(problem.n, 1), min_wafers=1, pins=())
+        fill = fill_first_fit(free, resident)
+        if fill is not None:
+            return max(fill) + 1, True
+    return lower, False
+
+
+def _gb(x: int) -> str:
+    return f"{x / 1e9:.3f} GB"
+
+
+def explain_infeasible(problem: Problem, sram_bytes: int, reserve: float) -> str:
+    """Why no placement exists, in one line."""
+    p = problem
+    sizes = p.sizes(1)
+    big = max(range(p.n), key=lambda u: (sizes[u], -u))
+    cap = p.capacity
+    largest = (f"largest unit {p.names[big]} needs {_gb(sizes[big])} (weights {_gb(p.weight_bytes[big])}, "
+               f"KV of one sequence {_gb(p.kv_bytes[big])}) against {_gb(cap)} per wafer "
+               f"({_gb(sram_bytes)} SRAM less the {reserve:g} reserve)")
+    fewest, exact = fewest_wafers(p)
+    fit = f"the fewest wafers that could fit is {'' if exact else 'at least '}{fewest}"
+    if sizes[big] > cap:
+        return (f"infeasible: SRAM per wafer binds: {largest}; {fit} only once that unit fits; change "
+                f"--weights-dtype/--kv-dtype, lower --context or --reserve, or use --granularity block")
+    if p.min_wafers > p.n:
+        return (f"infeasible: --wafers {p.min_wafers} needs at least as many units but the model has "
+                f"{p.n}; {largest}; use fewer --wafers or a finer --granularity")
+    if fewest > p.max_wafers:
+        return (f"infeasible: too few wafers: the model needs {_gb(sum(sizes))} with one sequence, "
+                f"{fit} but at most {p.max_wafers} are allowed; {largest}; raise --max-wafers/--wafers "
+                f"(and --set wafers=N beyond the target's count) or lower --context/--weights-dtype")
+    if p.max_tpot_ticks is not None:
+        return _explain_floor(p, largest, fit)
+    if p.pins:
+        return (f"infeasible: the pins leave no valid placement (memory or DAG order); {largest}; "
+                f"{fit}; change --pin")
+    return f"infeasible: SRAM and DAG order leave no placement in {p.max_wafers} wafers; {largest}; {fit}"
+
+
+def _explain_floor(p: Problem, largest: str, fit: str) -> str:
+    free = dataclasses.replace(p, max_tpot_ticks=None, objective=Objective.MIN_LATENCY)
+    found = solve_contiguous(free, 1) if p.n <= 4096 else None
+    floor_tps = 1 / (p.max_tpot_ticks * TICK_S) if p.max_tpot_ticks else math.inf
+    if found is None:
+        return f"infeasible: no placement meets --min-tokens-per-s-per-user {floor_tps:.4g}; {largest}; {fit}"
+    ev = found[1]
+    terms = {
+        "compute and SRAM time of the units": p.total_ticks,
+        f"I/O hop latency ({ev.wafers} hops)": ev.wafers * p.hop_ticks,
+        f"I/O transfer of {max(ev.boundary_bytes, default=0):,} bytes per token per boundary":
+            sum(ev.boundary_ticks),
+        "the slowest stage": ev.max_stage,
+    }
+    name = max(terms, key=lambda k: terms[k])
+    return (f"infeasible: the per-user floor of {floor_tps:.4g} tokens/s needs <= "
+            f"{p.max_tpot_ticks * TICK_S:.4g} s per token but the best placement takes "
+            f"{ev.tpot * TICK_S:.4g} s, dominated by {name} ({terms[name] * TICK_S:.4g} s); {largest}; "
+            f"{fit}; lower --min-tokens-per-s-per-user" + (" or raise the target's "
+            "io_bandwidth_bytes_per_s (--set)" if name.startswith("I/O") else ""))

@@ -1,0 +1,167 @@
+"""CP-SAT model of the placement problem at a fixed resident-sequence count.
+
+Order encoding: ``y[u][w] = 1`` iff unit u sits on wafer ``>= w`` (``y[u][0] = 1``,
+``y[u][w+1] -> y[u][w]``); unit u is on wafer w iff ``y[u][w] - y[u][w+1] = 1``. An edge
+``u -> v`` is ``y[u][w] <= y[v][w]`` for every w (never back to an earlier wafer), and the
+edge crosses the boundary after wafer b iff ``y[v][b+1] - y[u][b+1] = 1``; all linear.
+``used[w]`` is the maximum of ``y`` over the sink units (wafers are used in order); a used
+wafer holds at least one unit. Per wafer: SRAM ``sum size_u x[u][w] <= capacity``, stage
+ticks ``<= m``; ``T >= R``, ``T >= S x m``, ``T >= S x B_b``; ``T <= floor`` if given. A
+redundant cut ``m >= ceil(D / k)`` when exactly k wafers are used tightens the bound.
+
+Unit domains are narrowed before the model is built: a unit sits on a wafer no earlier than
+its ancestors' total size needs, no later than its descendants' size allows, and between the
+pins of its ancestors and descendants.
+
+Search is deterministic: fixed ``random_seed``, ``interleave_search`` (one thread), limits in
+deterministic time, and the hint (the DP's or first-fit's assignment) always given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from placer.solver.problem import Objective, Problem
+
+_EXACT_DOMAIN_UNITS = 4096  # ancestor sets as a dense bit matrix up to this many units
+
+
+@dataclass(frozen=True)
+class CpResult:
+    status: str                 # OPTIMAL, FEASIBLE, INFEASIBLE, UNKNOWN
+    assignment: tuple[int, ...] | None
+    objective: int | None
+    bound: int | None
+    deterministic_time: float
+
+
+def _closure_sizes(problem: Problem, sizes: list[int]) -> tuple[list[int], list[int]]:
+    """Total size of each unit plus its ancestors, and plus its descendants."""
+    n = problem.n
+    if n > _EXACT_DOMAIN_UNITS:
+        return sizes[:], sizes[:]
+    anc = np.eye(n, dtype=bool)
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for e in problem.edges:
+        preds[e.dst].append(e.src)
+    for v in range(n):
+        for u in preds[v]:
+            anc[v] |= anc[u]
+    weights = np.asarray(sizes, dtype=np.float64)
+    return [int(x) for x in anc @ weights], [int(x) for x in anc.T @ weights]
+
+
+def unit_domains(problem: Problem, resident: int, wafers: int) -> list[tuple[int, int]] | None:
+    """``(lo, hi)`` wafer range of each unit, or None when some range is empty."""
+    sizes = problem.sizes(resident)
+    up, down = _closure_sizes(problem, sizes)
+    cap = problem.capacity
+    lo = [max(0, math.ceil(up[u] / cap) - 1) for u in range(problem.n)]
+    hi = [wafers - math.ceil(down[u] / cap) for u in range(problem.n)]
+    for u, w in problem.pins:
+        lo[u], hi[u] = max(lo[u], w), min(hi[u], w)
+    for e in problem.edges:  # topological order: forward for lo, backward for hi
+        lo[e.dst] = max(lo[e.dst], lo[e.src])
+    for e in reversed(problem.edges):
+        hi[e.src] = min(hi[e.src], hi[e.dst])
+    if any(a > b for a, b in zip(lo, hi)):
+        return None
+    return list(zip(lo, hi))
+
+
+def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | None,
+                time_limit_s: float, seed: int) -> CpResult:
+    """Optimise the placement at ``resident`` sequences on at most ``wafers`` wafers."""
+    p = problem
+    K = max(1, min(wafers, p.n))
+    domains = unit_domains(p, resident, K)
+    if domains is None:
+        return CpResult("INFEASIBLE", None, None, None, 0.0)
+    model = cp_model.CpModel()
+    one = model.NewConstant(1)
+    zero = model.NewConstant(0)
+    y: list[list[cp_model.IntVar]] = []
+    for u, (lo, hi) in enumerate(domains):
+        row = [one if w <= lo else zero if w > hi else model.NewBoolVar(f"y{u}_{w}") for w in range(K + 1)]
+        row[K] = zero
+        for w in range(lo + 1, hi):
+            model.AddImplication(row[w + 1], row[w])
+        y.append(row)
+    for e in p.edges:
+        lo, hi = domains[e.dst][0], domains[e.src][1]
+        for w in range(lo + 1, hi + 1):
+            model.AddImplication(y[e.src][w], y[e.dst][w])
+    succs = {e.src for e in p.edges}
+    sinks = [u for u in range(p.n) if u not in succs]
+    used = [one] + [model.NewBoolVar(f"used{w}") for w in range(1, K)] + [zero]
+    sizes = p.sizes(resident)
+    stage_max = model.NewIntVar(0, p.total_ticks, "max_stage")
+    for w in range(K):
+        if w >= 1:  # used[] is monotone because y[] is
+            model.AddMaxEquality(used[w], [y[s][w] for s in sinks])
+        members = [u for u in range(p.n) if domains[u][0] <= w <= domains[u][1]]
+        on = {u: y[u][w] - y[u][w + 1] for u in members}
+        model.Add(sum(sizes[u] * on[u] for u in members) <= p.capacity)
+        model.Add(sum(p.ticks[u] * on[u] for u in members) <= stage_max)
+        if w >= 1:
+            model.Add(sum(on[u] for u in members) >= 1).OnlyEnforceIf(used[w])
+    if p.min_wafers > 1:
+        for w in range(min(p.min_wafers, K)):
+            model.Add(used[w] == 1)
+    n_used = model.NewIntVar(1, K, "wafers")
+    model.Add(n_used == sum(used[:K]))
+    exactly = [used[k - 1] - used[k] for k in range(1, K + 1)]  # 1 iff exactly k wafers
+    for k in range(1, K + 1):
+        model.Add(stage_max >= math.ceil(p.total_ticks / k) * exactly[k - 1])
+    need_time = p.objective is not Objective.MIN_WAFERS or p.max_tpot_ticks is not None
+    tpot = None
+    if need_time:
+        boundaries = []
+        for b in range(K - 1):
+            terms = [e.ticks * (y[e.dst][b + 1] - y[e.src][b + 1]) for e in p.edges if e.ticks
+                     and domains[e.src][0] <= b < domains[e.dst][1]]
+            bvar = model.NewIntVar(0, sum(e.ticks for e in p.edges), f"io{b}")
+            model.Add(bvar == sum(terms))
+            boundaries.append(bvar)
+        upper = resident * (p.total_ticks + sum(e.ticks for e in p.edges)) + p.total_ticks + \
+            K * p.hop_ticks + sum(e.ticks for e in p.edges) * K
+        if p.max_tpot_ticks is not None:
+            upper = min(upper, p.max_tpot_ticks)
+        tpot = model.NewIntVar(0, max(0, upper), "tpot")
+        model.Add(tpot >= p.total_ticks + p.hop_ticks * n_used + sum(boundaries))
+        model.Add(tpot >= resident * stage_max)
+        for bvar in boundaries:
+            model.Add(tpot >= resident * bvar)
+        for k in range(1, K + 1):
+            model.Add(tpot >= resident * math.ceil(p.total_ticks / k) * exactly[k - 1])
+    if p.objective is Objective.MIN_WAFERS:
+        model.Minimize(n_used * (p.total_ticks + 1) + stage_max)
+    else:
+        assert tpot is not None
+        model.Minimize(tpot * (p.max_wafers + 1) + n_used)
+    if hint is not None and max(hint) < K:
+        for u, w_u in enumerate(hint):
+            for w in range(1, K):
+                if y[u][w] is not one and y[u][w] is not zero:
+                    model.AddHint(y[u][w], 1 if w_u >= w else 0)
+        n_hint = max(hint) + 1
+        for w in range(1, K):
+            model.AddHint(used[w], 1 if w < n_hint else 0)
+    solver = cp_model.CpSolver()
+    params = solver.parameters
+    params.random_seed = seed
+    params.interleave_search = True
+    params.num_workers = 8
+    params.max_deterministic_time = max(0.01, time_limit_s)
+    params.max_time_in_seconds = max(1.0, 20 * time_limit_s)  # safety net only
+    status = solver.Solve(model)
+    name = solver.StatusName(status)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return CpResult(name, None, None, None, solver.deterministic_time)
+    assignment = tuple(sum(solver.Value(y[u][w]) for w in range(1, K)) for u in range(p.n))
+    return CpResult(name, assignment, round(solver.ObjectiveValue()), math.ceil(solver.BestObjectiveBound()
+                    - 1e-6), solver.deterministic_time)

@@ -1,0 +1,159 @@
+"""Exact dynamic programme over contiguous splits of the units' topological order, and the
+first-fit fill that gives every search a feasible starting point.
+
+On a chain (every edge ``i -> i+1``) every valid assignment is a contiguous split, so
+``solve_contiguous`` is exact: the oracle CP-SAT is tested against. On a DAG it is exact over
+contiguous splits of the given topological order only (a heuristic and a hint).
+
+The DP keeps, for each prefix ``[0, j)`` split into ``k`` wafers, the Pareto front of
+``(max stage ticks, sum of boundary I/O ticks, max boundary I/O ticks)``; every objective is
+non-decreasing in all three, so dropping dominated states keeps the optimum.
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+
+from placer.solver.problem import Evaluation, Problem, evaluate
+
+_State = tuple[int, int, int, int, int, int]  # max stage, sum B, max B, parent i, parent k, parent idx
+
+
+def cut_ticks(problem: Problem) -> list[int]:
+    """``cut[p]``: I/O ticks of the edges crossing a boundary placed before unit ``p``."""
+    diff = [0] * (problem.n + 1)
+    for e in problem.edges:
+        diff[e.src + 1] += e.ticks
+        diff[e.dst + 1] -= e.ticks
+    return list(accumulate(diff))[: problem.n]
+
+
+def dp_work(problem: Problem, resident: int) -> int:
+    """Rough count of DP transitions, to decide whether the DP is worth running."""
+    sizes = problem.sizes(resident)
+    work, lo, load = 0, 0, 0
+    for j in range(problem.n):
+        load += sizes[j]
+        while load > problem.capacity and lo <= j:
+            load -= sizes[lo]
+            lo += 1
+        work += (j - lo + 1) * problem.max_wafers
+    return work
+
+
+def _prune(states: list[_State]) -> list[_State]:
+    states.sort()
+    kept: list[_State] = []
+    for s in states:
+        if not any(k[0] <= s[0] and k[1] <= s[1] and k[2] <= s[2] for k in kept):
+            kept.append(s)
+    return kept
+
+
+def solve_contiguous(problem: Problem, resident: int) -> tuple[list[int], Evaluation] | None:
+    """The best contiguous split at ``resident`` sequences, or None when none is feasible."""
+    p = problem
+    n, cap, limit = p.n, p.capacity, p.max_tpot_ticks
+    if n == 0:
+        return None
+    sizes = p.sizes(resident)
+    size_prefix = [0, *accumulate(sizes)]
+    tick_prefix = [0, *accumulate(p.ticks)]
+    cut = cut_ticks(p)
+    pin = dict(p.pins)
+    fixed = p.total_ticks
+    fronts: list[dict[int, list[_State]]] = [{} for _ in range(n + 1)]
+    fronts[0][0] = [(0, 0, 0, -1, -1, -1)]
+    for j in range(1, n + 1):
+        found: dict[int, list[_State]] = {}
+        seg_pin = -1
+        for i in range(j - 1, -1, -1):
+            if size_prefix[j] - size_prefix[i] > cap:
+                break
+            if i in pin:
+                if seg_pin not in (-1, pin[i]):
+                    break
+                seg_pin = pin[i]
+            seg = tick_prefix[j] - tick_prefix[i]
+            if limit is not None and resident * seg > limit:
+                break
+            for k_prev, states in fronts[i].items():
+                if k_prev + 1 > p.max_wafers or (seg_pin >= 0 and seg_pin != k_prev):
+                    continue
+                b = cut[i] if i else 0
+                for idx, (m, sb, mb, *_rest) in enumerate(states):
+                    new = (max(m, seg), sb + b, max(mb, b), i, k_prev, idx)
+                    if limit is not None and (resident * new[2] > limit
+                                              or fixed + (k_prev + 1) * p.hop_ticks + new[1] > limit):
+                        continue
+                    found.setdefault(k_prev + 1, []).append(new)
+        fronts[j] = {k: _prune(v) for k, v in found.items()}
+    best: tuple[int, int, int] | None = None
+    for k in range(p.min_wafers, p.max_wafers + 1):
+        for idx, _ in enumerate(fronts[n].get(k, ())):
+            ev_key = _score(p, fronts[n][k][idx], k, resident)
+            if ev_key is not None and (best is None or ev_key < best[0]):
+                best = (ev_key, k, idx)
+    if best is None:
+        return None
+    assignment = [0] * n
+    j, k, idx = n, best[1], best[2]
+    while j > 0:
+        state = fronts[j][k][idx]
+        for u in range(state[3], j):
+            assignment[u] = k - 1
+        j, k, idx = state[3], state[4], state[5]
+    ev = evaluate(p, assignment, resident)
+    return (assignment, ev) if ev.feasible else None
+
+
+def _score(p: Problem, state: _State, k: int, resident: int) -> int | None:
+    from placer.solver.problem import objective_value
+
+    m, sb, mb = state[0], state[1], state[2]
+    tpot = max(p.total_ticks + k * p.hop_ticks + sb, resident * m, resident * mb)
+    if p.max_tpot_ticks is not None and tpot > p.max_tpot_ticks:
+        return None
+    return objective_value(p, k, m, tpot)
+
+
+def fill_first_fit(problem: Problem, resident: int, wafers: int | None = None) -> list[int] | None:
+    """Fill wafers in topological order up to capacity (``resident`` sequences' KV counted),
+    honouring pins; then split the largest pin-free wafers until ``wafers`` are used."""
+    p = problem
+    pin = dict(p.pins)
+    sizes = p.sizes(resident)
+    assignment: list[int] = []
+    w, load = 0, 0
+    for u in range(p.n):
+        if sizes[u] > p.capacity:
+            return None
+        target = pin.get(u)
+        if target is not None and target < w:
+            return None
+        if load + sizes[u] > p.capacity or (target is not None and target > w):
+            w, load = w + 1, 0
+            if target is not None and target != w:
+                return None
+        assignment.append(w)
+        load += sizes[u]
+    want = wafers if wafers is not None else p.min_wafers
+    while max(assignment, default=-1) + 1 < want:
+        assignment = _split_largest(assignment, set(pin))
+        if assignment is None:
+            return None
+    return assignment
+
+
+def _split_largest(assignment: list[int], pinned: set[int]) -> list[int] | None:
+    """Split the wafer with the most units (none of them pinned) in two halves."""
+    groups: dict[int, list[int]] = {}
+    for u, w in enumerate(assignment):
+        groups.setdefault(w, []).append(u)
+    candidates = [w for w, us in groups.items() if len(us) > 1 and not pinned & set(us)]
+    if not candidates:
+        return None
+    w = max(candidates, key=lambda c: (len(groups[c]), -c))
+    members = groups[w]
+    second = set(members[len(members) // 2:])
+    return [a + 1 if a > w or u in second else a for u, a in enumerate(assignment)]

@@ -1,0 +1,309 @@
+"""The placement problem in integers, and the one function that scores an assignment.
+
+``build_problem`` turns a ``ModelCost`` on a ``Target`` under a ``Workload`` into a ``Problem``
+of plain integer arrays (bytes, and times in ticks of ``TICK_S`` seconds), so that CP-SAT, the
+exact DP, brute force and every baseline optimise and are scored by exactly the same numbers.
+
+An *assignment* maps unit index -> wafer index. It is valid when every edge goes to the same or
+a later wafer, wafers ``0 .. N-1`` are each used, N respects ``--wafers``/``--max-wafers``, pins
+hold, and with ``S`` resident sequences every wafer fits
+``weights + activation buffers + S x KV(context) <= capacity`` (capacity = SRAM x (1 - reserve)).
+
+Time terms (ticks; see ``placer.perf`` for the formulas in seconds):
+``D = sum of unit decode ticks``, stage ``t_w``, boundary ``B_b`` (I/O ticks of the activations
+crossing the cut after wafer b), ``R = D + N x hop + sum_b B_b``, and time per output token
+``T = max(R, S x max_w t_w, S x max_b B_b)``.
+
+Objectives, all lexicographic after "keep as many of the ``concurrency`` sequences resident as
+possible" (parked sequences are swapped in over I/O, which the plan reports):
+
+* ``min-wafers``: ``N x (D + 1) + max_w t_w`` (fewest wafers, then the most balanced stages)
+* ``min-latency``: ``T x (max_wafers + 1) + N`` (lowest time per token, then fewest wafers)
+* ``max-throughput``: the resident count ``S <= concurrency`` that maximises ``S / T``; at a
+  fixed S it is ``min-latency``. ``--min-tokens-per-s-per-user X`` adds ``T <= 1 / X`` to all.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from placer.costs import ModelCost
+from placer.errors import UserError
+from placer.perf import unit_decode_seconds
+from placer.targets import Target
+from placer.workload import Workload
+
+TICK_S = 1e-10  # integer time unit of the solver: 0.1 ns
+
+
+class Objective(enum.Enum):
+    MIN_WAFERS = "min-wafers"
+    MIN_LATENCY = "min-latency"
+    MAX_THROUGHPUT = "max-throughput"
+
+    @staticmethod
+    def parse(text: str) -> Objective:
+        try:
+            return Objective(text)
+        except ValueError:
+            raise UserError(f"option --objective: expected one of "
+                            f"{', '.join(o.value for o in Objective)}, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """Everything the user chose about the solve (recorded in the plan's provenance)."""
+
+    objective: Objective = Objective.MIN_WAFERS
+    wafers: int | None = None            # exactly this many, each used
+    max_wafers: int | None = None        # at most (default: the target's wafer count)
+    reserve: float | None = None         # fraction of SRAM kept free (default: the target's)
+    min_tokens_per_s_per_user: float | None = None
+    time_limit_s: float = 10.0           # deterministic seconds per CP-SAT solve
+    seed: int = 0
+    solver: str = "cp-sat"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"objective": self.objective.value, "wafers": self.wafers, "max_wafers": self.max_wafers,
+                "reserve": self.reserve, "min_tokens_per_s_per_user": self.min_tokens_per_s_per_user,
+                "time_limit_s": self.time_limit_s, "seed": self.seed, "solver": self.solver}
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: int
+    dst: int
+    bytes_per_token: int
+    ticks: int  # I/O ticks of those bytes on one off-wafer link
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Integer placement problem. Units are in topological order (every edge src < dst)."""
+
+    names: tuple[str, ...]
+    layers: tuple[int, ...]
+    parameters: tuple[int, ...]
+    weight_bytes: tuple[int, ...]   # parameters + constants
+    act_bytes: tuple[int, ...]      # activation buffers kept on the wafer
+    kv_bytes: tuple[int, ...]       # KV of one sequence at the workload's context
+    ticks: tuple[int, ...]          # decode time of one token of one sequence
+    edges: tuple[Edge, ...]
+    capacity: int                   # usable SRAM bytes per wafer
+    hop_ticks: int                  # fixed latency of one inter-wafer hop
+    concurrency: int
+    objective: Objective = Objective.MIN_WAFERS
+    min_wafers: int = 1
+    max_wafers: int = 1
+    max_tpot_ticks: int | None = None
+    pins: tuple[tuple[int, int], ...] = ()  # (unit index, wafer)
+
+    def __post_init__(self) -> None:
+        for e in self.edges:
+            if not 0 <= e.src < e.dst < len(self.names):
+                raise ValueError(f"edge {e} is not in topological order")
+
+    @property
+    def n(self) -> int:
+        return len(self.names)
+
+    @property
+    def exact_wafers(self) -> bool:
+        return self.min_wafers == self.max_wafers and self.min_wafers > 1
+
+    @property
+    def total_ticks(self) -> int:
+        return sum(self.ticks)
+
+    @property
+    def is_chain(self) -> bool:
+        return {(e.src, e.dst) for e in self.edges} == {(i, i + 1) for i in range(self.n - 1)}
+
+    def size(self, u: int, resident: int) -> int:
+        return self.weight_bytes[u] + self.act_bytes[u] + resident * self.kv_bytes[u]
+
+    def sizes(self, resident: int) -> list[int]:
+        return [self.size(u, resident) for u in range(self.n)]
+
+
+def objective_value(problem: Problem, wafers: int, max_stage: int, tpot: int) -> int:
+    """The integer objective at a fixed resident count (smaller is better)."""
+    if problem.objective is Objective.MIN_WAFERS:
+        return wafers * (problem.total_ticks + 1) + max_stage
+    return tpot * (problem.max_wafers + 1) + wafers
+
+
+def objective_description(problem: Problem) -> str:
+    if problem.objective is Objective.MIN_WAFERS:
+        return f"wafers x {problem.total_ticks + 1} + max stage time (ticks of {TICK_S:g} s)"
+    return f"time per output token (ticks of {TICK_S:g} s) x {problem.max_wafers + 1} + wafers"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """An assignment scored at a resident count; ``reason`` says why it is not feasible."""
+
+    feasible: bool
+    reason: str
+    wafers: int = 0
+    resident: int = 0
+    objective: int = 0
+    max_stage: int = 0
+    tpot: int = 0
+    round_trip: int = 0
+    stage_ticks: tuple[int, ...] = ()
+    boundary_ticks: tuple[int, ...] = ()
+    boundary_bytes: tuple[int, ...] = ()
+    memory: tuple[int, ...] = ()    # bytes used per wafer (weights + activations + resident KV)
+
+
+def _infeasible(reason: str) -> Evaluation:
+    return Evaluation(False, reason)
+
+
+def evaluate(problem: Problem, assignment: Sequence[int], resident: int) -> Evaluation:
+    """Score ``assignment`` with ``resident`` sequences kept in SRAM; never raises."""
+    p = problem
+    if len(assignment) != p.n:
+        return _infeasible("assignment length differs from the unit count")
+    if p.n == 0:
+        return _infeasible("no units")
+    if not 1 <= resident <= p.concurrency:
+        return _infeasible(f"resident sequences {resident} outside 1..{p.concurrency}")
+    n_wafers = max(assignment) + 1
+    if min(assignment) < 0 or n_wafers > p.max_wafers:
+        return _infeasible(f"uses {n_wafers} wafers, more than the {p.max_wafers} allowed")
+    if n_wafers < p.min_wafers:
+        return _infeasible(f"uses {n_wafers} wafers, fewer than the {p.min_wafers} required")
+    counts = [0] * n_wafers
+    for w in assignment:
+        counts[w] += 1
+    if 0 in counts:
+        return _infeasible(f"wafer {counts.index(0)} is empty")
+    for e in p.edges:
+        if assignment[e.src] > assignment[e.dst]:
+            return _infeasible(f"edge {p.names[e.src]} -> {p.names[e.dst]} goes back to an earlier wafer")
+    for u, w in p.pins:
+        if assignment[u] != w:
+            return _infeasible(f"unit {p.names[u]} is pinned to wafer {w}")
+    memory = [0] * n_wafers
+    stage = [0] * n_wafers
+    for u, w in enumerate(assignment):
+        memory[w] += p.size(u, resident)
+        stage[w] += p.ticks[u]
+    for w, used in enumerate(memory):
+        if used > p.capacity:
+            return _infeasible(f"wafer {w} needs {used / 1e9:.3f} GB > {p.capacity / 1e9:.3f} GB usable")
+    b_ticks = [0] * (n_wafers - 1)
+    b_bytes = [0] * (n_wafers - 1)
+    for e in p.edges:
+        for b in range(assignment[e.src], assignment[e.dst]):
+            b_ticks[b] += e.ticks
+            b_bytes[b] += e.bytes_per_token
+    max_stage = max(stage)
+    round_trip = p.total_ticks + n_wafers * p.hop_ticks + sum(b_ticks)
+    tpot = max(round_trip, resident * max_stage, resident * max(b_ticks, default=0))
+    if p.max_tpot_ticks is not None and tpot > p.max_tpot_ticks:
+        return _infeasible(f"time per token {tpot * TICK_S:.3g} s exceeds the per-user floor's "
+                           f"{p.max_tpot_ticks * TICK_S:.3g} s")
+    return Evaluation(True, "", n_wafers, resident, objective_value(p, n_wafers, max_stage, tpot),
+                      max_stage, tpot, round_trip, tuple(stage), tuple(b_ticks), tuple(b_bytes),
+                      tuple(memory))
+
+
+def max_resident_fit(problem: Problem, assignment: Sequence[int]) -> int:
+    """The most sequences (<= concurrency) whose KV fits beside ``assignment``'s weights."""
+    n_wafers = max(assignment) + 1
+    fixed = [0] * n_wafers
+    kv = [0] * n_wafers
+    for u, w in enumerate(assignment):
+        fixed[w] += problem.weight_bytes[u] + problem.act_bytes[u]
+        kv[w] += problem.kv_bytes[u]
+    best = problem.concurrency
+    for f, k in zip(fixed, kv):
+        room = problem.capacity - f
+        if room < 0:
+            return 0
+        if k:
+            best = min(best, room // k)
+    return best
+
+
+def best_evaluation(problem: Problem, assignment: Sequence[int]) -> Evaluation:
+    """Score an assignment at its best resident count (the most resident sequences; for
+    ``max-throughput`` the count with the most tokens/s), as baselines are scored."""
+    top = max_resident_fit(problem, assignment)
+    if top < 1:
+        ev = evaluate(problem, assignment, 1)
+        return ev if not ev.feasible else _infeasible("no room for one sequence's KV")
+    best: Evaluation | None = None
+    for s in range(top, 0, -1):
+        ev = evaluate(problem, assignment, s)
+        if not ev.feasible:
+            if best is None and s == 1:
+                return ev
+            continue
+        if problem.objective is not Objective.MAX_THROUGHPUT:
+            return ev
+        if best is None or ev.resident * best.tpot > best.resident * ev.tpot:
+            best = ev
+    return best if best is not None else _infeasible("no feasible resident count")
+
+
+def rank_key(problem: Problem, ev: Evaluation) -> tuple[object, ...]:
+    """Sort key of feasible evaluations: smaller is better under the problem's objective."""
+    if problem.objective is Objective.MAX_THROUGHPUT:
+        from fractions import Fraction
+
+        return (-Fraction(ev.resident, ev.tpot), ev.objective)
+    return (-ev.resident, ev.objective)
+
+
+def build_problem(cost: ModelCost, target: Target, workload: Workload, options: SolveOptions,
+                  pins: Sequence[tuple[int, int]] = ()) -> Problem:
+    """Integer problem of ``cost`` on ``target``; option errors raise ``UserError``."""
+    reserve = target.default_reserve if options.reserve is None else options.reserve
+    if not 0 <= reserve < 1:
+        raise UserError(f"option --reserve must be in [0, 1), got {reserve}")
+    if options.wafers is not None and options.max_wafers is not None:
+        raise UserError("options --wafers and --max-wafers exclude each other; give one")
+    limit = options.wafers if options.wafers is not None else (options.max_wafers or target.wafers)
+    if limit < 1:
+        raise UserError(f"option --{'wafers' if options.wafers else 'max-wafers'} must be >= 1, got {limit}")
+    if limit > target.wafers:
+        raise UserError(f"option --{'wafers' if options.wafers else 'max-wafers'} {limit} exceeds the "
+                        f"{target.wafers} wafers of target {target.name!r}; raise it with --set wafers=N")
+    floor = options.min_tokens_per_s_per_user
+    if floor is not None and floor <= 0:
+        raise UserError(f"option --min-tokens-per-s-per-user must be > 0, got {floor}")
+    index = {u.name: i for i, u in enumerate(cost.units)}
+    edges: dict[tuple[int, int], int] = {}
+    for e in cost.edges:
+        if e.src not in index or e.dst not in index:
+            raise UserError(f"model {cost.model!r}: edge {e.src} -> {e.dst} names an unknown unit")
+        key = (index[e.src], index[e.dst])
+        if key[0] >= key[1]:
+            raise UserError(f"model {cost.model!r}: edge {e.src} -> {e.dst} is not in topological order")
+        edges[key] = edges.get(key, 0) + e.bytes_per_token
+    bw = target.io_bandwidth_bytes_per_s
+    return Problem(
+        names=tuple(u.name for u in cost.units),
+        layers=tuple(u.layer for u in cost.units),
+        parameters=tuple(u.parameters for u in cost.units),
+        weight_bytes=tuple(u.weight_bytes + u.constant_bytes for u in cost.units),
+        act_bytes=tuple(u.decode.activation_bytes for u in cost.units),
+        kv_bytes=tuple(u.kv_bytes(workload.context_tokens) for u in cost.units),
+        ticks=tuple(round(unit_decode_seconds(u, target) / TICK_S) for u in cost.units),
+        edges=tuple(Edge(s, d, b, round(b / bw / TICK_S)) for (s, d), b in sorted(edges.items())),
+        capacity=math.floor(target.sram_bytes * (1 - reserve)),
+        hop_ticks=round(target.io_latency_s / TICK_S),
+        concurrency=workload.concurrency,
+        objective=options.objective,
+        min_wafers=options.wafers or 1,
+        max_wafers=limit,
+        max_tpot_ticks=None if floor is None else math.floor(1.0 / floor / TICK_S),
+        pins=tuple(sorted(pins)),
+    )

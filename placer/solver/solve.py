@@ -1,0 +1,149 @@
+"""Solve a ``Problem`` with any method: CP-SAT (default), the exact DP, or a baseline.
+
+Every method keeps as many of the ``concurrency`` sequences resident as it can (the rest are
+parked in the external KV store), then optimises the objective at that resident count. CP-SAT
+and the DP find the largest feasible resident count by bisection (feasibility only shrinks as
+more sequences stay resident); ``max-throughput`` then walks down from it while a smaller
+count could still give more tokens/s.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from placer.solver.baselines import BASELINES, run_baseline
+from placer.solver.cpsat import solve_cpsat
+from placer.solver.dp import dp_work, fill_first_fit, solve_contiguous
+from placer.solver.problem import Evaluation, Objective, Problem, evaluate, rank_key
+
+SOLVERS = ("cp-sat", "dp", *BASELINES)
+_DP_MAX_WORK = 3_000_000
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A method's answer. ``seconds`` is wall time, for report.md only (never in plan.json)."""
+
+    method: str
+    status: str                      # OPTIMAL, FEASIBLE, INFEASIBLE, UNKNOWN
+    assignment: tuple[int, ...] | None
+    evaluation: Evaluation
+    objective: int | None
+    bound: int | None
+    seconds: float
+
+    @property
+    def feasible(self) -> bool:
+        return self.assignment is not None and self.evaluation.feasible
+
+    @property
+    def gap(self) -> float | None:
+        if self.objective is None or self.bound is None:
+            return None
+        return max(0.0, (self.objective - self.bound) / max(1, abs(self.objective)))
+
+
+def _hint(problem: Problem, resident: int) -> tuple[list[int], Evaluation, bool] | None:
+    """A feasible assignment at ``resident``: (assignment, evaluation, optimal over contiguous)."""
+    if dp_work(problem, resident) <= _DP_MAX_WORK:
+        found = solve_contiguous(problem, resident)
+        if found is not None:
+            return found[0], found[1], True
+        if problem.is_chain:
+            return None
+    fill = fill_first_fit(problem, resident)
+    if fill is not None:
+        ev = evaluate(problem, fill, resident)
+        if ev.feasible:
+            return fill, ev, False
+    return None
+
+
+def _solve_at(problem: Problem, resident: int, method: str, time_limit_s: float, seed: int,
+              ) -> tuple[str, list[int] | None, Evaluation | None, int | None, int | None]:
+    """(status, assignment, evaluation, objective, bound) of one method at one resident count."""
+    hint = _hint(problem, resident)
+    exact_dp = hint is not None and hint[2] and problem.is_chain
+    if method == "dp" or (method == "cp-sat" and problem.is_chain and hint is None
+                          and dp_work(problem, resident) <= _DP_MAX_WORK):
+        if hint is None:
+            return "INFEASIBLE", None, None, None, None
+        return ("OPTIMAL" if exact_dp else "FEASIBLE"), hint[0], hint[1], hint[1].objective, \
+            hint[1].objective if exact_dp else None
+    wafers = problem.max_wafers
+    if hint is not None and not problem.exact_wafers:
+        ev = hint[1]
+        if problem.objective is Objective.MIN_WAFERS:
+            wafers = min(wafers, ev.wafers)
+        elif problem.hop_ticks > 0:
+            wafers = min(wafers, max(ev.wafers, (ev.tpot - problem.total_ticks) // problem.hop_ticks))
+    result = solve_cpsat(problem, resident, wafers, hint[0] if hint else None, time_limit_s, seed)
+    if result.assignment is None:
+        if hint is not None:  # the search found nothing better in its budget: keep the hint
+            return "FEASIBLE", hint[0], hint[1], hint[1].objective, result.bound
+        return result.status, None, None, None, result.bound
+    assignment = list(result.assignment)
+    ev = evaluate(problem, assignment, resident)
+    if not ev.feasible or ev.objective != result.objective:
+        raise AssertionError(f"CP-SAT solution disagrees with the evaluator: {ev.reason or ev.objective} "
+                             f"vs {result.objective}")
+    return result.status, assignment, ev, result.objective, result.bound
+
+
+def _max_resident(problem: Problem, method: str, time_limit_s: float, seed: int) -> int:
+    """The most resident sequences any placement allows (0 if not even one)."""
+    if not any(problem.kv_bytes):
+        return problem.concurrency if _feasible(problem, problem.concurrency, method, time_limit_s, seed) else 0
+    kv_total = sum(problem.kv_bytes)
+    room = problem.max_wafers * problem.capacity - sum(problem.sizes(0))
+    hi = min(problem.concurrency, max(0, room // kv_total))
+    lo = 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _feasible(problem, mid, method, time_limit_s, seed):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _feasible(problem: Problem, resident: int, method: str, time_limit_s: float, seed: int) -> bool:
+    if _hint(problem, resident) is not None:
+        return True
+    if method == "dp" or (problem.is_chain and dp_work(problem, resident) <= _DP_MAX_WORK):
+        return False
+    return _solve_at(problem, resident, method, time_limit_s, seed)[1] is not None
+
+
+def solve(problem: Problem, method: str = "cp-sat", time_limit_s: float = 10.0, seed: int = 0) -> Solution:
+    """Solve with ``method`` (one of ``SOLVERS``); infeasibility is a Solution, not an error."""
+    start = time.perf_counter()
+    if method in BASELINES:
+        assignment, ev = run_baseline(problem, method)
+        status = "FEASIBLE" if assignment is not None else "INFEASIBLE"
+        return Solution(method, status, None if assignment is None else tuple(assignment), ev,
+                        ev.objective if assignment else None, None, time.perf_counter() - start)
+    if method not in SOLVERS:
+        raise ValueError(method)
+    top = _max_resident(problem, method, time_limit_s, seed)
+    if top < 1:
+        return Solution(method, "INFEASIBLE", None, Evaluation(False, "no placement fits"), None, None,
+                        time.perf_counter() - start)
+    best: tuple[str, list[int], Evaluation, int | None, int | None] | None = None
+    for resident in range(top, 0, -1):
+        status, assignment, ev, objective, bound = _solve_at(problem, resident, method, time_limit_s, seed)
+        if assignment is not None and ev is not None:
+            if best is None or rank_key(problem, ev) < rank_key(problem, best[2]):
+                best = (status, assignment, ev, objective, bound)
+        if problem.objective is not Objective.MAX_THROUGHPUT or best is None:
+            break
+        # tokens/s at a smaller count is at most (count) / (the shortest possible round trip)
+        shortest = problem.total_ticks + problem.hop_ticks
+        if (resident - 1) * best[2].tpot <= best[2].resident * shortest:
+            break
+    if best is None:
+        return Solution(method, "INFEASIBLE", None, Evaluation(False, "no placement fits"), None, None,
+                        time.perf_counter() - start)
+    status, assignment, ev, objective, bound = best
+    return Solution(method, status, tuple(assignment), ev, objective, bound, time.perf_counter() - start)
