@@ -44,7 +44,8 @@ def elementwise(wafer: Wafer, node: Node, args: list) -> tuple:
     tiles = [None if a is None else tile_flat(np.broadcast_to(a, shape), R, C) for a in args]
     # Scalars such as Clip's bounds stay scalars: they are in every PE's registers.
     tiles = [t if (a is None or np.ndim(a) > 0) else np.asarray(a) for t, a in zip(tiles, args)]
-    out_tile = KERNELS[node.op](node, *tiles)
+    with np.errstate(all="ignore"):  # padding elements (zeros) may divide by zero; discarded
+        out_tile = KERNELS[node.op](node, *tiles)
     n = tiles[0].shape[2] if tiles[0] is not None and np.ndim(tiles[0]) == 3 else 1
     with wafer.buffers(operands=_buffer_bytes(wafer, *[np.broadcast_to(a, shape) for a in present]),
                        result=per_pe_bytes(int(np.prod(shape)), np.asarray(out_tile).dtype.itemsize, wafer.spec.pes)):

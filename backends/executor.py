@@ -1,0 +1,214 @@
+"""Multi-wafer execution of a graph on emulated meshes, with an emulated I/O link between wafers.
+
+Each node runs on the wafer of its placement unit (``wafer_of_unit``); weights are placed
+(tiled and entered in the SRAM ledger) on every wafer that reads them before anything runs.
+An activation produced on one wafer and read on another crosses the I/O link once; each pair
+of wafers that exchanges data in a step pays the link latency once plus bytes / bandwidth
+(one I/O hop per wafer boundary per token). Values named in ``resident`` (the KV cache) stay
+on their wafer between steps and never cross the link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import ml_dtypes
+import numpy as np
+
+from placer.backends.mesh.grid import MeshSpec, Wafer
+from placer.backends.mesh.host import COMPILE_TIME, HOST_OPS, charge_host
+from placer.backends.mesh.observer import StatsObserver
+from placer.backends.mesh.ops import MESH_KERNELS
+from placer.backends.mesh.tiling import ceil_div, per_pe_bytes, tile_matrix
+from placer.backends.reference import execute_reference, run_graph, to_compute, weight_values
+from placer.ir.dtypes import DType
+from placer.ir.graph import Graph, Node
+from placer.ir.ops import OpKind
+
+
+@dataclass(frozen=True)
+class IoLink:
+    """The off-wafer link: bandwidth and fixed latency of one inter-wafer hop."""
+
+    bandwidth_bytes_per_s: float
+    latency_s: float
+
+    def seconds(self, nbytes: int) -> float:
+        return self.latency_s + nbytes / self.bandwidth_bytes_per_s
+
+
+@dataclass
+class StepStats:
+    """One execution (a prefill or one decode step): cycles per wafer and I/O."""
+
+    cycles: dict[str, int] = field(default_factory=dict)
+    io_bytes: int = 0
+    io_hops: int = 0
+    io_seconds: float = 0.0
+    clock_hz: float = 1.0
+
+    @property
+    def compute_seconds(self) -> float:
+        # One sequence: wafers run one after the other along the pipeline.
+        return sum(self.cycles.values()) / self.clock_hz
+
+    @property
+    def seconds(self) -> float:
+        return self.compute_seconds + self.io_seconds
+
+
+_STORAGE = {DType.FLOAT16: np.float16, DType.BFLOAT16: ml_dtypes.bfloat16,
+            DType.FP8_E4M3: ml_dtypes.float8_e4m3fn, DType.FP8_E5M2: ml_dtypes.float8_e5m2}
+
+
+def storage_array(values: np.ndarray, dtype: DType) -> np.ndarray:
+    """Values as stored on the PEs: bf16 and 8-bit floats as such (ml_dtypes), fp16 as fp16."""
+    return np.asarray(values).astype(_STORAGE.get(dtype, values.dtype))
+
+
+def _is_index_math(node: Node, args: list) -> bool:
+    """Integer/boolean-only nodes compute shapes, positions and masks' indices: compile-time."""
+    arrays = [a for a in args if a is not None]
+    return bool(arrays) and all(np.asarray(a).dtype.kind in "iub" for a in arrays) and \
+        node.op is not OpKind.GATHER
+
+
+class MeshExecutor:
+    """Runs ``graph`` over ``n_wafers`` emulated wafers.
+
+    Args:
+        graph: a graph whose nodes carry ``unit`` names (ungrouped nodes follow their inputs).
+        spec: the mesh of each wafer.
+        wafer_of_unit: unit name -> wafer index (missing units run on wafer 0).
+        io: the inter-wafer link.
+        weights: values of weights without inline data.
+        weight_dtypes: storage dtype per weight name (default: the graph's weight dtype).
+    """
+
+    def __init__(self, graph: Graph, spec: MeshSpec, *, wafer_of_unit: Mapping[str, int] | None = None,
+                 io: IoLink | None = None, weights: Mapping[str, np.ndarray] | None = None,
+                 weight_dtypes: Mapping[str, DType] | None = None) -> None:
+        self.graph, self.spec = graph, spec
+        self.io = io or IoLink(150e9, 5e-6)
+        units = dict(wafer_of_unit or {})
+        self.node_wafer = self._assign_nodes(graph, units)
+        count = max([0, *units.values(), *self.node_wafer.values()]) + 1
+        self.observer = StatsObserver()
+        self.step_observer = StatsObserver()
+        self.wafers = [Wafer(spec, f"wafer{i}", [self.observer, self.step_observer]) for i in range(count)]
+        values = weight_values(graph, weights)
+        self.weights = {k: storage_array(to_compute(v), (weight_dtypes or {}).get(k, graph.weights[k].type.dtype))
+                        for k, v in values.items()}
+        self._place_weights(weight_dtypes or {})
+        self.location: dict[str, int] = {}
+
+    @staticmethod
+    def _assign_nodes(graph: Graph, units: Mapping[str, int]) -> dict[str, int]:
+        where: dict[str, int] = {}
+        node_wafer: dict[str, int] = {}
+        for node in graph.nodes:
+            if node.unit in units:
+                w = units[node.unit]
+            else:
+                w = max([where.get(v, 0) for v in node.inputs if v] or [0])
+            node_wafer[node.name] = w
+            for o in node.outputs:
+                where[o] = w
+        return node_wafer
+
+    def _place_weights(self, dtypes: Mapping[str, DType]) -> None:
+        """Tile every weight onto each wafer that reads it and enter it in that wafer's ledger."""
+        for node in self.graph.nodes:
+            wafer = self.wafers[self.node_wafer[node.name]]
+            for pos, name in enumerate(node.inputs):
+                if name not in self.weights:
+                    continue
+                w = self.graph.weights[name]
+                dtype = dtypes.get(name, w.type.dtype)
+                data = self.weights[name]
+                key, tiles = self._layout(node, pos, name, data)
+                if key in wafer.resident:
+                    continue
+                wafer.resident[key] = tiles
+                if tiles is not None and tiles.ndim == 5:
+                    per_pe = ceil_div(tiles.shape[3] * tiles.shape[4] * dtype.bits, 8)
+                else:
+                    per_pe = ceil_div(ceil_div(data.size, self.spec.pes) * dtype.bits, 8)
+                with wafer.kernel("place-weights"):
+                    wafer.ledger.allocate(f"weight:{name}", per_pe)
+
+    def _layout(self, node: Node, pos: int, name: str, data: np.ndarray) -> tuple[object, np.ndarray | None]:
+        R, C = self.spec.rows, self.spec.cols
+        if pos == 1 and data.ndim == 2 and node.op in (OpKind.MATMUL, OpKind.GEMM):
+            trans = node.op is OpKind.GEMM and node.attrs.trans_b
+            mat = data.T if trans else data
+            return ((name + ":T" if trans else name), "gemv"), tile_matrix(mat[None], R, C)
+        if pos == 0 and node.op is OpKind.GATHER:
+            return (name, "table"), None
+        return (name, "flat"), None
+
+    # --- running ----------------------------------------------------------------------------
+    def run(self, inputs: Mapping[str, np.ndarray], *, resident: Mapping[str, int] | None = None,
+            keep: Iterable[str] = ()) -> tuple[dict[str, np.ndarray], StepStats]:
+        """One execution. ``resident``: inputs that already live on a wafer (KV cache);
+        ``keep``: outputs that stay resident afterwards (entered in their wafer's ledger)."""
+        self.step_observer.reset()
+        self.location = {name: (resident or {}).get(name, 0) for name in self.graph.inputs}
+        stats = StepStats(clock_hz=self.spec.clock_hz)
+        self._crossings: dict[tuple[int, int], int] = {}
+        moved: set[tuple[str, int]] = set()
+
+        def execute(node: Node, args: list) -> tuple:
+            w = self.node_wafer[node.name]
+            for v in node.inputs:
+                src = self.location.get(v, w)
+                if v and v not in self.weights and src != w and (v, w) not in moved:
+                    moved.add((v, w))
+                    arr = np.asarray(args[node.inputs.index(v)])
+                    self._crossings[(src, w)] = self._crossings.get((src, w), 0) + arr.nbytes
+            out = self._execute(self.wafers[w], node, args)
+            for o in node.outputs:
+                self.location[o] = w
+            return out
+
+        weights = {k: to_compute(v) for k, v in self.weights.items()}
+        outputs = run_graph(self.graph, inputs, weights=weights, execute=execute)
+        for (src, dst), nbytes in sorted(self._crossings.items()):
+            stats.io_hops += 1
+            stats.io_bytes += nbytes
+            stats.io_seconds += self.io.seconds(nbytes)
+        for name in keep:
+            wafer = self.wafers[self.location.get(name, 0)]
+            arr = outputs[name]
+            wafer.ledger.allocate(f"kv:{name}", per_pe_bytes(arr.size, arr.dtype.itemsize, self.spec.pes))
+        for wafer_name, s in self.step_observer.per_wafer().items():
+            stats.cycles[wafer_name] = s.cycles
+        return outputs, stats
+
+    def release(self, names: Iterable[str]) -> None:
+        """Free resident KV tiles (before the next step re-enters the grown cache)."""
+        for wafer in self.wafers:
+            for name in names:
+                if wafer.ledger.holds(f"kv:{name}"):
+                    wafer.ledger.free(f"kv:{name}")
+
+    def _execute(self, wafer: Wafer, node: Node, args: list) -> tuple:
+        if node.op in MESH_KERNELS and not _is_index_math(node, args):
+            with wafer.kernel(kernel_label(node, args)):
+                return MESH_KERNELS[node.op](wafer, node, args)
+        out = execute_reference(node, args)
+        cost = COMPILE_TIME if _is_index_math(node, args) else HOST_OPS.get(node.op, COMPILE_TIME)
+        with wafer.kernel(f"{node.op.value} ({cost.kind})"):
+            charge_host(wafer, cost, out)
+        return out
+
+
+def kernel_label(node: Node, args: list) -> str:
+    """Accounting label: MatMul splits into gemv / gemm / attention-matmul."""
+    if node.op in (OpKind.MATMUL, OpKind.GEMM):
+        a, b = np.asarray(args[0]), np.asarray(args[1])
+        if b.ndim > 2:
+            return "attention-matmul"
+        return "gemv" if int(np.prod(a.shape[:-1])) <= 1 else "gemm"
+    return node.op.value

@@ -1,0 +1,88 @@
+"""The mesh emulator: closed-form hop counts, SRAM ledger errors, collectives, kernels vs numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from placer.backends.mesh import MeshSpec, SramOverflowError, StatsObserver, Wafer
+from placer.backends.mesh import collectives, linalg
+from placer.backends.mesh.host import HOST_OPS
+from placer.backends.mesh.ops import MESH_KERNELS
+from placer.backends.mesh.tiling import tile_matrix
+from placer.ir.ops import OpKind
+
+
+def make_wafer(rows: int, cols: int, sram: int = 1 << 20) -> tuple[Wafer, StatsObserver]:
+    obs = StatsObserver()
+    return Wafer(MeshSpec(rows, cols, sram, 16.0, 1, 4, 1e9), "w", [obs]), obs
+
+
+@pytest.mark.parametrize("rows,cols", [(1, 1), (2, 3), (4, 4), (5, 7), (8, 3)])
+def test_gemv_hops_match_closed_form(rows: int, cols: int) -> None:
+    wafer, obs = make_wafer(rows, cols)
+    rng = np.random.default_rng(0)
+    k, n = 3 * rows + 1, 2 * cols + 1
+    x = rng.standard_normal((1, 1, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    with wafer.kernel("gemv"):
+        y = linalg.gemv(wafer, x, tile_matrix(w[None], rows, cols), n)
+    np.testing.assert_allclose(y[0], x[0] @ w, rtol=1e-5, atol=1e-5)
+    s = obs.stats[("w", "gemv")]
+    # Input broadcast along each of R rows (C-1 hops) + chain reduction down each of C columns.
+    assert s.hops == rows * (cols - 1) + cols * (rows - 1)
+    kt, nt = -(-k // rows), -(-n // cols)
+    assert s.link_bytes == 4 * (rows * (cols - 1) * kt + cols * (rows - 1) * nt)
+
+
+@pytest.mark.parametrize("rows,cols", [(2, 2), (3, 5), (4, 4), (6, 4)])
+def test_cannon_hops_match_closed_form(rows: int, cols: int) -> None:
+    wafer, obs = make_wafer(rows, cols)
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((7, 9)).astype(np.float32)
+    b = rng.standard_normal((9, 5)).astype(np.float32)
+    with wafer.kernel("gemm"):
+        y = linalg.cannon(wafer, a, b)
+    np.testing.assert_allclose(y, a @ b, rtol=1e-5, atol=1e-5)
+    p = min(rows, cols)
+    ring = 2 * p - 2  # one cyclic shift of a P-line on an interleaved ring
+    skew = 2 * ring * sum(range(p))  # row i of A and column i of B move i places
+    steps = (p - 1) * 2 * p * ring
+    assert obs.stats[("w", "gemm")].hops == skew + steps
+
+
+def test_two_level_reduce_hops_and_value() -> None:
+    wafer, obs = make_wafer(12, 2)
+    x = np.arange(12 * 2 * 3, dtype=np.float64).reshape(12, 2, 3)
+    with wafer.kernel("r"):
+        out = collectives.two_level_reduce(wafer, x, 0, groups=3)
+    np.testing.assert_allclose(out, x.sum(0))
+    # 3 groups of 4: 3*(4-1) inner hops + 2 root sends of 4 hops, on each of the 2 columns.
+    assert obs.stats[("w", "r")].hops == 2 * (3 * 3 + 2 * 4)
+
+
+def test_sram_overflow_names_tensor_and_pe() -> None:
+    wafer, _ = make_wafer(2, 3, sram=1000)
+    need = np.zeros((2, 3), dtype=np.int64)
+    need[1, 2] = 600
+    wafer.ledger.allocate("weight:a", 500)
+    with pytest.raises(SramOverflowError, match=r"'weight:b'.*row 1, col 2"):
+        wafer.ledger.allocate("weight:b", need)
+    wafer.ledger.free("weight:a")
+    wafer.ledger.allocate("weight:b", need)
+    assert wafer.ledger.max_used == 600
+
+
+def test_every_op_kind_runs_on_the_mesh_or_is_declared_host_side() -> None:
+    assert set(MESH_KERNELS) | set(HOST_OPS) == set(OpKind)
+    assert not set(MESH_KERNELS) & set(HOST_OPS)
+
+
+def test_shift_counts_one_hop_per_moving_tile() -> None:
+    wafer, obs = make_wafer(3, 4)
+    state = np.arange(12, dtype=np.float32).reshape(3, 4, 1)
+    with wafer.kernel("s"):
+        out = wafer.shift(state, 1, +1)
+    np.testing.assert_array_equal(out[:, 1:, 0], state[:, :-1, 0])
+    assert (out[:, 0] == 0).all()
+    assert obs.stats[("w", "s")].hops == 3 * 3
