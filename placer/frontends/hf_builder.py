@@ -85,7 +85,8 @@ class _Emitter:
         w = self.param(f"{module}.weight", (dim,))
         if spec.norm == "layer":
             b = self.param(f"{module}.bias", (dim,))
-            return self.op(OpKind.LAYER_NORM, [x, w, b], self.act3(dim), module, NormAttrs(epsilon=spec.norm_eps))
+            return self.op(OpKind.LAYER_NORM, [x, w, b], self.act3(dim), module,
+                           NormAttrs(epsilon=spec.norm_eps))
         return self.op(OpKind.RMS_NORM, [x, w], self.act3(dim), module, NormAttrs(epsilon=spec.norm_eps))
 
     def reshape(self, x: str, shape: tuple[Dim, ...], target: list[int], scope: str) -> str:
@@ -139,7 +140,8 @@ def _rotary_tables(e: _Emitter, spec: ModelSpec, positions: str) -> tuple[str, s
     half = spec.rope_dim // 2
     inv_freq = _inv_freq(spec)
     table = e.const(f"{scope}.inv_freq", inv_freq.reshape(1, half), DType.FLOAT32)
-    pos = e.op(OpKind.CAST, [positions], (BATCH, SEQ), scope, CastAttrs(to=DType.FLOAT32), dtype=DType.FLOAT32)
+    f32 = DType.FLOAT32
+    pos = e.op(OpKind.CAST, [positions], (BATCH, SEQ), scope, CastAttrs(to=f32), dtype=f32)
     pos = e.op(OpKind.UNSQUEEZE, [pos], (BATCH, SEQ, 1), scope, SqueezeAttrs(axes=(2,)), dtype=DType.FLOAT32)
     freqs = e.op(OpKind.MATMUL, [pos, table], (BATCH, SEQ, half), scope, dtype=DType.FLOAT32)
     cos = e.op(OpKind.COS, [freqs], (BATCH, SEQ, half), scope, dtype=DType.FLOAT32)
@@ -243,8 +245,8 @@ def _mla(e: _Emitter, x: str, a: AttentionSpec, scope: str, spec: ModelSpec, rop
 
     kv_a = e.linear(x, hidden, rank + rd, f"{scope}.kv_a_proj_with_mqa", a.qkv_bias)
     split = e.const(f"{scope}.kv_split", np.array([rank, rd], dtype=np.int64), DType.INT64)
-    latent, k_pe = e.multi(OpKind.SPLIT, [kv_a, split], [TensorType(e.act, e.act3(rank)),
-                                                         TensorType(e.act, e.act3(rd))], scope, SplitAttrs(axis=2))
+    parts = [TensorType(e.act, e.act3(rank)), TensorType(e.act, e.act3(rd))]
+    latent, k_pe = e.multi(OpKind.SPLIT, [kv_a, split], parts, scope, SplitAttrs(axis=2))
     latent = e.norm(latent, rank, f"{scope}.kv_a_layernorm", spec)
     k_pe = _rotary(e, k_pe, 1, rd, scope, a.rope_interleaved, rope)
     _declare_kv(e, scope, [("latent", latent, rank), ("rope_key", k_pe, rd)], a.window)

@@ -54,7 +54,10 @@ def read_config(path_or_dict: str | os.PathLike[str] | Mapping[str, Any]) -> tup
     return data, str(path)
 
 
-def read_model_spec(path_or_dict: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[ModelSpec, Quantization]:
+ConfigSource = str | os.PathLike[str] | Mapping[str, Any]
+
+
+def read_model_spec(path_or_dict: ConfigSource) -> tuple[ModelSpec, Quantization]:
     """The architecture and native precisions a config describes, validated."""
     data, source = read_config(path_or_dict)
     reader = ConfigReader(data, source)
@@ -64,7 +67,7 @@ def read_model_spec(path_or_dict: str | os.PathLike[str] | Mapping[str, Any]) ->
     return spec, read_quantization(quant_reader, spec.dtype)
 
 
-def from_config(path_or_dict: str | os.PathLike[str] | Mapping[str, Any], *, name: str | None = None) -> Graph:
+def from_config(path_or_dict: ConfigSource, *, name: str | None = None) -> Graph:
     """The IR of the model a Hugging Face config describes, with weight references only.
 
     Args:

@@ -193,7 +193,8 @@ def read_mixtral(r: ConfigReader) -> ModelSpec:
     moe = MoeSpec(experts, _top_k(r, experts, 2), r.int("intermediate_size"))
     attn = AttentionSpec(AttentionKind.GQA, heads, kv, head_dim, window=window)
     return ModelSpec("mixtral", layers=(LayerSpec(attn, moe),) * n, naming=Naming(),
-                     norm_eps=r.float("rms_norm_eps", 1e-5), tie_embeddings=r.bool("tie_word_embeddings", False),
+                     norm_eps=r.float("rms_norm_eps", 1e-5),
+                     tie_embeddings=r.bool("tie_word_embeddings", False),
                      rope_dim=head_dim, dtype=_dtype(r), **common, **_rope(r))
 
 
@@ -223,7 +224,8 @@ def read_qwen3_moe(r: ConfigReader) -> ModelSpec:
         attn = AttentionSpec(AttentionKind.GQA, heads, kv, head_dim, qkv_bias=bias, o_bias=bias, qk_norm=True,
                              window=window if window and i >= first else 0)
         layers.append(LayerSpec(attn, moe if sparse else dense))  # type: ignore[arg-type]
-    return ModelSpec("qwen3_moe", layers=tuple(layers), naming=Naming(), norm_eps=r.float("rms_norm_eps", 1e-6),
+    return ModelSpec("qwen3_moe", layers=tuple(layers), naming=Naming(),
+                     norm_eps=r.float("rms_norm_eps", 1e-6),
                      tie_embeddings=r.bool("tie_word_embeddings", False), rope_dim=head_dim, dtype=_dtype(r),
                      **common, **_rope(r))
 
@@ -299,8 +301,8 @@ def read_gpt_oss(r: ConfigReader) -> ModelSpec:
     moe = MoeSpec(experts, _top_k(r, experts, 4), r.int("intermediate_size"), router_name="router",
                   router_bias=True, fused_gate_up=True, expert_bias=True)
     layers = tuple(
-        LayerSpec(AttentionSpec(AttentionKind.GQA, heads, kv, head_dim, qkv_bias=bias, o_bias=bias, sinks=True,
-                                window=window if t == "sliding_attention" else 0), moe)
+        LayerSpec(AttentionSpec(AttentionKind.GQA, heads, kv, head_dim, qkv_bias=bias, o_bias=bias,
+                                sinks=True, window=window if t == "sliding_attention" else 0), moe)
         for t in types)
     return ModelSpec("gpt_oss", layers=layers, naming=Naming(), norm_eps=r.float("rms_norm_eps", 1e-5),
                      tie_embeddings=r.bool("tie_word_embeddings", False), rope_dim=head_dim, dtype=_dtype(r),
@@ -312,7 +314,6 @@ def read_deepseek_v3(r: ConfigReader) -> ModelSpec:
     built: transformers' DeepseekV3ForCausalLM does not build them either, and a server uses
     them only for speculative decoding, so the published 671B (not 685B) is what gets placed."""
     common = _common(r)
-    hidden = common["hidden_size"]
     n = r.int("num_hidden_layers")
     heads = r.int("num_attention_heads")
     rope_dim = r.int("qk_rope_head_dim", 64)
@@ -322,7 +323,8 @@ def read_deepseek_v3(r: ConfigReader) -> ModelSpec:
     q_rank = 0 if "q_lora_rank" in r.data and not r.has("q_lora_rank") else r.int("q_lora_rank", 1536)
     kv_rank = r.int("kv_lora_rank", 512)
     attn = AttentionSpec(AttentionKind.MLA, heads, heads, nope + rope_dim, o_bias=False,
-                         qkv_bias=r.bool("attention_bias", False), rope_interleaved=r.bool("rope_interleave", True),
+                         qkv_bias=r.bool("attention_bias", False),
+                         rope_interleaved=r.bool("rope_interleave", True),
                          q_lora_rank=q_rank, kv_lora_rank=kv_rank, qk_rope_head_dim=rope_dim,
                          qk_nope_head_dim=nope, v_head_dim=v_dim)
     experts = r.int("n_routed_experts", 256)

@@ -98,7 +98,8 @@ class ConfigReader:
             raise self.fail(key, f"must have {length} entries (one per layer), got {len(value)}")
         return list(value)
 
-    def str_list(self, key: str, *, length: int | None = None, allowed: tuple[str, ...] = ()) -> list[str] | None:
+    def str_list(self, key: str, *, length: int | None = None,
+                 allowed: tuple[str, ...] = ()) -> list[str] | None:
         value = self.data.get(key)
         if value is None:
             return None
