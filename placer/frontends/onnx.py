@@ -1,0 +1,498 @@
+"""ONNX frontend: ``from_onnx(path or ModelProto)`` -> a typed, verified ``placer.ir.Graph``.
+
+External weight data is never read: a weight is a reference with its exact byte size and
+``ExternalLocation``. Inline initializers and ``Constant`` nodes keep their data (numpy), so
+shape tensors and rotary tables stay usable. ONNX op names stop here: ``_OPS`` maps each to an
+``OpKind`` and a converter that builds the typed attributes.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from placer.errors import UserError
+from placer.ir import attrs as A
+from placer.ir.dtypes import DType
+from placer.ir.graph import ExternalLocation, Graph, Node, Weight, WeightRole
+from placer.ir.ops import OpKind
+from placer.ir.passes.classify_weights import classify_weights
+from placer.ir.passes.infer_shapes import infer_shapes
+from placer.ir.symbolic import Dim, Sym, parse_dim
+from placer.ir.types import TensorType
+from placer.ir.verifier import VerificationError, verify
+
+ONNX_DTYPES: dict[int, DType] = {
+    TensorProto.FLOAT: DType.FLOAT32, TensorProto.DOUBLE: DType.FLOAT64,
+    TensorProto.FLOAT16: DType.FLOAT16, TensorProto.BFLOAT16: DType.BFLOAT16,
+    TensorProto.FLOAT8E4M3FN: DType.FP8_E4M3, TensorProto.FLOAT8E4M3FNUZ: DType.FP8_E4M3,
+    TensorProto.FLOAT8E5M2: DType.FP8_E5M2, TensorProto.FLOAT8E5M2FNUZ: DType.FP8_E5M2,
+    TensorProto.FLOAT4E2M1: DType.FP4_E2M1, TensorProto.INT64: DType.INT64,
+    TensorProto.INT32: DType.INT32, TensorProto.INT16: DType.INT16, TensorProto.INT8: DType.INT8,
+    TensorProto.INT4: DType.INT4, TensorProto.UINT8: DType.UINT8, TensorProto.UINT4: DType.UINT4,
+    TensorProto.BOOL: DType.BOOL,
+}
+
+
+def onnx_file_sha256(path: str | Path) -> str:
+    """Hex sha256 of the .onnx file itself (external data files are not read)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """Parse the model file without its external data; UserError for a bad file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: no such ONNX file")
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as err:  # protobuf raises DecodeError and friends
+        raise UserError(f"{p}: not a valid ONNX file (truncated or another format): "
+                        f"{type(err).__name__}") from None
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
+        raise UserError(f"{p}: not an ONNX model (no IR version or no graph nodes)")
+    return model
+
+
+def from_onnx(model: str | Path | onnx.ModelProto, *, name: str | None = None) -> Graph:
+    """Import an ONNX model as a typed, verified graph with classified weights.
+
+    Args:
+        model: a path to a ``.onnx`` file or a loaded ``ModelProto`` (external data not needed).
+        name: the graph's name (default: the file's stem or the ONNX graph name).
+
+    Raises:
+        UserError: not an ONNX file, unsupported op, cycle, dangling input, shape mismatch.
+    """
+    if isinstance(model, onnx.ModelProto):
+        proto, label = model, f"<ONNX model {model.graph.name or 'unnamed'}>"
+    else:
+        proto, label = load_onnx(model), str(model)
+    gname = name or (Path(model).stem if not isinstance(model, onnx.ModelProto)
+                     else proto.graph.name) or "model"
+    graph = _Importer(proto, label).run(gname)
+    try:
+        graph = infer_shapes(graph)
+        graph = classify_weights(graph)
+        verify(graph, require_types=True)
+    except VerificationError as err:
+        raise UserError(f"{label}: {err.short}") from None
+    return graph
+
+
+def _sym_name(text: str) -> str:
+    s = re.sub(r"[^\w.]", "_", text)
+    return s if re.match(r"[A-Za-z_]", s) else "d_" + s
+
+
+@dataclass
+class _Importer:
+    proto: onnx.ModelProto
+    label: str
+    weights: dict[str, Weight] = field(default_factory=dict)
+    types: dict[str, TensorType] = field(default_factory=dict)
+    nodes: list[Node] = field(default_factory=list)
+    node_names: set[str] = field(default_factory=set)
+
+    def fail(self, message: str) -> UserError:
+        return UserError(f"{self.label}: {message}")
+
+    def run(self, gname: str) -> Graph:
+        g = self.proto.graph
+        self.opset = next((o.version for o in self.proto.opset_import if o.domain in ("", "ai.onnx")),
+                          1)
+        for t in g.initializer:
+            self.weights[t.name] = self.weight(t)
+        if g.sparse_initializer:
+            raise self.fail("sparse initializers are not supported; densify them first")
+        inputs = []
+        for vi in g.input:
+            if vi.name in self.weights:
+                continue
+            self.types[vi.name] = self.value_type(vi)
+            inputs.append(vi.name)
+        for proto_node in _topological_order(g, set(self.weights) | set(inputs), self.fail):
+            self.convert(proto_node)
+        outputs = tuple(o.name for o in g.output)
+        return Graph(gname, tuple(inputs), outputs, tuple(self.nodes), self.types, self.weights)
+
+    # -- types and weights ----------------------------------------------------------------
+
+    def dtype(self, code: int, what: str) -> DType:
+        try:
+            return ONNX_DTYPES[code]
+        except KeyError:
+            raise self.fail(f"{what} has element type "
+                            f"{TensorProto.DataType.Name(code)}, which placer does not support") from None
+
+    def value_type(self, vi: onnx.ValueInfoProto) -> TensorType:
+        if not vi.type.HasField("tensor_type"):
+            raise self.fail(f"graph input {vi.name!r} is not a tensor")
+        tt = vi.type.tensor_type
+        dims: list[Dim] = []
+        for i, d in enumerate(tt.shape.dim):
+            if d.HasField("dim_value"):
+                dims.append(int(d.dim_value))
+            elif d.dim_param:
+                try:
+                    dims.append(parse_dim(d.dim_param))
+                except ValueError:
+                    dims.append(Sym.var(_sym_name(d.dim_param)))
+            else:
+                dims.append(Sym.var(_sym_name(f"{vi.name}_dim{i}")))
+        return TensorType(self.dtype(tt.elem_type, f"graph input {vi.name!r}"), tuple(dims))
+
+    def weight(self, t: onnx.TensorProto, role: WeightRole = WeightRole.UNKNOWN) -> Weight:
+        dtype = self.dtype(t.data_type, f"initializer {t.name!r}")
+        ttype = TensorType(dtype, tuple(int(d) for d in t.dims))
+        numel = ttype.numel
+        assert isinstance(numel, int)
+        size = dtype.storage_bytes(numel)
+        if t.data_location == TensorProto.EXTERNAL:
+            info = {e.key: e.value for e in t.external_data}
+            length = int(info["length"]) if "length" in info else size
+            loc = ExternalLocation(info.get("location", ""), int(info.get("offset", 0)), length)
+            return Weight(t.name, ttype, length, role, loc)
+        try:
+            data = numpy_helper.to_array(t).astype(dtype.to_numpy()).reshape(ttype.shape)
+        except Exception:  # an exotic packing numpy_helper cannot decode: keep only the size
+            data = None
+        return Weight(t.name, ttype, size, role, None, data)
+
+    # -- nodes ------------------------------------------------------------------------------
+
+    def unique_name(self, n: onnx.NodeProto) -> str:
+        base = n.name or f"{n.op_type}_{len(self.nodes)}"
+        name, k = base, 0
+        while name in self.node_names:
+            k += 1
+            name = f"{base}_{k}"
+        self.node_names.add(name)
+        return name
+
+    def constant(self, node_name: str, values: Any, dtype: DType = DType.INT64) -> str:
+        arr = np.asarray(values).astype(dtype.to_numpy())
+        cname = f"{node_name}/const_{len(self.weights)}"
+        self.weights[cname] = Weight(cname, TensorType(dtype, tuple(arr.shape)),
+                                     dtype.storage_bytes(arr.size), WeightRole.CONSTANT, None, arr)
+        return cname
+
+    def convert(self, n: onnx.NodeProto) -> None:
+        name = self.unique_name(n)
+        if n.domain not in ("", "ai.onnx"):
+            raise self.fail(f"node {name!r}: op {n.domain}.{n.op_type} is not supported "
+                            "(only the default ONNX domain)")
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if n.op_type == "Constant":
+            self.add_constant_node(n, name, attrs)
+            return
+        spec = _OPS.get(n.op_type)
+        if spec is None:
+            raise self.fail(f"node {name!r}: op {n.op_type} is not supported by placer")
+        kind, convert = spec
+        inputs, outputs = list(n.input), list(n.output)
+        try:
+            op_attrs, inputs, outputs = convert(self, name, attrs, inputs, outputs)
+        except (KeyError, ValueError, TypeError) as err:
+            raise self.fail(f"node {name!r} ({n.op_type}): bad attributes: {err}") from None
+        scope = _scope_of(n)
+        if kind in _VARIADIC and len(inputs) != 2:
+            self.add_chain(kind, name, inputs, outputs, scope)
+            return
+        self.nodes.append(Node(name, kind, tuple(inputs), tuple(outputs), op_attrs, scope))
+
+    def add_chain(self, kind: OpKind, name: str, inputs: list[str], outputs: list[str],
+                  scope: str) -> None:
+        if len(inputs) == 1:
+            self.nodes.append(Node(name, OpKind.IDENTITY, tuple(inputs), tuple(outputs[:1]),
+                                   A.NoAttrs(), scope))
+            return
+        acc = inputs[0]
+        for i, x in enumerate(inputs[1:], 1):
+            out = outputs[0] if i == len(inputs) - 1 else f"{name}/partial_{i}"
+            self.nodes.append(Node(f"{name}" if out == outputs[0] else f"{name}/{i}", kind,
+                                   (acc, x), (out,), A.NoAttrs(), scope))
+            acc = out
+
+    def add_constant_node(self, n: onnx.NodeProto, name: str, attrs: dict[str, Any]) -> None:
+        out = n.output[0]
+        if "value" in attrs:
+            t = TensorProto()
+            t.CopyFrom(attrs["value"])
+            t.name = out
+            self.weights[out] = self.weight(t, WeightRole.CONSTANT)
+            return
+        table = {"value_float": DType.FLOAT32, "value_floats": DType.FLOAT32,
+                 "value_int": DType.INT64, "value_ints": DType.INT64}
+        for key, dtype in table.items():
+            if key in attrs:
+                arr = np.asarray(attrs[key]).astype(dtype.to_numpy())
+                self.weights[out] = Weight(out, TensorType(dtype, tuple(arr.shape)),
+                                           dtype.storage_bytes(arr.size), WeightRole.CONSTANT,
+                                           None, arr)
+                return
+        raise self.fail(f"node {name!r}: Constant with attributes {sorted(attrs)} is not supported")
+
+
+def _topological_order(g: onnx.GraphProto, defined: set[str],
+                       fail: Callable[[str], UserError]) -> list[onnx.NodeProto]:
+    """Nodes in a stable topological order; UserError on a cycle or a dangling input."""
+    producer = {o: i for i, n in enumerate(g.node) for o in n.output if o}
+    for n in g.node:
+        for x in n.input:
+            if x and x not in defined and x not in producer:
+                raise fail(f"node {n.name or n.op_type!r} ({n.op_type}) reads %{x}, which no node, "
+                           "initializer or graph input defines (dangling input)")
+    deps = [{producer[x] for x in n.input if x and x not in defined and x in producer}
+            for n in g.node]
+    users: dict[int, list[int]] = {}
+    for i, d in enumerate(deps):
+        for j in d:
+            users.setdefault(j, []).append(i)
+    missing = [len(d) for d in deps]
+    ready = [i for i, m in enumerate(missing) if m == 0]
+    order: list[int] = []
+    import heapq
+    heapq.heapify(ready)
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for u in users.get(i, []):
+            missing[u] -= 1
+            if missing[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) != len(g.node):
+        stuck = next(n for i, n in enumerate(g.node) if missing[i] > 0)
+        raise fail(f"the graph has a cycle through node {stuck.name or stuck.op_type!r} "
+                   f"({stuck.op_type})")
+    return [g.node[i] for i in order]
+
+
+def _scope_of(n: onnx.NodeProto) -> str:
+    """Module path: dynamo's name_scopes metadata, or a legacy '/a/b.0/c/Op' node name."""
+    meta = {p.key: p.value for p in n.metadata_props}
+    scopes = meta.get("pkg.torch.onnx.name_scopes")
+    if scopes:
+        try:
+            parts = ast.literal_eval(scopes)
+        except (ValueError, SyntaxError):
+            parts = []
+        if len(parts) >= 2 and isinstance(parts[-2], str) and not parts[-2].startswith("_empty"):
+            return parts[-2]
+        return ""
+    if "namespace" in meta:
+        paths = [seg.split(":")[0].strip() for seg in meta["namespace"].split("/")]
+        return paths[-2] if len(paths) >= 2 and not paths[-2].startswith("_empty") else ""
+    if n.name.startswith("/"):
+        return ".".join(p for p in n.name.split("/")[1:-1] if p)
+    return ""
+
+
+# -- converters: (importer, node name, attrs, inputs, outputs) -> (attrs, inputs, outputs) ----
+
+Converted = tuple[object, list[str], list[str]]
+
+
+def _plain(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.NoAttrs(), ins, outs
+
+
+def _gemm(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.GemmAttrs(float(a.get("alpha", 1.0)), float(a.get("beta", 1.0)),
+                       bool(a.get("transA", 0)), bool(a.get("transB", 0))), ins, outs
+
+
+def _cast(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.CastAttrs(imp.dtype(int(a["to"]), f"Cast {name!r}"), bool(a.get("saturate", 1))), ins, outs
+
+
+def _clip(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    if "min" in a or "max" in a:  # opset < 11
+        ins = [ins[0], imp.constant(name, a.get("min", -3.4e38), DType.FLOAT32),
+               imp.constant(name, a.get("max", 3.4e38), DType.FLOAT32)]
+    return A.ClipAttrs(), ins, outs
+
+
+def _gelu(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    approx = a.get("approximate", b"none")
+    return A.GeluAttrs(approx.decode() if isinstance(approx, bytes) else approx), ins, outs
+
+
+def _axis(default: int) -> Callable[..., Converted]:
+    def conv(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+        return A.AxisAttrs(int(a.get("axis", default))), ins, outs
+    return conv
+
+
+def _softmax(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.AxisAttrs(int(a.get("axis", -1 if imp.opset >= 13 else 1))), ins, outs
+
+
+def _split(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    if "split" in a:  # opset < 13
+        ins = [ins[0], imp.constant(name, list(a["split"]))]
+    n = a.get("num_outputs")
+    return A.SplitAttrs(int(a.get("axis", 0)), int(n) if n is not None else None), ins, outs
+
+
+def _norm(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.NormAttrs(int(a.get("axis", -1)), float(a.get("epsilon", 1e-5)),
+                       int(a.get("stash_type", 1))), ins, outs
+
+
+def _reduce(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    axes = tuple(int(x) for x in a["axes"]) if "axes" in a else None
+    return A.ReduceAttrs(axes, bool(a.get("keepdims", 1)),
+                         bool(a.get("noop_with_empty_axes", 0))), ins, outs
+
+
+def _arg_max(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.ArgMaxAttrs(int(a.get("axis", 0)), bool(a.get("keepdims", 1)),
+                         bool(a.get("select_last_index", 0))), ins, outs
+
+
+def _top_k(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    if "k" in a:  # opset < 10
+        ins = [ins[0], imp.constant(name, [int(a["k"])])]
+    return A.TopKAttrs(int(a.get("axis", -1)), bool(a.get("largest", 1)),
+                       bool(a.get("sorted", 1))), ins, outs
+
+
+def _reshape(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.ReshapeAttrs(bool(a.get("allowzero", 0))), ins, outs
+
+
+def _transpose(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    perm = tuple(int(p) for p in a["perm"]) if "perm" in a else None
+    return A.TransposeAttrs(perm), ins, outs
+
+
+def _slice(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    if "starts" in a:  # opset < 10
+        ins = [ins[0], imp.constant(name, list(a["starts"])), imp.constant(name, list(a["ends"]))]
+        if "axes" in a:
+            ins.append(imp.constant(name, list(a["axes"])))
+    return A.NoAttrs(), ins, outs
+
+
+def _squeeze(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    axes = tuple(int(x) for x in a["axes"]) if "axes" in a else None
+    return A.SqueezeAttrs(axes), ins, outs
+
+
+def _gather_nd(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.GatherNDAttrs(int(a.get("batch_dims", 0))), ins, outs
+
+
+def _scatter_nd(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    r = a.get("reduction", b"none")
+    return A.ScatterNDAttrs(r.decode() if isinstance(r, bytes) else r), ins, outs
+
+
+def _trilu(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.TriluAttrs(bool(a.get("upper", 1))), ins, outs
+
+
+def _shape(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    end = a.get("end")
+    return A.ShapeAttrs(int(a.get("start", 0)), int(end) if end is not None else None), ins, outs
+
+
+def _constant_of_shape(imp: _Importer, name: str, a: dict, ins: list[str],
+                       outs: list[str]) -> Converted:
+    if "value" not in a:
+        return A.ConstantOfShapeAttrs(0.0, DType.FLOAT32), ins, outs
+    t = a["value"]
+    dtype = imp.dtype(t.data_type, f"ConstantOfShape {name!r}")
+    v = numpy_helper.to_array(t).reshape(-1)[0].item()
+    return A.ConstantOfShapeAttrs(v, dtype), ins, outs
+
+
+def _rotary(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.RotaryAttrs(bool(a.get("interleaved", 0)), int(a.get("num_heads", 0)),
+                         int(a.get("rotary_embedding_dim", 0))), ins, outs
+
+
+def _attention(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    scale = a.get("scale")
+    prec = a.get("softmax_precision")
+    return A.AttentionAttrs(bool(a.get("is_causal", 0)), int(a.get("kv_num_heads", 0)),
+                            int(a.get("q_num_heads", 0)), int(a.get("qk_matmul_output_mode", 0)),
+                            float(scale) if scale is not None else None,
+                            float(a.get("softcap", 0.0)),
+                            int(prec) if prec is not None else None), ins, outs
+
+
+def _cum_sum(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.CumSumAttrs(bool(a.get("exclusive", 0)), bool(a.get("reverse", 0))), ins, outs
+
+
+def _dropout(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.NoAttrs(), ins[:1], outs[:1]  # inference: identity; the mask output is dropped
+
+
+_SIMPLE = {
+    "MatMul": OpKind.MATMUL, "Add": OpKind.ADD, "Sub": OpKind.SUB, "Mul": OpKind.MUL,
+    "Div": OpKind.DIV, "Pow": OpKind.POW, "Max": OpKind.MAX, "Min": OpKind.MIN, "Sum": OpKind.ADD,
+    "Equal": OpKind.EQUAL, "Less": OpKind.LESS, "LessOrEqual": OpKind.LESS_OR_EQUAL,
+    "Greater": OpKind.GREATER, "GreaterOrEqual": OpKind.GREATER_OR_EQUAL, "And": OpKind.AND,
+    "Or": OpKind.OR, "Where": OpKind.WHERE, "Neg": OpKind.NEG, "Abs": OpKind.ABS,
+    "Sqrt": OpKind.SQRT, "Reciprocal": OpKind.RECIPROCAL, "Exp": OpKind.EXP, "Log": OpKind.LOG,
+    "Tanh": OpKind.TANH, "Sigmoid": OpKind.SIGMOID, "Erf": OpKind.ERF, "Relu": OpKind.RELU,
+    "Cos": OpKind.COS, "Sin": OpKind.SIN, "Not": OpKind.NOT, "IsNaN": OpKind.IS_NAN,
+    "IsInf": OpKind.IS_INF, "Identity": OpKind.IDENTITY, "Expand": OpKind.EXPAND,
+    "Tile": OpKind.TILE, "Range": OpKind.RANGE,
+}
+_VARIADIC = frozenset({OpKind.MAX, OpKind.MIN, OpKind.ADD})
+
+# The one table from ONNX op names to op kinds and attribute converters.
+_OPS: dict[str, tuple[OpKind, Callable[..., Converted]]] = {
+    **{k: (v, _plain) for k, v in _SIMPLE.items()},
+    "Gemm": (OpKind.GEMM, _gemm),
+    "Cast": (OpKind.CAST, _cast),
+    "Clip": (OpKind.CLIP, _clip),
+    "Gelu": (OpKind.GELU, _gelu),
+    "Dropout": (OpKind.IDENTITY, _dropout),
+    "Softmax": (OpKind.SOFTMAX, _softmax),
+    "LayerNormalization": (OpKind.LAYER_NORM, _norm),
+    "RMSNormalization": (OpKind.RMS_NORM, _norm),
+    "RotaryEmbedding": (OpKind.ROTARY_EMBEDDING, _rotary),
+    "Attention": (OpKind.ATTENTION, _attention),
+    "ReduceMean": (OpKind.REDUCE_MEAN, _reduce),
+    "ReduceSum": (OpKind.REDUCE_SUM, _reduce),
+    "ReduceMax": (OpKind.REDUCE_MAX, _reduce),
+    "ArgMax": (OpKind.ARG_MAX, _arg_max),
+    "TopK": (OpKind.TOP_K, _top_k),
+    "Reshape": (OpKind.RESHAPE, _reshape),
+    "Transpose": (OpKind.TRANSPOSE, _transpose),
+    "Concat": (OpKind.CONCAT, _axis(0)),
+    "Split": (OpKind.SPLIT, _split),
+    "Slice": (OpKind.SLICE, _slice),
+    "Squeeze": (OpKind.SQUEEZE, _squeeze),
+    "Unsqueeze": (OpKind.UNSQUEEZE, _squeeze),
+    "Flatten": (OpKind.FLATTEN, _axis(1)),
+    "Gather": (OpKind.GATHER, _axis(0)),
+    "GatherND": (OpKind.GATHER_ND, _gather_nd),
+    "GatherElements": (OpKind.GATHER_ELEMENTS, _axis(0)),
+    "ScatterND": (OpKind.SCATTER_ND, _scatter_nd),
+    "OneHot": (OpKind.ONE_HOT, _axis(-1)),
+    "Trilu": (OpKind.TRILU, _trilu),
+    "Shape": (OpKind.SHAPE, _shape),
+    "ConstantOfShape": (OpKind.CONSTANT_OF_SHAPE, _constant_of_shape),
+    "CumSum": (OpKind.CUM_SUM, _cum_sum),
+}
+
+SUPPORTED_OPS = frozenset(_OPS) | {"Constant"}
