@@ -8,6 +8,8 @@ An *assignment* maps unit index -> wafer index. It is valid when every edge goes
 a later wafer, wafers ``0 .. N-1`` are each used, N respects ``--wafers``/``--max-wafers``, pins
 hold, and with ``S`` resident sequences every wafer fits
 ``weights + activation buffers + S x KV(context) <= capacity`` (capacity = SRAM x (1 - reserve)).
+A unit's activation buffers hold its output for one prompt plus one token per sequence in
+flight: ``activation_out_bytes_per_token x (prompt_tokens + concurrency)``.
 
 Time terms (ticks; see ``placer.perf`` for the formulas in seconds):
 ``D = sum of unit decode ticks``, stage ``t_w``, boundary ``B_b`` (I/O ticks of the activations
@@ -294,7 +296,8 @@ def build_problem(cost: ModelCost, target: Target, workload: Workload, options: 
         layers=tuple(u.layer for u in cost.units),
         parameters=tuple(u.parameters for u in cost.units),
         weight_bytes=tuple(u.weight_bytes + u.constant_bytes for u in cost.units),
-        act_bytes=tuple(u.decode.activation_bytes for u in cost.units),
+        act_bytes=tuple(u.activation_out_bytes_per_token * (workload.prompt_tokens + workload.concurrency)
+                        for u in cost.units),
         kv_bytes=tuple(u.kv_bytes(workload.context_tokens) for u in cost.units),
         ticks=tuple(round(unit_decode_seconds(u, target) / TICK_S) for u in cost.units),
         edges=tuple(Edge(s, d, b, round(b / bw / TICK_S)) for (s, d), b in sorted(edges.items())),

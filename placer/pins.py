@@ -1,0 +1,101 @@
+"""User pins: ``--pin "layers.0-9=0"`` or ``--pin-file FILE`` put units on given wafers.
+
+A pin is ``PATTERN=WAFER``. PATTERN is a unit name with shell globs (``*``, ``?``, ``[..]``)
+and numeric ranges ``A-B`` (``layers.0-9`` is ``layers.0`` .. ``layers.9``); it matches a unit
+by name, and every sub-unit of a matching name (``layers.3`` pins ``layers.3.attn`` and
+``layers.3.mlp`` at block granularity). A pin file holds one pin per line; ``#`` starts a
+comment. Pins are hard constraints: a bad pin is a ``UserError``, pins that contradict the
+DAG order, the wafer count or a wafer's memory are an ``InfeasibleError`` naming the reason.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from placer.errors import InfeasibleError, UserError
+from placer.solver.problem import Problem
+
+_RANGE = re.compile(r"(\d+)-(\d+)")
+
+
+def read_pin_file(path: str | os.PathLike[str]) -> list[str]:
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UserError(f"option --pin-file: cannot read {path}: {e.strerror}") from None
+    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def expand_pattern(pattern: str) -> list[str]:
+    """Globs with every numeric range ``A-B`` expanded."""
+    parts = _RANGE.split(pattern)
+    choices: list[list[str]] = []
+    for i in range(0, len(parts), 3):
+        choices.append([parts[i]])
+        if i + 2 < len(parts):
+            a, b = int(parts[i + 1]), int(parts[i + 2])
+            if a > b:
+                raise UserError(f"option --pin: range {a}-{b} in {pattern!r} runs backwards")
+            choices.append([str(x) for x in range(a, b + 1)])
+    return ["".join(c) for c in itertools.product(*choices)]
+
+
+def resolve_pins(specs: Sequence[str], unit_names: Sequence[str]) -> list[tuple[int, int]]:
+    """(unit index, wafer) for every pinned unit; UserError for bad syntax or unknown units."""
+    pinned: dict[int, tuple[int, str]] = {}
+    for spec in specs:
+        pattern, sep, wafer_text = spec.rpartition("=")
+        pattern = pattern.strip()
+        if not sep or not pattern:
+            raise UserError(f"option --pin: expected PATTERN=WAFER (e.g. layers.0-9=0), got {spec!r}")
+        try:
+            wafer = int(wafer_text)
+        except ValueError:
+            raise UserError(f"option --pin {spec!r}: wafer must be an integer >= 0, got {wafer_text!r}") from None
+        if wafer < 0:
+            raise UserError(f"option --pin {spec!r}: wafer must be >= 0")
+        globs = expand_pattern(pattern)
+        hits = [i for i, name in enumerate(unit_names)
+                if any(fnmatch.fnmatchcase(name, g) or name.startswith(g + ".") for g in globs)]
+        if not hits:
+            sample = ", ".join(list(unit_names[:3]) + (["...", unit_names[-1]] if len(unit_names) > 3 else []))
+            raise UserError(f"option --pin {spec!r}: matches no unit (units: {sample})")
+        for i in hits:
+            if i in pinned and pinned[i][0] != wafer:
+                raise UserError(f"option --pin: unit {unit_names[i]} pinned to wafer {pinned[i][0]} by "
+                                f"{pinned[i][1]!r} and to wafer {wafer} by {spec!r}")
+            pinned[i] = (wafer, spec)
+    return sorted((i, w) for i, (w, _) in pinned.items())
+
+
+def check_pins(problem: Problem) -> None:
+    """Raise ``InfeasibleError`` when the pins alone rule out every placement."""
+    p = problem
+    pin = dict(p.pins)
+    for u, w in p.pins:
+        if w >= p.max_wafers:
+            raise InfeasibleError(f"infeasible: pin puts {p.names[u]} on wafer {w} but only wafers "
+                                  f"0..{p.max_wafers - 1} exist; raise --wafers/--max-wafers or change --pin")
+    # latest[v]: (highest pinned wafer among v and its ancestors, that unit); edges are sorted
+    # by source, so latest[src] is final when its out-edges are read
+    latest: list[tuple[int, int]] = [(pin[u], u) if u in pin else (-1, -1) for u in range(p.n)]
+    for e in p.edges:
+        wafer, unit = latest[e.src]
+        if e.dst in pin and wafer > pin[e.dst]:
+            raise InfeasibleError(
+                f"infeasible: pins contradict the DAG order: {p.names[unit]} (wafer {wafer}) feeds "
+                f"{p.names[e.dst]} (wafer {pin[e.dst]}); activations never flow back; change --pin")
+        if wafer > latest[e.dst][0]:
+            latest[e.dst] = (wafer, unit)
+    load: dict[int, int] = {}
+    for u, w in p.pins:
+        load[w] = load.get(w, 0) + p.size(u, 1)
+    for w, used in sorted(load.items()):
+        if used > p.capacity:
+            raise InfeasibleError(f"infeasible: pins put {used / 1e9:.3f} GB (with one sequence's KV) on wafer "
+                                  f"{w}, more than its {p.capacity / 1e9:.3f} GB usable; change --pin")

@@ -1,0 +1,162 @@
+"""The plan: which wafer holds each unit, what every wafer holds, and what the deployment will do.
+
+``Plan.to_json`` writes versioned JSON with sorted keys, floats rounded to 12 significant
+digits, and no wall-clock times or dates, so the same inputs and seed give the same bytes.
+``Plan.from_json`` reads it back (``Plan.from_json(p.to_json()) == p``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any
+
+from placer.perf import Performance
+from placer.targets import Target
+from placer.workload import DtypePolicy, Workload
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    sha256: str
+    parameters: int
+    weight_bytes: int
+    units: int
+
+
+@dataclass(frozen=True)
+class SolverInfo:
+    name: str
+    status: str              # OPTIMAL, FEASIBLE (gap may be > 0)
+    objective: int | None    # integer model objective; see objective_description
+    bound: int | None        # best proven lower bound on it
+    gap: float | None        # (objective - bound) / objective
+    seed: int
+    time_limit_s: float      # deterministic seconds per CP-SAT solve
+    objective_description: str
+
+
+@dataclass(frozen=True)
+class WaferMemory:
+    weights: int             # bytes: parameters and constants
+    kv: int                  # bytes: KV of the resident sequences
+    activations: int         # bytes: activation buffers
+    reserved: int            # bytes: SRAM x reserve
+    free: int                # bytes left
+
+
+@dataclass(frozen=True)
+class WaferIO:
+    in_bytes_per_token: int
+    out_bytes_per_token: int
+    bytes_per_token: int     # in + out
+    utilization: float       # busiest direction's share of io_bandwidth at the plan's token rate
+
+
+@dataclass(frozen=True)
+class WaferPlan:
+    index: int
+    units: tuple[str, ...]
+    memory: WaferMemory
+    io: WaferIO
+    stage_seconds: float     # decode of one token of one sequence
+    prefill_seconds: float   # the whole prompt of one sequence
+    kv_bytes_per_sequence: int
+    sequences_that_fit: int  # resident sequences this wafer alone could hold
+
+
+@dataclass(frozen=True)
+class KVPlan:
+    bytes_per_token: int
+    bytes_per_sequence: int
+    context_tokens: int
+    resident_sequences: int
+    parked_sequences: int
+    parked_bytes: int        # held in the external KV store
+    swap_in_seconds: float   # to bring one parked sequence back
+
+
+@dataclass(frozen=True)
+class Plan:
+    schema_version: int
+    model: ModelInfo
+    target: Target
+    workload: Workload
+    objective: str
+    solver: SolverInfo
+    wafers: tuple[WaferPlan, ...]
+    kv: KVPlan
+    performance: Performance
+    assignment: tuple[tuple[str, int], ...]   # (unit, wafer), sorted by unit name
+    provenance: tuple[tuple[str, Any], ...]   # placer version and every option (flat), sorted by name
+
+    def wafer_of(self, unit: str) -> int:
+        return dict(self.assignment)[unit]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: _encode(getattr(self, f.name)) for f in fields(self)}
+        out["assignment"] = {u: w for u, w in self.assignment}
+        out["provenance"] = {k: _encode(v) for k, v in self.provenance}
+        out["target"] = _encode(self.target.to_dict())
+        out["workload"] = _encode(self.workload.to_dict())
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2, allow_nan=False) + "\n"
+
+    @staticmethod
+    def from_json(text: str) -> Plan:
+        d = json.loads(text)
+        if d.get("schema_version") != SCHEMA_VERSION:
+            from placer.errors import UserError
+
+            raise UserError(f"plan schema_version {d.get('schema_version')!r} is not {SCHEMA_VERSION}; "
+                            f"recompile the plan with this placer")
+        w = d["workload"]
+        return Plan(
+            schema_version=d["schema_version"],
+            model=ModelInfo(**d["model"]),
+            target=Target(**d["target"]),
+            workload=Workload(w["context_tokens"], w["prompt_tokens"], w["concurrency"],
+                              DtypePolicy(w["weights_dtype"], tuple(tuple(p) for p in w["dtype_overrides"])),
+                              w["kv_dtype"]),
+            objective=d["objective"],
+            solver=SolverInfo(**d["solver"]),
+            wafers=tuple(WaferPlan(**{**x, "units": tuple(x["units"]), "memory": WaferMemory(**x["memory"]),
+                                      "io": WaferIO(**x["io"])}) for x in d["wafers"]),
+            kv=KVPlan(**d["kv"]),
+            performance=Performance(**d["performance"]),
+            assignment=tuple(sorted(d["assignment"].items())),
+            provenance=tuple(sorted((k, _decode(v)) for k, v in d["provenance"].items())),
+        )
+
+
+def round_float(x: float) -> float:
+    """Stable float formatting: 12 significant digits (idempotent)."""
+    if not math.isfinite(x):
+        raise ValueError(f"non-finite value {x} in a plan")
+    return float(f"{x:.12g}")
+
+
+def _encode(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return round_float(value)
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return str(value)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_decode(v) for v in value)
+    return value

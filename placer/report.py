@@ -1,0 +1,151 @@
+"""report.md: the plan explained for a reader, beside the baselines on the same problem.
+
+Sections: summary, performance, per-wafer table, binding constraints, every method side by side
+(wafers, time per token, tokens/s, parked sequences, feasible or why not), solve times. Solve
+times are wall-clock and live only here, never in plan.json.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from placer.solver.problem import TICK_S
+
+if TYPE_CHECKING:
+    from placer.compile import CompileResult
+    from placer.plan import Plan
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:.3f}"
+
+
+def summarize_units(names: tuple[str, ...], layer_of: dict[str, int], layer_units: dict[int, int]) -> str:
+    """``embed, layers 0-19, layers.20.attn``: whole layers as ranges, the rest by name."""
+    count: dict[int, int] = {}
+    for name in names:
+        if layer_of.get(name, -1) >= 0:
+            count[layer_of[name]] = count.get(layer_of[name], 0) + 1
+    tokens: list[int | str] = []
+    for name in names:
+        layer = layer_of.get(name, -1)
+        if layer >= 0 and count[layer] == layer_units[layer]:
+            if layer not in tokens:
+                tokens.append(layer)
+        else:
+            tokens.append(name)
+    out: list[str] = []
+    run: list[int] = []
+    for token in [*tokens, ""]:
+        if isinstance(token, int) and (not run or token == run[-1] + 1):
+            run.append(token)
+            continue
+        if run:
+            out.append(f"layers {run[0]}-{run[-1]}" if len(run) > 1 else f"layer {run[0]}")
+            run = []
+        if isinstance(token, int):
+            run.append(token)
+        elif token:
+            out.append(token)
+    return ", ".join(out)
+
+
+def binding_constraints(plan: Plan) -> list[str]:
+    """Plain-language list of the constraints that limit this plan."""
+    lines: list[str] = []
+    perf, kv = plan.performance, plan.kv
+    sram = plan.target.sram_bytes
+    tightest = min(plan.wafers, key=lambda w: (w.memory.free, w.index))
+    lines.append(f"SRAM: tightest wafer is {tightest.index} with {_gb(tightest.memory.free)} GB free of "
+                 f"{_gb(sram)} GB ({100 * tightest.memory.free / sram:.2f} %).")
+    if kv.bytes_per_sequence:
+        limit = min(plan.wafers, key=lambda w: (w.sequences_that_fit, w.index))
+        lines.append(f"KV residency: {kv.resident_sequences} of {plan.workload.concurrency} sequences resident; "
+                     f"wafer {limit.index} limits it ({limit.sequences_that_fit} sequences fit there, "
+                     f"{_gb(limit.kv_bytes_per_sequence)} GB of KV per sequence); {kv.parked_sequences} parked "
+                     f"({_gb(kv.parked_bytes)} GB in the external store, {kv.swap_in_seconds * 1e3:.3f} ms "
+                     f"to swap one in).")
+    else:
+        lines.append("KV residency: no KV cache at this context; every sequence is resident.")
+    what = {"round-trip": "the decode round trip (stage times plus I/O hops)",
+            "stage": "the slowest stage times the resident sequences",
+            "io": "boundary I/O bandwidth times the resident sequences"}[perf.bottleneck]
+    lines.append(f"Time per output token: {perf.time_per_output_token_s * 1e3:.4f} ms, set by {what}.")
+    busiest = max(plan.wafers, key=lambda w: (w.io.utilization, -w.index))
+    lines.append(f"I/O: busiest wafer is {busiest.index} at {100 * busiest.io.utilization:.4f} % of "
+                 f"{plan.target.io_bandwidth_bytes_per_s / 1e9:.1f} GB/s.")
+    floor = dict(plan.provenance).get("min_tokens_per_s_per_user")
+    if floor:
+        lines.append(f"Per-user floor: {floor} tokens/s required, {perf.tokens_per_s_per_user:.1f} predicted.")
+    return lines
+
+
+def _method_row(result: CompileResult, sol) -> str:  # type: ignore[no-untyped-def]
+    ev = sol.evaluation
+    p = result.problem
+    if not sol.feasible:
+        return f"| {sol.method} | - | - | - | - | - | no: {ev.reason} | {sol.seconds:.3f} |"
+    tps_user = 1 / (ev.tpot * TICK_S) if ev.tpot else float("inf")
+    gap = "" if sol.gap is None else f", gap {100 * sol.gap:.2f} %"
+    return (f"| {sol.method} | {ev.wafers} | {ev.tpot * TICK_S * 1e3:.4f} | {tps_user:,.1f} | "
+            f"{ev.resident * tps_user:,.1f} | {p.concurrency - ev.resident} | yes ({sol.status}{gap}) | "
+            f"{sol.seconds:.3f} |")
+
+
+def render_report(result: CompileResult) -> str:
+    plan = result.plan
+    perf, kv, t = plan.performance, plan.kv, plan.target
+    layer_of = {u.name: u.layer for u in result.cost.units}
+    layer_units: dict[int, int] = {}
+    for u in result.cost.units:
+        if u.layer >= 0:
+            layer_units[u.layer] = layer_units.get(u.layer, 0) + 1
+    s = plan.solver
+    lines = [
+        f"# Placement of {plan.model.name} on {len(plan.wafers)} x {t.name}",
+        "",
+        f"- model: {plan.model.parameters:,} parameters, {_gb(plan.model.weight_bytes)} GB of weights, "
+        f"{plan.model.units} units; sha256 `{plan.model.sha256[:16]}`",
+        f"- target: {t.name}, {_gb(t.sram_bytes)} GB SRAM per wafer, {t.mesh_rows} x {t.mesh_cols} PEs at "
+        f"{t.clock_hz / 1e9:.3f} GHz, I/O {t.io_bandwidth_bytes_per_s / 1e9:.1f} GB/s + "
+        f"{t.io_latency_s * 1e6:.2f} us per hop",
+        f"- workload: context {plan.workload.context_tokens} tokens, prompt {plan.workload.prompt_tokens} tokens, "
+        f"concurrency {plan.workload.concurrency} sequences",
+        f"- objective: {plan.objective}; solver {s.name}: {s.status}, objective {s.objective}, bound {s.bound}, "
+        f"gap {'n/a' if s.gap is None else f'{100 * s.gap:.3f} %'} ({s.objective_description}); seed {s.seed}",
+        "",
+        "## Performance",
+        "",
+        "| time per output token | TTFT | tokens/s per user | tokens/s total | sequences to fill pipeline |",
+        "|---|---|---|---|---|",
+        f"| {perf.time_per_output_token_s * 1e3:.4f} ms | {perf.ttft_s * 1e3:.3f} ms | "
+        f"{perf.tokens_per_s_per_user:,.1f} | {perf.tokens_per_s_total:,.1f} | {perf.sequences_to_fill_pipeline} |",
+        "",
+        f"Decode round trip {perf.round_trip_s * 1e3:.4f} ms, slowest stage {perf.max_stage_s * 1e3:.4f} ms.",
+        "",
+        "## Wafers",
+        "",
+        "| wafer | units | weights GB | KV GB | activations GB | reserved GB | free GB | I/O bytes/token "
+        "| I/O use % | stage ms | sequences that fit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for w in plan.wafers:
+        m = w.memory
+        lines.append(f"| {w.index} | {summarize_units(w.units, layer_of, layer_units)} | {_gb(m.weights)} | "
+                     f"{_gb(m.kv)} | {_gb(m.activations)} | {_gb(m.reserved)} | {_gb(m.free)} | "
+                     f"{w.io.bytes_per_token:,} | {100 * w.io.utilization:.4f} | {w.stage_seconds * 1e3:.4f} | "
+                     f"{w.sequences_that_fit} |")
+    lines += ["", "## KV cache", "",
+              f"{kv.bytes_per_token:,} bytes per token, {_gb(kv.bytes_per_sequence)} GB per sequence at "
+              f"{kv.context_tokens} tokens; {kv.resident_sequences} resident, {kv.parked_sequences} parked; "
+              f"swap-in of one parked sequence {kv.swap_in_seconds * 1e3:.3f} ms.",
+              "", "## Binding constraints", ""]
+    lines += [f"- {line}" for line in binding_constraints(plan)]
+    lines += ["", "## Every method on the same problem", "",
+              "| method | wafers | time/token ms | tokens/s per user | tokens/s total | parked | feasible "
+              "| solve s |", "|---|---|---|---|---|---|---|---|"]
+    for sol in sorted((result.solution, *result.others), key=lambda x: x.method):
+        lines.append(_method_row(result, sol))
+    lines += ["", "Times in this table come from the solver's integer model (0.1 ns ticks); the "
+              "performance section uses the floating-point model. Solve times are wall-clock seconds.", ""]
+    return "\n".join(lines)
