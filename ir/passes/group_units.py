@@ -411,8 +411,12 @@ def split_experts(s: Structure, assign: dict[str, str], units: list[Unit],
     graph = s.graph
     new_units: list[Unit] = []
     out = dict(assign)
+    by_unit: dict[str, list[Node]] = {}
+    for n in graph.nodes:
+        if n.name in assign:
+            by_unit.setdefault(assign[n.name], []).append(n)
     for unit in units:
-        members = [n for n in graph.nodes if assign.get(n.name) == unit.name]
+        members = by_unit.get(unit.name, [])
         if unit.kind is not UnitKind.MLP or not any(n.op is OpKind.TOP_K for n in members):
             new_units.append(unit)
             continue
