@@ -64,6 +64,9 @@ def _binary_fn(kind: OpKind, dtype: DType) -> Callable[[object, object], object]
             if isinstance(a, Sym) or isinstance(b, Sym):
                 if kind is OpKind.EQUAL and a == b:
                     return True
+                if kind is OpKind.EQUAL and (isinstance(a, int) and a <= 0 or
+                                             isinstance(b, int) and b <= 0):
+                    return False  # dims are positive: Where(Equal(shape, -1), ...) patterns
                 if kind in (OpKind.MAX, OpKind.MIN) and a == b:
                     return a
                 raise ArithmeticError

@@ -28,7 +28,7 @@ from placer.ir.passes.base import PassResult
 _CARRY = frozenset({
     OpKind.TRANSPOSE, OpKind.RESHAPE, OpKind.CAST, OpKind.IDENTITY, OpKind.UNSQUEEZE,
     OpKind.SQUEEZE, OpKind.SLICE, OpKind.SPLIT, OpKind.CONCAT, OpKind.EXPAND, OpKind.FLATTEN,
-    OpKind.TILE, OpKind.GATHER,
+    OpKind.TILE, OpKind.GATHER, OpKind.GATHER_ND,
 })
 # Ops through which integer indices are still "the graph input's indices".
 _INDEX_CARRY = frozenset({

@@ -126,6 +126,7 @@ class _Importer:
             inputs.append(vi.name)
         for proto_node in _topological_order(g, set(self.weights) | set(inputs), self.fail):
             self.convert(proto_node)
+        self.tie_transposed_copies()
         outputs = tuple(o.name for o in g.output)
         return Graph(gname, tuple(inputs), outputs, tuple(self.nodes), self.types, self.weights)
 
@@ -171,6 +172,27 @@ class _Importer:
         except Exception:  # an exotic packing numpy_helper cannot decode: keep only the size
             data = None
         return Weight(t.name, ttype, size, role, None, data)
+
+    def tie_transposed_copies(self) -> None:
+        """Restore weight tying the legacy exporter folded away: an inline 2-D initializer
+        equal to the transpose of another becomes a Transpose node of that other weight."""
+        by_key: dict[tuple, str] = {}
+        for name, w in self.weights.items():
+            if w.data is not None and w.type.rank == 2 and w.type.dtype.is_float:
+                by_key.setdefault((w.type.shape, hashlib.sha1(w.data.tobytes()).digest()), name)
+        users = {i for n in self.proto.graph.node for i in n.input}
+        order = {name: i for i, name in enumerate(self.weights)}
+        for name, w in list(self.weights.items()):
+            if w.data is None or w.type.rank != 2 or not w.type.dtype.is_float or name not in users:
+                continue
+            key = (w.type.shape[::-1], hashlib.sha1(np.ascontiguousarray(w.data.T).tobytes()).digest())
+            other = by_key.get(key)
+            if other is None or order[other] >= order[name] or w.type.shape[0] == w.type.shape[1]:
+                continue
+            del self.weights[name]
+            self.nodes.insert(0, Node(self.unique_name(onnx.NodeProto(name=f"tie/{name}")),
+                                      OpKind.TRANSPOSE, (other,), (name,), A.TransposeAttrs((1, 0)),
+                                      ""))
 
     # -- nodes ------------------------------------------------------------------------------
 
