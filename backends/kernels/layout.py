@@ -85,7 +85,7 @@ def expand(node: Node, x: np.ndarray, dims: np.ndarray) -> np.ndarray:
 
 
 def flatten(node: Node, x: np.ndarray) -> np.ndarray:
-    axis = node.attrs.axis % (x.ndim + 1) if node.attrs.axis < 0 else node.attrs.axis
+    axis = node.attrs.axis + x.ndim if node.attrs.axis < 0 else node.attrs.axis
     lead = int(np.prod(x.shape[:axis], dtype=np.int64))
     return x.reshape(lead, -1) if x.size else x.reshape(lead, int(np.prod(x.shape[axis:])))
 

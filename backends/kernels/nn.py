@@ -99,8 +99,11 @@ def attention_operands(node: Node, q: np.ndarray, k: np.ndarray, v: np.ndarray, 
         if mask.dtype == np.bool_:
             mask = np.where(mask, zero, neg)
         bias = bias + mask
-    offset = past_k.shape[2] if past_k is not None else 0
+    offset: int | np.ndarray = past_k.shape[2] if past_k is not None else 0
     i, j = np.arange(sq)[:, None], np.arange(skv)[None, :]
+    if past_k is None and nonpad is not None:
+        # External (static) cache: each batch's causal frontier is its own valid length.
+        offset = (np.asarray(nonpad).reshape(-1) - sq).reshape(-1, 1, 1, 1)
     if at.is_causal:
         bias = bias + np.where(j <= i + offset, zero, neg)
     if at.window:

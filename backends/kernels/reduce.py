@@ -21,6 +21,14 @@ def _reduction(fn):  # noqa: ANN001, ANN202
         ax = reduce_axes(node, x, axes)
         if ax == ():
             return x
+        if x.size == 0 and fn is np.max:
+            # The empty maximum is the dtype's lowest value (ONNX), -inf for floats.
+            low = False if x.dtype == np.bool_ else (
+                -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min)
+            shape = [1 if (ax is None or i in ax) else d for i, d in enumerate(x.shape)]
+            out = np.full(shape, low, dtype=x.dtype)
+            return out if node.attrs.keepdims else out.reshape(
+                [d for i, d in enumerate(x.shape) if not (ax is None or i in ax)])
         out = fn(x, axis=ax, keepdims=node.attrs.keepdims)
         return np.asarray(out).astype(x.dtype, copy=False)
     return kernel

@@ -162,7 +162,11 @@ def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "") -
         a2 = a[None] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         out = matmul_array(wafer, a2, b2, weight)
-        return out[..., 0, :] if a.ndim == 1 and b.ndim > 1 else (out[..., 0] if b.ndim == 1 else out)
+        if b.ndim == 1:
+            out = out[..., 0]
+        if a.ndim == 1:
+            out = out[..., 0, :] if b.ndim > 1 else out[..., 0]
+        return out
     if b.ndim == 2:
         rows = int(np.prod(a.shape[:-1], dtype=np.int64))
         flat = a.reshape(rows, a.shape[-1])
