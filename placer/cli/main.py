@@ -17,6 +17,7 @@ from placer.errors import PlacerError
 # (module, attribute) of each subcommand; add one line per new subcommand.
 _COMMANDS = [
     ("placer.cli.compile", "compile_command"),
+    ("placer.cli.inspect", "inspect_command"),
     ("placer.cli.targets", "targets_command"),
 ]
 

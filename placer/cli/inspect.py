@@ -1,0 +1,37 @@
+"""``placer inspect MODEL``: placement units, their costs, and the totals."""
+
+from __future__ import annotations
+
+import click
+
+from placer.cli.options import json_option, resolve_target, set_option, target_option
+
+
+@click.command("inspect")
+@click.argument("model")
+@target_option
+@set_option
+@click.option("--granularity", default="layer", show_default=True,
+              help="Placement units: layer, block (attention/MLP) or expert (MoE split further).")
+@click.option("--weights-dtype", default="native", show_default=True,
+              help="native, bf16, fp8, fp4, mxfp4, ...")
+@click.option("--dtype-override", "dtype_overrides", multiple=True, metavar="PATTERN=DTYPE",
+              help="Per-weight dtype by glob, e.g. '*.experts.*=mxfp4' (repeatable).")
+@click.option("--kv-dtype", default="native", show_default=True, help="KV cache dtype.")
+@click.option("--context", default="8192", show_default=True, help="KV length per sequence, tokens.")
+@click.option("--unit-overrides", type=click.Path(dir_okay=False), default=None,
+              help="TOML or JSON file mapping node-name/scope globs to unit names.")
+@json_option
+def inspect_command(model: str, target_name: str, target_sets: tuple[str, ...], granularity: str,
+                    weights_dtype: str, dtype_overrides: tuple[str, ...], kv_dtype: str, context: str,
+                    unit_overrides: str | None, as_json: bool) -> None:
+    """Show MODEL's placement units with parameters, weight bytes, KV bytes per token,
+    decode FLOPs per token and outgoing activation bytes per token."""
+    from placer.inspect import format_inspection, inspect_model, inspection_to_json, parse_workload
+
+    target = resolve_target(target_name, target_sets)
+    workload = parse_workload(context=context, weights_dtype=weights_dtype,
+                              dtype_overrides=dtype_overrides, kv_dtype=kv_dtype)
+    result = inspect_model(model, target=target, workload=workload, granularity=granularity,
+                           unit_overrides=unit_overrides)
+    click.echo(inspection_to_json(result) if as_json else format_inspection(result), nl=not as_json)
