@@ -258,24 +258,11 @@ def lower_topk(cx: Any, node: Any, a: dict[str, Any]) -> tuple[str, ...]:
 
 
 def lower_cumsum(cx: Any, node: Any, a: dict[str, Any]) -> str:
-    """``cumsum(x, dim)`` as ``x @ U`` with U the upper-triangular ones matrix (exact; the IR
-    has no scan op). Only mask arithmetic uses it in the models seen, on [batch, seq]."""
+    """``cumsum(x, dim)`` -> CUM_SUM (ONNX CumSum: the axis is a scalar input)."""
     out = cx.out_type(node)
     x = cx.operand(a["self"], out.dtype)
-    xt = cx.type_of(x)
-    dim = int(a["dim"]) % xt.rank
-    perm = list(range(xt.rank))
-    perm[dim], perm[-1] = perm[-1], perm[dim]
-    if dim != xt.rank - 1:
-        x = cx.emit(OpKind.TRANSPOSE, [x], xt.with_shape(tuple(xt.shape[p] for p in perm)),
-                    TransposeAttrs(tuple(perm)), hint="t")
-    n = xt.shape[dim]
-    square = cx.filled(TensorType(out.dtype, (n, n)), 1)
-    upper = cx.emit(OpKind.TRILU, [square, ""], cx.type_of(square), TriluAttrs(upper=True), hint="upper")
-    if dim == xt.rank - 1:
-        return cx.emit(OpKind.MATMUL, [x, upper], out)
-    y = cx.emit(OpKind.MATMUL, [x, upper], cx.type_of(x), hint="scan")
-    return cx.emit(OpKind.TRANSPOSE, [y], out, TransposeAttrs(tuple(perm)))
+    axis = int(a["dim"]) % max(cx.type_of(x).rank, 1)
+    return cx.emit(OpKind.CUM_SUM, [x, cx.dim_value(axis, scalar=True)], out)
 
 
 def lower_diff(cx: Any, node: Any, a: dict[str, Any]) -> str:
