@@ -131,7 +131,7 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
     wafer_plans = []
     for w, g in enumerate(groups):
         weights = sum(units[u].weight_bytes + units[u].constant_bytes for u in g)
-        acts = sum(problem.act_bytes[u] for u in g)
+        acts = max(problem.act_bytes[u] for u in g)
         kv = resident * kv_seq[w]
         in_b = boundary[w - 1] if w > 0 else 0
         out_b = boundary[w] if w < n - 1 else 0

@@ -93,8 +93,11 @@ def check_pins(problem: Problem) -> None:
         if wafer > latest[e.dst][0]:
             latest[e.dst] = (wafer, unit)
     load: dict[int, int] = {}
+    buffer: dict[int, int] = {}
     for u, w in p.pins:
         load[w] = load.get(w, 0) + p.size(u, 1)
+        buffer[w] = max(buffer.get(w, 0), p.act_bytes[u])
+    load = {w: x + buffer[w] for w, x in load.items()}
     for w, used in sorted(load.items()):
         if used > p.capacity:
             raise InfeasibleError(f"infeasible: pins put {used / 1e9:.3f} GB (with one sequence's KV) on wafer "

@@ -50,13 +50,14 @@ def split_uniform(problem: Problem, wafers: int) -> list[int] | None:
 
 def split_greedy(problem: Problem, wafers: int) -> list[int] | None:
     out: list[int] = []
-    w, load = 0, 0
+    w, load, buffer = 0, 0, 0
     for u in range(problem.n):
-        size = problem.weight_bytes[u] + problem.act_bytes[u]
-        if load + size > problem.capacity and load > 0:
-            w, load = w + 1, 0
+        size = problem.weight_bytes[u]
+        if load + size + max(buffer, problem.act_bytes[u]) > problem.capacity and load > 0:
+            w, load, buffer = w + 1, 0, 0
         out.append(w)
         load += size
+        buffer = max(buffer, problem.act_bytes[u])
     return out if max(out) + 1 <= wafers else None
 
 

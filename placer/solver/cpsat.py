@@ -5,7 +5,8 @@ Order encoding: ``y[u][w] = 1`` iff unit u sits on wafer ``>= w`` (``y[u][0] = 1
 ``u -> v`` is ``y[u][w] <= y[v][w]`` for every w (never back to an earlier wafer), and the
 edge crosses the boundary after wafer b iff ``y[v][b+1] - y[u][b+1] = 1``; all linear.
 ``used[w]`` is the maximum of ``y`` over the sink units (wafers are used in order); a used
-wafer holds at least one unit. Per wafer: SRAM ``sum size_u x[u][w] <= capacity``, stage
+wafer holds at least one unit. Per wafer: SRAM ``sum size_u x[u][w] + buffer_w <= capacity``
+(``buffer_w >= act_u x[u][w]``), stage
 ticks ``<= m``; ``T >= R``, ``T >= S x m``, ``T >= S x B_b``; ``T <= floor`` if given. A
 redundant cut ``m >= ceil(D / k)`` when exactly k wafers are used tightens the bound.
 
@@ -105,10 +106,18 @@ def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | 
             model.AddMaxEquality(used[w], [y[s][w] for s in sinks])
         members = [u for u in range(p.n) if domains[u][0] <= w <= domains[u][1]]
         on = {u: y[u][w] - y[u][w + 1] for u in members}
-        model.Add(sum(sizes[u] * on[u] for u in members) <= p.capacity)
+        acts = {p.act_bytes[u] for u in members}
+        if len(acts) <= 1:  # one buffer size: a used wafer pays it
+            buffer = max(acts, default=0) * used[w]
+        else:
+            buffer = model.NewIntVar(0, max(acts), f"buffer{w}")
+            for u in members:
+                if p.act_bytes[u] > min(acts):
+                    model.Add(buffer >= p.act_bytes[u] * on[u])
+            model.Add(buffer >= min(acts) * used[w])
+        model.Add(sum(sizes[u] * on[u] for u in members) + buffer <= p.capacity)
         model.Add(sum(p.ticks[u] * on[u] for u in members) <= stage_max)
-        if w >= 1:
-            model.Add(sum(on[u] for u in members) >= 1).OnlyEnforceIf(used[w])
+        model.Add(sum(on[u] for u in members) >= 1).OnlyEnforceIf(used[w])  # used[0] is constant 1
     if p.min_wafers > 1:
         for w in range(min(p.min_wafers, K)):
             model.Add(used[w] == 1)

@@ -66,9 +66,10 @@ def solve_contiguous(problem: Problem, resident: int) -> tuple[list[int], Evalua
     fronts[0][0] = [(0, 0, 0, -1, -1, -1)]
     for j in range(1, n + 1):
         found: dict[int, list[_State]] = {}
-        seg_pin = -1
+        seg_pin, seg_act = -1, 0
         for i in range(j - 1, -1, -1):
-            if size_prefix[j] - size_prefix[i] > cap:
+            seg_act = max(seg_act, p.act_bytes[i])
+            if size_prefix[j] - size_prefix[i] + seg_act > cap:
                 break
             if i in pin:
                 if seg_pin not in (-1, pin[i]):
@@ -124,19 +125,20 @@ def fill_first_fit(problem: Problem, resident: int, wafers: int | None = None) -
     pin = dict(p.pins)
     sizes = p.sizes(resident)
     assignment: list[int] = []
-    w, load = 0, 0
+    w, load, buffer = 0, 0, 0
     for u in range(p.n):
-        if sizes[u] > p.capacity:
+        if sizes[u] + p.act_bytes[u] > p.capacity:
             return None
         target = pin.get(u)
         if target is not None and target < w:
             return None
-        if load + sizes[u] > p.capacity or (target is not None and target > w):
-            w, load = w + 1, 0
+        if load + sizes[u] + max(buffer, p.act_bytes[u]) > p.capacity or (target is not None and target > w):
+            w, load, buffer = w + 1, 0, 0
             if target is not None and target != w:
                 return None
         assignment.append(w)
         load += sizes[u]
+        buffer = max(buffer, p.act_bytes[u])
     want = wafers if wafers is not None else p.min_wafers
     while max(assignment, default=-1) + 1 < want:
         assignment = _split_largest(assignment, set(pin))

@@ -7,9 +7,10 @@ exact DP, brute force and every baseline optimise and are scored by exactly the 
 An *assignment* maps unit index -> wafer index. It is valid when every edge goes to the same or
 a later wafer, wafers ``0 .. N-1`` are each used, N respects ``--wafers``/``--max-wafers``, pins
 hold, and with ``S`` resident sequences every wafer fits
-``weights + activation buffers + S x KV(context) <= capacity`` (capacity = SRAM x (1 - reserve)).
-A unit's activation buffers hold its output for one prompt plus one token per sequence in
-flight: ``activation_out_bytes_per_token x (prompt_tokens + concurrency)``.
+``sum(weights) + S x sum(KV(context)) + max(activation buffer) <= capacity`` (capacity = SRAM x
+(1 - reserve)). A unit's activation buffer holds its output for one prompt plus one token per
+sequence in flight, ``activation_out_bytes_per_token x (prompt_tokens + concurrency)``; the units
+of a wafer run one after another and reuse one buffer, so a wafer pays for its largest.
 
 Time terms (ticks; see ``placer.perf`` for the formulas in seconds):
 ``D = sum of unit decode ticks``, stage ``t_w``, boundary ``B_b`` (I/O ticks of the activations
@@ -90,7 +91,7 @@ class Problem:
     layers: tuple[int, ...]
     parameters: tuple[int, ...]
     weight_bytes: tuple[int, ...]   # parameters + constants
-    act_bytes: tuple[int, ...]      # activation buffers kept on the wafer
+    act_bytes: tuple[int, ...]      # activation buffer (a wafer holds its units' largest)
     kv_bytes: tuple[int, ...]       # KV of one sequence at the workload's context
     ticks: tuple[int, ...]          # decode time of one token of one sequence
     edges: tuple[Edge, ...]
@@ -125,10 +126,15 @@ class Problem:
         return {(e.src, e.dst) for e in self.edges} == {(i, i + 1) for i in range(self.n - 1)}
 
     def size(self, u: int, resident: int) -> int:
-        return self.weight_bytes[u] + self.act_bytes[u] + resident * self.kv_bytes[u]
+        """Bytes of unit u that add up on a wafer: weights and the resident sequences' KV."""
+        return self.weight_bytes[u] + resident * self.kv_bytes[u]
 
     def sizes(self, resident: int) -> list[int]:
         return [self.size(u, resident) for u in range(self.n)]
+
+    def alone(self, u: int, resident: int) -> int:
+        """Bytes unit u needs on a wafer of its own."""
+        return self.size(u, resident) + self.act_bytes[u]
 
 
 def objective_value(problem: Problem, wafers: int, max_stage: int, tpot: int) -> int:
@@ -192,10 +198,13 @@ def evaluate(problem: Problem, assignment: Sequence[int], resident: int) -> Eval
         if assignment[u] != w:
             return _infeasible(f"unit {p.names[u]} is pinned to wafer {w}")
     memory = [0] * n_wafers
+    buffer = [0] * n_wafers
     stage = [0] * n_wafers
     for u, w in enumerate(assignment):
         memory[w] += p.size(u, resident)
+        buffer[w] = max(buffer[w], p.act_bytes[u])
         stage[w] += p.ticks[u]
+    memory = [m + b for m, b in zip(memory, buffer)]
     for w, used in enumerate(memory):
         if used > p.capacity:
             return _infeasible(f"wafer {w} needs {used / 1e9:.3f} GB > {p.capacity / 1e9:.3f} GB usable")
@@ -220,13 +229,15 @@ def max_resident_fit(problem: Problem, assignment: Sequence[int]) -> int:
     """The most sequences (<= concurrency) whose KV fits beside ``assignment``'s weights."""
     n_wafers = max(assignment) + 1
     fixed = [0] * n_wafers
+    buffer = [0] * n_wafers
     kv = [0] * n_wafers
     for u, w in enumerate(assignment):
-        fixed[w] += problem.weight_bytes[u] + problem.act_bytes[u]
+        fixed[w] += problem.weight_bytes[u]
+        buffer[w] = max(buffer[w], problem.act_bytes[u])
         kv[w] += problem.kv_bytes[u]
     best = problem.concurrency
-    for f, k in zip(fixed, kv):
-        room = problem.capacity - f
+    for f, b, k in zip(fixed, buffer, kv):
+        room = problem.capacity - f - b
         if room < 0:
             return 0
         if k:

@@ -93,11 +93,11 @@ def _solve_at(problem: Problem, resident: int, method: str, time_limit_s: float,
 
 def _max_resident(problem: Problem, method: str, time_limit_s: float, seed: int) -> int:
     """The most resident sequences any placement allows (0 if not even one)."""
-    if not any(problem.kv_bytes):
-        return problem.concurrency if _feasible(problem, problem.concurrency, method, time_limit_s, seed) else 0
     kv_total = sum(problem.kv_bytes)
     room = problem.max_wafers * problem.capacity - sum(problem.sizes(0))
-    hi = min(problem.concurrency, max(0, room // kv_total))
+    hi = min(problem.concurrency, max(0, room // kv_total)) if kv_total else problem.concurrency
+    if problem.max_tpot_ticks is None and not kv_total:  # nothing grows with the resident count
+        return hi if _feasible(problem, hi, method, time_limit_s, seed) else 0
     lo = 0
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -140,7 +140,7 @@ def solve(problem: Problem, method: str = "cp-sat", time_limit_s: float = 10.0, 
             break
         # tokens/s at a smaller count is at most (count) / (the shortest possible round trip)
         shortest = problem.total_ticks + problem.hop_ticks
-        if (resident - 1) * best[2].tpot <= best[2].resident * shortest:
+        if (resident - 1) * best[2].tpot < best[2].resident * shortest:
             break
     if best is None:
         return Solution(method, "INFEASIBLE", None, Evaluation(False, "no placement fits"), None, None,
