@@ -13,17 +13,17 @@ from placer.solver.dp import fill_first_fit, solve_contiguous
 from placer.solver.problem import TICK_S, Objective, Problem
 
 
-def fewest_wafers(problem: Problem, resident: int = 1) -> tuple[int, bool]:
-    """Fewest wafers that could hold the units with ``resident`` sequences, and whether the
-    number is exact (chains: first-fit is optimal) or only a lower bound."""
+def fewest_wafers(problem: Problem, resident: int = 1) -> tuple[int, int]:
+    """Bounds ``(lower, upper)`` on the fewest wafers that hold the units with ``resident``
+    sequences: total bytes over capacity, and first-fit in topological order (optimal on chains)."""
     total = sum(problem.sizes(resident))
     lower = max(1, math.ceil(total / problem.capacity)) if problem.capacity > 0 else problem.n
-    if problem.is_chain and not problem.pins:
-        free = dataclasses.replace(problem, max_wafers=max(problem.n, 1), min_wafers=1, pins=())
-        fill = fill_first_fit(free, resident)
-        if fill is not None:
-            return max(fill) + 1, True
-    return lower, False
+    free = dataclasses.replace(problem, max_wafers=max(problem.n, 1), min_wafers=1, pins=())
+    fill = fill_first_fit(free, resident)
+    upper = max(fill) + 1 if fill is not None else problem.n
+    if problem.is_chain and fill is not None:
+        lower = upper
+    return lower, max(lower, upper)
 
 
 def _gb(x: int) -> str:
@@ -39,8 +39,8 @@ def explain_infeasible(problem: Problem, sram_bytes: int, reserve: float) -> str
     largest = (f"largest unit {p.names[big]} needs {_gb(sizes[big])} (weights {_gb(p.weight_bytes[big])}, "
                f"KV of one sequence {_gb(p.kv_bytes[big])}, buffers {_gb(p.act_bytes[big])}) against {_gb(cap)} per wafer "
                f"({_gb(sram_bytes)} SRAM less the {reserve:g} reserve)")
-    fewest, exact = fewest_wafers(p)
-    fit = f"the fewest wafers that could fit is {'' if exact else 'at least '}{fewest}"
+    fewest, most = fewest_wafers(p)
+    fit = f"the fewest wafers that could fit is {fewest}" + ("" if most == fewest else f" to {most}")
     if sizes[big] > cap:
         return (f"infeasible: SRAM per wafer binds: {largest}; {fit} only once that unit fits; change "
                 f"--weights-dtype/--kv-dtype, lower --context or --reserve, or use --granularity block")

@@ -1,0 +1,51 @@
+"""``placer compile`` through click's CliRunner: files, --json, and exit codes 2 and 3."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from placer.cli.main import cli
+from placer.plan import Plan
+
+MODEL = "llama-3.1-8b"  # built-in zoo config, costed by the real pipeline
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, ["compile", *args], catch_exceptions=False)
+
+
+def test_writes_plan_and_report(tmp_path):
+    out = tmp_path / "out"
+    r = _run(MODEL, "--context", "2048", "--time-limit", "2", "-o", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    plan = Plan.from_json((out / "plan.json").read_text())
+    assert json.loads(r.output) == json.loads((out / "plan.json").read_text())
+    assert len(plan.wafers) == 1 and plan.model.parameters == 8_030_261_248
+    assert (out / "report.md").read_text().startswith("# Placement of")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--weights-dtype", "bf16", "--set", "sram_bytes=1e9"], "SRAM per wafer binds: largest unit"),
+    (["--wafers", "1", "--weights-dtype", "bf16", "--context", "0", "--set", "sram_bytes=8e9"],
+     "too few wafers.*fewest wafers that could fit is 3"),
+    (["--wafers", "3", "--context", "0", "--set", "sram_bytes=8e9", "--set", "io_bandwidth_bytes_per_s=1e3",
+      "--min-tokens-per-s-per-user", "1"], "dominated by I/O transfer"),
+])
+def test_infeasible_exits_3_with_the_reason(tmp_path, args, message):
+    r = CliRunner().invoke(cli, ["compile", MODEL, *args, "-o", str(tmp_path / "o"), "--time-limit", "2"])
+    assert r.exit_code == 3, r.output
+    import re
+
+    assert re.search(message, r.output), r.output
+    assert "Traceback" not in r.output and "--" in r.output  # names an option to change
+
+
+@pytest.mark.parametrize("args", [["--pin", "nothing.here=0"], ["--reserve", "1.5"], ["--wafers", "2",
+                                  "--max-wafers", "3"], ["--solver", "magic"], ["--set", "nope=1"]])
+def test_bad_input_exits_2(tmp_path, args):
+    r = CliRunner().invoke(cli, ["compile", MODEL, *args, "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
