@@ -5,7 +5,8 @@ Each node runs on the wafer of its placement unit (``wafer_of_unit``); weights a
 An activation produced on one wafer and read on another crosses the I/O link once; each pair
 of wafers that exchanges data in a step pays the link latency once plus bytes / bandwidth
 (one I/O hop per wafer boundary per token). Values named in ``resident`` (the KV cache) stay
-on their wafer between steps and never cross the link.
+on their wafer between steps and never cross the link. Wafers form a chain (pipeline): data
+skipping a wafer is relayed through it and loads every boundary it crosses.
 """
 
 from __future__ import annotations
@@ -174,7 +175,13 @@ class MeshExecutor:
 
         weights = {k: to_compute(v) for k, v in self.weights.items()}
         outputs = run_graph(self.graph, inputs, weights=weights, execute=execute)
+        # Wafers form a chain; data skipping a wafer is relayed through it, so it loads every
+        # boundary it crosses. Each boundary used pays its latency once per step.
+        boundary: dict[int, int] = {}
         for (src, dst), nbytes in sorted(self._crossings.items()):
+            for b in range(min(src, dst), max(src, dst)):
+                boundary[b] = boundary.get(b, 0) + nbytes
+        for b, nbytes in sorted(boundary.items()):
             stats.io_hops += 1
             stats.io_bytes += nbytes
             stats.io_seconds += self.io.seconds(nbytes)

@@ -19,6 +19,8 @@ _COMMANDS = [
     ("placer.cli.compile", "compile_command"),
     ("placer.cli.inspect", "inspect_command"),
     ("placer.cli.targets", "targets_command"),
+    ("placer.cli.zoo", "zoo_command"),
+    ("placer.cli.run", "run_command"),
 ]
 
 

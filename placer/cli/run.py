@@ -1,0 +1,53 @@
+"""``placer run MODEL --plan plan.json --inputs in.npz``: execute the placed model on emulated
+wafers and print the accounting beside the performance model's prediction."""
+
+from __future__ import annotations
+
+import io
+
+import click
+import numpy as np
+
+from placer.cli.options import set_option
+from placer.errors import UserError
+from placer.fileio import write_atomic
+
+
+@click.command("run")
+@click.argument("model")
+@click.option("--plan", "plan_path", required=True, help="plan.json written by placer compile.")
+@click.option("--inputs", "inputs_path", required=True, help=".npz keyed by the model's input names.")
+@click.option("--outputs", "outputs_path", default=None,
+              help="Write the last step's outputs (keys: output names; 'tokens' when decoding) to this .npz.")
+@click.option("--tokens", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Greedy-decode this many tokens with the KV cache after the prefill.")
+@set_option
+def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str | None, tokens: int,
+                target_sets: tuple[str, ...]) -> None:
+    """Execute MODEL under a plan on the numpy mesh emulator (one emulated wafer per plan wafer)."""
+    from placer.run import _assignment, format_accounting, run_plan
+
+    _, plan_target, _ = _assignment(plan_path)
+    target = plan_target
+    if target_sets and target is not None:
+        overrides: dict[str, object] = {}
+        for item in target_sets:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UserError(f"option --set: expected FIELD=VALUE, got {item!r}")
+            overrides[key.strip()] = value.strip()
+        target = target.with_overrides(overrides)
+    result = run_plan(model, plan_path, inputs_path, tokens=tokens, target=target)
+    click.echo(f"{model}: {result.wafers} emulated wafer(s) of {target.mesh_rows} x {target.mesh_cols} PEs "
+               f"({target.name})")
+    if result.tokens is not None:
+        click.echo("generated token ids: " + " ".join(str(t) for t in result.tokens[0].tolist()))
+    click.echo(format_accounting(result, target.clock_hz))
+    if outputs_path:
+        arrays = dict(result.outputs)
+        if result.tokens is not None:
+            arrays["tokens"] = result.tokens
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        write_atomic(outputs_path, buf.getvalue())
+        click.echo(f"wrote {outputs_path}")
