@@ -237,6 +237,21 @@ def _scope_of(node: Any) -> str:
     return ""
 
 
+def _eliminate_dead_code(graph: Graph) -> Graph:
+    """Drop nodes no output depends on (torch.export keeps some) and the constants only they
+    read; parameters stay, so the parameter count is the module's."""
+    live = set(graph.outputs)
+    kept = []
+    for node in reversed(graph.nodes):
+        if any(o in live for o in node.outputs if o):
+            kept.append(node)
+            live.update(i for i in node.inputs if i)
+    weights = {k: w for k, w in graph.weights.items() if w.role is WeightRole.PARAMETER or k in live}
+    values = live | set(graph.inputs) | set(weights) | {o for n in kept for o in n.outputs if o}
+    return graph.replace(nodes=tuple(reversed(kept)), weights=weights,
+                         types={k: t for k, t in graph.types.items() if k in values})
+
+
 def _bind(node: Any) -> dict[str, Any]:
     """The node's arguments by schema name, defaults filled in."""
     schema = node.target._schema
@@ -288,8 +303,7 @@ class _Lowerer:
             if node is not None and isinstance(env.get(node), str):
                 self.builder.output(env[node])
         del outputs
-        graph = self.builder.build()
-        return graph.replace(types=dict(self.types))
+        return _eliminate_dead_code(self.builder.build().replace(types=dict(self.types)))
 
     def _add_inputs(self, gm: Any, env: dict[Any, Any]) -> None:
         torch = self.torch
