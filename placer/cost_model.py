@@ -134,14 +134,21 @@ def _plan_signatures(graph: Graph, stored: Mapping[str, Operand]) -> _Plan:
     operand_ids: dict[object, int] = {None: 0}
     operands: list[TensorType | Operand | None] = [None]
 
+    by_value: dict[str, int] = {}
+
     def intern(value: str) -> int:
+        found = by_value.get(value)
+        if found is not None:
+            return found
         item: TensorType | Operand | None = None
         if value:
             item = stored.get(value) or graph.types.get(value)
-        if item not in operand_ids:
-            operand_ids[item] = len(operands)
+        key = (item.dtype.value, item.shape) if isinstance(item, TensorType) else item
+        if key not in operand_ids:
+            operand_ids[key] = len(operands)
             operands.append(item)
-        return operand_ids[item]
+        by_value[value] = operand_ids[key]
+        return by_value[value]
 
     sig_ids: dict[tuple[object, ...], int] = {}
     signatures = []

@@ -26,7 +26,7 @@ from placer.ir.passes.group_units import (
     analyze_structure,
     is_weighted_contraction,
 )
-from placer.ir.symbolic import Dim, Sym, dim_div
+from placer.ir.symbolic import Dim, Sym, dim_div, dim_prod
 
 _SCORE_OPS = frozenset({OpKind.ADD, OpKind.MUL, OpKind.DIV, OpKind.WHERE, OpKind.CAST,
                         OpKind.IDENTITY, OpKind.TANH, OpKind.SUB})
@@ -87,7 +87,14 @@ def elements_per_token(graph: Graph, value: str, syms: TokenSymbols) -> int | No
     t = graph.types.get(value)
     if t is None:
         return None
-    numel: Dim = t.numel
+    static = 1
+    symbolic: list[Dim] = []
+    for d in t.shape:
+        if isinstance(d, int):
+            static *= d
+        else:
+            symbolic.append(d)
+    numel: Dim = dim_prod(symbolic) if symbolic else 1
     for name in (syms.batch, syms.seq):
         if name is None:
             continue
@@ -96,7 +103,7 @@ def elements_per_token(graph: Graph, value: str, syms: TokenSymbols) -> int | No
         numel = dim_div(numel, Sym.var(name))
         if numel is None:
             return None
-    return numel if isinstance(numel, int) and numel > 0 else None
+    return static * numel if isinstance(numel, int) and numel > 0 else None
 
 
 @dataclass(frozen=True)
