@@ -231,9 +231,9 @@ def read_qwen3_moe(r: ConfigReader) -> ModelSpec:
 
 
 def read_gpt2(r: ConfigReader) -> ModelSpec:
-    hidden = r.int("n_embd", None) or r.int("hidden_size")
-    n = r.int("n_layer", None) or r.int("num_hidden_layers")
-    heads = r.int("n_head", None) or r.int("num_attention_heads")
+    hidden = r.int_alias(("n_embd", "hidden_size"))
+    n = r.int_alias(("n_layer", "num_hidden_layers"))
+    heads = r.int_alias(("n_head", "num_attention_heads"))
     if hidden % heads:
         raise r.fail("n_head", f"({heads}) must divide n_embd ({hidden})")
     inner = r.int("n_inner", 4 * hidden)
@@ -245,7 +245,7 @@ def read_gpt2(r: ConfigReader) -> ModelSpec:
                      layers=(LayerSpec(attn, MlpSpec(inner, gated=False, bias=True)),) * n, naming=naming,
                      norm="layer", norm_eps=r.float("layer_norm_epsilon", 1e-5),
                      tie_embeddings=r.bool("tie_word_embeddings", True),
-                     max_positions=r.int("n_positions", None) or r.int("max_position_embeddings", 1024),
+                     max_positions=r.int_alias(("n_positions", "max_position_embeddings"), 1024),
                      rope_dim=0, dtype=r.str("torch_dtype", "float32"))
 
 

@@ -56,6 +56,17 @@ class ConfigReader:
             raise self.fail(key, f"must be >= {minimum}, got {value}")
         return value
 
+    def int_alias(self, keys: tuple[str, ...], default: Any = _MISSING, *, minimum: int = 1) -> int:
+        """The first of ``keys`` present (GPT-2's ``n_embd`` or ``hidden_size``); a missing field
+        is reported under its first name."""
+        for key in keys:
+            if self.has(key):
+                return self.int(key, minimum=minimum)
+        if default is _MISSING:
+            raise self.fail(keys[0], f"is missing (or {', '.join(repr(k) for k in keys[1:])}); "
+                            "add it to the config (an integer)")
+        return default  # type: ignore[no-any-return]
+
     def optional_int(self, key: str, *, minimum: int = 1) -> int | None:
         """An integer field that may be absent or null."""
         return self.int(key, None, minimum=minimum) if self.has(key) else None

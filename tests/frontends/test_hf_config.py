@@ -1,0 +1,217 @@
+"""from_config against transformers models built on the meta device (the parameter oracle),
+native precisions, MoE structure, KV declarations and one-line errors for bad fields."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from placer.errors import UserError
+from placer.frontends.hf_config import from_config
+from placer.ir import DType, OpKind, WeightRole, verify
+
+_BASE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, vocab_size=100)
+TINY = {
+    "llama": dict(model_type="llama", **_BASE, attention_bias=True, mlp_bias=True),
+    "llama_tied": dict(model_type="llama", **_BASE, tie_word_embeddings=True),
+    "mistral": dict(model_type="mistral", **_BASE, sliding_window=16, head_dim=32),
+    "qwen2": dict(model_type="qwen2", **_BASE, use_sliding_window=True, sliding_window=16, max_window_layers=1),
+    "qwen3": dict(model_type="qwen3", **_BASE, head_dim=32, tie_word_embeddings=True),
+    "mixtral": dict(model_type="mixtral", **_BASE, num_local_experts=4, num_experts_per_tok=2),
+    "qwen3_moe": dict(model_type="qwen3_moe", **{**_BASE, "num_hidden_layers": 3}, moe_intermediate_size=32,
+                      num_experts=4, num_experts_per_tok=2, head_dim=16, mlp_only_layers=[0]),
+    "gpt2": dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, vocab_size=100, n_positions=32,
+                 bos_token_id=0, eos_token_id=0),
+    "gpt_oss": dict(model_type="gpt_oss", **{**_BASE, "intermediate_size": 64}, num_local_experts=4,
+                    num_experts_per_tok=2, head_dim=16, sliding_window=8),
+    "deepseek_v3": dict(model_type="deepseek_v3", **{**_BASE, "num_hidden_layers": 3, "num_key_value_heads": 4},
+                        moe_intermediate_size=32, first_k_dense_replace=1, n_routed_experts=4,
+                        num_experts_per_tok=2, n_shared_experts=2, q_lora_rank=32, kv_lora_rank=16,
+                        qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16, n_group=2, topk_group=1),
+    "deepseek_v2_lite_q": dict(model_type="deepseek_v3", **{**_BASE, "num_hidden_layers": 2, "num_key_value_heads": 4},
+                               moe_intermediate_size=32, first_k_dense_replace=1, n_routed_experts=4,
+                               num_experts_per_tok=2, q_lora_rank=None, kv_lora_rank=16, qk_rope_head_dim=8,
+                               qk_nope_head_dim=16, v_head_dim=16, n_group=2, topk_group=1),
+    "llama4_text": dict(model_type="llama4_text", **{**_BASE, "num_hidden_layers": 4, "intermediate_size": 32},
+                        intermediate_size_mlp=128, head_dim=16, num_local_experts=4, num_experts_per_tok=1,
+                        interleave_moe_layer_step=2),
+}
+# The multimodal form: only text_config is placed.
+TINY["llama4"] = dict(model_type="llama4", text_config=dict(TINY["llama4_text"]),
+                      vision_config=dict(model_type="llama4_vision_model", hidden_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, intermediate_size=64))
+
+
+def transformers_parameters(config: dict) -> int:
+    """Parameters of transformers' causal LM for ``config``, built on the meta device."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    d = dict(config)
+    model_type = d.pop("model_type")
+    if model_type == "llama4":
+        d = dict(d["text_config"])
+        model_type = d.pop("model_type")
+    d.pop("quantization_config", None)
+    cfg = transformers.AutoConfig.for_model(model_type, **d)
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(cfg)
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("key", sorted(TINY))
+def test_parameters_equal_transformers(key: str) -> None:
+    graph = from_config(TINY[key])
+    verify(graph, require_types=True)
+    assert graph.parameter_count() == transformers_parameters(TINY[key])
+
+
+@pytest.mark.parametrize("key", sorted(TINY))
+def test_shape_inference_agrees_with_builder_types(key: str) -> None:
+    infer = pytest.importorskip("placer.ir.passes.infer_shapes")
+    graph = from_config(TINY[key])
+    inferred = infer.infer_shapes(graph)
+    for value, t in graph.types.items():
+        assert inferred.types[value] == t, value
+
+
+def test_config_file_and_folder(tmp_path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(TINY["llama"]))
+    a = from_config(tmp_path / "config.json")
+    b = from_config(str(tmp_path))
+    assert a.parameter_count() == b.parameter_count() == transformers_parameters(TINY["llama"])
+
+
+def _kv(graph) -> dict[str, tuple[int, int]]:
+    return {kv.name: (kv.elements_per_token, kv.window) for kv in graph.kv_caches}
+
+
+def test_kv_caches_gqa_and_sliding_windows() -> None:
+    kv = _kv(from_config(TINY["mistral"]))  # 2 KV heads x head_dim 32, every layer sliding
+    assert kv["model.layers.0.self_attn.key"] == (64, 16)
+    assert kv["model.layers.1.self_attn.value"] == (64, 16)
+    kv = _kv(from_config(TINY["qwen2"]))  # sliding from max_window_layers = 1 on
+    assert kv["model.layers.0.self_attn.key"] == (32, 0)
+    assert kv["model.layers.1.self_attn.key"] == (32, 16)
+    kv = _kv(from_config(TINY["gpt_oss"]))  # alternating, sliding first
+    assert [kv[f"model.layers.{i}.self_attn.key"][1] for i in range(2)] == [8, 0]
+    kv = _kv(from_config(TINY["llama4_text"]))  # every 4th layer is NoPE with full attention
+    assert [kv[f"model.layers.{i}.self_attn.key"][1] for i in range(4)] == [8192, 8192, 8192, 0]
+
+
+def test_kv_cache_mla_is_compressed_latent_plus_rope_key() -> None:
+    kv = _kv(from_config(TINY["deepseek_v3"]))
+    assert len(kv) == 2 * 3
+    assert kv["model.layers.2.self_attn.latent"] == (16, 0)
+    assert kv["model.layers.2.self_attn.rope_key"] == (8, 0)
+
+
+def test_experts_are_separate_weights_and_scopes() -> None:
+    graph = from_config(TINY["deepseek_v3"])
+    scopes = {n.scope for n in graph.nodes}
+    for e in range(4):
+        assert f"model.layers.1.mlp.experts.{e}" in scopes
+        assert f"model.layers.1.mlp.experts.{e}.gate_proj.weight" in graph.weights
+    assert "model.layers.1.mlp.shared_experts" in scopes
+    bias = graph.weights["model.layers.1.mlp.gate.e_score_correction_bias"]
+    assert bias.role is WeightRole.CONSTANT  # a buffer in transformers, not a parameter
+    # The router splits its gates into one [batch, seq, 1] value per expert.
+    (split,) = [n for n in graph.nodes if n.scope == "model.layers.1.mlp.gate" and n.op is OpKind.SPLIT]
+    assert len(split.outputs) == 4
+    # Expert e reads the router's input, its own gate, and the running sum of expert e-1.
+    consumers = graph.consumers
+    for e, gate in enumerate(split.outputs):
+        (mul,) = consumers[gate]
+        assert mul.scope == f"model.layers.1.mlp.experts.{e}"
+
+
+def test_gpt_oss_mxfp4_experts_bf16_elsewhere() -> None:
+    config = dict(TINY["gpt_oss"], quantization_config={
+        "quant_method": "mxfp4", "modules_to_not_convert": [
+            "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]})
+    graph = from_config(config)
+    assert graph.parameter_count() == transformers_parameters(config)
+    w = graph.weights
+    up = w["model.layers.0.mlp.experts.3.gate_up_proj"]
+    assert up.type.dtype is DType.MXFP4 and up.type.shape == (64, 128)
+    assert up.nbytes == 64 * 128 // 2 + 64 * 128 // 32  # 4-bit elements + one byte per 32
+    assert w["model.layers.0.mlp.experts.3.gate_up_proj_bias"].type.dtype is DType.BFLOAT16
+    assert w["model.layers.0.self_attn.q_proj.weight"].type.dtype is DType.BFLOAT16
+    assert w["model.layers.0.mlp.router.weight"].type.dtype is DType.BFLOAT16
+    assert w["model.layers.0.self_attn.sinks"].numel == 4
+    assert w["lm_head.weight"].type.dtype is DType.BFLOAT16
+
+
+def test_deepseek_fp8_block_scales_counted_exactly() -> None:
+    config = dict(TINY["deepseek_v3"], hidden_size=200, quantization_config={
+        "quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128], "activation_scheme": "dynamic"})
+    graph = from_config(config)
+    w = graph.weights
+    for name, (d_in, d_out) in {
+        "model.layers.0.self_attn.q_a_proj.weight": (200, 32),
+        "model.layers.0.mlp.down_proj.weight": (128, 200),
+        "model.layers.1.mlp.experts.2.up_proj.weight": (200, 32),
+    }.items():
+        assert w[name].type.dtype is DType.FP8_E4M3
+        assert w[name].nbytes == d_in * d_out + math.ceil(d_in / 128) * math.ceil(d_out / 128) * 4
+    for name in ("model.embed_tokens.weight", "lm_head.weight", "model.layers.1.mlp.gate.weight",
+                 "model.layers.0.input_layernorm.weight", "model.layers.0.self_attn.kv_a_layernorm.weight"):
+        assert w[name].type.dtype is DType.BFLOAT16, name
+
+
+# A required field of each family and a field that must be an integer.
+REQUIRED = {k: ("n_embd" if k == "gpt2" else "hidden_size") for k in TINY}
+MALFORMED = {k: ("n_layer" if k == "gpt2" else "num_hidden_layers") for k in TINY}
+
+
+def _without(config: dict, field: str) -> dict:
+    if config["model_type"] == "llama4":
+        return dict(config, text_config={k: v for k, v in config["text_config"].items() if k != field})
+    return {k: v for k, v in config.items() if k != field}
+
+
+def _with(config: dict, field: str, value: object) -> dict:
+    if config["model_type"] == "llama4":
+        return dict(config, text_config=dict(config["text_config"], **{field: value}))
+    return dict(config, **{field: value})
+
+
+@pytest.mark.parametrize("key", sorted(TINY))
+def test_missing_field_names_it(key: str, tmp_path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(_without(TINY[key], REQUIRED[key])))
+    with pytest.raises(UserError, match=rf"{path}.*'{REQUIRED[key]}' is missing"):
+        from_config(path)
+
+
+@pytest.mark.parametrize("key", sorted(TINY))
+def test_malformed_field_names_it(key: str) -> None:
+    with pytest.raises(UserError, match=rf"'{MALFORMED[key]}' must be an integer, got 'two'"):
+        from_config(_with(TINY[key], MALFORMED[key], "two"))
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"model_type": "bert"}, "model_type"),
+    ({"num_key_value_heads": 3}, "num_key_value_heads"),
+    ({"num_experts_per_tok": 9}, "num_experts_per_tok"),
+    ({"tie_word_embeddings": "yes"}, "tie_word_embeddings"),
+    ({"quantization_config": {"quant_method": "awq"}}, "quant_method"),
+    ({"quantization_config": {"quant_method": "fp8", "weight_block_size": [128]}}, "weight_block_size"),
+])
+def test_bad_values_name_the_field(change: dict, field: str) -> None:
+    with pytest.raises(UserError, match=field):
+        from_config(dict(TINY["mixtral"], **change))
+
+
+def test_unreadable_files(tmp_path) -> None:
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        from_config(bad)
+    with pytest.raises(UserError, match="cannot read"):
+        from_config(tmp_path / "missing.json")
+    bad.write_text("[1, 2]")
+    with pytest.raises(UserError, match="JSON object"):
+        from_config(bad)
