@@ -485,6 +485,8 @@ def _split_moe(graph: Graph, unit: Unit, members: list[Node],
     for w in weighted:
         if w.name not in router:
             comps.setdefault(find(w.name), []).append(w.name)
+    if not comps:  # experts not separable (batched weights gathered by expert id): keep whole
+        return {n.name: unit.name for n in members}, [unit]
     routed = set()
     for n in members:
         f = frontier[n.name]
