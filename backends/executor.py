@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import ml_dtypes
 import numpy as np
-
 from placer.backends.mesh.grid import MeshSpec, Wafer
 from placer.backends.mesh.host import COMPILE_TIME, HOST_OPS, charge_host
 from placer.backends.mesh.observer import StatsObserver
@@ -181,7 +180,7 @@ class MeshExecutor:
         for (src, dst), nbytes in sorted(self._crossings.items()):
             for b in range(min(src, dst), max(src, dst)):
                 boundary[b] = boundary.get(b, 0) + nbytes
-        for b, nbytes in sorted(boundary.items()):
+        for _, nbytes in sorted(boundary.items()):
             stats.io_hops += 1
             stats.io_bytes += nbytes
             stats.io_seconds += self.io.seconds(nbytes)

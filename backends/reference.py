@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
-
 from placer.backends.kernels import KERNELS
 from placer.ir.graph import Graph, Node
 

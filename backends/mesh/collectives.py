@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-
 from placer.backends.mesh.grid import Wafer
 
 Op = Callable[[np.ndarray, np.ndarray], np.ndarray]

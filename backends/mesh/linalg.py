@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from placer.backends.mesh import collectives
 from placer.backends.mesh.grid import Wafer
-from placer.backends.mesh.tiling import ceil_div, pad_to, tile_matrix, tile_vector_rows
+from placer.backends.mesh.tiling import ceil_div, pad_to, tile_vector_rows
 
 
 def _accum(dtype: np.dtype) -> np.dtype:
