@@ -53,8 +53,10 @@ def _kv_bytes(graph) -> tuple[int, int]:
     return total, windowed
 
 
-@pytest.mark.parametrize("name, layers, kv_heads, head_dim", [
-    ("llama-3.1-8b", 32, 8, 128), ("llama-3.1-70b", 80, 8, 128), ("llama-3.1-405b", 126, 8, 128)])
+@pytest.mark.parametrize(
+    "name, layers, kv_heads, head_dim",
+    [("llama-3.1-8b", 32, 8, 128), ("llama-3.1-70b", 80, 8, 128), ("llama-3.1-405b", 126, 8, 128)],
+)
 def test_gqa_kv_bytes_per_token(name: str, layers: int, kv_heads: int, head_dim: int, graphs: dict) -> None:
     assert _kv_bytes(graphs[name]) == (2 * layers * kv_heads * head_dim * 2, 0)
 
@@ -82,7 +84,9 @@ def test_kv_through_cost_model(graphs: dict) -> None:
     from placer.workload import Workload
 
     for name, kv in [("llama-3.1-8b", 131_072), ("gpt-oss-20b", 49_152)]:
-        costs = cost_model.annotate_costs(load_graph(name), load_target("wse3"), Workload(context_tokens=1000))
+        costs = cost_model.annotate_costs(
+            load_graph(name), load_target("wse3"), Workload(context_tokens=1000)
+        )
         assert costs.kv_bytes_per_token == kv
         held = sum(u.kv_bytes(1000) for u in costs.units)
         windows = [c for c in graphs[name].kv_caches if c.window]
@@ -118,8 +122,10 @@ def test_zoo_command_json() -> None:
     assert bad.exit_code == 2 and "not a zoo model" in bad.output
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("hidden_size", None, "'hidden_size' is missing"), ("num_hidden_layers", "two", "must be an integer")])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("hidden_size", None, "'hidden_size' is missing"), ("num_hidden_layers", "two", "must be an integer")],
+)
 def test_cli_bad_config_exits_2_naming_the_field(tmp_path, field: str, value: object, message: str) -> None:
     config = load_zoo_config("llama-3.1-8b")
     if value is None:

@@ -7,42 +7,108 @@ import json
 import math
 
 import pytest
+from placer.ir import DType, OpKind, WeightRole, verify
 
 from placer.errors import UserError
 from placer.frontends.hf_config import from_config
-from placer.ir import DType, OpKind, WeightRole, verify
 
-_BASE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, vocab_size=100)
+_BASE = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=100,
+)
 TINY = {
     "llama": dict(model_type="llama", **_BASE, attention_bias=True, mlp_bias=True),
     "llama_tied": dict(model_type="llama", **_BASE, tie_word_embeddings=True),
     "mistral": dict(model_type="mistral", **_BASE, sliding_window=16, head_dim=32),
-    "qwen2": dict(model_type="qwen2", **_BASE, use_sliding_window=True, sliding_window=16, max_window_layers=1),
+    "qwen2": dict(
+        model_type="qwen2", **_BASE, use_sliding_window=True, sliding_window=16, max_window_layers=1
+    ),
     "qwen3": dict(model_type="qwen3", **_BASE, head_dim=32, tie_word_embeddings=True),
     "mixtral": dict(model_type="mixtral", **_BASE, num_local_experts=4, num_experts_per_tok=2),
-    "qwen3_moe": dict(model_type="qwen3_moe", **{**_BASE, "num_hidden_layers": 3}, moe_intermediate_size=32,
-                      num_experts=4, num_experts_per_tok=2, head_dim=16, mlp_only_layers=[0]),
-    "gpt2": dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, vocab_size=100, n_positions=32,
-                 bos_token_id=0, eos_token_id=0),
-    "gpt_oss": dict(model_type="gpt_oss", **{**_BASE, "intermediate_size": 64}, num_local_experts=4,
-                    num_experts_per_tok=2, head_dim=16, sliding_window=8),
-    "deepseek_v3": dict(model_type="deepseek_v3", **{**_BASE, "num_hidden_layers": 3, "num_key_value_heads": 4},
-                        moe_intermediate_size=32, first_k_dense_replace=1, n_routed_experts=4,
-                        num_experts_per_tok=2, n_shared_experts=2, q_lora_rank=32, kv_lora_rank=16,
-                        qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16, n_group=2, topk_group=1),
-    "deepseek_v2_lite_q": dict(model_type="deepseek_v3", **{**_BASE, "num_hidden_layers": 2, "num_key_value_heads": 4},
-                               moe_intermediate_size=32, first_k_dense_replace=1, n_routed_experts=4,
-                               num_experts_per_tok=2, q_lora_rank=None, kv_lora_rank=16, qk_rope_head_dim=8,
-                               qk_nope_head_dim=16, v_head_dim=16, n_group=2, topk_group=1),
-    "llama4_text": dict(model_type="llama4_text", **{**_BASE, "num_hidden_layers": 4, "intermediate_size": 32},
-                        intermediate_size_mlp=128, head_dim=16, num_local_experts=4, num_experts_per_tok=1,
-                        interleave_moe_layer_step=2),
+    "qwen3_moe": dict(
+        model_type="qwen3_moe",
+        **{**_BASE, "num_hidden_layers": 3},
+        moe_intermediate_size=32,
+        num_experts=4,
+        num_experts_per_tok=2,
+        head_dim=16,
+        mlp_only_layers=[0],
+    ),
+    "gpt2": dict(
+        model_type="gpt2",
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        vocab_size=100,
+        n_positions=32,
+        bos_token_id=0,
+        eos_token_id=0,
+    ),
+    "gpt_oss": dict(
+        model_type="gpt_oss",
+        **{**_BASE, "intermediate_size": 64},
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        head_dim=16,
+        sliding_window=8,
+    ),
+    "deepseek_v3": dict(
+        model_type="deepseek_v3",
+        **{**_BASE, "num_hidden_layers": 3, "num_key_value_heads": 4},
+        moe_intermediate_size=32,
+        first_k_dense_replace=1,
+        n_routed_experts=4,
+        num_experts_per_tok=2,
+        n_shared_experts=2,
+        q_lora_rank=32,
+        kv_lora_rank=16,
+        qk_rope_head_dim=8,
+        qk_nope_head_dim=16,
+        v_head_dim=16,
+        n_group=2,
+        topk_group=1,
+    ),
+    "deepseek_v2_lite_q": dict(
+        model_type="deepseek_v3",
+        **{**_BASE, "num_hidden_layers": 2, "num_key_value_heads": 4},
+        moe_intermediate_size=32,
+        first_k_dense_replace=1,
+        n_routed_experts=4,
+        num_experts_per_tok=2,
+        q_lora_rank=None,
+        kv_lora_rank=16,
+        qk_rope_head_dim=8,
+        qk_nope_head_dim=16,
+        v_head_dim=16,
+        n_group=2,
+        topk_group=1,
+    ),
+    "llama4_text": dict(
+        model_type="llama4_text",
+        **{**_BASE, "num_hidden_layers": 4, "intermediate_size": 32},
+        intermediate_size_mlp=128,
+        head_dim=16,
+        num_local_experts=4,
+        num_experts_per_tok=1,
+        interleave_moe_layer_step=2,
+    ),
 }
 # The multimodal form: only text_config is placed.
-TINY["llama4"] = dict(model_type="llama4", text_config=dict(TINY["llama4_text"]),
-                      vision_config=dict(model_type="llama4_vision_model", hidden_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, intermediate_size=64))
+TINY["llama4"] = dict(
+    model_type="llama4",
+    text_config=dict(TINY["llama4_text"]),
+    vision_config=dict(
+        model_type="llama4_vision_model",
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    ),
+)
 
 
 def transformers_parameters(config: dict) -> int:
@@ -128,9 +194,18 @@ def test_experts_are_separate_weights_and_scopes() -> None:
 
 
 def test_gpt_oss_mxfp4_experts_bf16_elsewhere() -> None:
-    config = dict(TINY["gpt_oss"], quantization_config={
-        "quant_method": "mxfp4", "modules_to_not_convert": [
-            "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]})
+    config = dict(
+        TINY["gpt_oss"],
+        quantization_config={
+            "quant_method": "mxfp4",
+            "modules_to_not_convert": [
+                "model.layers.*.self_attn",
+                "model.layers.*.mlp.router",
+                "model.embed_tokens",
+                "lm_head",
+            ],
+        },
+    )
     graph = from_config(config)
     assert graph.parameter_count() == transformers_parameters(config)
     w = graph.weights
@@ -145,8 +220,16 @@ def test_gpt_oss_mxfp4_experts_bf16_elsewhere() -> None:
 
 
 def test_deepseek_fp8_block_scales_counted_exactly() -> None:
-    config = dict(TINY["deepseek_v3"], hidden_size=200, quantization_config={
-        "quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128], "activation_scheme": "dynamic"})
+    config = dict(
+        TINY["deepseek_v3"],
+        hidden_size=200,
+        quantization_config={
+            "quant_method": "fp8",
+            "fmt": "e4m3",
+            "weight_block_size": [128, 128],
+            "activation_scheme": "dynamic",
+        },
+    )
     graph = from_config(config)
     w = graph.weights
     for name, (d_in, d_out) in {
@@ -156,8 +239,13 @@ def test_deepseek_fp8_block_scales_counted_exactly() -> None:
     }.items():
         assert w[name].type.dtype is DType.FP8_E4M3
         assert w[name].nbytes == d_in * d_out + math.ceil(d_in / 128) * math.ceil(d_out / 128) * 4
-    for name in ("model.embed_tokens.weight", "lm_head.weight", "model.layers.1.mlp.gate.weight",
-                 "model.layers.0.input_layernorm.weight", "model.layers.0.self_attn.kv_a_layernorm.weight"):
+    for name in (
+        "model.embed_tokens.weight",
+        "lm_head.weight",
+        "model.layers.1.mlp.gate.weight",
+        "model.layers.0.input_layernorm.weight",
+        "model.layers.0.self_attn.kv_a_layernorm.weight",
+    ):
         assert w[name].type.dtype is DType.BFLOAT16, name
 
 
@@ -192,14 +280,17 @@ def test_malformed_field_names_it(key: str) -> None:
         from_config(_with(TINY[key], MALFORMED[key], "two"))
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"model_type": "bert"}, "model_type"),
-    ({"num_key_value_heads": 3}, "num_key_value_heads"),
-    ({"num_experts_per_tok": 9}, "num_experts_per_tok"),
-    ({"tie_word_embeddings": "yes"}, "tie_word_embeddings"),
-    ({"quantization_config": {"quant_method": "awq"}}, "quant_method"),
-    ({"quantization_config": {"quant_method": "fp8", "weight_block_size": [128]}}, "weight_block_size"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"model_type": "bert"}, "model_type"),
+        ({"num_key_value_heads": 3}, "num_key_value_heads"),
+        ({"num_experts_per_tok": 9}, "num_experts_per_tok"),
+        ({"tie_word_embeddings": "yes"}, "tie_word_embeddings"),
+        ({"quantization_config": {"quant_method": "awq"}}, "quant_method"),
+        ({"quantization_config": {"quant_method": "fp8", "weight_block_size": [128]}}, "weight_block_size"),
+    ],
+)
 def test_bad_values_name_the_field(change: dict, field: str) -> None:
     with pytest.raises(UserError, match=field):
         from_config(dict(TINY["mixtral"], **change))
