@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import heapq
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -287,7 +288,6 @@ def _topological_order(g: onnx.GraphProto, defined: set[str],
     missing = [len(d) for d in deps]
     ready = [i for i, m in enumerate(missing) if m == 0]
     order: list[int] = []
-    import heapq
     heapq.heapify(ready)
     while ready:
         i = heapq.heappop(ready)
