@@ -35,7 +35,8 @@ def machine_header() -> str:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"# {_dt.datetime.now().isoformat(timespec='seconds')} | {cpu} | {os.cpu_count()} cores | "
-            f"load {load:.1f} | Python {platform.python_version()} | {platform.system()} {platform.release()}")
+            f"load {load:.1f} | Python {platform.python_version()} | "
+            f"{platform.system()} {platform.release()}")
 
 
 @dataclass(frozen=True)

@@ -128,17 +128,20 @@ def write_llama_like_onnx(path: str | os.PathLike[str], *, layers: int, hidden: 
         grown = op1("Expand", [op1("Unsqueeze", [x, const([2])]), const([1, 1, rep, 1, 1])])
         return op1("Reshape", [grown, const([0, heads, -1, head_dim])])
 
+    def project(x: str, module: str, n_in: int, n_out: int) -> str:
+        return op1("MatMul", [x, weight(f"{module}.weight", [n_in, n_out])])
+
     for i in range(layers):
         p = f"model.layers.{i}"
         x = rms_norm(h, f"{p}.input_layernorm.weight")
-        q = rotary(heads_first(op1("MatMul", [x, weight(f"{p}.self_attn.q_proj.weight", [hidden, heads * head_dim])]), heads))
-        k = rotary(heads_first(op1("MatMul", [x, weight(f"{p}.self_attn.k_proj.weight", [hidden, kv_heads * head_dim])]), kv_heads))
-        v = heads_first(op1("MatMul", [x, weight(f"{p}.self_attn.v_proj.weight", [hidden, kv_heads * head_dim])]), kv_heads)
+        q = rotary(heads_first(project(x, f"{p}.self_attn.q_proj", hidden, heads * head_dim), heads))
+        k = rotary(heads_first(project(x, f"{p}.self_attn.k_proj", hidden, kv_heads * head_dim), kv_heads))
+        v = heads_first(project(x, f"{p}.self_attn.v_proj", hidden, kv_heads * head_dim), kv_heads)
         scores = op1("Mul", [op1("MatMul", [q, op1("Transpose", [repeat_kv(k)], perm=[0, 1, 3, 2])]), scale])
         probs = op1("Softmax", [op1("Add", [scores, mask])], axis=-1)
         ctx = op1("Transpose", [op1("MatMul", [probs, repeat_kv(v)])], perm=[0, 2, 1, 3])
         ctx = op1("Reshape", [ctx, const([0, 0, heads * head_dim])])
-        h = op1("Add", [h, op1("MatMul", [ctx, weight(f"{p}.self_attn.o_proj.weight", [heads * head_dim, hidden])])])
+        h = op1("Add", [h, project(ctx, f"{p}.self_attn.o_proj", heads * head_dim, hidden)])
         x = rms_norm(h, f"{p}.post_attention_layernorm.weight")
         gate = op1("MatMul", [x, weight(f"{p}.mlp.gate_proj.weight", [hidden, ffn])])
         up = op1("MatMul", [x, weight(f"{p}.mlp.up_proj.weight", [hidden, ffn])])

@@ -4,15 +4,15 @@ unit totals equal graph totals, dtype policies, KV sizes, and parameter counts a
 from __future__ import annotations
 
 import pytest
-
-from placer.cost_model import annotate_costs
-from placer.cost_rules import COST_RULES
-from placer.frontends.onnx import from_onnx
 from placer.ir import DType, GraphBuilder, OpKind, TensorType, WeightRole
 from placer.ir.dtypes import DType as D
 from placer.ir.passes.find_kv_caches import FindKVCaches
 from placer.ir.passes.group_units import group_units
 from placer.ir.symbolic import Sym
+
+from placer.cost_model import annotate_costs
+from placer.cost_rules import COST_RULES
+from placer.frontends.onnx import from_onnx
 from placer.synthetic import write_llama_like_onnx
 from placer.targets import load_target
 from placer.workload import DtypePolicy, Workload

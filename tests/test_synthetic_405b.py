@@ -14,12 +14,12 @@ import sys
 import time
 
 import pytest
-
-from placer.cost_model import annotate_costs
-from placer.frontends.onnx import from_onnx
 from placer.ir import verify
 from placer.ir.passes.find_kv_caches import FindKVCaches
 from placer.ir.passes.group_units import group_units
+
+from placer.cost_model import annotate_costs
+from placer.frontends.onnx import from_onnx
 from placer.synthetic import write_llama_like_onnx
 from placer.targets import load_target
 from placer.workload import Workload
@@ -84,11 +84,12 @@ def test_inspect_json_subprocess_time_and_memory(model_405b) -> None:
     probe = (
         "import resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"
-        "r = subprocess.run([sys.executable, '-c', 'from placer.cli.main import main; main()', 'inspect', sys.argv[1], '--json'],"
-        " capture_output=True, text=True)\n"
+        "cli = [sys.executable, '-c', 'from placer.cli.main import main; main()']\n"
+        "r = subprocess.run(cli + ['inspect', sys.argv[1], '--json'], capture_output=True, text=True)\n"
         "dt = time.perf_counter() - t\n"
         "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-        "sys.stdout.write(f'{dt} {u.ru_utime + u.ru_stime} {u.ru_maxrss * 1024} {r.returncode}\\n' + r.stdout)\n"
+        "cpu = u.ru_utime + u.ru_stime\n"
+        "sys.stdout.write(f'{dt} {cpu} {u.ru_maxrss * 1024} {r.returncode}\\n' + r.stdout)\n"
     )
     out = subprocess.run([sys.executable, "-c", probe, str(model_405b)], capture_output=True, text=True,
                          check=True).stdout

@@ -397,7 +397,8 @@ def apply_unit_overrides(graph: Graph, rules: Sequence[UnitOverride]) -> Graph:
         verify(out)
     except VerificationError as e:
         source = rules[0].source if rules else ""
-        raise UserError(f"{source + ': ' if source else ''}unit overrides break the units: {e.short}") from None
+        where = f"{source}: " if source else ""
+        raise UserError(f"{where}unit overrides break the units: {e.short}") from None
     return out
 
 
