@@ -239,8 +239,10 @@ class GraphBuilder:
         if dtype is None:
             dtype = _dtype_of_numpy(arr.dtype)
         arr = arr.astype(dtype.to_numpy())
-        return self.weight(name or self.fresh("const"), TensorType(dtype, tuple(arr.shape)),
-                           data=arr, role=WeightRole.CONSTANT)
+        if name is None:
+            name = self.fresh("const")
+            self._used.discard(name)  # ``weight`` claims it
+        return self.weight(name, TensorType(dtype, tuple(arr.shape)), data=arr, role=WeightRole.CONSTANT)
 
     def op(
         self,

@@ -71,3 +71,15 @@ def test_unknown_unit():
 
 def test_softmax_attrs_default_axis():
     assert AxisAttrs().axis == -1
+
+
+def test_builder_constant_without_name():
+    b = GraphBuilder("c")
+    c1 = b.constant([1, 2, 3])
+    c2 = b.constant(0.5)
+    x = b.input("x", T)
+    y = b.op(OpKind.ADD, [x, c2], types=[T])
+    b.output(y)
+    g = b.build()
+    verify(g)
+    assert c1 != c2 and g.weights[c1].data.tolist() == [1, 2, 3]
