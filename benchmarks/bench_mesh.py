@@ -30,7 +30,7 @@ def bench_tiny(tokens: int = 16) -> None:
     import onnxruntime as ort
 
     import placer
-    from placer.run import run_plan
+    from placer.runner import run_plan
     from tests.models import FAMILIES, export_onnx
 
     print(f"tiny models on wse-mini x 3 wafers, prefill of 6 tokens + {tokens} decode steps")

@@ -28,7 +28,7 @@ _API = {
     "DtypePolicy": "placer.workload",
     "compile": ("placer.compile", "compile_model"),
     "Plan": "placer.plan",
-    "run": ("placer.run", "run_plan"),
+    "run": ("placer.runner", "run_plan"),
     "UserError": "placer.errors",
     "InfeasibleError": "placer.errors",
 }

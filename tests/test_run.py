@@ -61,7 +61,7 @@ def placed(onnx_model):  # noqa: ANN001, ANN201
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_placed_model_matches_onnxruntime(placed, family: str) -> None:  # noqa: ANN001
-    from placer.run import run_plan
+    from placer.runner import run_plan
 
     path, plan, graph = placed(family)
     assert len({w for _, w in plan.assignment}) == 3
@@ -103,7 +103,7 @@ def test_cli_run_prints_accounting_and_writes_outputs(placed, tmp_path) -> None:
 
 def test_bad_inputs_are_one_line_user_errors(placed, tmp_path) -> None:  # noqa: ANN001
     from placer.cli.main import cli
-    from placer.run import run_plan
+    from placer.runner import run_plan
 
     path, plan, graph = placed("llama")
     feeds = _inputs(graph)

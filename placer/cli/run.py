@@ -25,7 +25,7 @@ from placer.fileio import write_atomic
 def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str | None, tokens: int,
                 target_sets: tuple[str, ...]) -> None:
     """Execute MODEL under a plan on the numpy mesh emulator (one emulated wafer per plan wafer)."""
-    from placer.run import _assignment, format_accounting, run_plan
+    from placer.runner import _assignment, format_accounting, run_plan
 
     _, plan_target, _ = _assignment(plan_path)
     target = plan_target

@@ -1,0 +1,257 @@
+"""Run a placed model on emulated wafers: prefill, then greedy decoding with the KV cache.
+
+``run_plan(model, plan, inputs, tokens=N)`` loads MODEL the way ``placer compile`` did (same
+unit granularity), places every unit on the wafer the plan chose, and executes the graph on
+the numpy mesh emulator (``placer.backends.executor``). Activations crossing wafers go through
+an emulated I/O link with the target's bandwidth and latency; the KV cache (past inputs fed
+back from present outputs) stays on the wafer that produced it. The accounting (per wafer and
+per kernel) is printed beside the performance model's prediction for the same context.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from placer.backends.executor import IoLink, MeshExecutor, StepStats
+from placer.backends.mesh import MeshSpec, SramOverflowError, StatsObserver
+from placer.backends.mesh.observer import KernelStats
+from placer.backends.reference import MissingValueError, NodeExecutionError
+from placer.errors import UserError
+from placer.ir import Graph
+from placer.ir.symbolic import Sym
+
+
+@dataclass
+class RunResult:
+    """What a run produced and what it cost on the emulated wafers."""
+
+    outputs: dict[str, np.ndarray]                # the last step's graph outputs
+    tokens: np.ndarray | None                     # [batch, N] greedy token ids (None without decoding)
+    prefill: StepStats
+    decode: list[StepStats]
+    decode_stats: StatsObserver                   # per wafer and kernel, summed over decode steps
+    wafers: int
+    peak_pe_bytes: dict[str, int] = field(default_factory=dict)
+    predicted_step_s: float | None = None         # performance model: one decode step, this context
+    emulated_step_s: float | None = None          # mean emulated decode step (incl. token return hop)
+
+
+def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray], graph: Graph) -> dict[str, np.ndarray]:
+    """Graph inputs from an .npz file or a mapping, checked against the graph's input types.
+
+    Raises:
+        UserError: a missing key, a wrong rank or a fixed dimension that differs.
+    """
+    where = str(source) if not isinstance(source, Mapping) else "inputs"
+    if isinstance(source, Mapping):
+        data = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise UserError(f"{where}: no such file; pass an .npz with keys {', '.join(graph.inputs)}")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                data = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as e:
+            raise UserError(f"{where}: not a readable .npz file ({e})") from None
+    out: dict[str, np.ndarray] = {}
+    bindings: dict[str, int] = {}
+    for name in graph.inputs:
+        if name not in data:
+            raise UserError(f"{where}: missing key {name!r}; the model's inputs are {', '.join(graph.inputs)}")
+        arr = np.asarray(data[name])
+        t = graph.type_of(name)
+        if arr.ndim != t.rank:
+            raise UserError(f"{where}: {name!r} has shape {arr.shape}, but the model expects {t} (rank {t.rank})")
+        for axis, (dim, size) in enumerate(zip(t.shape, arr.shape)):
+            if isinstance(dim, int) and dim != size:
+                raise UserError(f"{where}: {name!r} has shape {arr.shape}, but dimension {axis} must be {dim} ({t})")
+            if isinstance(dim, Sym) and len(dim.terms) == 1 and dim.terms[0][1] == 1 and len(dim.terms[0][0]) == 1:
+                sym = dim.terms[0][0][0]
+                if bindings.setdefault(sym, size) != size:
+                    raise UserError(f"{where}: {name!r} dimension {axis} ({sym}) is {size}, but another input "
+                                    f"has {sym} = {bindings[sym]}")
+        out[name] = arr.astype(t.dtype.to_numpy(), copy=False)
+    return out
+
+
+def kv_pairs(graph: Graph) -> list[tuple[str, str]]:
+    """(past input, present output) pairs: inputs and outputs whose names say past/present, in
+    order (the convention of HF and optimum exports and of ``tests/models.py``)."""
+    pasts = [n for n in graph.inputs if "past" in n.lower()]
+    presents = [n for n in graph.outputs if "present" in n.lower()]
+    return list(zip(pasts, presents)) if len(pasts) == len(presents) else []
+
+
+def _assignment(plan: Any) -> tuple[dict[str, int], Any, str]:
+    """(unit -> wafer, target or None, granularity) from a Plan, a plan.json path or a dict."""
+    if isinstance(plan, (str, os.PathLike)):
+        from placer.plan import Plan
+
+        path = Path(plan)
+        if not path.is_file():
+            raise UserError(f"option --plan: no such file {str(path)!r}; write one with placer compile")
+        try:
+            plan = Plan.from_json(path.read_text())
+        except (ValueError, KeyError, TypeError) as e:
+            raise UserError(f"{path}: not a placer plan ({type(e).__name__}: {e})") from None
+    if isinstance(plan, Mapping):
+        return {str(k): int(v) for k, v in plan.items()}, None, "layer"
+    provenance = dict(getattr(plan, "provenance", ()))
+    return dict(plan.assignment), plan.target, str(provenance.get("granularity", "layer"))
+
+
+def _weights_from_file(model: Any, graph: Graph) -> dict[str, np.ndarray]:
+    """Values of weights that the frontend left without data (external data of an ONNX file)."""
+    missing = [n for n, w in graph.weights.items() if w.data is None]
+    if not missing or not isinstance(model, (str, os.PathLike)) or not str(model).endswith(".onnx"):
+        return {}
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(model), load_external_data=True)
+    tensors = {t.name: t for t in proto.graph.initializer}
+    return {n: numpy_helper.to_array(tensors[n]) for n in missing if n in tensors}
+
+
+def predicted_step_seconds(graph: Graph, target: Any, assignment: Mapping[str, int], context: int,
+                           prompt: int) -> float:
+    """The performance model's decode round trip of one sequence at ``context`` tokens."""
+    from placer.cost_model import annotate_costs
+    from placer.perf import predict_performance, unit_decode_seconds, unit_prefill_seconds
+    from placer.workload import Workload
+
+    cost = annotate_costs(graph, target, Workload(context_tokens=context, prompt_tokens=max(prompt, 1)))
+    n = max(assignment.values(), default=0) + 1
+    stages, prefill = [0.0] * n, [0.0] * n
+    for u in cost.units:
+        w = assignment.get(u.name, 0)
+        stages[w] += unit_decode_seconds(u, target)
+        prefill[w] += unit_prefill_seconds(u, target)
+    boundary = [0] * max(n - 1, 0)
+    for e in cost.edges:
+        a, b = assignment.get(e.src, 0), assignment.get(e.dst, 0)
+        for i in range(min(a, b), max(a, b)):
+            boundary[i] += e.bytes_per_token
+    return predict_performance(target, stages, prefill, boundary, 1, max(prompt, 1)).round_trip_s
+
+
+def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str, np.ndarray], *,
+             tokens: int = 0, target: Any = None, predict: bool = True) -> RunResult:
+    """Execute ``model`` under ``plan`` on emulated wafers; greedy-decode ``tokens`` tokens.
+
+    Args:
+        model: what ``placer.load_graph`` accepts (an ONNX file for execution with weights).
+        plan: a ``Plan``, a plan.json path, or a mapping unit -> wafer.
+        inputs: an .npz path or mapping keyed by the graph's input names.
+        tokens: tokens to generate after the prefill (needs past/present KV inputs/outputs).
+        target: a ``Target`` (default: the plan's).
+
+    Raises:
+        UserError: bad inputs, a plan that does not match the model, or a PE out of SRAM.
+    """
+    from placer.pipeline import load_graph
+    from placer.targets import load_target
+
+    assignment, plan_target, granularity = _assignment(plan)
+    target = target or plan_target or load_target("wse-mini")
+    graph = load_graph(model, granularity=granularity)
+    unknown = sorted(set(assignment) - {u.name for u in graph.units})
+    if unknown:
+        raise UserError(f"plan does not match the model: unknown unit(s) {', '.join(unknown[:5])}")
+    feeds = load_inputs(inputs, graph)
+    pairs = kv_pairs(graph)
+    if tokens > 0 and not pairs:
+        raise UserError("option --tokens: the model has no past/present KV inputs and outputs to decode with")
+    logits_name = "logits" if "logits" in graph.outputs else graph.outputs[0]
+    try:
+        executor = MeshExecutor(graph, MeshSpec.from_target(target), wafer_of_unit=assignment,
+                                io=IoLink(target.io_bandwidth_bytes_per_s, target.io_latency_s),
+                                weights=_weights_from_file(model, graph))
+        outputs, prefill = executor.run(feeds, keep=[p for _, p in pairs])
+        decode_obs = StatsObserver()
+        steps: list[StepStats] = []
+        generated: list[np.ndarray] = []
+        for _ in range(tokens):
+            nxt = np.argmax(outputs[logits_name][:, -1, :], axis=-1).astype(np.int64)
+            generated.append(nxt)
+            if len(generated) == tokens:
+                break
+            step_feeds = _next_feeds(graph, feeds, outputs, pairs, nxt)
+            resident = {past: executor.location.get(present, 0) for past, present in pairs}
+            executor.release([p for _, p in pairs])
+            outputs, stats = executor.run(step_feeds, resident=resident, keep=[p for _, p in pairs])
+            feeds = step_feeds
+            steps.append(stats)
+            for key, s in executor.step_observer.stats.items():
+                decode_obs.stats.setdefault(key, KernelStats()).add(s)
+    except SramOverflowError as e:
+        raise UserError(f"plan does not fit the emulated PEs: {e}") from None
+    except (NodeExecutionError, MissingValueError) as e:
+        raise UserError(f"execution failed: {e}") from None
+    n_wafers = len(executor.wafers)
+    result = RunResult(outputs, np.stack(generated, axis=1) if generated else None, prefill, steps,
+                       decode_obs, n_wafers, {w.name: w.ledger.peak for w in executor.wafers})
+    if steps:
+        # The sampled token returns to the first wafer: one more link latency per step.
+        ret = target.io_latency_s if n_wafers > 1 else 0.0
+        result.emulated_step_s = float(np.mean([s.seconds for s in steps])) + ret
+        if predict:
+            context = int(feeds[pairs[0][0]].shape[2]) + 1 if pairs else 1
+            result.predicted_step_s = predicted_step_seconds(graph, target, assignment, context, 1)
+    return result
+
+
+def _next_feeds(graph: Graph, feeds: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
+                pairs: list[tuple[str, str]], token: np.ndarray) -> dict[str, np.ndarray]:
+    """Inputs of the next decode step: the new token, the presents as pasts, grown masks."""
+    nxt: dict[str, np.ndarray] = {}
+    past_of = dict(pairs)
+    for name in graph.inputs:
+        if name in past_of:
+            nxt[name] = outputs[past_of[name]]
+        elif name == "attention_mask":
+            nxt[name] = np.concatenate([feeds[name], np.ones_like(feeds[name][:, :1])], axis=1)
+        elif name == "position_ids":
+            nxt[name] = feeds[name][:, -1:] + 1
+        else:
+            nxt[name] = token[:, None].astype(feeds[name].dtype)
+    return nxt
+
+
+def format_accounting(result: RunResult, clock_hz: float) -> str:
+    """The accounting table: per wafer and per kernel (decode steps), and the comparison."""
+    lines = []
+    steps = max(len(result.decode), 1)
+    obs = result.decode_stats
+    if not result.decode:
+        lines.append("no decode steps (use --tokens N); prefill only:")
+        lines.append(f"  prefill: {sum(result.prefill.cycles.values()):,} cycles, "
+                     f"{result.prefill.seconds * 1e6:.2f} us emulated, I/O {result.prefill.io_bytes:,} B")
+        return "\n".join(lines)
+    lines.append(f"decode accounting, mean per token over {steps} step(s):")
+    header = f"  {'wafer / kernel':<34} {'calls':>7} {'cycles':>12} {'hops':>12} {'link bytes':>14} {'peak PE B':>10}"
+    lines.append(header)
+    for wafer, total in sorted(obs.per_wafer().items()):
+        lines.append(f"  {wafer:<34} {total.calls // steps:>7} {total.cycles // steps:>12,} "
+                     f"{total.hops // steps:>12,} {total.link_bytes // steps:>14,} "
+                     f"{result.peak_pe_bytes.get(wafer, 0):>10,}")
+        for kernel, s in obs.per_kernel(wafer).items():
+            if s.cycles or s.hops:
+                lines.append(f"    {kernel:<32} {s.calls // steps:>7} {s.cycles // steps:>12,} "
+                             f"{s.hops // steps:>12,} {s.link_bytes // steps:>14,} {s.peak_pe_bytes:>10,}")
+    io_s = float(np.mean([s.io_seconds for s in result.decode]))
+    io_b = float(np.mean([s.io_bytes for s in result.decode]))
+    lines.append(f"  I/O link: {io_b:,.0f} B per token over the wafer boundaries, {io_s * 1e6:.3f} us")
+    emu = result.emulated_step_s or 0.0
+    lines.append(f"emulated time per token: {emu * 1e6:.3f} us ({1 / emu if emu else 0:,.0f} tokens/s)")
+    if result.predicted_step_s:
+        pred = result.predicted_step_s
+        lines.append(f"performance model:       {pred * 1e6:.3f} us; emulated / predicted = {emu / pred:.3f}")
+    return "\n".join(lines)
