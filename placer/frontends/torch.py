@@ -75,6 +75,8 @@ def export_module(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], dy
                                    strict=False)
     except Exception as e:  # torch raises many types; the user needs the first line of any
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Constraints violated" in first:
+            first += " (a dynamic dim whose example size is 0 or 1 is specialized: use sizes >= 2)"
         raise UserError(f"from_torch: torch.export failed for {type(module).__name__}: {first} "
                         "(check example_inputs, example_kwargs and dynamic_shapes)") from None
 
