@@ -33,6 +33,8 @@ from placer.ir.symbolic import Dim, Sym, dim_add, dim_mul
 from placer.ir.types import TensorType
 from placer.ir.verifier import verify
 
+# Python functions on SymInts that torch.export records (operator.mul, sym_max, ...).
+_SYMBOLIC_MODULES = ("_operator", "operator", "torch.fx.experimental.sym_node")
 # Real (non-meta) constant buffers up to this many elements keep their data inline.
 INLINE_CONSTANT_LIMIT = 1 << 16
 
@@ -395,7 +397,7 @@ class _Lowerer:
         return isinstance(val, (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool)) or (
             not isinstance(node.target, torch._ops.OpOverload)
             and not isinstance(node.target, torch._ops.HigherOrderOperator)
-            and getattr(node.target, "__module__", "") in ("_operator", "operator", "torch.fx.experimental.sym_node"))
+            and getattr(node.target, "__module__", "") in _SYMBOLIC_MODULES)
 
     def _lower_node(self, node: Any, env: dict[Any, Any]) -> Any:
         lower = ATEN_OPS.get(str(node.target))
@@ -433,7 +435,8 @@ class _Lowerer:
         try:
             return self.dtypes[tdtype]
         except KeyError:
-            raise UserError(f"from_torch: {where} has dtype {tdtype}, which placer does not support") from None
+            raise UserError(f"from_torch: {where} has dtype {tdtype}, "
+                            "which placer does not support") from None
 
     def sym_to_dim(self, expr: Any) -> Dim:
         if expr in self._dims:
@@ -538,8 +541,8 @@ class _Lowerer:
         self._set_type(out, type)
         return out
 
-    def emit_multi(self, kind: OpKind, inputs: list[str], types: list[TensorType], attrs: object | None = None,
-                   *, hint: str | None = None) -> tuple[str, ...]:
+    def emit_multi(self, kind: OpKind, inputs: list[str], types: list[TensorType],
+                   attrs: object | None = None, *, hint: str | None = None) -> tuple[str, ...]:
         base = self.name if hint is None else self._fresh(hint)
         outs = [f"{base}.{i}" for i in range(len(types))]
         self.builder.op(kind, inputs, attrs, outputs=outs, name=base, scope=self.scope)
@@ -640,7 +643,8 @@ class _Lowerer:
             parts.append(self.ints(run))
         if len(parts) == 1:
             return parts[0]
-        return self.emit(OpKind.CONCAT, parts, TensorType(DType.INT64, (len(dims),)), AxisAttrs(0), hint="shape")
+        return self.emit(OpKind.CONCAT, parts, TensorType(DType.INT64, (len(dims),)), AxisAttrs(0),
+                         hint="shape")
 
     def reshape_target(self, shape: tuple[Dim, ...]) -> str:
         """Reshape's shape input: the first symbolic dim becomes -1, so the rule can divide."""

@@ -22,8 +22,8 @@ from placer.ir.attrs import (
     AttentionAttrs,
     AxisAttrs,
     ConstantOfShapeAttrs,
-    GemmAttrs,
     GeluAttrs,
+    GemmAttrs,
     NormAttrs,
     ReduceAttrs,
     ShapeAttrs,
@@ -85,11 +85,6 @@ def lower_rsqrt(cx: Any, node: Any, a: dict[str, Any]) -> str:
     return cx.emit(OpKind.RECIPROCAL, [root], out)
 
 
-def lower_pow_scalar_base(cx: Any, node: Any, a: dict[str, Any]) -> str:
-    out = cx.out_type(node)
-    return cx.emit(OpKind.POW, [cx.operand(a["self"], out.dtype), cx.operand(a["exponent"], out.dtype)], out)
-
-
 def lower_pow(cx: Any, node: Any, a: dict[str, Any]) -> str:
     out = cx.out_type(node)
     return cx.emit(OpKind.POW, [cx.operand(a["self"], out.dtype), cx.operand(a["exponent"], out.dtype)], out)
@@ -105,7 +100,8 @@ def lower_where(cx: Any, node: Any, a: dict[str, Any]) -> str:
 def lower_masked_fill(cx: Any, node: Any, a: dict[str, Any]) -> str:
     out = cx.out_type(node)
     mask = cx.operand(a["mask"], DType.BOOL)
-    return cx.emit(OpKind.WHERE, [mask, cx.operand(a["value"], out.dtype), cx.operand(a["self"], out.dtype)], out)
+    fill, x = cx.operand(a["value"], out.dtype), cx.operand(a["self"], out.dtype)
+    return cx.emit(OpKind.WHERE, [mask, fill, x], out)
 
 
 def lower_clamp(cx: Any, node: Any, a: dict[str, Any]) -> str:
@@ -165,8 +161,8 @@ def lower_matmul(cx: Any, node: Any, a: dict[str, Any]) -> str:
 def lower_addmm(cx: Any, node: Any, a: dict[str, Any]) -> str:
     out = cx.out_type(node)
     attrs = GemmAttrs(alpha=float(a.get("alpha", 1)), beta=float(a.get("beta", 1)))
-    return cx.emit(OpKind.GEMM, [cx.tensor(a["mat1"]), cx.tensor(a["mat2"]), cx.operand(a["self"], out.dtype)],
-                   out, attrs)
+    bias = cx.operand(a["self"], out.dtype)
+    return cx.emit(OpKind.GEMM, [cx.tensor(a["mat1"]), cx.tensor(a["mat2"]), bias], out, attrs)
 
 
 def lower_sdpa(cx: Any, node: Any, a: dict[str, Any]) -> str:
@@ -386,7 +382,8 @@ def lower_unbind(cx: Any, node: Any, a: dict[str, Any]) -> tuple[str, ...]:
     xt = cx.type_of(x)
     axis = int(a.get("dim", 0)) % xt.rank
     pieces = [t.with_shape(t.shape[:axis] + (1,) + t.shape[axis:]) for t in outs]
-    split = cx.emit_multi(OpKind.SPLIT, [x, cx.ints([1] * len(outs))], pieces, SplitAttrs(axis=axis), hint="split")
+    ones = cx.ints([1] * len(outs))
+    split = cx.emit_multi(OpKind.SPLIT, [x, ones], pieces, SplitAttrs(axis=axis), hint="split")
     return tuple(cx.emit(OpKind.SQUEEZE, [p], t, SqueezeAttrs((axis,)), hint="unbind")
                  for p, t in zip(split, outs))
 
@@ -556,7 +553,8 @@ ATEN_OPS: dict[str, Lowering] = {
     "aten.add_.Tensor": _binary(OpKind.ADD),
     "aten.maximum.default": _binary(OpKind.MAX), "aten.minimum.default": _binary(OpKind.MIN),
     "aten.eq.Tensor": _binary(OpKind.EQUAL), "aten.eq.Scalar": _binary(OpKind.EQUAL),
-    "aten.ne.Tensor": _binary(OpKind.EQUAL, negate=True), "aten.ne.Scalar": _binary(OpKind.EQUAL, negate=True),
+    "aten.ne.Tensor": _binary(OpKind.EQUAL, negate=True),
+    "aten.ne.Scalar": _binary(OpKind.EQUAL, negate=True),
     "aten.lt.Tensor": _binary(OpKind.LESS), "aten.lt.Scalar": _binary(OpKind.LESS),
     "aten.le.Tensor": _binary(OpKind.LESS_OR_EQUAL), "aten.le.Scalar": _binary(OpKind.LESS_OR_EQUAL),
     "aten.gt.Tensor": _binary(OpKind.GREATER), "aten.gt.Scalar": _binary(OpKind.GREATER),
@@ -566,7 +564,7 @@ ATEN_OPS: dict[str, Lowering] = {
     "aten.__or__.Tensor": _binary(OpKind.OR), "aten.bitwise_or.Tensor": _binary(OpKind.OR),
     "aten.logical_or.default": _binary(OpKind.OR),
     "aten.pow.Tensor_Scalar": lower_pow, "aten.pow.Tensor_Tensor": lower_pow,
-    "aten.pow.Scalar": lower_pow_scalar_base,
+    "aten.pow.Scalar": lower_pow,
     "aten.where.self": lower_where, "aten.where.ScalarOther": lower_where,
     "aten.where.ScalarSelf": lower_where, "aten.where.Scalar": lower_where,
     "aten.masked_fill.Scalar": lower_masked_fill, "aten.masked_fill.Tensor": lower_masked_fill,

@@ -38,7 +38,8 @@ def exported():
     def get(family: str):
         if family not in cache:
             model = tiny_model(family)
-            ids = torch.randint(0, model.config.vocab_size, (2, 5), generator=torch.Generator().manual_seed(0))
+            gen = torch.Generator().manual_seed(0)
+            ids = torch.randint(0, model.config.vocab_size, (2, 5), generator=gen)
             cache[family] = (model, from_torch(model, (ids,), dynamic_shapes=SHAPES, example_kwargs=NO_CACHE))
         return cache[family]
 
@@ -82,7 +83,8 @@ def test_recorded_types_equal_inferred_types(exported, family):
     stored = set(graph.inputs) | set(graph.weights)
     bare = graph.replace(types={k: t for k, t in graph.types.items() if k in stored})
     inferred = infer_shapes(bare)
-    diff = {k: (str(t), str(inferred.types.get(k))) for k, t in graph.types.items() if inferred.types.get(k) != t}
+    diff = {k: (str(t), str(inferred.types.get(k)))
+            for k, t in graph.types.items() if inferred.types.get(k) != t}
     assert not diff
 
 
@@ -156,7 +158,8 @@ def test_same_units_and_costs_as_the_onnx_export(exported, onnx_model, family):
     target, workload = load_target("wse3"), Workload(context_tokens=64, prompt_tokens=16)
     ours = annotate_costs(load_graph(graph), target, workload)
     theirs = annotate_costs(load_graph(onnx_model(family)), target, workload)
-    assert [(u.name, u.kind, u.layer) for u in ours.units] == [(u.name, u.kind, u.layer) for u in theirs.units]
+    assert [(u.name, u.kind, u.layer) for u in ours.units] == \
+        [(u.name, u.kind, u.layer) for u in theirs.units]
     for a, b in zip(ours.units, theirs.units):
         assert (a.parameters, a.weight_bytes, a.kv_bytes_per_token) == \
             (b.parameters, b.weight_bytes, b.kv_bytes_per_token), a.name
