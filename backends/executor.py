@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import ml_dtypes
 import numpy as np
+from placer.backends.mesh import experts
 from placer.backends.mesh.grid import MeshSpec, Wafer
 from placer.backends.mesh.host import COMPILE_TIME, HOST_OPS, charge_host
 from placer.backends.mesh.observer import StatsObserver
@@ -93,6 +94,8 @@ class MeshExecutor:
         self.io = io or IoLink(150e9, 5e-6)
         units = dict(wafer_of_unit or {})
         self.node_wafer = self._assign_nodes(graph, units)
+        self.expert_gathers = experts.find_expert_gathers(graph, self.node_wafer)
+        self.views: dict[str, experts.ExpertView] = {}
         count = max([0, *units.values(), *self.node_wafer.values()]) + 1
         self.observer = StatsObserver()
         self.step_observer = StatsObserver()
@@ -132,7 +135,7 @@ class MeshExecutor:
                     continue
                 wafer.resident[key] = tiles
                 if tiles is not None and tiles.ndim == 5:
-                    per_pe = ceil_div(tiles.shape[3] * tiles.shape[4] * dtype.bits, 8)
+                    per_pe = ceil_div(int(np.prod(tiles.shape[2:])) * dtype.bits, 8)
                 else:
                     per_pe = ceil_div(ceil_div(data.size, self.spec.pes) * dtype.bits, 8)
                 with wafer.kernel("place-weights"):
@@ -144,6 +147,9 @@ class MeshExecutor:
             trans = node.op is OpKind.GEMM and node.attrs.trans_b
             mat = data.T if trans else data
             return ((name + ":T" if trans else name), "gemv"), tile_matrix(mat[None], R, C)
+        if pos == 0 and node.name in self.expert_gathers:
+            operand = self.expert_gathers[node.name].operand
+            return (name, "experts", operand), experts.expert_tiles(data, operand, R, C)
         if pos == 0 and node.op is OpKind.GATHER:
             return (name, "table"), None
         return (name, "flat"), None
@@ -157,6 +163,7 @@ class MeshExecutor:
         self.location = {name: (resident or {}).get(name, 0) for name in self.graph.inputs}
         stats = StepStats(clock_hz=self.spec.clock_hz)
         self._crossings: dict[tuple[int, int], int] = {}
+        self.views = {}
         moved: set[tuple[str, int]] = set()
 
         def execute(node: Node, args: list) -> tuple:
@@ -200,6 +207,10 @@ class MeshExecutor:
                     wafer.ledger.free(f"kv:{name}")
 
     def _execute(self, wafer: Wafer, node: Node, args: list) -> tuple:
+        if node.name in self.expert_gathers:
+            return self._select_experts(wafer, node, args)
+        if node.op is OpKind.MATMUL and any(v in self.views for v in node.inputs):
+            return self._expert_matmul(wafer, node, args)
         if node.op in MESH_KERNELS and not _is_index_math(node, args):
             with wafer.kernel(kernel_label(node, args)):
                 return MESH_KERNELS[node.op](wafer, node, args)
@@ -208,6 +219,34 @@ class MeshExecutor:
         with wafer.kernel(f"{node.op.value} ({cost.kind})"):
             charge_host(wafer, cost, out)
         return out
+
+    def _select_experts(self, wafer: Wafer, node: Node, args: list) -> tuple:
+        """A gather of whole expert matrices: only the ids travel; the tiles stay resident."""
+        out = execute_reference(node, args)
+        ids = experts.selected_experts(node, args, np.asarray(out[0]))
+        if ids is None:  # not whole matrices at these shapes: a plain relayout
+            with wafer.kernel(f"{node.op.value} (relayout)"):
+                charge_host(wafer, HOST_OPS.get(node.op, COMPILE_TIME), out)
+            return out
+        spec = self.expert_gathers[node.name]
+        self.views[node.outputs[0]] = experts.ExpertView(spec.weight, spec.operand, ids)
+        with wafer.kernel("expert-select"):
+            experts.charge_selection(wafer, ids)
+        return out
+
+    def _expert_matmul(self, wafer: Wafer, node: Node, args: list) -> tuple:
+        """MatMul of selected experts: GEMVs on the resident expert tiles."""
+        operand = next(i for i, v in enumerate(node.inputs[:2]) if v in self.views)
+        view = self.views[node.inputs[operand]]
+        x = np.asarray(args[1 - operand])
+        if x.ndim < 2:
+            with wafer.kernel(kernel_label(node, args)):
+                return MESH_KERNELS[node.op](wafer, node, args)
+        weight = self.weights[view.weight]
+        tiles = wafer.resident[(view.weight, "experts", view.operand)]
+        with wafer.kernel("expert-gemv"):
+            y = experts.expert_matmul(wafer, tiles, view, x, weight.shape[-2:])
+        return (y.astype(np.asarray(args[operand]).dtype, copy=False),)
 
 
 def kernel_label(node: Node, args: list) -> str:
