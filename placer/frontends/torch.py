@@ -181,9 +181,11 @@ def _symbol_names(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], sp
             sym = str(d.node.expr)
             if sym in out:
                 continue
-            wanted = given.get(axis) or f"{node.name}_{axis}"
-            while wanted in taken:
-                wanted += "_"
+            wanted = given.get(axis)
+            if wanted is None:  # torch keeps a Dim's name for all its uses: same name, same size
+                wanted = f"{node.name}_{axis}"
+                while wanted in taken:
+                    wanted += "_"
             out[sym] = wanted
             taken.add(wanted)
     return out
