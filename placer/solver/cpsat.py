@@ -28,7 +28,7 @@ from ortools.sat.python import cp_model
 
 from placer.solver.problem import Objective, Problem
 
-_EXACT_DOMAIN_UNITS = 4096  # ancestor sets as a dense bit matrix up to this many units
+_CLOSURE_MAX_UNITS = 40_000  # reachability as a packed bit matrix (n^2 / 8 bytes) up to this size
 
 
 @dataclass(frozen=True)
@@ -41,19 +41,28 @@ class CpResult:
 
 
 def _closure_sizes(problem: Problem, sizes: list[int]) -> tuple[list[int], list[int]]:
-    """Total size of each unit plus its ancestors, and plus its descendants."""
+    """Total size of each unit plus its ancestors, and plus its descendants (bit-packed
+    reachability, one row per unit; rows are OR-ed along the edges in topological order)."""
     n = problem.n
-    if n > _EXACT_DOMAIN_UNITS:
+    if n > _CLOSURE_MAX_UNITS:
         return sizes[:], sizes[:]
-    anc = np.eye(n, dtype=bool)
-    preds: list[list[int]] = [[] for _ in range(n)]
-    for e in problem.edges:
-        preds[e.dst].append(e.src)
-    for v in range(n):
-        for u in preds[v]:
-            anc[v] |= anc[u]
+    words = (n + 63) // 64
     weights = np.asarray(sizes, dtype=np.float64)
-    return [int(x) for x in anc @ weights], [int(x) for x in anc.T @ weights]
+
+    def sums(edges: list[tuple[int, int]]) -> list[int]:
+        reach = np.zeros((n, words), dtype=np.uint64)
+        reach[np.arange(n), np.arange(n) // 64] = np.left_shift(np.uint64(1), (np.arange(n) % 64).astype(np.uint64))
+        for src, dst in edges:
+            reach[dst] |= reach[src]
+        out = np.empty(n)
+        for start in range(0, n, 1024):
+            bits = np.unpackbits(reach[start:start + 1024].view(np.uint8), axis=1, bitorder="little")[:, :n]
+            out[start:start + 1024] = bits @ weights
+        return [int(round(x)) for x in out]
+
+    forward = [(e.src, e.dst) for e in problem.edges]
+    backward = [(e.dst, e.src) for e in sorted(problem.edges, key=lambda e: (-e.dst, -e.src))]
+    return sums(forward), sums(backward)
 
 
 def unit_domains(problem: Problem, resident: int, wafers: int) -> list[tuple[int, int]] | None:
@@ -115,13 +124,14 @@ def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | 
                 if p.act_bytes[u] > min(acts):
                     model.Add(buffer >= p.act_bytes[u] * on[u])
             model.Add(buffer >= min(acts) * used[w])
-        model.Add(sum(sizes[u] * on[u] for u in members) + buffer <= p.capacity)
+        model.Add(sum(sizes[u] * on[u] for u in members) + buffer <= p.capacity * used[w])
         model.Add(sum(p.ticks[u] * on[u] for u in members) <= stage_max)
         model.Add(sum(on[u] for u in members) >= 1).OnlyEnforceIf(used[w])  # used[0] is constant 1
     if p.min_wafers > 1:
         for w in range(min(p.min_wafers, K)):
             model.Add(used[w] == 1)
-    n_used = model.NewIntVar(1, K, "wafers")
+    lower = max(p.min_wafers, math.ceil(sum(sizes) / p.capacity)) if p.capacity > 0 else K
+    n_used = model.NewIntVar(min(lower, K), K, "wafers")
     model.Add(n_used == sum(used[:K]))
     exactly = [used[k - 1] - used[k] for k in range(1, K + 1)]  # 1 iff exactly k wafers
     for k in range(1, K + 1):
@@ -166,7 +176,7 @@ def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | 
     params.interleave_search = True
     params.num_workers = 8
     params.max_deterministic_time = max(0.01, time_limit_s)
-    params.max_time_in_seconds = max(1.0, 20 * time_limit_s)  # safety net only
+    params.max_time_in_seconds = max(5.0, 10 * time_limit_s)  # wall-clock safety net only
     status = solver.Solve(model)
     name = solver.StatusName(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
