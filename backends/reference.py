@@ -11,7 +11,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 from placer.backends.kernels import KERNELS
+from placer.backends.kernels.elementwise import ROUNDED, round_to
 from placer.ir.graph import Graph, Node
+from placer.ir.ops import OpKind
 
 Execute = Callable[[Node, list], tuple]
 
@@ -29,9 +31,15 @@ class MissingValueError(KeyError):
     """A graph input or weight has no value."""
 
 
+_NARROW_INTS = {"int4": np.int8, "uint4": np.uint8, "int2": np.int8, "uint2": np.uint8}
+
+
 def to_compute(array: np.ndarray) -> np.ndarray:
-    """Stored values (bf16, fp8, fp4 from ml_dtypes) as the float32 they are computed in."""
+    """Stored values as the type they are computed in: bf16, fp8 and fp4 (ml_dtypes) as
+    float32, int4/uint4 as int8/uint8."""
     arr = np.asarray(array)
+    if arr.dtype.name in _NARROW_INTS:
+        return arr.astype(_NARROW_INTS[arr.dtype.name])
     if arr.dtype.kind == "V" or (arr.dtype.kind == "f" and arr.dtype.itemsize == 1) or \
             arr.dtype.name in ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float4_e2m1fn"):
         return arr.astype(np.float32)
@@ -87,6 +95,8 @@ def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray], *,
         NodeExecutionError: a node failed; the message names it.
     """
     env: dict[str, np.ndarray] = {k: to_compute(v) for k, v in weight_values(graph, weights).items()}
+    # Values typed bf16/fp8/fp4 are computed in float32 and rounded to their type when made.
+    narrow = {name: t.dtype for name, t in graph.types.items() if t.dtype in ROUNDED}
     for name in graph.inputs:
         if name not in inputs:
             raise MissingValueError(f"graph input {name!r} has no value")
@@ -106,7 +116,10 @@ def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray], *,
             raise NodeExecutionError(node, e) from e
         for name, value in zip(node.outputs, results):
             if name:
-                env[name] = np.asarray(value)
+                value = np.asarray(value)
+                if name in narrow and value.dtype.kind == "f" and node.op is not OpKind.CAST:
+                    value = round_to(value, narrow[name])
+                env[name] = value
         for v in frees.get(i, ()):
             env.pop(v, None)
     return {name: env[name] for name in graph.outputs}

@@ -152,8 +152,11 @@ class RotaryAttrs:
 
 @dataclass(frozen=True)
 class AttentionAttrs:
-    """ONNX Attention (opset 23/24); ``window`` is placer's own: a sliding-window layer
-    attends to at most this many past tokens (0 = unlimited)."""
+    """ONNX Attention (opset 23-25). ``window`` is placer's own: a sliding-window layer attends
+    to at most this many tokens ending at the query's own position p (keys j with
+    p - j < window; 0 = unlimited), as HF's ``sliding_window``. An optional input 7 (after
+    ONNX's seven inputs) holds per-head sink logits [q_num_heads]: one extra softmax column
+    per head whose value row is zero (gpt-oss)."""
 
     is_causal: bool = False
     kv_num_heads: int = 0
@@ -163,6 +166,15 @@ class AttentionAttrs:
     softcap: float = 0.0
     softmax_precision: int | None = None
     window: int = 0
+    # ONNX Attention-24 ``right_window_size``: a query at position p also attends keys up to
+    # p + right_window (-1 = unbounded). ONNX ``left_window_size`` L >= 0 is ``window = L + 1``.
+    right_window: int = -1
+
+
+@dataclass(frozen=True)
+class IsInfAttrs:
+    detect_negative: bool = True
+    detect_positive: bool = True
 
 
 ATTRIBUTES: dict[OpKind, type] = {
@@ -195,6 +207,7 @@ ATTRIBUTES: dict[OpKind, type] = {
     OpKind.ROTARY_EMBEDDING: RotaryAttrs,
     OpKind.CUM_SUM: CumSumAttrs,
     OpKind.ATTENTION: AttentionAttrs,
+    OpKind.IS_INF: IsInfAttrs,
 }
 
 

@@ -73,11 +73,23 @@ def clip(node: Node, x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray
 _STORAGE = {
     DType.BFLOAT16: ml_dtypes.bfloat16, DType.FP8_E4M3: ml_dtypes.float8_e4m3fn,
     DType.FP8_E5M2: ml_dtypes.float8_e5m2, DType.FP4_E2M1: ml_dtypes.float4_e2m1fn,
+    DType.INT4: ml_dtypes.int4, DType.UINT4: ml_dtypes.uint4,
 }
+# Float types held in float32 for computation and rounded to their own precision.
+ROUNDED = frozenset({DType.BFLOAT16, DType.FP8_E4M3, DType.FP8_E5M2, DType.FP4_E2M1})
+_SATURATING = (DType.FP8_E4M3, DType.FP8_E5M2)
 
 
-def round_to(x: np.ndarray, dtype: DType) -> np.ndarray:
-    """``x`` converted to ``dtype`` and held in its compute type (bf16/fp8 values in fp32)."""
+def round_to(x: np.ndarray, dtype: DType, saturate: bool = True) -> np.ndarray:
+    """``x`` converted to ``dtype`` and held in its compute type (bf16/fp8 values in fp32).
+
+    8-bit floats saturate by default (ONNX Cast: out-of-range values and infinities become
+    the largest finite value of that sign, NaN stays NaN); without ``saturate`` they
+    overflow to inf (E5M2) or NaN (E4M3FN). 4-bit integers wrap around, as ONNX specifies.
+    """
+    if dtype in _SATURATING and saturate and x.dtype.kind == "f":
+        top = float(ml_dtypes.finfo(_STORAGE[dtype]).max)
+        x = np.clip(x, -top, top)
     if dtype in _STORAGE:
         return x.astype(_STORAGE[dtype]).astype(dtype.to_numpy())
     if dtype is DType.BOOL:
@@ -88,11 +100,18 @@ def round_to(x: np.ndarray, dtype: DType) -> np.ndarray:
 
 
 def cast(node: Node, x: np.ndarray) -> np.ndarray:
-    return round_to(np.asarray(x), node.attrs.to)
+    return round_to(np.asarray(x), node.attrs.to, node.attrs.saturate)
 
 
 def is_inf(node: Node, x: np.ndarray) -> np.ndarray:
-    return np.isinf(x)
+    at = node.attrs
+    if at.detect_positive and at.detect_negative:
+        return np.isinf(x)
+    if at.detect_positive:
+        return np.isposinf(x)
+    if at.detect_negative:
+        return np.isneginf(x)
+    return np.zeros(np.shape(x), dtype=bool)
 
 
 KERNELS = {

@@ -105,8 +105,10 @@ def attention_operands(node: Node, q: np.ndarray, k: np.ndarray, v: np.ndarray, 
         offset = (np.asarray(nonpad).reshape(-1) - sq).reshape(-1, 1, 1, 1)
     if at.is_causal:
         bias = bias + np.where(j <= i + offset, zero, neg)
-    if at.window:
+    if at.window:      # keys j with p - j < window, p = i + offset the query's position
         bias = bias + np.where(i + offset - j < at.window, zero, neg)
+    if at.right_window >= 0:
+        bias = bias + np.where(j - (i + offset) <= at.right_window, zero, neg)
     if nonpad is not None:
         pad_bias = np.where(np.arange(skv) < nonpad[:, None], 0, -np.inf).astype(q.dtype)
         bias = bias + pad_bias.reshape(-1, 1, 1, skv)
@@ -117,14 +119,22 @@ def attention_operands(node: Node, q: np.ndarray, k: np.ndarray, v: np.ndarray, 
 
 
 def attention_result(node: Node, qk: np.ndarray, bias: np.ndarray, probs_fn, matmul_fn,  # noqa: ANN001, ANN201
-                     v: np.ndarray, rank3: bool, dtype: np.dtype):
-    """From raw scores ``qk`` to (Y, qk output): softcap, bias, softmax, masked rows, P @ V."""
+                     v: np.ndarray, rank3: bool, dtype: np.dtype, sinks: np.ndarray | None = None):
+    """From raw scores ``qk`` to (Y, qk output): softcap, bias, softmax, masked rows, P @ V.
+
+    ``sinks`` [heads]: per-head logits that join each softmax row as one more column whose
+    value is zero (the column takes probability mass and is then dropped)."""
     at = node.attrs
     if at.softcap > 0:
         qk = np.tanh(qk / at.softcap) * at.softcap
     scores = qk + bias
     mode_out = scores.copy() if at.qk_matmul_output_mode == 2 else qk
-    probs = probs_fn(scores)
+    if sinks is not None:
+        column = np.broadcast_to(np.asarray(sinks, scores.dtype).reshape(1, -1, 1, 1),
+                                 scores.shape[:-1] + (1,))
+        probs = probs_fn(np.concatenate([scores, column], axis=-1))[..., :-1]
+    else:
+        probs = probs_fn(scores)
     probs = np.where(np.isneginf(np.max(bias, axis=-1, keepdims=True)), 0, probs).astype(dtype)
     if at.qk_matmul_output_mode == 3:
         mode_out = probs
@@ -135,9 +145,11 @@ def attention_result(node: Node, qk: np.ndarray, bias: np.ndarray, probs_fn, mat
 
 
 def attention(node: Node, q: np.ndarray, *rest: np.ndarray | None):  # noqa: ANN201
-    qs, ks, v, bias, present_k, present_v = attention_operands(node, q, *rest)
+    """ONNX Attention; an optional input 7 holds per-head sink logits."""
+    qs, ks, v, bias, present_k, present_v = attention_operands(node, q, *rest[:6])
     qk = np.matmul(qs, np.swapaxes(ks, 2, 3))
-    y, mode_out = attention_result(node, qk, bias, softmax_array, np.matmul, v, q.ndim == 3, q.dtype)
+    sinks = rest[6] if len(rest) > 6 else None
+    y, mode_out = attention_result(node, qk, bias, softmax_array, np.matmul, v, q.ndim == 3, q.dtype, sinks)
     return y, present_k, present_v, mode_out
 
 

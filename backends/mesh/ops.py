@@ -206,14 +206,15 @@ def gemm(wafer: Wafer, node: Node, args: list) -> tuple:
 def attention(wafer: Wafer, node: Node, args: list) -> tuple:
     """Attention over the KV cache: scores and P @ V as per-head mesh matmuls, softmax on the mesh."""
     q = args[0]
-    qs, ks, v, bias, present_k, present_v = attention_operands(node, *args)
+    qs, ks, v, bias, present_k, present_v = attention_operands(node, *args[:7])
+    sinks = args[7] if len(args) > 7 else None
 
     def probs_fn(scores: np.ndarray) -> np.ndarray:
         return softmax_rows(wafer, scores.reshape(-1, scores.shape[-1])).reshape(scores.shape)
 
     qk = matmul_array(wafer, qs, np.swapaxes(ks, 2, 3))
     y, mode_out = attention_result(node, qk, bias, probs_fn, lambda p, vv: matmul_array(wafer, p, vv),
-                                   v, q.ndim == 3, q.dtype)
+                                   v, q.ndim == 3, q.dtype, sinks)
     return y, present_k, present_v, mode_out
 
 

@@ -337,7 +337,15 @@ def _gemm(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -
                        bool(a.get("transA", 0)), bool(a.get("transB", 0))), ins, outs
 
 
+_FNUZ = (TensorProto.FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2FNUZ)
+
+
 def _cast(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    if int(a["to"]) in _FNUZ:
+        # Reading FNUZ data is exact (its values become float32); rounding to it is not
+        # representable: placer's 8-bit floats are the OCP E4M3FN and E5M2 formats.
+        raise imp.fail(f"node {name!r}: Cast to {TensorProto.DataType.Name(int(a['to']))} is not "
+                       "supported; cast to FLOAT8E4M3FN or FLOAT8E5M2 instead")
     return A.CastAttrs(imp.dtype(int(a["to"]), f"Cast {name!r}"), bool(a.get("saturate", 1))), ins, outs
 
 
@@ -455,7 +463,21 @@ def _attention(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[st
                             int(a.get("q_num_heads", 0)), int(a.get("qk_matmul_output_mode", 0)),
                             float(scale) if scale is not None else None,
                             float(a.get("softcap", 0.0)),
-                            int(prec) if prec is not None else None), ins, outs
+                            int(prec) if prec is not None else None,
+                            _left_window(int(a.get("left_window_size", -1))),
+                            int(a.get("right_window_size", -1))), ins, outs
+
+
+def _left_window(left: int) -> int:
+    """ONNX ``left_window_size`` L (keys p - L .. p; -1 unbounded) as placer's ``window``
+    (this many keys ending at the query's position; 0 unbounded): L + 1."""
+    if left < -1:
+        raise ValueError(f"left_window_size must be -1 or >= 0, got {left}")
+    return left + 1
+
+
+def _is_inf(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    return A.IsInfAttrs(bool(a.get("detect_negative", 1)), bool(a.get("detect_positive", 1))), ins, outs
 
 
 def _cum_sum(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
@@ -463,7 +485,15 @@ def _cum_sum(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]
 
 
 def _dropout(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    if len(ins) > 2 and ins[2] and not _is_false_constant(imp, ins[2]):
+        raise imp.fail(f"node {name!r}: Dropout with a training_mode input is not supported "
+                       "(placer runs inference); export the model in eval mode")
     return A.NoAttrs(), ins[:1], outs[:1]  # inference: identity; the mask output is dropped
+
+
+def _is_false_constant(imp: _Importer, value: str) -> bool:
+    w = imp.weights.get(value)
+    return w is not None and w.data is not None and not np.asarray(w.data).any()
 
 
 _SIMPLE = {
@@ -475,7 +505,7 @@ _SIMPLE = {
     "Sqrt": OpKind.SQRT, "Reciprocal": OpKind.RECIPROCAL, "Exp": OpKind.EXP, "Log": OpKind.LOG,
     "Tanh": OpKind.TANH, "Sigmoid": OpKind.SIGMOID, "Erf": OpKind.ERF, "Relu": OpKind.RELU,
     "Cos": OpKind.COS, "Sin": OpKind.SIN, "Not": OpKind.NOT, "IsNaN": OpKind.IS_NAN,
-    "IsInf": OpKind.IS_INF, "Identity": OpKind.IDENTITY, "Expand": OpKind.EXPAND,
+    "Identity": OpKind.IDENTITY, "Expand": OpKind.EXPAND,
     "Tile": OpKind.TILE, "Range": OpKind.RANGE,
 }
 _VARIADIC = frozenset({OpKind.MAX, OpKind.MIN, OpKind.ADD})
@@ -488,6 +518,7 @@ _OPS: dict[str, tuple[OpKind, Callable[..., Converted]]] = {
     "Clip": (OpKind.CLIP, _clip),
     "Gelu": (OpKind.GELU, _gelu),
     "Dropout": (OpKind.IDENTITY, _dropout),
+    "IsInf": (OpKind.IS_INF, _is_inf),
     "Softmax": (OpKind.SOFTMAX, _softmax),
     "LayerNormalization": (OpKind.LAYER_NORM, _norm),
     "RMSNormalization": (OpKind.RMS_NORM, _norm),

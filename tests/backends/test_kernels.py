@@ -129,3 +129,49 @@ def test_dead_values_are_freed() -> None:
 
     out = run_graph(b.build(), {"x": np.ones(3, np.float32)}, execute=spy)
     np.testing.assert_allclose(out[h], np.exp(-np.ones(3)), rtol=1e-6)
+
+
+def _sink_attention_numpy(q, k, v, sinks, window: int) -> np.ndarray:  # noqa: ANN001
+    """gpt-oss attention written out: causal (and sliding-window) scores, one sink logit per head
+    appended to every row, softmax, the sink column dropped, P @ V."""
+    rep = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
+    scores = q.astype(np.float64) @ np.swapaxes(k, 2, 3) / np.sqrt(q.shape[-1])
+    i, j = np.arange(q.shape[2])[:, None], np.arange(k.shape[2])[None, :]
+    allowed = (j <= i) & ((i - j < window) if window else True)
+    scores = np.where(allowed, scores, -np.inf)
+    sink = np.broadcast_to(sinks.reshape(1, -1, 1, 1), scores.shape[:-1] + (1,))
+    logits = np.concatenate([scores, sink], axis=-1)
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    probs = (e / e.sum(-1, keepdims=True))[..., :-1]
+    return probs @ v
+
+
+@pytest.mark.parametrize("window", [0, 2])
+@pytest.mark.parametrize("backend", ["reference", "mesh"])
+def test_attention_sinks_match_direct_formula(backend: str, window: int) -> None:
+    q, k, v = f32(1, 4, 5, 8), f32(1, 2, 5, 8), f32(1, 2, 5, 8)
+    sinks = f32(4) * 2
+    b = GraphBuilder("g")
+    names = [b.input(n, TensorType(DType.FLOAT32, a.shape)) for n, a in (("q", q), ("k", k), ("v", v))]
+    s = b.input("sinks", TensorType(DType.FLOAT32, (4,)))
+    attrs = A.AttentionAttrs(is_causal=True, q_num_heads=4, kv_num_heads=2, window=window)
+    b.op(OpKind.ATTENTION, [*names, "", "", "", "", s], attrs, outputs=["y", "pk", "pv", "qk"])
+    b.output("y")
+    feeds = {"q": q, "k": k, "v": v, "sinks": sinks}
+    graph = b.build()
+    got = run_graph(graph, feeds) if backend == "reference" else \
+        MeshExecutor(graph, MeshSpec(4, 3, 1 << 20, 16, 1, 4, 1e9)).run(feeds)[0]
+    np.testing.assert_allclose(got["y"], _sink_attention_numpy(q, k, v, sinks, window), rtol=1e-5, atol=1e-6)
+    # The sinks take probability mass: without them the output differs.
+    assert not np.allclose(got["y"], _sink_attention_numpy(q, k, v, np.full(4, -np.inf), window), atol=1e-3)
+
+
+@pytest.mark.parametrize("saturate", [True, False])
+def test_cast_to_fp8_saturates_as_onnx_specifies(saturate: bool) -> None:
+    x = np.array([0.3, 1e6, -1e6, np.inf, -np.inf, np.nan, 500.0], np.float32)
+    for to, onnx_to in ((DType.FP8_E4M3, onnx.TensorProto.FLOAT8E4M3FN), (DType.FP8_E5M2, onnx.TensorProto.FLOAT8E5M2)):
+        expected = _onnx_outputs("Cast", {"to": onnx_to, "saturate": int(saturate)}, [x], 1, 21)[0]
+        graph, feeds = _ir_graph(OpKind.CAST, A.CastAttrs(to=to, saturate=saturate), [x], 1)
+        got = MeshExecutor(graph, MeshSpec(2, 2, 1 << 20, 16, 1, 4, 1e9)).run(feeds)[0]["y0"]
+        np.testing.assert_array_equal(got, expected.astype(np.float32))
