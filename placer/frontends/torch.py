@@ -1,7 +1,7 @@
 """PyTorch frontend: ``from_torch(module, example_inputs, dynamic_shapes=...)`` through torch.export.
 
 The module is exported with ``torch.export.export(..., strict=False)``, which works on modules
-built on the meta device (no weight memory: Llama-3.1-405B exports in about 25 s), and the
+built on the meta device (no weight memory: Llama-3.1-405B lowers with 0.64 GB peak RSS), and the
 exported aten graph is lowered op by op through the table in ``placer.frontends.torch_ops``.
 
 - Parameters become ``Weight`` references with role PARAMETER, named by their state-dict names
