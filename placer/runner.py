@@ -40,6 +40,7 @@ class RunResult:
     peak_pe_bytes: dict[str, int] = field(default_factory=dict)
     predicted_step_s: float | None = None         # performance model: one decode step, this context
     emulated_step_s: float | None = None          # mean emulated decode step (incl. token return hop)
+    prefill_outputs: dict[str, np.ndarray] = field(default_factory=dict)  # the prefill's graph outputs
 
 
 def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray], graph: Graph) -> dict[str, np.ndarray]:
@@ -175,6 +176,7 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
                                 io=IoLink(target.io_bandwidth_bytes_per_s, target.io_latency_s),
                                 weights=_weights_from_file(model, graph))
         outputs, prefill = executor.run(feeds, keep=[p for _, p in pairs])
+        prefill_outputs = dict(outputs)
         decode_obs = StatsObserver()
         steps: list[StepStats] = []
         generated: list[np.ndarray] = []
@@ -197,7 +199,8 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
         raise UserError(f"execution failed: {e}") from None
     n_wafers = len(executor.wafers)
     result = RunResult(outputs, np.stack(generated, axis=1) if generated else None, prefill, steps,
-                       decode_obs, n_wafers, {w.name: w.ledger.peak for w in executor.wafers})
+                       decode_obs, n_wafers, {w.name: w.ledger.peak for w in executor.wafers},
+                       prefill_outputs=prefill_outputs)
     if steps:
         # The sampled token returns to the first wafer: one more link latency per step.
         ret = target.io_latency_s if n_wafers > 1 else 0.0

@@ -69,10 +69,10 @@ def broadcast(wafer: Wafer, value: np.ndarray, axis: int, n: int) -> np.ndarray:
     line to all ``n`` PEs along ``axis``; returns a [rows, cols, ...] read-only view.
     Hops: (n - 1) per line."""
     lines = value.shape[0]
-    for _ in range(1, n):
-        wafer.send(value, lines)
     tile_bytes = value.nbytes // max(lines, 1)
-    wafer.charge(0, 0, (n - 1) * wafer.spec.cycles_per_hop + _stream(wafer, tile_bytes))
+    # n - 1 relays of every line's tile, one hop each (what n - 1 ``send`` calls would count).
+    wafer.charge(lines * (n - 1), lines * (n - 1) * tile_bytes,
+                 (n - 1) * wafer.spec.cycles_per_hop + _stream(wafer, tile_bytes))
     return np.broadcast_to(np.expand_dims(value, axis), value.shape[:0] + (
         (n,) + value.shape if axis == 0 else (value.shape[0], n) + value.shape[1:]))
 

@@ -40,14 +40,15 @@ def elementwise(wafer: Wafer, node: Node, args: list) -> tuple:
     present = [np.asarray(a) for a in args if a is not None]
     shape = np.broadcast_shapes(*(a.shape for a in present))
     R, C = wafer.spec.rows, wafer.spec.cols
-    tiles = [None if a is None else tile_flat(np.broadcast_to(a, shape), R, C) for a in args]
     # Scalars such as Clip's bounds stay scalars: they are in every PE's registers.
-    tiles = [t if (a is None or np.ndim(a) > 0) else np.asarray(a) for t, a in zip(tiles, args)]
+    tiles = [a if a is None or np.ndim(a) == 0 else
+             tile_flat(a if a.shape == shape else np.broadcast_to(a, shape), R, C) for a in args]
     with np.errstate(all="ignore"):  # padding elements (zeros) may divide by zero; discarded
         out_tile = KERNELS[node.op](node, *tiles)
     n = tiles[0].shape[2] if tiles[0] is not None and np.ndim(tiles[0]) == 3 else 1
-    with wafer.buffers(operands=_buffer_bytes(wafer, *[np.broadcast_to(a, shape) for a in present]),
-                       result=per_pe_bytes(int(np.prod(shape)), np.asarray(out_tile).dtype.itemsize, wafer.spec.pes)):
+    numel = int(np.prod(shape, dtype=np.int64))
+    with wafer.buffers(operands=sum(per_pe_bytes(numel, a.dtype.itemsize, wafer.spec.pes) for a in present),
+                       result=per_pe_bytes(numel, np.asarray(out_tile).dtype.itemsize, wafer.spec.pes)):
         wafer.compute(n * FLOPS_PER_ELEMENT.get(node.op, 1))
     return (untile_flat(np.asarray(out_tile), shape),)
 

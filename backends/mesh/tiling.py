@@ -13,6 +13,13 @@ def pad_to(x: np.ndarray, axis: int, size: int, value: float = 0) -> np.ndarray:
     extra = size - x.shape[axis]
     if extra <= 0:
         return x
+    if x.dtype.kind in "fc" or np.isfinite(value):
+        # A filled buffer and one copy: several times faster than np.pad on small tiles.
+        shape = list(x.shape)
+        shape[axis] = size
+        out = np.full(shape, value, dtype=x.dtype)
+        out[(slice(None),) * (axis % x.ndim) + (slice(0, x.shape[axis]),)] = x
+        return out
     pad = [(0, 0)] * x.ndim
     pad[axis] = (0, extra)
     return np.pad(x, pad, constant_values=value)
