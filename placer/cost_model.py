@@ -9,15 +9,37 @@ Symbolic shapes are evaluated under bindings discovered from the graph inputs (t
 * prefill: ``seq = prompt_tokens`` with no past;
 * activation bytes per token on an edge between units: the crossing values at decode shapes.
 
+Mixture-of-experts layers (``placer.ir.passes.moe_experts``) are built dense (every expert
+computes every token), but with top-k routing a token uses only k of the E routed experts.
+Under uniform routing (each token picks a uniformly random k-subset of the E experts):
+
+* expert e is used by a token with probability ``1 - C(E-1, k) / C(E, k) = k / E``; the decode
+  FLOPs, weight bytes read, activation bytes and collectives of its nodes are scaled by k/E
+  (its weights stay resident: ``weight_bytes`` is unchanged);
+* in prefill, FLOPs and activation bytes scale by k/E, while weights are read (and the GEMM
+  reductions run) once if any of the P prompt tokens picks the expert:
+  ``1 - ((E - k) / E) ** P``;
+* a unit holding G of the E routed experts (an expert group at ``expert`` granularity) is used
+  by a token unless all k choices fall among the other E - G experts:
+  ``P(group used) = 1 - C(E - G, k) / C(E, k)``; the activations into it (the token's hidden
+  state and gates) and out of it (its partial sum) are scaled by that probability on the
+  unit-DAG edges, hence on the I/O between wafers when the group sits on another wafer.
+
+Expected values are rounded to integers per (expert, unit) piece by cumulative rounding over
+the experts of a layer, so a layer's total is the same however its experts are grouped, and
+every piece is within one of its exact expectation. A dense model is unchanged.
+
 Batch is 1 throughout: costs are for one sequence. Every stored tensor is charged to the first
 unit (in unit order) that reads it, so unit costs add up to the graph's totals.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
 
 from placer.cost_rules import COST_RULES, OpCall, Operand
 from placer.costs import EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
@@ -25,9 +47,10 @@ from placer.ir.attrs import GemmAttrs
 from placer.ir.graph import Graph, Node, WeightRole
 from placer.ir.ops import CONTRACTION
 from placer.ir.passes.find_kv_caches import TokenSymbols, find_token_symbols
+from placer.ir.passes.group_units import analyze_structure, is_weighted_contraction, paused_gc
+from placer.ir.passes.moe_experts import MoeLayer
 from placer.ir.symbolic import Sym
 from placer.ir.types import TensorType
-from placer.ir.verifier import unit_graph
 from placer.targets import Target
 from placer.workload import Workload
 
@@ -51,6 +74,11 @@ def annotate_costs(graph: Graph, target: Target, workload: Workload) -> ModelCos
     del target  # costs here are layout-independent
     if not graph.units:
         raise ValueError(f"graph {graph.name!r} has no units; run the group-units pass first")
+    with paused_gc():
+        return _annotate_costs(graph, workload)
+
+
+def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
     units = list(graph.units)
     rank = {u.name: i for i, u in enumerate(units)}
     owner = _weight_owners(graph, rank)
@@ -74,18 +102,20 @@ def annotate_costs(graph: Graph, target: Target, workload: Workload) -> ModelCos
     prefill = _signature_costs(plan, _bind(syms, seq=prompt, past=0))
     token_shapes = _bind(syms, seq=1, past=context if syms.past else 0)
     kv_of = _kv_by_unit(graph, rank, workload)
-    dag = unit_graph(graph)
+    routing = find_routing(graph, rank)
     edges = []
     out_bytes = {u.name: 0 for u in units}
-    for src, dst, data in sorted(dag.edges(data=True), key=lambda e: (rank[e[0]], rank[e[1]])):
-        nbytes = sum(_value_bytes(graph, v, token_shapes) for v in data["values"])
+    for (src, dst), values in _unit_edges(graph, rank):
+        nbytes = routing.edge_bytes(graph, src, dst, values, lambda v: _value_bytes(graph, v, token_shapes))
         edges.append(EdgeCost(src, dst, nbytes))
         out_bytes[src] += nbytes
     by_unit_nodes: dict[str, list[Node]] = {u.name: [] for u in units}
     sig_counts: dict[str, Counter[int]] = {u.name: Counter() for u in units}
     for node, sig in zip(graph.nodes, plan.node_sigs):
         by_unit_nodes[node.unit].append(node)
-        sig_counts[node.unit][sig] += 1
+        piece = routing.piece_of.get(node.name)
+        (sig_counts[node.unit] if piece is None else routing.pieces[piece])[sig] += 1
+    routed_decode, routed_prefill = routing.expected_costs(decode, prefill, prompt)
     costs = []
     for u in units:
         params = [n for n in weights_of[u.name] if stored[n].is_parameter]
@@ -96,8 +126,8 @@ def annotate_costs(graph: Graph, target: Target, workload: Workload) -> ModelCos
             constant_bytes=sum(graph.weights[n].nbytes for n in weights_of[u.name]
                                if not stored[n].is_parameter),
             kv=tuple(kv_of.get(u.name, ())),
-            decode=_weighted_sum(decode, sig_counts[u.name]),
-            prefill=_weighted_sum(prefill, sig_counts[u.name]),
+            decode=_weighted_sum(decode, sig_counts[u.name]) + routed_decode.get(u.name, NodeCost()),
+            prefill=_weighted_sum(prefill, sig_counts[u.name]) + routed_prefill.get(u.name, NodeCost()),
             activation_out_bytes_per_token=out_bytes[u.name],
             matmul_shapes=_matmul_shapes(graph, by_unit_nodes[u.name]),
         ))
@@ -253,3 +283,136 @@ def _matmul_shapes(graph: Graph, nodes: list[Node]) -> tuple[tuple[int, int], ..
             copies *= int(d)
         shapes.extend([(k, n)] * copies)
     return tuple(shapes)
+
+
+def _unit_edges(graph: Graph, rank: Mapping[str, int]) -> list[tuple[tuple[str, str], list[str]]]:
+    """Edges of the unit DAG, in unit order, with the values crossing each (first use order)."""
+    crossing: dict[tuple[str, str], dict[str, None]] = {}
+    producers = graph.producers
+    for n in graph.nodes:
+        for i in n.inputs:
+            p = producers.get(i)
+            if p is not None and p.unit != n.unit:
+                crossing.setdefault((p.unit, n.unit), {})[i] = None
+    return sorted(((k, list(v)) for k, v in crossing.items()), key=lambda e: (rank[e[0][0]], rank[e[0][1]]))
+
+
+def group_use_probability(experts: int, top_k: int, group: int) -> Fraction:
+    """P(a token routes to at least one of ``group`` of ``experts`` experts) under uniform top-k."""
+    return 1 - Fraction(math.comb(experts - group, top_k), math.comb(experts, top_k))
+
+
+def _round(x: Fraction) -> int:
+    """Nearest integer, halves up (exact)."""
+    return (2 * x.numerator + x.denominator) // (2 * x.denominator)
+
+
+def _apportion(costs: Sequence[NodeCost], factors: Sequence[Fraction]) -> list[NodeCost]:
+    """``costs`` times ``factors`` (one per NodeCost field), cumulatively rounded: the pieces
+    sum to the rounded total, and each is within one of its exact value."""
+    columns = []
+    for f, q in zip(fields(NodeCost), factors):
+        total = previous = 0
+        column = []
+        for c in costs:
+            total += getattr(c, f.name)
+            now = _round(total * q)
+            column.append(now - previous)
+            previous = now
+        columns.append(column)
+    return [NodeCost(*values) for values in zip(*columns)]
+
+
+@dataclass
+class Routing:
+    """The routed experts of a grouped graph's MoE layers, cut into (layer, expert, unit) pieces.
+
+    Attributes:
+        layers: MoE layers whose ``top_k`` is known (1 <= k <= E).
+        keys: ``(index in layers, expert, unit)`` of each piece, in cumulative-rounding order.
+        piece_of: node name -> piece index, for nodes of routed experts.
+        pieces: signature counts of each piece (filled by the caller).
+        group_probability: expert-group unit -> probability that a token uses it.
+    """
+
+    layers: tuple[MoeLayer, ...]
+    keys: list[tuple[int, int, str]]
+    piece_of: dict[str, int]
+    pieces: list[Counter[int]] = field(default_factory=list)
+    group_probability: dict[str, Fraction] = field(default_factory=dict)
+
+    def edge_bytes(self, graph: Graph, src: str, dst: str, values: Sequence[str],
+                   value_bytes: Callable[[str], int]) -> int:
+        """Expected bytes per token of ``values`` crossing ``src -> dst``.
+
+        A value a routed expert of the expert-group unit ``src`` produces (its partial sum)
+        crosses only when a token uses ``src``; a value that only routed experts of the group
+        ``dst`` read (the token's hidden state, its gates) only when a token uses ``dst``.
+        Anything else (the residual stream passing by) always crosses.
+        """
+        p_src, p_dst = self.group_probability.get(src), self.group_probability.get(dst)
+        if p_src is None and p_dst is None:
+            return sum(value_bytes(v) for v in values)
+        total = Fraction(0)
+        for v in values:
+            nbytes = value_bytes(v)
+            if p_src is not None and graph.producers[v].name in self.piece_of:
+                total += nbytes * p_src
+            elif p_dst is not None and all(c.name in self.piece_of for c in graph.consumers[v]
+                                           if c.unit == dst):
+                total += nbytes * p_dst
+            else:
+                total += nbytes
+        return _round(total)
+
+    def expected_costs(self, decode: Sequence[NodeCost], prefill: Sequence[NodeCost],
+                       prompt: int) -> tuple[dict[str, NodeCost], dict[str, NodeCost]]:
+        """Expected decode and prefill costs of the routed experts, summed per unit."""
+        out_decode: dict[str, NodeCost] = {}
+        out_prefill: dict[str, NodeCost] = {}
+        for li, m in enumerate(self.layers):
+            idx = [i for i, key in enumerate(self.keys) if key[0] == li]
+            used = Fraction(m.top_k, m.num_experts)
+            any_of_prompt = 1 - Fraction(m.num_experts - m.top_k, m.num_experts) ** max(prompt, 1)
+            dense_d = [_weighted_sum(decode, self.pieces[i]) for i in idx]
+            dense_p = [_weighted_sum(prefill, self.pieces[i]) for i in idx]
+            for i, d, p in zip(idx, _apportion(dense_d, (used,) * 4),
+                               _apportion(dense_p, (used, any_of_prompt, used, any_of_prompt))):
+                unit = self.keys[i][2]
+                out_decode[unit] = out_decode.get(unit, NodeCost()) + d
+                out_prefill[unit] = out_prefill.get(unit, NodeCost()) + p
+        return out_decode, out_prefill
+
+
+def find_routing(graph: Graph, rank: Mapping[str, int]) -> Routing:
+    """Pieces of routed experts and the expert-group units of a grouped ``graph``."""
+    layers = tuple(m for m in analyze_structure(graph).moe_layers if 1 <= m.top_k <= m.num_experts)
+    if not layers:
+        return Routing((), [], {})
+    expert_of: dict[str, tuple[int, int]] = {}
+    for li, m in enumerate(layers):
+        for name in m.branch:
+            e = m.expert_of(name)
+            if e is not None:
+                expert_of[name] = (li, e)
+    keyed: dict[str, tuple[int, int, str]] = {}
+    in_unit: dict[str, set[tuple[int, int]]] = {}
+    other_weights: set[str] = set()
+    for n in graph.nodes:
+        hit = expert_of.get(n.name)
+        if hit is not None:
+            keyed[n.name] = (*hit, n.unit)
+        if is_weighted_contraction(graph, n):
+            if hit is None:
+                other_weights.add(n.unit)
+            else:
+                in_unit.setdefault(n.unit, set()).add(hit)
+    keys = sorted(set(keyed.values()), key=lambda k: (k[0], k[1], rank[k[2]]))
+    index = {k: i for i, k in enumerate(keys)}
+    routing = Routing(layers, keys, {n: index[k] for n, k in keyed.items()}, [Counter() for _ in keys])
+    for unit, hits in in_unit.items():
+        owners = {li for li, _ in hits}
+        if unit not in other_weights and len(owners) == 1:
+            m = layers[owners.pop()]
+            routing.group_probability[unit] = group_use_probability(m.num_experts, m.top_k, len(hits))
+    return routing

@@ -138,3 +138,163 @@ def test_cache_and_nocache_exports_agree_on_weights_and_kv(onnx_model) -> None:
         assert (ua.name, ua.parameters, ua.weight_bytes, ua.kv_bytes_per_token, ua.matmul_shapes) == \
             (ub.name, ub.parameters, ub.weight_bytes, ub.kv_bytes_per_token, ub.matmul_shapes)
         assert ua.decode.weight_read_bytes == ub.decode.weight_read_bytes
+
+
+# --- Mixture of experts: a token uses k of the E routed experts --------------------------------
+
+_MIXTRAL = dict(model_type="mixtral", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, vocab_size=100, num_local_experts=8,
+                num_experts_per_tok=2)
+_DEEPSEEK = dict(model_type="deepseek_v3", hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                 num_attention_heads=4, num_key_value_heads=4, vocab_size=100, moe_intermediate_size=32,
+                 first_k_dense_replace=1, n_routed_experts=6, num_experts_per_tok=2, n_shared_experts=1,
+                 q_lora_rank=32, kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=16,
+                 v_head_dim=16, n_group=2, topk_group=1)
+_MOE_WORKLOAD = Workload(context_tokens=40, prompt_tokens=5)
+
+
+def _moe_cost(config: dict, granularity: str = "layer", size: int = 0,
+              workload: Workload = _MOE_WORKLOAD):
+    from placer.pipeline import load_graph
+
+    graph = load_graph(dict(config), granularity=granularity, expert_group_size=size)
+    return graph, annotate_costs(graph, TARGET, workload)
+
+
+def _routed_weight_bytes(graph, layer: int) -> int:
+    """Bytes of the routed experts' weights of a layer, from the checkpoint-style names alone."""
+    return sum(w.nbytes for n, w in graph.weights.items()
+               if f"layers.{layer}." in n and ".experts." in n and w.role is WeightRole.PARAMETER)
+
+
+def _round_half_up(x) -> int:
+    from fractions import Fraction
+
+    x = Fraction(x)
+    return (2 * x.numerator + x.denominator) // (2 * x.denominator)
+
+
+@pytest.mark.parametrize("config", [_MIXTRAL, _DEEPSEEK], ids=["mixtral", "deepseek"])
+def test_moe_layer_reads_k_of_e_experts_weights(config) -> None:
+    from fractions import Fraction
+
+    graph, cost = _moe_cost(config)
+    E = config.get("num_local_experts") or config["n_routed_experts"]
+    k, P = config["num_experts_per_tok"], _MOE_WORKLOAD.prompt_tokens
+    assert cost.weight_bytes == sum(w.nbytes for w in graph.weights.values()
+                                    if w.role is WeightRole.PARAMETER)  # every expert resident
+    moe_layers = 0
+    for unit in cost.units:
+        if unit.layer < 0:
+            continue
+        routed = _routed_weight_bytes(graph, unit.layer)
+        rest = unit.weight_bytes - routed  # attention, norms, router, shared experts: read whole
+        moe_layers += routed > 0
+        assert unit.decode.weight_read_bytes == rest + _round_half_up(Fraction(routed * k, E))
+        # A prompt of P tokens reads an expert's weights once if any token picks it.
+        used = 1 - Fraction(E - k, E) ** P
+        assert unit.prefill.weight_read_bytes == rest + _round_half_up(routed * used)
+    assert moe_layers == (2 if config is _MIXTRAL else 2)
+
+
+def _by_layer(cost, field: str) -> dict[int, object]:
+    out: dict[int, object] = {}
+    for u in cost.units:
+        if u.layer >= 0:
+            v = getattr(u, field)
+            out[u.layer] = out[u.layer] + v if u.layer in out else v
+    return out
+
+
+@pytest.mark.parametrize("config", [_MIXTRAL, _DEEPSEEK], ids=["mixtral", "deepseek"])
+def test_moe_layer_totals_equal_the_sum_of_its_expert_units(config) -> None:
+    _, layer = _moe_cost(config, "layer")
+    for size in (1, 4):  # 4: uneven groups of 4 and 2 (and of 4 and 4 for Mixtral)
+        graph, expert = _moe_cost(config, "expert", size)
+        assert any(u.name.endswith(".experts.1") for u in expert.units)
+        for field in ("decode", "prefill", "weight_bytes", "parameters", "kv_bytes_per_token"):
+            assert _by_layer(expert, field) == _by_layer(layer, field), field
+        for name in ("embed", "head"):
+            assert expert.unit(name) == layer.unit(name)
+
+
+def _dense_edge_bytes(graph, src: str, dst: str) -> int:
+    """Bytes per decode token of the values crossing src -> dst, from the verifier's unit DAG."""
+    from placer.ir.verifier import unit_graph
+
+    total = 0
+    for v in unit_graph(graph).edges[src, dst]["values"]:
+        numel = 1
+        for d in graph.types[v].shape:
+            numel *= d if isinstance(d, int) else d.evaluate({"batch": 1, "seq": 1})
+        total += graph.types[v].dtype.storage_bytes(numel)
+    return total
+
+
+def _brute_force_use(E: int, k: int, group: set[int]):
+    """P(a uniformly random k-subset of E experts meets ``group``), by enumeration."""
+    from fractions import Fraction
+    from itertools import combinations
+
+    subsets = list(combinations(range(E), k))
+    return Fraction(sum(bool(group & set(s)) for s in subsets), len(subsets))
+
+
+def test_expert_group_traffic_is_scaled_by_the_probability_the_group_is_used() -> None:
+    E, k, size = 8, 2, 3  # groups of 3, 3, 2 experts
+    graph, cost = _moe_cost(_MIXTRAL, "expert", size)
+    edges = {(e.src, e.dst): e.bytes_per_token for e in cost.edges}
+    for i in range(2):
+        group = {g: set(range(3 * g, min(3 * g + 3, E))) for g in range(3)}
+        use = {g: _brute_force_use(E, k, group[g]) for g in range(3)}
+        assert 0 < use[2] < use[0] < 1
+        router, nxt = f"layers.{i}.router", ("head" if i == 1 else "layers.1.attn")
+        expected = {  # (src, dst) -> share of the dense bytes that crosses per token
+            **{(router, f"layers.{i}.experts.{g}"): use[g] for g in range(3)},        # x and gates
+            **{(f"layers.{i}.experts.{g}", f"layers.{i}.experts.{g + 1}"): use[g] for g in range(2)},
+            # The residual stream passes through the last group (which adds the MoE output): dense.
+            (f"layers.{i}.attn", f"layers.{i}.experts.2"): 1,
+            (f"layers.{i}.experts.2", nxt): 1,
+        }
+        touching = {e for e in edges if any(u.startswith(f"layers.{i}.experts.") for u in e)}
+        assert touching == set(expected)
+        for (src, dst), share in expected.items():
+            dense = _dense_edge_bytes(graph, src, dst)
+            assert dense > 0 and abs(edges[src, dst] - dense * share) <= 0.5, (src, dst)
+    for u in cost.units:
+        assert u.activation_out_bytes_per_token == sum(b for (s, _), b in edges.items() if s == u.name)
+
+
+def test_routing_every_expert_is_dense_and_dense_models_are_unchanged() -> None:
+    # k = E: every expert computes every token, so nothing may be scaled.
+    graph, cost = _moe_cost(dict(_MIXTRAL, num_local_experts=4, num_experts_per_tok=4), "expert", 1)
+    for u in cost.units:
+        if u.layer >= 0:
+            assert u.decode.weight_read_bytes == u.weight_bytes
+    for e in cost.edges:
+        assert e.bytes_per_token == _dense_edge_bytes(graph, e.src, e.dst)
+    # A dense model: every parameter read once per decode token; expert granularity == block.
+    llama = dict(_MIXTRAL, model_type="llama")
+    _, block = _moe_cost(llama, "block")
+    graph, expert = _moe_cost(llama, "expert")
+    assert expert == block
+    for u in block.units:
+        if u.layer >= 0:
+            assert u.decode.weight_read_bytes == u.weight_bytes
+    for e in block.edges:
+        assert e.bytes_per_token == _dense_edge_bytes(graph, e.src, e.dst)
+
+
+def test_each_expert_unit_costs_k_over_e_of_its_dense_flops() -> None:
+    from fractions import Fraction
+
+    H, I, E, k = 64, 96, 8, 2
+    _, cost = _moe_cost(_MIXTRAL, "expert", 1)
+    for i in range(2):
+        for e in range(E):
+            # gate, up, down GEMVs; SiLU (4/element) and the gating product; times its gate;
+            # the partial-sum add (none for expert 0).
+            dense = 3 * 2 * H * I + 4 * I + I + H + (H if e else 0)
+            flops = cost.unit(f"layers.{i}.experts.{e}").decode.flops
+            residual_add = H if e == E - 1 else 0  # the layer's residual add, always computed
+            assert abs(flops - residual_add - Fraction(dense * k, E)) <= 1, (i, e)

@@ -21,20 +21,25 @@ How the structure is found (names are never needed; scopes only name experts):
 from __future__ import annotations
 
 import fnmatch
+import gc
 import json
 import math
 import os
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from placer.ir.graph import Graph, Node, Unit, UnitKind, WeightRole
 from placer.ir.ops import CONTRACTION, OpKind
 from placer.ir.passes.base import PassResult
+
+if TYPE_CHECKING:
+    from placer.ir.passes.moe_experts import MoeLayer
 
 GRANULARITIES = ("layer", "block", "expert")
 _PASS_THROUGH = frozenset({OpKind.CAST, OpKind.IDENTITY, OpKind.WHERE, OpKind.RESHAPE,
@@ -105,6 +110,14 @@ class Structure:
     def chain_pos(self) -> dict[str, int]:
         return {n: i for i, n in enumerate(self.chain)}
 
+    @cached_property
+    def moe_layers(self) -> tuple[MoeLayer, ...]:
+        """The separable MoE layers (router, shared and routed experts of each MoE MLP)."""
+        from placer.ir.passes.moe_experts import find_moe_layers
+
+        assign, units = _assign_reachable(self, "block")
+        return find_moe_layers(self.graph, assign, units)
+
     def is_parameter(self, value: str) -> bool:
         return is_parameter(self.graph, value)
 
@@ -126,18 +139,71 @@ def is_weighted_contraction(graph: Graph, node: Node) -> bool:
 _LAST: list[tuple[tuple[object, ...], Structure]] = []
 
 
+def _structure_key(graph: Graph) -> tuple[object, ...]:
+    return (graph.nodes, graph.weights, graph.types, graph.inputs, graph.outputs)
+
+
 def analyze_structure(graph: Graph) -> Structure:
     """Activation flow, its dominators, the residual chain and the attention cores.
 
     The last result is reused when called again on a graph sharing the same node, weight,
-    type and input/output objects (``find-kv-caches`` then ``group-units``): a pure speed-up.
+    type and input/output objects (``find-kv-caches``, ``group-units``, then the cost model on
+    the grouped graph, which ``group-units`` registers): a pure speed-up, since the structure
+    depends on ops and values only, never on units.
     """
-    key = (graph.nodes, graph.weights, graph.types, graph.inputs, graph.outputs)
-    if _LAST and all(a is b for a, b in zip(_LAST[0][0], key)):
-        return _LAST[0][1]
+    key = _structure_key(graph)
+    for known, s in _LAST:
+        if all(a is b for a, b in zip(known, key)):
+            return s
     s = _analyze_structure(graph)
     _LAST[:] = [(key, s)]
     return s
+
+
+def _share_structure(source: Graph, grouped: Graph) -> None:
+    """Let ``grouped`` (same ops and values as ``source``, other units) reuse its structure."""
+    key = _structure_key(source)
+    for known, s in list(_LAST):
+        if all(a is b for a, b in zip(known, key)):
+            _LAST[:] = [(known, s), (_structure_key(grouped), s)]
+            return
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a pass over a large graph.
+
+    A 100k-node graph is millions of live objects; the collector's full passes, triggered by
+    the allocations of a linear pass, would traverse all of them again and again (about a third
+    of the run time). Nothing here creates reference cycles; reference counting frees as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def with_units(nodes: Sequence[Node], assign: Mapping[str, str]) -> tuple[Node, ...]:
+    """``nodes`` with ``Node.unit`` set from ``assign`` (name -> unit); unchanged nodes are kept.
+
+    Builds each changed node with ``Node.replace`` semantics but without the per-call field
+    introspection of ``dataclasses.replace`` (five times faster on 100k nodes).
+    """
+    out = []
+    new = object.__new__
+    for n in nodes:
+        unit = assign[n.name]
+        if unit == n.unit:
+            out.append(n)
+            continue
+        m = new(Node)
+        m.__dict__.update(n.__dict__)
+        m.__dict__["unit"] = unit
+        out.append(m)
+    return tuple(out)
 
 
 def _analyze_structure(graph: Graph) -> Structure:
@@ -280,18 +346,20 @@ class GroupUnits:
     def run(self, graph: Graph) -> PassResult:
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
-        s = analyze_structure(graph)
-        assign, units = _assign_reachable(s, self.granularity)
-        if self.granularity == "expert":
-            assign, units = split_experts(s, assign, units, self.expert_group_size)
-        assign = _assign_rest(graph, assign, units)
-        units = [u for u in units if u.name in set(assign.values())]
-        new = graph.replace(nodes=tuple(n.replace(unit=assign[n.name]) for n in graph.nodes),
-                            units=tuple(units))
-        if self.overrides:
-            new = apply_unit_overrides(new, self.overrides)
-        changed = new.units != graph.units or any(
-            a.unit != b.unit for a, b in zip(new.nodes, graph.nodes))
+        with paused_gc():
+            s = analyze_structure(graph)
+            assign, units = _assign_reachable(s, self.granularity)
+            if self.granularity == "expert":
+                assign, units = split_experts(s, assign, units, self.expert_group_size)
+            assign = _assign_rest(graph, assign, units)
+            used = set(assign.values())
+            units = [u for u in units if u.name in used]
+            new = graph.replace(nodes=with_units(graph.nodes, assign), units=tuple(units))
+            if self.overrides:
+                new = apply_unit_overrides(new, self.overrides)
+            _share_structure(graph, new)
+            changed = new.units != graph.units or any(
+                a is not b for a, b in zip(new.nodes, graph.nodes))
         return PassResult(new, changed)
 
 
@@ -389,7 +457,7 @@ def apply_unit_overrides(graph: Graph, rules: Sequence[UnitOverride]) -> Graph:
         for h in hits:
             assign[h] = rule.unit
     used = set(assign.values())
-    out = graph.replace(nodes=tuple(n.replace(unit=assign[n.name]) for n in graph.nodes),
+    out = graph.replace(nodes=with_units(graph.nodes, assign),
                         units=tuple(u for u in graph.units if u.name in used))
     from placer.ir.verifier import VerificationError, verify
 
@@ -412,123 +480,26 @@ def expert_group_size_for(experts: int, requested: int) -> int:
     return requested if requested > 0 else max(1, math.ceil(experts / 8))
 
 
-_EXPERT_INDEX = re.compile(r"experts?\.(\d+)(?:\.|$)")
-
-
 def split_experts(s: Structure, assign: dict[str, str], units: list[Unit],
                   group_size: int) -> tuple[dict[str, str], list[Unit]]:
-    """Split each MoE MLP unit (one holding a TopK) into router, shared and expert groups.
+    """Split each separable MoE MLP unit into router, shared and expert-group units.
 
-    Weighted MatMuls of the MLP are joined into branches when one reads the other's output
-    through non-weighted ops; the router is the branch that reaches the TopK. A branch is
-    routed when a value computed only from it is combined with router output (the routing
-    weight); otherwise it is a shared expert. Other nodes go to the latest branch they depend
-    on (the router when none), which keeps units connected and acyclic.
+    The branches come from ``placer.ir.passes.moe_experts`` (``Structure.moe_layers``); MLPs
+    whose experts are not separable (batched weights gathered by expert id) stay whole.
     """
-    graph = s.graph
-    new_units: list[Unit] = []
+    layers = {m.unit: m for m in s.moe_layers}
     out = dict(assign)
-    by_unit: dict[str, list[Node]] = {}
-    for n in graph.nodes:
-        if n.name in assign:
-            by_unit.setdefault(assign[n.name], []).append(n)
+    new_units: list[Unit] = []
+    sizes: dict[str, int] = {}
     for unit in units:
-        members = by_unit.get(unit.name, [])
-        if unit.kind is not UnitKind.MLP or not any(n.op is OpKind.TOP_K for n in members):
+        moe = layers.get(unit.name)
+        if moe is None:
             new_units.append(unit)
             continue
-        split = _split_moe(graph, unit, members, group_size)
-        out.update(split[0])
-        new_units.extend(split[1])
+        sizes[unit.name] = expert_group_size_for(moe.num_experts, group_size)
+        new_units.extend(moe.units(sizes[unit.name]))
+    for name, unit in assign.items():
+        moe = layers.get(unit)
+        if moe is not None:
+            out[name] = moe.unit_of(name, sizes[unit])
     return out, new_units
-
-
-def _split_moe(graph: Graph, unit: Unit, members: list[Node],
-               group_size: int) -> tuple[dict[str, str], list[Unit]]:
-    names = {n.name for n in members}
-    producers = graph.producers
-    reaches_topk: set[str] = set()
-    for n in reversed(members):
-        if n.op is OpKind.TOP_K or any(c.name in reaches_topk for o in n.outputs if o
-                                       for c in graph.consumers.get(o, [])):
-            reaches_topk.add(n.name)
-    weighted = [n for n in members if is_weighted_contraction(graph, n)]
-    router = {n.name for n in weighted if n.name in reaches_topk}
-    parent = {n.name: n.name for n in weighted}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    frontier: dict[str, frozenset[str]] = {}
-    routed_dep: set[str] = set()
-    for n in members:
-        deps: set[str] = set()
-        for i in n.inputs:
-            p = producers.get(i)
-            if p is None or p.name not in names:
-                continue
-            if p.name in routed_dep:
-                routed_dep.add(n.name)
-            if p.name in router:
-                routed_dep.add(n.name)
-            elif p.name in parent:
-                deps.add(p.name)
-            else:
-                deps |= frontier.get(p.name, frozenset())
-        if n.name in parent and n.name not in router:
-            for d in deps:
-                parent[find(d)] = find(n.name)
-        frontier[n.name] = frozenset(deps)
-    comps: dict[str, list[str]] = {}
-    for w in weighted:
-        if w.name not in router:
-            comps.setdefault(find(w.name), []).append(w.name)
-    if not comps:  # experts not separable (batched weights gathered by expert id): keep whole
-        return {n.name: unit.name for n in members}, [unit]
-    routed = set()
-    for n in members:
-        f = frontier[n.name]
-        if f and n.name in routed_dep:
-            roots = {find(x) for x in f}
-            if len(roots) == 1:
-                routed |= roots
-    i = unit.layer
-    shared = [r for r in comps if r not in routed]
-    order = {n.name: j for j, n in enumerate(members)}
-    experts = sorted((r for r in comps if r in routed), key=lambda r: _expert_key(graph, comps[r], order))
-    size = expert_group_size_for(len(experts), group_size)
-    unit_of: dict[str, str] = {}
-    units = [Unit(f"layers.{i}.router", UnitKind.OTHER, i)]
-    for k, r in enumerate(shared):
-        name = f"layers.{i}.shared" if len(shared) == 1 else f"layers.{i}.shared.{k}"
-        units.append(Unit(name, UnitKind.EXPERTS, i))
-        unit_of[r] = name
-    for k, r in enumerate(experts):
-        name = f"layers.{i}.experts.{k // size}"
-        if not units or units[-1].name != name:
-            units.append(Unit(name, UnitKind.EXPERTS, i))
-        unit_of[r] = name
-    rank = {u.name: j for j, u in enumerate(units)}
-    assign: dict[str, str] = {}
-    for n in members:
-        if n.name in router:
-            assign[n.name] = units[0].name
-        elif n.name in parent:
-            assign[n.name] = unit_of[find(n.name)]
-        else:
-            cands = [unit_of[find(x)] for x in frontier[n.name] if x not in router]
-            assign[n.name] = max(cands, key=rank.__getitem__) if cands else units[0].name
-    return assign, units
-
-
-def _expert_key(graph: Graph, matmuls: list[str], order: dict[str, int]) -> tuple[int, int]:
-    """Order experts by the index in their scope (``...experts.7...``), else by position."""
-    first = min(order[m] for m in matmuls)
-    for m in matmuls:
-        hit = _EXPERT_INDEX.search(graph.node_by_name[m].scope)
-        if hit:
-            return (int(hit.group(1)), first)
-    return (1 << 30, first)

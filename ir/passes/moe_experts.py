@@ -1,0 +1,237 @@
+"""Mixture-of-experts layers found from graph structure: router, shared experts, routed experts.
+
+Used by ``group-units`` (to split an MoE MLP into router, shared and expert-group units) and by
+the cost model (a routed expert computes only for the tokens routed to it). Names are never
+needed; scopes only order the experts (``...experts.7...``).
+
+How a layer's MLP (a block-granularity MLP unit holding a ``TopK``) is analysed:
+
+* its weighted contractions are joined into *branches* when one reads another's output through
+  non-weighted ops; the *router* is made of those that reach the TopK;
+* a branch is *routed* when a value computed only from it is combined with router output (the
+  routing weight); the other branches are *shared* experts;
+* every other node belongs to the latest branch it depends on (order: router, shared experts,
+  routed experts by index), the router when it depends on none: the partial-sum adds of the
+  expert chain thus go with the expert whose output they add.
+
+Each pass over the layer is linear in its size: dependencies are summarised per node (one
+branch, several, or none; the latest branch) instead of carried as sets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from placer.ir.graph import Graph, Node, Unit, UnitKind
+from placer.ir.ops import OpKind
+
+ROUTER = -1
+_MULTI = "\0multi"  # summary of a node that depends on several branches
+_EXPERT_INDEX = re.compile(r"experts?\.(\d+)(?:\.|$)")
+
+
+@dataclass(frozen=True)
+class MoeLayer:
+    """One MoE MLP: its block-granularity unit, routing, and each member node's branch.
+
+    Attributes:
+        unit: the MLP unit at block granularity (``layers.N.mlp``).
+        layer: decoder-layer index.
+        top_k: experts chosen per token (the TopK's ``k``), 0 when not a static integer.
+        num_experts: routed experts found (E).
+        num_shared: shared-expert branches (always computed).
+        branch: member node -> ``ROUTER`` (-1), shared expert ``s`` (0..S-1), or routed expert
+            ``e`` as ``S + e``.
+        routed: node -> routed expert index, for the nodes that compute only for the tokens
+            routed to that expert: its own nodes (those depending on it alone) and the nodes
+            of its branch that read them (adding its output into the partial sum). The final
+            combine with shared experts and the residual add are not among them.
+    """
+
+    unit: str
+    layer: int
+    top_k: int
+    num_experts: int
+    num_shared: int
+    branch: Mapping[str, int] = field(repr=False)
+    routed: Mapping[str, int] = field(repr=False, default_factory=dict)
+
+    def expert_of(self, node: str) -> int | None:
+        """The routed expert whose tokens alone ``node`` computes for, or None."""
+        return self.routed.get(node)
+
+    def units(self, group_size: int) -> tuple[Unit, ...]:
+        """Router, shared and expert-group units at ``group_size`` routed experts per group."""
+        i = self.layer
+        out = [Unit(f"layers.{i}.router", UnitKind.OTHER, i)]
+        out += [Unit(self.shared_unit(s), UnitKind.EXPERTS, i) for s in range(self.num_shared)]
+        out += [Unit(f"layers.{i}.experts.{g}", UnitKind.EXPERTS, i)
+                for g in range(-(-self.num_experts // group_size))]
+        return tuple(out)
+
+    def shared_unit(self, s: int) -> str:
+        base = f"layers.{self.layer}.shared"
+        return base if self.num_shared == 1 else f"{base}.{s}"
+
+    def unit_of(self, node: str, group_size: int) -> str:
+        """The unit ``node`` goes to when routed experts are grouped ``group_size`` at a time."""
+        b = self.branch.get(node, ROUTER)
+        if b == ROUTER:
+            return f"layers.{self.layer}.router"
+        if b < self.num_shared:
+            return self.shared_unit(b)
+        return f"layers.{self.layer}.experts.{(b - self.num_shared) // group_size}"
+
+
+def find_moe_layers(graph: Graph, assign: Mapping[str, str], units: list[Unit]) -> tuple[MoeLayer, ...]:
+    """The separable MoE layers among the MLP units of a block-granularity assignment.
+
+    An MLP whose experts are not separate contractions (batched expert weights gathered by
+    expert id) is not reported: it stays one unit and is costed densely.
+    """
+    by_unit: dict[str, list[Node]] = {}
+    for n in graph.nodes:
+        u = assign.get(n.name)
+        if u is not None:
+            by_unit.setdefault(u, []).append(n)
+    out = []
+    for unit in units:
+        members = by_unit.get(unit.name, [])
+        if unit.kind is UnitKind.MLP and any(n.op is OpKind.TOP_K for n in members):
+            found = _analyze_moe(graph, unit, members)
+            if found is not None:
+                out.append(found)
+    return tuple(out)
+
+
+def _is_weighted(graph: Graph, node: Node) -> bool:
+    from placer.ir.passes.group_units import is_weighted_contraction
+
+    return is_weighted_contraction(graph, node)
+
+
+def _analyze_moe(graph: Graph, unit: Unit, members: list[Node]) -> MoeLayer | None:
+    names = {n.name for n in members}
+    producers, consumers = graph.producers, graph.consumers
+    reaches_topk: set[str] = set()
+    for n in reversed(members):
+        if n.op is OpKind.TOP_K or any(c.name in reaches_topk for o in n.outputs if o
+                                       for c in consumers.get(o, [])):
+            reaches_topk.add(n.name)
+    weighted = {n.name for n in members if _is_weighted(graph, n)}
+    router = {w for w in weighted if w in reaches_topk}
+    inner = [[p.name for i in n.inputs if (p := producers.get(i)) is not None and p.name in names]
+             for n in members]
+    parent = {w: w for w in weighted if w not in router}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    # Pass 1: join each weighted contraction with the weighted ones it reads through plain ops.
+    # Only plain nodes upstream of a weighted one need their dependency sets.
+    inputs_of = {n.name: ins for n, ins in zip(members, inner)}
+    needed: set[str] = set()
+    stack = [p for n, ins in zip(members, inner) if n.name in parent for p in ins]
+    while stack:
+        p = stack.pop()
+        if p not in needed and p not in weighted:
+            needed.add(p)
+            stack.extend(inputs_of[p])
+    deps_of: dict[str, frozenset[str]] = {}
+    empty: frozenset[str] = frozenset()
+    for n, ins in zip(members, inner):
+        if n.name not in needed and n.name not in parent:
+            continue
+        deps: set[str] = set()
+        for p in ins:
+            if p in parent:
+                deps.add(p)
+            elif p not in router:
+                deps |= deps_of.get(p, empty)
+        if n.name in parent:
+            for d in deps:
+                parent[find(d)] = find(n.name)
+        else:
+            deps_of[n.name] = frozenset(deps)
+    # Pass 2: which branch each node depends on (one root, several, none), and routing.
+    summary: dict[str, str | None] = {}
+    routed_dep: set[str] = set()
+    routed: set[str] = set()
+    for n, ins in zip(members, inner):
+        one: str | None = None
+        for p in ins:
+            if p in routed_dep or p in router:
+                routed_dep.add(n.name)
+            part = find(p) if p in parent else (None if p in router else summary.get(p))
+            if part is not None:
+                one = part if one is None or one == part else _MULTI
+        summary[n.name] = one
+        if one is not None and one != _MULTI and n.name in routed_dep:
+            routed.add(one)
+    roots = list(dict.fromkeys(find(w) for w in (n.name for n in members) if w in parent))
+    if not roots:
+        return None
+    order = {n.name: j for j, n in enumerate(members)}
+    comps: dict[str, list[str]] = {}
+    for w in (n.name for n in members):
+        if w in parent:
+            comps.setdefault(find(w), []).append(w)
+    shared = [r for r in roots if r not in routed]
+    experts = sorted((r for r in roots if r in routed), key=lambda r: _expert_key(graph, comps[r], order))
+    rank = {r: s for s, r in enumerate(shared)}
+    rank.update({r: len(shared) + e for e, r in enumerate(experts)})
+    # Pass 3: every node's branch; plain nodes take the latest branch they depend on.
+    branch: dict[str, int] = {}
+    for n, ins in zip(members, inner):
+        if n.name in router:
+            branch[n.name] = ROUTER
+        elif n.name in parent:
+            branch[n.name] = rank[find(n.name)]
+        else:
+            best = ROUTER
+            for p in ins:
+                b = rank[find(p)] if p in parent else (ROUTER if p in router else branch[p])
+                best = max(best, b)
+            branch[n.name] = best
+    S = len(shared)
+    own: dict[str, int] = {}  # nodes depending on one routed expert alone
+    routed_nodes: dict[str, int] = {}
+    for n, ins in zip(members, inner):
+        b = rank[find(n.name)] if n.name in parent else rank.get(summary[n.name] or "", ROUTER)
+        if b >= S:
+            own[n.name] = routed_nodes[n.name] = b - S
+        elif branch[n.name] >= S and any(own.get(p) == branch[n.name] - S for p in ins):
+            routed_nodes[n.name] = branch[n.name] - S
+    return MoeLayer(unit.name, unit.layer, _top_k(graph, members, len(experts)), len(experts),
+                    S, branch, routed_nodes)
+
+
+def _top_k(graph: Graph, members: list[Node], experts: int) -> int:
+    """``k`` of the TopK choosing among the ``experts`` (its indices' last dim), 0 if unknown."""
+    found = 0
+    for n in members:
+        if n.op is not OpKind.TOP_K or len(n.outputs) < 2:
+            continue
+        t, scores = graph.types.get(n.outputs[1]), graph.types.get(n.inputs[0])
+        k = t.shape[-1] if t is not None and t.shape else None
+        if not isinstance(k, int):
+            continue
+        if scores is not None and scores.shape and scores.shape[-1] == experts:
+            return k
+        found = k
+    return found
+
+
+def _expert_key(graph: Graph, matmuls: list[str], order: Mapping[str, int]) -> tuple[int, int]:
+    """Order experts by the index in their scope (``...experts.7...``), else by position."""
+    first = min(order[m] for m in matmuls)
+    for m in matmuls:
+        hit = _EXPERT_INDEX.search(graph.node_by_name[m].scope)
+        if hit:
+            return (int(hit.group(1)), first)
+    return (1 << 30, first)
