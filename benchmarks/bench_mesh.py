@@ -1,7 +1,7 @@
 """Mesh emulator benchmarks.
 
 1. Tiny transformers models (tests/models.py) placed on wse-mini across 3 wafers: wall time of
-   the emulated prefill + 16 greedy tokens against onnxruntime doing the same loop.
+   the emulated prefill + 32 greedy tokens against onnxruntime doing the same loop.
 2. One full-size Llama-3.1-8B decoder layer (hidden 4096, 32 heads, 8 KV heads, FFN 14336,
    bf16 random weights, 1,023 past tokens) decode step on the full WSE-3 grid, 762 x 1172 PEs:
    wall time, peak RSS, emulated cycles.
@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def bench_tiny(tokens: int = 16) -> None:
+def bench_tiny(tokens: int = 32) -> None:
     import onnxruntime as ort
 
     import placer
