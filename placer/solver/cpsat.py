@@ -84,7 +84,7 @@ def unit_domains(problem: Problem, resident: int, wafers: int) -> list[tuple[int
 
 
 def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | None,
-                time_limit_s: float, seed: int) -> CpResult:
+                time_limit_s: float, seed: int, presolve: bool = True) -> CpResult:
     """Optimise the placement at ``resident`` sequences on at most ``wafers`` wafers."""
     p = problem
     K = max(1, min(wafers, p.n))
@@ -174,6 +174,7 @@ def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | 
     params = solver.parameters
     params.random_seed = seed
     params.interleave_search = True
+    params.cp_model_presolve = presolve
     params.num_workers = 8
     params.max_deterministic_time = max(0.01, time_limit_s)
     params.max_time_in_seconds = max(5.0, 10 * time_limit_s)  # wall-clock safety net only

@@ -50,6 +50,18 @@ def _prune(states: list[_State]) -> list[_State]:
     return kept
 
 
+def _prune_across(found: dict[int, list[_State]]) -> dict[int, list[_State]]:
+    kept: dict[int, list[_State]] = {}
+    seen: list[_State] = []
+    for k in sorted(found):
+        states = _prune(found[k])
+        mine = [s for s in states if not any(o[0] <= s[0] and o[1] <= s[1] and o[2] <= s[2] for o in seen)]
+        seen.extend(mine)
+        if mine:
+            kept[k] = mine
+    return kept
+
+
 def solve_contiguous(problem: Problem, resident: int) -> tuple[list[int], Evaluation] | None:
     """The best contiguous split at ``resident`` sequences, or None when none is feasible."""
     p = problem
@@ -62,6 +74,7 @@ def solve_contiguous(problem: Problem, resident: int) -> tuple[list[int], Evalua
     cut = cut_ticks(p)
     pin = dict(p.pins)
     fixed = p.total_ticks
+    cross_k = not p.pins and p.min_wafers == 1
     fronts: list[dict[int, list[_State]]] = [{} for _ in range(n + 1)]
     fronts[0][0] = [(0, 0, 0, -1, -1, -1)]
     for j in range(1, n + 1):
@@ -88,6 +101,8 @@ def solve_contiguous(problem: Problem, resident: int) -> tuple[list[int], Evalua
                                               or fixed + (k_prev + 1) * p.hop_ticks + new[1] > limit):
                         continue
                     found.setdefault(k_prev + 1, []).append(new)
+        if cross_k:  # a state on fewer wafers that is no worse dominates (objectives grow with k)
+            found = _prune_across(found)
         fronts[j] = {k: _prune(v) for k, v in found.items()}
     best: tuple[int, int, int] | None = None
     for k in range(p.min_wafers, p.max_wafers + 1):

@@ -79,6 +79,13 @@ def _solve_at(problem: Problem, resident: int, method: str, time_limit_s: float,
         elif problem.hop_ticks > 0:
             wafers = min(wafers, max(ev.wafers, (ev.tpot - problem.total_ticks) // problem.hop_ticks))
     result = solve_cpsat(problem, resident, wafers, hint[0] if hint else None, time_limit_s, seed)
+    if hint is not None and result.objective is not None and result.objective > hint[1].objective:
+        # Seen with OR-Tools 9.15 on a real Llama DAG: with presolve on, the search proved a value
+        # worse than the feasible hint "optimal". Never trust such an answer: solve again without
+        # presolve, and keep the hint (with no bound) if that still does not reach it.
+        result = solve_cpsat(problem, resident, wafers, hint[0], time_limit_s, seed, presolve=False)
+        if result.objective is None or result.objective > hint[1].objective:
+            return "FEASIBLE", hint[0], hint[1], hint[1].objective, None
     if result.assignment is None:
         if hint is not None:  # the search found nothing better in its budget: keep the hint
             return "FEASIBLE", hint[0], hint[1], hint[1].objective, result.bound
