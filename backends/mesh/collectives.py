@@ -64,6 +64,34 @@ def two_level_reduce(wafer: Wafer, state: np.ndarray, axis: int, groups: int, op
     return total
 
 
+def default_groups(n: int) -> int:
+    """Two-level groups for a reduction over ``n`` PEs: about sqrt(n), dividing n."""
+    g = int(math.isqrt(n))
+    while g > 1 and n % g:
+        g -= 1
+    return g
+
+
+def reduce_groups(n: int, cycles_per_hop: int) -> int:
+    """Groups of the cheaper reduction over ``n`` PEs (head latency, as the performance model
+    counts it): 1 for a chain, ``default_groups(n)`` when the two-level scheme is faster."""
+    g = default_groups(n)
+    if g <= 1:
+        return 1
+    s = n // g
+    chain = (n - 1) * (cycles_per_hop + 1)
+    two_level = (s - 1) * (cycles_per_hop + 1) + (g - 1) * (s * cycles_per_hop + 1)
+    return g if two_level < chain else 1
+
+
+def reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add, groups: int | None = None) -> np.ndarray:
+    """Reduce along grid ``axis`` with a chain or the two-level scheme, whichever is faster
+    (``groups`` forces one: 1 is a chain)."""
+    n = state.shape[axis]
+    g = reduce_groups(n, wafer.spec.cycles_per_hop) if groups is None else groups
+    return two_level_reduce(wafer, state, axis, g, op) if g > 1 else chain_reduce(wafer, state, axis, op)
+
+
 def broadcast(wafer: Wafer, value: np.ndarray, axis: int, n: int) -> np.ndarray:
     """Chain-broadcast ``value`` (one tile per line, lines on the leading axis) from PE 0 of each
     line to all ``n`` PEs along ``axis``; returns a [rows, cols, ...] read-only view.
@@ -78,6 +106,7 @@ def broadcast(wafer: Wafer, value: np.ndarray, axis: int, n: int) -> np.ndarray:
 
 
 def all_reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add) -> np.ndarray:
-    """Chain reduce along ``axis`` then broadcast back: every PE of a line gets the result."""
-    reduced = chain_reduce(wafer, state, axis, op)
+    """Reduce along ``axis`` (chain or two-level, the faster) then broadcast back: every PE of
+    a line gets the result."""
+    reduced = reduce(wafer, state, axis, op)
     return broadcast(wafer, reduced, axis, state.shape[axis])

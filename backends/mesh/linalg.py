@@ -2,17 +2,17 @@
 
 Layout (WaferLLM): PE (y, x) holds weight tile W[y*Kt:(y+1)*Kt, x*Nt:(x+1)*Nt]; input chunk y
 enters row y at column 0 and is chain-broadcast along the row. Each PE multiplies locally,
-then partial sums are reduced along grid rows (axis 0): a chain, or two-level groups.
+then partial sums are reduced along grid rows (axis 0): a chain, or WaferLLM's two-level
+groups, whichever has the lower latency on R rows (``collectives.reduce_groups``).
 Closed forms on an R x C grid (tests check them):
 
-- GEMV hops: R*(C-1) (input broadcast) + C*(R-1) (chain reduction).
+- GEMV hops: R*(C-1) (input broadcast) + C*(R-1) (chain reduction), or with g groups of
+  s = R/g rows R*(C-1) + C*(g*(s-1) + (g-1)*s).
 - Cannon GEMM on the P x P subgrid, P = min(R, C), interleaved rings (``ring_hops``):
   skew 2 * (2P-2) * P(P-1)/2 and P-1 steps of two shifts of P lines: 6 * P * (P-1)**2 hops.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from placer.backends.mesh import collectives
@@ -25,9 +25,10 @@ def _accum(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if np.dtype(dtype).itemsize < 4 and np.dtype(dtype).kind == "f" else np.dtype(dtype)
 
 
-def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray, n: int, *, groups: int = 1) -> np.ndarray:
+def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray, n: int, *, groups: int | None = None) -> np.ndarray:
     """``a`` [batch, M, K] times the tiled ``b_tiles`` [R, C, batch or 1, Kt, Nt]; returns
-    [batch, M, n]. The reduction runs along grid rows: a chain (``groups`` 1) or two-level."""
+    [batch, M, n]. The reduction runs along grid rows: a chain (``groups`` 1), two-level
+    (``groups`` > 1) or, by default, whichever of the two is faster on R rows."""
     R, C = wafer.spec.rows, wafer.spec.cols
     nb, m, _ = a.shape
     kt, nt = b_tiles.shape[3], b_tiles.shape[4]
@@ -36,10 +37,7 @@ def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray, n: int, *, groups: in
     row_inputs = collectives.broadcast(wafer, chunks, 1, C)            # [R, C, nb, M, Kt]
     wafer.compute(2 * nb * m * kt * nt)
     partial = np.matmul(row_inputs, b_tiles.astype(acc, copy=False))   # [R, C, nb, M, Nt]
-    if groups > 1:
-        reduced = collectives.two_level_reduce(wafer, partial, 0, groups)
-    else:
-        reduced = collectives.chain_reduce(wafer, partial, 0)          # [C, nb, M, Nt]
+    reduced = collectives.reduce(wafer, partial, 0, groups=groups)    # [C, nb, M, Nt]
     out = reduced.transpose(1, 2, 0, 3).reshape(nb, m, C * nt)[:, :, :n]
     return out.astype(a.dtype, copy=False)
 
@@ -70,8 +68,13 @@ def cannon(wafer: Wafer, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out.transpose(0, 2, 1, 3).reshape(P * mt, P * nt)[:m, :n].astype(a.dtype, copy=False)
 
 
-def gemv_hops(R: int, C: int) -> int:
-    return R * (C - 1) + C * (R - 1)
+def gemv_hops(R: int, C: int, groups: int = 1) -> int:
+    """Input broadcast R*(C-1) plus, on each of C columns, a chain (R-1 hops) or a two-level
+    reduction of g groups of s = R/g PEs (g*(s-1) inner hops and (g-1) root sends of s hops)."""
+    if groups <= 1:
+        return R * (C - 1) + C * (R - 1)
+    s = R // groups
+    return R * (C - 1) + C * (groups * (s - 1) + (groups - 1) * s)
 
 
 def cannon_hops(R: int, C: int) -> int:
@@ -79,9 +82,4 @@ def cannon_hops(R: int, C: int) -> int:
     return 6 * P * (P - 1) ** 2
 
 
-def default_groups(rows: int) -> int:
-    """Two-level groups for a reduction over ``rows`` PEs: about sqrt(rows), dividing rows."""
-    g = int(math.isqrt(rows))
-    while g > 1 and rows % g:
-        g -= 1
-    return g
+default_groups = collectives.default_groups

@@ -69,7 +69,7 @@ def _row_reduce(wafer: Wafer, t: np.ndarray, op: str, all_reduce: bool) -> np.nd
     combine = np.add if op == "sum" else np.maximum
     if all_reduce:
         return collectives.all_reduce(wafer, local, 1, combine)[..., None]  # [R, C, Mt, 1]
-    return collectives.chain_reduce(wafer, local, 1, combine)             # [R, Mt]
+    return collectives.reduce(wafer, local, 1, combine)                   # [R, Mt]
 
 
 def reduction(wafer: Wafer, node: Node, args: list) -> tuple:

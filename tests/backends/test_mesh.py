@@ -24,13 +24,46 @@ def test_gemv_hops_match_closed_form(rows: int, cols: int) -> None:
     x = rng.standard_normal((1, 1, k)).astype(np.float32)
     w = rng.standard_normal((k, n)).astype(np.float32)
     with wafer.kernel("gemv"):
-        y = linalg.gemv(wafer, x, tile_matrix(w[None], rows, cols), n)
+        y = linalg.gemv(wafer, x, tile_matrix(w[None], rows, cols), n, groups=1)
     np.testing.assert_allclose(y[0], x[0] @ w, rtol=1e-5, atol=1e-5)
     s = obs.stats[("w", "gemv")]
     # Input broadcast along each of R rows (C-1 hops) + chain reduction down each of C columns.
     assert s.hops == rows * (cols - 1) + cols * (rows - 1)
     kt, nt = -(-k // rows), -(-n // cols)
     assert s.link_bytes == 4 * (rows * (cols - 1) * kt + cols * (rows - 1) * nt)
+
+
+@pytest.mark.parametrize("rows,cols,groups", [(4, 3, 2), (12, 2, 3), (16, 5, 4)])
+def test_two_level_gemv_hops_match_closed_form(rows: int, cols: int, groups: int) -> None:
+    wafer, obs = make_wafer(rows, cols)
+    rng = np.random.default_rng(2)
+    k, n = 2 * rows + 3, 3 * cols
+    x = rng.standard_normal((1, 1, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    with wafer.kernel("gemv"):
+        y = linalg.gemv(wafer, x, tile_matrix(w[None], rows, cols), n, groups=groups)
+    np.testing.assert_allclose(y[0], x[0] @ w, rtol=1e-5, atol=1e-5)
+    s = rows // groups
+    # Broadcast R*(C-1); per column: g chains of s-1 hops, then g-1 root sends of s hops each.
+    assert obs.stats[("w", "gemv")].hops == rows * (cols - 1) + cols * (groups * (s - 1) + (groups - 1) * s)
+    assert obs.stats[("w", "gemv")].hops == linalg.gemv_hops(rows, cols, groups)
+
+
+def test_default_gemv_reduction_is_the_faster_of_chain_and_two_level() -> None:
+    x = np.ones((1, 1, 64), np.float32)
+    w = np.ones((64, 8), np.float32)
+    cycles = {}
+    for groups in (None, 1, 4):
+        wafer, obs = make_wafer(16, 2)
+        with wafer.kernel("gemv"):
+            linalg.gemv(wafer, x, tile_matrix(w[None], 16, 2), 8, groups=groups)
+        cycles[groups] = obs.stats[("w", "gemv")].cycles
+    # 16 rows, 1 cycle per hop: chain 15 * 2 = 30 cycles, two-level 4 x 4: 3 * 2 + 3 * 5 = 21.
+    assert cycles[4] < cycles[1] and cycles[None] == cycles[4]
+    wafer, obs = make_wafer(3, 2)
+    with wafer.kernel("gemv"):
+        linalg.gemv(wafer, x, tile_matrix(w[None], 3, 2), 8)
+    assert obs.stats[("w", "gemv")].hops == linalg.gemv_hops(3, 2)  # 3 rows: a chain
 
 
 @pytest.mark.parametrize("rows,cols", [(2, 2), (3, 5), (4, 4), (6, 4)])
