@@ -109,12 +109,14 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
         nbytes = routing.edge_bytes(graph, src, dst, values, lambda v: _value_bytes(graph, v, token_shapes))
         edges.append(EdgeCost(src, dst, nbytes))
         out_bytes[src] += nbytes
-    by_unit_nodes: dict[str, list[Node]] = {u.name: [] for u in units}
+    contractions: dict[str, list[Node]] = {u.name: [] for u in units}
     sig_counts: dict[str, Counter[int]] = {u.name: Counter() for u in units}
+    piece_of, pieces = routing.piece_of, routing.pieces
     for node, sig in zip(graph.nodes, plan.node_sigs):
-        by_unit_nodes[node.unit].append(node)
-        piece = routing.piece_of.get(node.name)
-        (sig_counts[node.unit] if piece is None else routing.pieces[piece])[sig] += 1
+        if node.op in CONTRACTION:
+            contractions[node.unit].append(node)
+        piece = piece_of.get(node.name) if piece_of else None
+        (sig_counts[node.unit] if piece is None else pieces[piece])[sig] += 1
     routed_decode, routed_prefill = routing.expected_costs(decode, prefill, prompt)
     costs = []
     for u in units:
@@ -129,7 +131,7 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
             decode=_weighted_sum(decode, sig_counts[u.name]) + routed_decode.get(u.name, NodeCost()),
             prefill=_weighted_sum(prefill, sig_counts[u.name]) + routed_prefill.get(u.name, NodeCost()),
             activation_out_bytes_per_token=out_bytes[u.name],
-            matmul_shapes=_matmul_shapes(graph, by_unit_nodes[u.name]),
+            matmul_shapes=_matmul_shapes(graph, contractions[u.name]),
         ))
     return ModelCost(graph.name, tuple(costs), tuple(edges),
                      parameters=sum(c.parameters for c in costs),
@@ -160,39 +162,53 @@ class _Plan:
     node_sigs: tuple[int, ...]
 
 
+class _OperandIds(dict[str, int]):
+    """Value name -> operand id; values of equal type (or equal stored operands) share an id.
+
+    Keys are built from C-hashable parts (``id`` of the dtype member, a Sym's ``terms``) so
+    that 300k lookups on a 100k-node graph stay cheap.
+    """
+
+    def __init__(self, graph: Graph, stored: Mapping[str, Operand]) -> None:
+        super().__init__({"": 0})
+        self.types = graph.types
+        self.stored = stored
+        self.ids: dict[object, int] = {None: 0}
+        self.operands: list[TensorType | Operand | None] = [None]
+
+    def __missing__(self, value: str) -> int:
+        item: TensorType | Operand | None = self.stored.get(value)
+        key: object
+        if item is not None:
+            key = (item.shape, id(item.dtype), item.stored_bytes, item.constant)
+        else:
+            item = self.types.get(value)
+            key = None if item is None else (id(item.dtype), tuple(
+                [d if d.__class__ is int else d.terms for d in item.shape]))  # type: ignore[union-attr]
+        found = self.ids.get(key)
+        if found is None:
+            found = self.ids[key] = len(self.operands)
+            self.operands.append(item)
+        self[value] = found
+        return found
+
+
 def _plan_signatures(graph: Graph, stored: Mapping[str, Operand]) -> _Plan:
-    operand_ids: dict[object, int] = {None: 0}
-    operands: list[TensorType | Operand | None] = [None]
-
-    by_value: dict[str, int] = {}
-
-    def intern(value: str) -> int:
-        found = by_value.get(value)
-        if found is not None:
-            return found
-        item: TensorType | Operand | None = None
-        if value:
-            item = stored.get(value) or graph.types.get(value)
-        key = (item.dtype.value, item.shape) if isinstance(item, TensorType) else item
-        if key not in operand_ids:
-            operand_ids[key] = len(operands)
-            operands.append(item)
-        by_value[value] = operand_ids[key]
-        return by_value[value]
-
+    ids = _OperandIds(graph, stored)
+    get = ids.__getitem__
     sig_ids: dict[tuple[object, ...], int] = {}
     signatures = []
     node_sigs = []
     for node in graph.nodes:
-        ins = tuple(intern(i) for i in node.inputs)
-        outs = tuple(intern(o) for o in node.outputs)
-        key = (node.op, node.attrs, ins, outs)
+        ins = tuple(map(get, node.inputs))
+        outs = tuple(map(get, node.outputs))
+        key = (id(node.op), node.attrs, ins, outs)
         sig = sig_ids.get(key)
         if sig is None:
             sig = sig_ids[key] = len(signatures)
             signatures.append((node, ins, outs))
         node_sigs.append(sig)
-    return _Plan(tuple(operands), tuple(signatures), tuple(node_sigs))
+    return _Plan(tuple(ids.operands), tuple(signatures), tuple(node_sigs))
 
 
 def _signature_costs(plan: _Plan, bindings: _Bindings) -> list[NodeCost]:
@@ -312,11 +328,13 @@ def _apportion(costs: Sequence[NodeCost], factors: Sequence[Fraction]) -> list[N
     sum to the rounded total, and each is within one of its exact value."""
     columns = []
     for f, q in zip(fields(NodeCost), factors):
+        num, den = 2 * q.numerator, 2 * q.denominator
+        half = q.denominator
         total = previous = 0
         column = []
         for c in costs:
             total += getattr(c, f.name)
-            now = _round(total * q)
+            now = (total * num + half) // den  # round(total * q), halves up, in integers
             column.append(now - previous)
             previous = now
         columns.append(column)
@@ -370,8 +388,10 @@ class Routing:
         """Expected decode and prefill costs of the routed experts, summed per unit."""
         out_decode: dict[str, NodeCost] = {}
         out_prefill: dict[str, NodeCost] = {}
-        for li, m in enumerate(self.layers):
-            idx = [i for i, key in enumerate(self.keys) if key[0] == li]
+        by_layer: list[list[int]] = [[] for _ in self.layers]
+        for i, key in enumerate(self.keys):
+            by_layer[key[0]].append(i)
+        for m, idx in zip(self.layers, by_layer):
             used = Fraction(m.top_k, m.num_experts)
             any_of_prompt = 1 - Fraction(m.num_experts - m.top_k, m.num_experts) ** max(prompt, 1)
             dense_d = [_weighted_sum(decode, self.pieces[i]) for i in idx]
@@ -389,24 +409,16 @@ def find_routing(graph: Graph, rank: Mapping[str, int]) -> Routing:
     layers = tuple(m for m in analyze_structure(graph).moe_layers if 1 <= m.top_k <= m.num_experts)
     if not layers:
         return Routing((), [], {})
-    expert_of: dict[str, tuple[int, int]] = {}
-    for li, m in enumerate(layers):
-        for name in m.branch:
-            e = m.expert_of(name)
-            if e is not None:
-                expert_of[name] = (li, e)
+    node_by_name = graph.node_by_name
     keyed: dict[str, tuple[int, int, str]] = {}
     in_unit: dict[str, set[tuple[int, int]]] = {}
-    other_weights: set[str] = set()
-    for n in graph.nodes:
-        hit = expert_of.get(n.name)
-        if hit is not None:
-            keyed[n.name] = (*hit, n.unit)
-        if is_weighted_contraction(graph, n):
-            if hit is None:
-                other_weights.add(n.unit)
-            else:
-                in_unit.setdefault(n.unit, set()).add(hit)
+    for li, m in enumerate(layers):
+        for name, e in m.routed.items():
+            unit = node_by_name[name].unit
+            keyed[name] = (li, e, unit)
+            in_unit.setdefault(unit, set()).add((li, e))
+    other_weights = {n.unit for n in graph.nodes if n.unit in in_unit and n.name not in keyed
+                     and n.op in CONTRACTION and is_weighted_contraction(graph, n)}
     keys = sorted(set(keyed.values()), key=lambda k: (k[0], k[1], rank[k[2]]))
     index = {k: i for i, k in enumerate(keys)}
     routing = Routing(layers, keys, {n: index[k] for n, k in keyed.items()}, [Counter() for _ in keys])

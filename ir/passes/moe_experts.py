@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from placer.ir.graph import Graph, Node, Unit, UnitKind
-from placer.ir.ops import OpKind
+from placer.ir.ops import CONTRACTION, OpKind
 
 ROUTER = -1
 _MULTI = "\0multi"  # summary of a node that depends on several branches
@@ -106,24 +106,23 @@ def find_moe_layers(graph: Graph, assign: Mapping[str, str], units: list[Unit]) 
     return tuple(out)
 
 
-def _is_weighted(graph: Graph, node: Node) -> bool:
+def _analyze_moe(graph: Graph, unit: Unit, members: list[Node]) -> MoeLayer | None:
     from placer.ir.passes.group_units import is_weighted_contraction
 
-    return is_weighted_contraction(graph, node)
-
-
-def _analyze_moe(graph: Graph, unit: Unit, members: list[Node]) -> MoeLayer | None:
     names = {n.name for n in members}
-    producers, consumers = graph.producers, graph.consumers
-    reaches_topk: set[str] = set()
-    for n in reversed(members):
-        if n.op is OpKind.TOP_K or any(c.name in reaches_topk for o in n.outputs if o
-                                       for c in consumers.get(o, [])):
-            reaches_topk.add(n.name)
-    weighted = {n.name for n in members if _is_weighted(graph, n)}
-    router = {w for w in weighted if w in reaches_topk}
+    producers = graph.producers
     inner = [[p.name for i in n.inputs if (p := producers.get(i)) is not None and p.name in names]
              for n in members]
+    inputs_of = {n.name: ins for n, ins in zip(members, inner)}
+    reaches_topk: set[str] = set()  # the TopK and its ancestors among the members
+    stack = [n.name for n in members if n.op is OpKind.TOP_K]
+    while stack:
+        x = stack.pop()
+        if x not in reaches_topk:
+            reaches_topk.add(x)
+            stack.extend(inputs_of[x])
+    weighted = {n.name for n in members if n.op in CONTRACTION and is_weighted_contraction(graph, n)}
+    router = {w for w in weighted if w in reaches_topk}
     parent = {w: w for w in weighted if w not in router}
 
     def find(x: str) -> str:
@@ -134,7 +133,6 @@ def _analyze_moe(graph: Graph, unit: Unit, members: list[Node]) -> MoeLayer | No
 
     # Pass 1: join each weighted contraction with the weighted ones it reads through plain ops.
     # Only plain nodes upstream of a weighted one need their dependency sets.
-    inputs_of = {n.name: ins for n, ins in zip(members, inner)}
     needed: set[str] = set()
     stack = [p for n, ins in zip(members, inner) if n.name in parent for p in ins]
     while stack:
