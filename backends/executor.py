@@ -101,7 +101,8 @@ class MeshExecutor:
         self.step_observer = StatsObserver()
         self.wafers = [Wafer(spec, f"wafer{i}", [self.observer, self.step_observer]) for i in range(count)]
         values = weight_values(graph, weights)
-        self.weights = {k: storage_array(to_compute(v), (weight_dtypes or {}).get(k, graph.weights[k].type.dtype))
+        stored = weight_dtypes or {}
+        self.weights = {k: storage_array(to_compute(v), stored.get(k, graph.weights[k].type.dtype))
                         for k, v in values.items()}
         self._place_weights(weight_dtypes or {})
         self.location: dict[str, int] = {}

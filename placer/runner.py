@@ -43,7 +43,8 @@ class RunResult:
     prefill_outputs: dict[str, np.ndarray] = field(default_factory=dict)  # the prefill's graph outputs
 
 
-def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray], graph: Graph) -> dict[str, np.ndarray]:
+def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
+                graph: Graph) -> dict[str, np.ndarray]:
     """Graph inputs from an .npz file or a mapping, checked against the graph's input types.
 
     Raises:
@@ -65,19 +66,23 @@ def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray], graph
     bindings: dict[str, int] = {}
     for name in graph.inputs:
         if name not in data:
-            raise UserError(f"{where}: missing key {name!r}; the model's inputs are {', '.join(graph.inputs)}")
+            raise UserError(f"{where}: missing key {name!r}; the model's inputs are "
+                            f"{', '.join(graph.inputs)}")
         arr = np.asarray(data[name])
         t = graph.type_of(name)
         if arr.ndim != t.rank:
-            raise UserError(f"{where}: {name!r} has shape {arr.shape}, but the model expects {t} (rank {t.rank})")
+            raise UserError(f"{where}: {name!r} has shape {arr.shape}, but the model expects {t} "
+                            f"(rank {t.rank})")
         for axis, (dim, size) in enumerate(zip(t.shape, arr.shape)):
             if isinstance(dim, int) and dim != size:
-                raise UserError(f"{where}: {name!r} has shape {arr.shape}, but dimension {axis} must be {dim} ({t})")
-            if isinstance(dim, Sym) and len(dim.terms) == 1 and dim.terms[0][1] == 1 and len(dim.terms[0][0]) == 1:
+                raise UserError(f"{where}: {name!r} has shape {arr.shape}, but dimension {axis} "
+                                f"must be {dim} ({t})")
+            if (isinstance(dim, Sym) and len(dim.terms) == 1 and dim.terms[0][1] == 1
+                    and len(dim.terms[0][0]) == 1):
                 sym = dim.terms[0][0][0]
                 if bindings.setdefault(sym, size) != size:
-                    raise UserError(f"{where}: {name!r} dimension {axis} ({sym}) is {size}, but another input "
-                                    f"has {sym} = {bindings[sym]}")
+                    raise UserError(f"{where}: {name!r} dimension {axis} ({sym}) is {size}, but another "
+                                    f"input has {sym} = {bindings[sym]}")
         out[name] = arr.astype(t.dtype.to_numpy(), copy=False)
     return out
 
@@ -239,7 +244,8 @@ def format_accounting(result: RunResult, clock_hz: float) -> str:
                      f"{result.prefill.seconds * 1e6:.2f} us emulated, I/O {result.prefill.io_bytes:,} B")
         return "\n".join(lines)
     lines.append(f"decode accounting, mean per token over {steps} step(s):")
-    header = f"  {'wafer / kernel':<34} {'calls':>7} {'cycles':>12} {'hops':>12} {'link bytes':>14} {'peak PE B':>10}"
+    header = (f"  {'wafer / kernel':<34} {'calls':>7} {'cycles':>12} {'hops':>12} {'link bytes':>14} "
+              f"{'peak PE B':>10}")
     lines.append(header)
     for wafer, total in sorted(obs.per_wafer().items()):
         lines.append(f"  {wafer:<34} {total.calls // steps:>7} {total.cycles // steps:>12,} "

@@ -84,7 +84,8 @@ def reduce_groups(n: int, cycles_per_hop: int) -> int:
     return g if two_level < chain else 1
 
 
-def reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add, groups: int | None = None) -> np.ndarray:
+def reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add,
+           groups: int | None = None) -> np.ndarray:
     """Reduce along grid ``axis`` with a chain or the two-level scheme, whichever is faster
     (``groups`` forces one: 1 is a chain)."""
     n = state.shape[axis]

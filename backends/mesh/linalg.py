@@ -22,10 +22,12 @@ from placer.backends.mesh.tiling import ceil_div, pad_to, tile_vector_rows
 
 def _accum(dtype: np.dtype) -> np.dtype:
     # fp16 and narrower accumulate in fp32, as the PEs' FMAC does.
-    return np.dtype(np.float32) if np.dtype(dtype).itemsize < 4 and np.dtype(dtype).kind == "f" else np.dtype(dtype)
+    dt = np.dtype(dtype)
+    return np.dtype(np.float32) if dt.itemsize < 4 and dt.kind == "f" else dt
 
 
-def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray, n: int, *, groups: int | None = None) -> np.ndarray:
+def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray, n: int, *,
+         groups: int | None = None) -> np.ndarray:
     """``a`` [batch, M, K] times the tiled ``b_tiles`` [R, C, batch or 1, Kt, Nt]; returns
     [batch, M, n]. The reduction runs along grid rows: a chain (``groups`` 1), two-level
     (``groups`` > 1) or, by default, whichever of the two is faster on R rows."""

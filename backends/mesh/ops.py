@@ -137,7 +137,8 @@ def normalization(wafer: Wafer, node: Node, args: list) -> tuple:
             var = _row_reduce(wafer, t * t, "sum", True) / k
         inv = 1 / np.sqrt(var + node.attrs.epsilon)
         wafer.compute(6 * t.shape[2] * t.shape[3])
-    normed = (centered * inv).transpose(0, 2, 1, 3).reshape(R * t.shape[2], C * t.shape[3])[: mat.shape[0], :k]
+    normed = (centered * inv).transpose(0, 2, 1, 3).reshape(R * t.shape[2], C * t.shape[3])
+    normed = normed[: mat.shape[0], :k]
     y = normed.reshape(x.shape).astype(x.dtype) * scale
     if bias is not None:
         y = y + bias

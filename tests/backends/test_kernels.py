@@ -34,23 +34,28 @@ CASES = [
     ("Where", {}, OpKind.WHERE, None, [f32(3, 4) > 0, f32(3, 4), f32(4)], 1, 18),
     ("Sigmoid", {}, OpKind.SIGMOID, None, [f32(3, 4)], 1, 18),
     ("Erf", {}, OpKind.ERF, None, [f32(3, 4)], 1, 18),
-    ("Cast", {"to": onnx.TensorProto.FLOAT16}, OpKind.CAST, A.CastAttrs(to=DType.FLOAT16), [f32(3, 4)], 1, 18),
+    ("Cast", {"to": onnx.TensorProto.FLOAT16}, OpKind.CAST, A.CastAttrs(to=DType.FLOAT16),
+     [f32(3, 4)], 1, 18),
     ("Softmax", {"axis": -1}, OpKind.SOFTMAX, A.AxisAttrs(-1), [f32(2, 3, 17)], 1, 18),
     ("Softmax", {"axis": 1}, OpKind.SOFTMAX, A.AxisAttrs(1), [f32(2, 3, 5)], 1, 18),
     ("ReduceMean", {"keepdims": 1}, OpKind.REDUCE_MEAN, A.ReduceAttrs(), [f32(2, 3, 9), i64(-1)], 1, 18),
-    ("ReduceSum", {"keepdims": 0}, OpKind.REDUCE_SUM, A.ReduceAttrs(keepdims=False), [f32(2, 3, 9), i64(0, 2)], 1, 18),
+    ("ReduceSum", {"keepdims": 0}, OpKind.REDUCE_SUM, A.ReduceAttrs(keepdims=False),
+     [f32(2, 3, 9), i64(0, 2)], 1, 18),
     ("ReduceMax", {"keepdims": 1}, OpKind.REDUCE_MAX, A.ReduceAttrs(), [f32(4, 5), i64(1)], 1, 18),
     ("LayerNormalization", {"axis": -1, "epsilon": 1e-5}, OpKind.LAYER_NORM, A.NormAttrs(),
      [f32(2, 3, 10), f32(10), f32(10)], 1, 18),
     ("RMSNormalization", {"axis": -1}, OpKind.RMS_NORM, A.NormAttrs(), [f32(2, 3, 10), f32(10)], 1, 23),
     ("Gather", {"axis": 0}, OpKind.GATHER, A.AxisAttrs(0), [f32(11, 6), i64(3, -1, 0)], 1, 18),
     ("Slice", {}, OpKind.SLICE, None, [f32(5, 6), i64(-1, 1), i64(-100, 5), i64(0, 1), i64(-1, 2)], 1, 18),
-    ("Split", {"axis": 1, "num_outputs": 3}, OpKind.SPLIT, A.SplitAttrs(axis=1, num_outputs=3), [f32(2, 7)], 3, 18),
+    ("Split", {"axis": 1, "num_outputs": 3}, OpKind.SPLIT, A.SplitAttrs(axis=1, num_outputs=3),
+     [f32(2, 7)], 3, 18),
     ("TopK", {"axis": -1}, OpKind.TOP_K, A.TopKAttrs(), [f32(3, 6), i64(2)], 2, 18),
     ("Trilu", {"upper": 0}, OpKind.TRILU, A.TriluAttrs(upper=False), [f32(4, 4), i64(1)], 1, 18),
     ("Expand", {}, OpKind.EXPAND, None, [f32(3, 1), i64(2, 3, 4)], 1, 18),
-    ("GatherND", {"batch_dims": 1}, OpKind.GATHER_ND, A.GatherNDAttrs(1), [f32(2, 3, 4), i64(1, 0).reshape(2, 1)], 1, 18),
-    ("CumSum", {"exclusive": 1}, OpKind.CUM_SUM, A.CumSumAttrs(exclusive=True), [f32(3, 4), np.array(1, np.int64)], 1, 18),
+    ("GatherND", {"batch_dims": 1}, OpKind.GATHER_ND, A.GatherNDAttrs(1),
+     [f32(2, 3, 4), i64(1, 0).reshape(2, 1)], 1, 18),
+    ("CumSum", {"exclusive": 1}, OpKind.CUM_SUM, A.CumSumAttrs(exclusive=True),
+     [f32(3, 4), np.array(1, np.int64)], 1, 18),
     ("RotaryEmbedding", {"num_heads": 2}, OpKind.ROTARY_EMBEDDING, A.RotaryAttrs(num_heads=2),
      [f32(1, 3, 8), f32(5, 2), f32(5, 2), i64(1, 4, 0).reshape(1, 3)], 1, 23),
     ("Attention", {"is_causal": 1}, OpKind.ATTENTION, A.AttentionAttrs(is_causal=True),
@@ -170,7 +175,8 @@ def test_attention_sinks_match_direct_formula(backend: str, window: int) -> None
 @pytest.mark.parametrize("saturate", [True, False])
 def test_cast_to_fp8_saturates_as_onnx_specifies(saturate: bool) -> None:
     x = np.array([0.3, 1e6, -1e6, np.inf, -np.inf, np.nan, 500.0], np.float32)
-    for to, onnx_to in ((DType.FP8_E4M3, onnx.TensorProto.FLOAT8E4M3FN), (DType.FP8_E5M2, onnx.TensorProto.FLOAT8E5M2)):
+    pairs = ((DType.FP8_E4M3, onnx.TensorProto.FLOAT8E4M3FN), (DType.FP8_E5M2, onnx.TensorProto.FLOAT8E5M2))
+    for to, onnx_to in pairs:
         expected = _onnx_outputs("Cast", {"to": onnx_to, "saturate": int(saturate)}, [x], 1, 21)[0]
         graph, feeds = _ir_graph(OpKind.CAST, A.CastAttrs(to=to, saturate=saturate), [x], 1)
         got = MeshExecutor(graph, MeshSpec(2, 2, 1 << 20, 16, 1, 4, 1e9)).run(feeds)[0]["y0"]
