@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--skip-moe", action="store_true")
     args = parser.parse_args()
     target = load_target("wse3")
-    print(f"# bench_solver: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+    print(f"# bench_solver: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
           f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"OR-Tools {ortools.__version__}), target wse3, deterministic limit {args.time_limit} s per CP-SAT solve")
     print()

@@ -26,6 +26,21 @@ def fewest_wafers(problem: Problem, resident: int = 1) -> tuple[int, int]:
     return lower, max(lower, upper)
 
 
+def objective_lower_bound(problem: Problem, resident: int) -> int:
+    """A bound no placement at ``resident`` sequences can beat: at least ``N_lb`` wafers (bytes
+    over capacity), a stage of at least ``D / N`` and the longest unit, a round trip of at least
+    ``D + N x hop``."""
+    p = problem
+    lower, _ = fewest_wafers(p, resident)
+    lower = max(lower, p.min_wafers)
+    longest = max(p.ticks, default=0)
+    if p.objective is Objective.MIN_WAFERS:  # more wafers than `lower` cost more than any stage
+        return lower * (p.total_ticks + 1) + max(longest, math.ceil(p.total_ticks / lower))
+    stage = max(longest, math.ceil(p.total_ticks / p.max_wafers))
+    tpot = max(p.total_ticks + lower * p.hop_ticks, resident * stage)
+    return tpot * (p.max_wafers + 1) + lower
+
+
 def _gb(x: int) -> str:
     return f"{x / 1e9:.3f} GB"
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from placer.solver.baselines import BASELINES, run_baseline
+from placer.solver.baselines import BASELINES, SPLITTERS, run_baseline
+from placer.solver.bounds import objective_lower_bound
 from placer.solver.cpsat import solve_cpsat
 from placer.solver.dp import dp_work, fill_first_fit, solve_contiguous
 from placer.solver.problem import Evaluation, Objective, Problem, evaluate, rank_key
@@ -52,12 +53,21 @@ def _hint(problem: Problem, resident: int) -> tuple[list[int], Evaluation, bool]
             return found[0], found[1], True
         if problem.is_chain:
             return None
+    best: tuple[list[int], Evaluation, bool] | None = None
     fill = fill_first_fit(problem, resident)
-    if fill is not None:
-        ev = evaluate(problem, fill, resident)
-        if ev.feasible:
-            return fill, ev, False
-    return None
+    candidates = [fill] if fill is not None else []
+    # the baselines' splits too, so that CP-SAT starts no worse than any of them
+    top = problem.max_wafers if fill is None or problem.objective is not Objective.MIN_WAFERS else max(fill) + 1
+    for split in SPLITTERS.values():
+        for wafers in range(problem.min_wafers, top + 1):
+            candidates.append(split(problem, wafers))
+    for assignment in candidates:
+        if assignment is None:
+            continue
+        ev = evaluate(problem, assignment, resident)
+        if ev.feasible and (best is None or ev.objective < best[1].objective):
+            best = (list(assignment), ev, False)
+    return best
 
 
 def _solve_at(problem: Problem, resident: int, method: str, time_limit_s: float, seed: int,
@@ -88,14 +98,15 @@ def _solve_at(problem: Problem, resident: int, method: str, time_limit_s: float,
             return "FEASIBLE", hint[0], hint[1], hint[1].objective, None
     if result.assignment is None:
         if hint is not None:  # the search found nothing better in its budget: keep the hint
-            return "FEASIBLE", hint[0], hint[1], hint[1].objective, result.bound
+            return "FEASIBLE", hint[0], hint[1], hint[1].objective, objective_lower_bound(problem, resident)
         return result.status, None, None, None, result.bound
     assignment = list(result.assignment)
     ev = evaluate(problem, assignment, resident)
     if not ev.feasible or ev.objective != result.objective:
         raise AssertionError(f"CP-SAT solution disagrees with the evaluator: {ev.reason or ev.objective} "
                              f"vs {result.objective}")
-    return result.status, assignment, ev, result.objective, result.bound
+    bound = max(result.bound or 0, objective_lower_bound(problem, resident))
+    return result.status, assignment, ev, result.objective, min(bound, result.objective)
 
 
 def _max_resident(problem: Problem, method: str, time_limit_s: float, seed: int) -> int:

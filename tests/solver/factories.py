@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 
-from placer.costs import EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
 from placer.ir.graph import UnitKind
+
+from placer.costs import EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
 from placer.solver.problem import Edge, Objective, Problem
 
 SHAPES = {

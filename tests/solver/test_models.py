@@ -43,7 +43,7 @@ def plans_70b():
 
 
 def test_70b_plan_says_where_kv_fits(plans_70b):
-    for (gran, conc), result in plans_70b.items():
+    for (_gran, conc), result in plans_70b.items():
         plan = result.plan
         kv = plan.kv
         assert kv.bytes_per_token == 327_680 and kv.bytes_per_sequence == 327_680 * 8192
