@@ -26,7 +26,7 @@ _API = {
     "Target": "placer.targets",
     "Workload": "placer.workload",
     "DtypePolicy": "placer.workload",
-    "compile": ("placer.compile", "compile_model"),
+    "compile": ("placer.compiler", "compile_model"),
     "Plan": "placer.plan",
     "run": ("placer.runner", "run_plan"),
     "UserError": "placer.errors",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from placer.solver.problem import TICK_S
 
 if TYPE_CHECKING:
-    from placer.compile import CompileResult
+    from placer.compiler import CompileResult
     from placer.plan import Plan
 
 

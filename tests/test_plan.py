@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from placer.compile import compile_model, compile_result, write_outputs
+from placer.compiler import compile_model, compile_result, write_outputs
 from placer.plan import SCHEMA_VERSION, Plan
 from tests.solver.factories import llama_cost
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
-from placer.compile import compile_model
+from placer.compiler import compile_model
 from tests.solver.factories import llama_cost
 import sys
 sys.stdout.write(compile_model(llama_cost("llama-70b", granularity="block"), wafers=4, concurrency=9,

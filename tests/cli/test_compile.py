@@ -49,3 +49,31 @@ def test_bad_input_exits_2(tmp_path, args):
     r = CliRunner().invoke(cli, ["compile", MODEL, *args, "-o", str(tmp_path / "o")])
     assert r.exit_code == 2, r.output
     assert "Traceback" not in r.output
+
+
+def test_cli_choice_lists_match_the_library():
+    from placer.cli import compile as cli_compile
+    from placer.solver.problem import Objective
+    from placer.solver.solve import SOLVERS
+
+    assert set(cli_compile.OBJECTIVES) == {o.value for o in Objective}
+    assert tuple(cli_compile.SOLVERS) == tuple(SOLVERS)
+
+
+def test_api_names_are_functions_after_submodule_imports():
+    import placer
+    import placer.compiler  # noqa: F401
+    import placer.runner  # noqa: F401
+
+    assert callable(placer.compile) and placer.compile.__name__ == "compile_model"
+    assert callable(placer.run) and placer.run.__name__ == "run_plan"
+
+
+def test_cli_startup_does_not_import_solver_or_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, placer.cli.main; "
+            "print(sorted(m for m in ('ortools', 'torch', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

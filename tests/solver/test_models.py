@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from placer.compile import compile_result
+from placer.compiler import compile_result
 from placer.errors import InfeasibleError
 from placer.solver.problem import Objective, SolveOptions, build_problem
 from placer.solver.solve import solve

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from placer.compile import compile_result
+from placer.compiler import compile_result
 from placer.errors import InfeasibleError, UserError
 from placer.pins import expand_pattern, resolve_pins
 from tests.solver.factories import llama_cost

@@ -1,5 +1,6 @@
 """``compile_model``: MODEL -> costs -> problem -> solve -> Plan (the library behind
-``placer compile``; the package re-exports it as ``placer.compile``)."""
+``placer compile``; the package re-exports it as ``placer.compile``; the module is not named
+compile so that ``placer.compile`` stays the function)."""
 
 from __future__ import annotations
 
