@@ -7,6 +7,7 @@ import base64
 import json
 from typing import Any
 
+import ml_dtypes  # noqa: F401  (registers bfloat16/float8 names with numpy)
 import numpy as np
 
 from placer.ir.attrs import attrs_from_dict, attrs_to_dict
@@ -41,8 +42,10 @@ def _weight_to_dict(w: Weight) -> dict[str, Any]:
         d["location"] = {"path": w.location.path, "offset": w.location.offset,
                          "length": w.location.length}
     if w.data is not None:
-        arr = np.ascontiguousarray(w.data)
-        d["data"] = {"dtype": arr.dtype.str, "shape": list(arr.shape),
+        arr = np.asarray(w.data, order="C")  # not ascontiguousarray: it turns 0-d into 1-d
+        # ml_dtypes types (bfloat16, float8_*) have an opaque ``str`` ('<V2'); their name is exact.
+        dtype = arr.dtype.name if arr.dtype.kind == "V" else arr.dtype.str
+        d["data"] = {"dtype": dtype, "shape": list(arr.shape),
                      "b64": base64.b64encode(arr.tobytes()).decode("ascii")}
     return d
 
