@@ -96,7 +96,8 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
         if name in owner:
             weights_of[owner[name]].append(name)
     plan = _plan_signatures(graph, stored)
-    syms = find_token_symbols(graph)
+    # The structure's graph has the same values and its consumer index is already built.
+    syms = find_token_symbols(analyze_structure(graph).graph)
     context, prompt = workload.context_tokens, workload.prompt_tokens
     decode = _decode_costs(plan, syms, context)
     prefill = _signature_costs(plan, _bind(syms, seq=prompt, past=0))
@@ -358,6 +359,7 @@ class Routing:
     piece_of: dict[str, int]
     pieces: list[Counter[int]] = field(default_factory=list)
     group_probability: dict[str, Fraction] = field(default_factory=dict)
+    readers: Mapping[str, list[Node]] | None = None  # value -> consumers (units may be stale)
 
     def edge_bytes(self, graph: Graph, src: str, dst: str, values: Sequence[str],
                    value_bytes: Callable[[str], int]) -> int:
@@ -376,12 +378,20 @@ class Routing:
             nbytes = value_bytes(v)
             if p_src is not None and graph.producers[v].name in self.piece_of:
                 total += nbytes * p_src
-            elif p_dst is not None and all(c.name in self.piece_of for c in graph.consumers[v]
+            elif p_dst is not None and all(c.name in self.piece_of for c in self._consumers(graph, v)
                                            if c.unit == dst):
                 total += nbytes * p_dst
             else:
                 total += nbytes
         return _round(total)
+
+    def _consumers(self, graph: Graph, value: str) -> list[Node]:
+        """Readers of ``value`` in ``graph`` (with their units), through the consumer index the
+        structure analysis already built for the same values."""
+        if self.readers is None:
+            self.readers = analyze_structure(graph).graph.consumers
+        by_name = graph.node_by_name
+        return [by_name[c.name] for c in self.readers.get(value, [])]
 
     def expected_costs(self, decode: Sequence[NodeCost], prefill: Sequence[NodeCost],
                        prompt: int) -> tuple[dict[str, NodeCost], dict[str, NodeCost]]:

@@ -115,8 +115,13 @@ class Structure:
         """The separable MoE layers (router, shared and routed experts of each MoE MLP)."""
         from placer.ir.passes.moe_experts import find_moe_layers
 
-        assign, units = _assign_reachable(self, "block")
+        assign, units = self.block_assignment
         return find_moe_layers(self.graph, assign, units)
+
+    @cached_property
+    def block_assignment(self) -> tuple[dict[str, str], list[Unit]]:
+        """Units of the activation-flow nodes at ``block`` granularity (shared, do not mutate)."""
+        return _assign_reachable(self, "block")
 
     def is_parameter(self, value: str) -> bool:
         return is_parameter(self.graph, value)
@@ -348,7 +353,10 @@ class GroupUnits:
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
         with paused_gc():
             s = analyze_structure(graph)
-            assign, units = _assign_reachable(s, self.granularity)
+            if self.granularity == "layer":
+                assign, units = _assign_reachable(s, self.granularity)
+            else:  # block and expert start from the same split (not mutated below)
+                assign, units = s.block_assignment
             if self.granularity == "expert":
                 assign, units = split_experts(s, assign, units, self.expert_group_size)
             assign = _assign_rest(graph, assign, units)
