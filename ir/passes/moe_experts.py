@@ -156,55 +156,65 @@ def _analyze_moe(graph: Graph, unit: Unit, members: list[Node]) -> MoeLayer | No
                 parent[find(d)] = find(n.name)
         else:
             deps_of[n.name] = frozenset(deps)
+    root = {w: find(w) for w in parent}
+    names_in_order = [n.name for n in members]
     # Pass 2: which branch each node depends on (one root, several, none), and routing.
-    summary: dict[str, str | None] = {}
-    routed_dep: set[str] = set()
+    contrib: dict[str, str | None] = dict(root)  # what a node passes on: its root, else summary
+    routed_dep: set[str] = set(router)  # nodes reading router output
     routed: set[str] = set()
-    for n, ins in zip(members, inner):
+    for name, ins in zip(names_in_order, inner):
         one: str | None = None
+        dep = False
         for p in ins:
-            if p in routed_dep or p in router:
-                routed_dep.add(n.name)
-            part = find(p) if p in parent else (None if p in router else summary.get(p))
+            if p in routed_dep:
+                dep = True
+            part = contrib.get(p)
             if part is not None:
                 one = part if one is None or one == part else _MULTI
-        summary[n.name] = one
-        if one is not None and one != _MULTI and n.name in routed_dep:
-            routed.add(one)
-    roots = list(dict.fromkeys(find(w) for w in (n.name for n in members) if w in parent))
+        if dep:
+            routed_dep.add(name)
+            if one is not None and one != _MULTI:
+                routed.add(one)
+        if name not in weighted:
+            contrib[name] = one
+    roots = list(dict.fromkeys(root[w] for w in names_in_order if w in root))
     if not roots:
         return None
-    order = {n.name: j for j, n in enumerate(members)}
+    order = {name: j for j, name in enumerate(names_in_order)}
     comps: dict[str, list[str]] = {}
-    for w in (n.name for n in members):
-        if w in parent:
-            comps.setdefault(find(w), []).append(w)
+    for w in names_in_order:
+        if w in root:
+            comps.setdefault(root[w], []).append(w)
     shared = [r for r in roots if r not in routed]
     experts = sorted((r for r in roots if r in routed), key=lambda r: _expert_key(graph, comps[r], order))
-    rank = {r: s for s, r in enumerate(shared)}
-    rank.update({r: len(shared) + e for e, r in enumerate(experts)})
-    # Pass 3: every node's branch; plain nodes take the latest branch they depend on.
-    branch: dict[str, int] = {}
-    for n, ins in zip(members, inner):
-        if n.name in router:
-            branch[n.name] = ROUTER
-        elif n.name in parent:
-            branch[n.name] = rank[find(n.name)]
-        else:
-            best = ROUTER
-            for p in ins:
-                b = rank[find(p)] if p in parent else (ROUTER if p in router else branch[p])
-                best = max(best, b)
-            branch[n.name] = best
     S = len(shared)
-    own: dict[str, int] = {}  # nodes depending on one routed expert alone
+    rank = {r: s for s, r in enumerate(shared)}
+    rank.update({r: S + e for e, r in enumerate(experts)})
+    rank_of = {w: rank[r] for w, r in root.items()}
+    # Pass 3: every node's branch (plain nodes take the latest branch they depend on), and the
+    # nodes computing for one routed expert alone (``own``) or adding such a node's output.
+    branch: dict[str, int] = {}
+    own: dict[str, int] = {}
     routed_nodes: dict[str, int] = {}
-    for n, ins in zip(members, inner):
-        b = rank[find(n.name)] if n.name in parent else rank.get(summary[n.name] or "", ROUTER)
-        if b >= S:
-            own[n.name] = routed_nodes[n.name] = b - S
-        elif branch[n.name] >= S and any(own.get(p) == branch[n.name] - S for p in ins):
-            routed_nodes[n.name] = branch[n.name] - S
+    for name, ins in zip(names_in_order, inner):
+        if name in router:
+            b = alone = ROUTER
+        elif name in rank_of:
+            b = alone = rank_of[name]
+        else:
+            b = ROUTER
+            for p in ins:
+                x = rank_of.get(p)
+                if x is None:
+                    x = branch[p]
+                if x > b:
+                    b = x
+            alone = rank.get(contrib[name] or "", ROUTER)
+        branch[name] = b
+        if alone >= S:
+            own[name] = routed_nodes[name] = alone - S
+        elif b >= S and any(own.get(p) == b - S for p in ins):
+            routed_nodes[name] = b - S
     return MoeLayer(unit.name, unit.layer, _top_k(graph, members, len(experts)), len(experts),
                     S, branch, routed_nodes)
 
