@@ -27,14 +27,17 @@ class LoadedModel:
     sha256: str
 
 
-def load_graph(model: Any, *, granularity: str = "layer", unit_overrides: str | os.PathLike[str] | None = None,
+PathArg = str | os.PathLike[str]
+
+
+def load_graph(model: Any, *, granularity: str = "layer", unit_overrides: PathArg | None = None,
                expert_group_size: int = 0) -> Graph:
     """The grouped graph of ``model``; see ``load_model`` for provenance too."""
     return load_model(model, granularity=granularity, unit_overrides=unit_overrides,
                       expert_group_size=expert_group_size).graph
 
 
-def load_model(model: Any, *, granularity: str = "layer", unit_overrides: str | os.PathLike[str] | None = None,
+def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathArg | None = None,
                expert_group_size: int = 0) -> LoadedModel:
     """Import ``model`` with the right frontend, find KV caches and group placement units.
 
@@ -42,19 +45,25 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: str | 
         UserError: the model cannot be read, or an option is invalid.
     """
     if granularity not in GRANULARITIES:
-        raise UserError(f"option --granularity: expected one of {', '.join(GRANULARITIES)}, got {granularity!r}")
+        raise UserError(f"option --granularity: expected one of {', '.join(GRANULARITIES)}, "
+                        f"got {granularity!r}")
     graph, name, sha = _import(model)
     from placer.ir.passes.find_kv_caches import FindKVCaches
-    from placer.ir.passes.group_units import GroupUnits, load_unit_overrides
+    from placer.ir.passes.group_units import GroupUnits, UnitOverrideError, paused_gc
+    from placer.unit_overrides import load_unit_overrides
 
     overrides = load_unit_overrides(unit_overrides) if unit_overrides else ()
-    graph = FindKVCaches().run(graph).graph
-    graph = GroupUnits(granularity=granularity, overrides=overrides,
-                       expert_group_size=expert_group_size).run(graph).graph
-    try:
-        verify(graph, require_units=True)
-    except VerificationError as e:
-        raise UserError(f"{name}: {e.short}") from None
+    with paused_gc():  # large graphs allocate millions of small objects and no cycles
+        graph = FindKVCaches().run(graph).graph
+        try:
+            graph = GroupUnits(granularity=granularity, overrides=overrides,
+                               expert_group_size=expert_group_size).run(graph).graph
+        except UnitOverrideError as e:
+            raise UserError(str(e)) from None
+        try:
+            verify(graph, require_units=True)
+        except VerificationError as e:
+            raise UserError(f"{name}: {e.short}") from None
     return LoadedModel(graph, name, sha)
 
 
@@ -77,7 +86,8 @@ def _import(model: Any) -> tuple[Graph, str, str]:
         return from_onnx(model), model.graph.name or "model", \
             hashlib.sha256(model.SerializeToString()).hexdigest()
     if not isinstance(model, (str, os.PathLike)):
-        raise UserError(f"MODEL must be a path, a zoo name, a config dict or a Graph, got {type(model).__name__}")
+        raise UserError("MODEL must be a path, a zoo name, a config dict or a Graph, "
+                        f"got {type(model).__name__}")
     path = Path(model)
     if path.is_dir():
         config = path / "config.json"

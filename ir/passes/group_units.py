@@ -22,16 +22,12 @@ from __future__ import annotations
 
 import fnmatch
 import gc
-import json
 import math
-import os
 import re
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from placer.ir.graph import Graph, Node, Unit, UnitKind, WeightRole
@@ -47,7 +43,7 @@ _PASS_THROUGH = frozenset({OpKind.CAST, OpKind.IDENTITY, OpKind.WHERE, OpKind.RE
 
 
 class UnitOverrideError(ValueError):
-    """A unit-override file is malformed or names a pattern/unit that does not exist.
+    """A unit override names an unknown unit, matches no node, or breaks the units' DAG.
 
     ``placer.pipeline`` turns it into a ``UserError``; the message names the file and pattern.
     """
@@ -60,38 +56,6 @@ class UnitOverride:
     pattern: str
     unit: str
     source: str = ""
-
-
-def load_unit_overrides(path: str | os.PathLike[str]) -> tuple[UnitOverride, ...]:
-    """Read a TOML or JSON file mapping node-name/scope globs to unit names.
-
-    Either a top-level table ``{"pattern" = "unit"}`` or the same under a ``[units]`` table.
-
-    Raises:
-        placer.errors.UserError: the file is missing, unreadable, or not such a mapping.
-    """
-    from placer.errors import UserError  # placer.ir imports nothing of placer at import time
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{p}: cannot read unit overrides ({e.strerror})") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
-        raise UserError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: "
-                        f"{str(e).splitlines()[0]}") from None
-    if isinstance(data, dict) and isinstance(data.get("units"), dict):
-        data = data["units"]
-    if not isinstance(data, dict) or not data:
-        raise UserError(f"{p}: expected a non-empty mapping of node-name/scope patterns to unit names")
-    rules = []
-    for pattern, unit in data.items():
-        if not isinstance(unit, str) or not unit or not pattern.strip():
-            raise UserError(f"{p}: pattern {pattern!r} must map to a unit name (a string)")
-        rules.append(UnitOverride(pattern, unit, str(p)))
-    return tuple(rules)
 
 
 @dataclass
@@ -338,7 +302,7 @@ class GroupUnits:
 
     Attributes:
         granularity: ``layer``, ``block`` (attention / MLP) or ``expert`` (MoE split further).
-        overrides: rules from ``load_unit_overrides``, applied after grouping.
+        overrides: rules from ``placer.unit_overrides.load_unit_overrides``, applied after grouping.
         expert_group_size: routed experts per ``experts.G`` unit; 0 picks the size that gives
             at most 8 groups per layer.
     """
@@ -447,21 +411,19 @@ def apply_unit_overrides(graph: Graph, rules: Sequence[UnitOverride]) -> Graph:
     """Move nodes matching each rule's glob (by node name or scope) to its unit; last rule wins.
 
     Raises:
-        placer.errors.UserError: a rule names an unknown unit or matches no node.
+        UnitOverrideError: a rule names an unknown unit, matches no node, or breaks the units.
     """
-    from placer.errors import UserError
-
     known = graph.unit_by_name
     assign = {n.name: n.unit for n in graph.nodes}
     for rule in rules:
         where = f"{rule.source}: " if rule.source else ""
         if rule.unit not in known:
-            raise UserError(f"{where}pattern {rule.pattern!r} maps to unknown unit {rule.unit!r}; "
+            raise UnitOverrideError(f"{where}pattern {rule.pattern!r} maps to unknown unit {rule.unit!r}; "
                             f"units are {_unit_range(graph)}")
         regex = re.compile(fnmatch.translate(rule.pattern))
         hits = [n.name for n in graph.nodes if regex.match(n.name) or (n.scope and regex.match(n.scope))]
         if not hits:
-            raise UserError(f"{where}pattern {rule.pattern!r} matches no node name or scope")
+            raise UnitOverrideError(f"{where}pattern {rule.pattern!r} matches no node name or scope")
         for h in hits:
             assign[h] = rule.unit
     used = set(assign.values())
@@ -474,7 +436,7 @@ def apply_unit_overrides(graph: Graph, rules: Sequence[UnitOverride]) -> Graph:
     except VerificationError as e:
         source = rules[0].source if rules else ""
         where = f"{source}: " if source else ""
-        raise UserError(f"{where}unit overrides break the units: {e.short}") from None
+        raise UnitOverrideError(f"{where}unit overrides break the units: {e.short}") from None
     return out
 
 

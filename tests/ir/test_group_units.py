@@ -10,12 +10,14 @@ import json
 
 import pytest
 from placer.ir import Graph, UnitKind, verify
-from placer.ir.passes.group_units import GroupUnits, group_units, load_unit_overrides
+from placer.ir.passes.group_units import GroupUnits, UnitOverrideError, group_units
 
 from placer.errors import UserError
 from placer.frontends.hf_config import from_config
 from placer.frontends.onnx import from_onnx
+from placer.pipeline import load_graph
 from placer.synthetic import write_llama_like_onnx
+from placer.unit_overrides import load_unit_overrides
 from tests.models import FAMILIES, LAYERS
 
 
@@ -143,10 +145,10 @@ def test_unit_overrides_move_nodes_and_reject_mistakes(tmp_path) -> None:
     verify(moved, require_units=True)
     js = tmp_path / "units.json"
     js.write_text(json.dumps({"model.norm*": "nowhere"}))
-    with pytest.raises(UserError, match=r"units\.json.*model\.norm\*.*unknown unit 'nowhere'"):
+    with pytest.raises(UnitOverrideError, match=r"units\.json.*model\.norm\*.*unknown unit 'nowhere'"):
         group_units(graph, overrides=load_unit_overrides(js))
     js.write_text(json.dumps({"no.such.node.*": "head"}))
-    with pytest.raises(UserError, match=r"units\.json.*'no\.such\.node\.\*' matches no node"):
+    with pytest.raises(UnitOverrideError, match=r"units\.json.*'no\.such\.node\.\*' matches no node"):
         group_units(graph, overrides=load_unit_overrides(js))
     toml.write_text("units = [")
     with pytest.raises(UserError, match=r"units\.toml: not valid TOML"):
@@ -155,5 +157,8 @@ def test_unit_overrides_move_nodes_and_reject_mistakes(tmp_path) -> None:
         load_unit_overrides(tmp_path / "missing.toml")
     # Moving a middle layer's node to the head breaks the DAG: a one-line error, no traceback.
     js.write_text(json.dumps({"model.layers.0.mlp*": "head"}))
-    with pytest.raises(UserError, match=r"units\.json: unit overrides break the units"):
+    with pytest.raises(UnitOverrideError, match=r"units\.json: unit overrides break the units"):
         group_units(graph, overrides=load_unit_overrides(js))
+    # Through the pipeline the same mistake is a one-line UserError (exit 2 on the CLI).
+    with pytest.raises(UserError, match=r"units\.json: unit overrides break the units"):
+        load_graph(dict(_MOE, model_type="llama"), unit_overrides=js)
