@@ -148,8 +148,13 @@ class Graph:
         """Value name -> nodes that read it, in graph order."""
         out: dict[str, list[Node]] = {}
         for n in self.nodes:
-            for v in dict.fromkeys(i for i in n.inputs if i):
-                out.setdefault(v, []).append(n)
+            for v in n.inputs:
+                if v:
+                    readers = out.get(v)
+                    if readers is None:
+                        out[v] = [n]
+                    elif readers[-1] is not n:  # a node reading a value twice is listed once
+                        readers.append(n)
         return out
 
     @cached_property

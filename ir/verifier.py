@@ -91,20 +91,33 @@ def _verify_units(graph: Graph) -> None:
     for unit, nodes in members.items():
         if not nodes:
             raise _fail(graph, None, f"unit {unit!r} has no nodes")
-    # Each unit is weakly connected through its own nodes' values (weights count as shared).
+    # Each unit is weakly connected through its own nodes' values (weights count as shared):
+    # one union-find over all nodes, linear in the graph.
+    parent = {n.name: n.name for n in graph.nodes}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    producers = graph.producers
+    for n in graph.nodes:
+        for i in n.inputs:
+            p = producers.get(i)
+            if p is not None and p.unit == n.unit:
+                a, b = find(p.name), find(n.name)
+                if a != b:
+                    parent[a] = b
     for unit, nodes in members.items():
-        g = nx.Graph()
-        g.add_nodes_from(n.name for n in nodes)
-        producers = graph.producers
-        for n in nodes:
-            for i in n.inputs:
-                p = producers.get(i)
-                if p is not None and p.unit == unit:
-                    g.add_edge(p.name, n.name)
-        if nx.number_connected_components(g) > 1:
-            comps = sorted(sorted(c)[0] for c in nx.connected_components(g))
-            raise _fail(graph, graph.node_by_name[comps[1]],
-                        f"unit {unit!r} is not connected ({len(comps)} pieces)")
+        roots = {find(n.name) for n in nodes}
+        if len(roots) > 1:
+            pieces: dict[str, list[str]] = {}
+            for n in nodes:
+                pieces.setdefault(find(n.name), []).append(n.name)
+            firsts = sorted(min(v) for v in pieces.values())
+            raise _fail(graph, graph.node_by_name[firsts[1]],
+                        f"unit {unit!r} is not connected ({len(roots)} pieces)")
     dag = unit_graph(graph)
     if not nx.is_directed_acyclic_graph(dag):
         cycle = nx.find_cycle(dag)
