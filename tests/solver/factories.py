@@ -117,3 +117,36 @@ def random_problem(rng: random.Random, n: int, *, chain: bool, objective: Object
         max_tpot_ticks=(sum(ticks) + rng.randint(5, 60)) if floor else None,
     )
     return p
+
+
+def realistic_problem(rng: random.Random, n: int, *, chain: bool, objective: Objective,
+                      concurrency: int = 8, max_wafers: int | None = None) -> Problem:
+    """A problem with a real model's magnitudes (Llama-3.1-8B on wse3 at 8192 context): GB
+    weights, 16.8 MB KV steps, 8-25 MB activation buffers, 1e5-tick layers, a zero-tick embedding,
+    44 GB-class or small capacities; ``chain=False`` adds residual-like skip edges."""
+    inner = n - 2
+    weights = [rng.randint(5, 12) * 10**8, *(rng.randint(3, 8) * 10**8 + rng.randint(0, 999)
+                                             for _ in range(inner)), rng.randint(5, 12) * 10**8]
+    kv = [0, *(rng.choice([0, 1, 2, 4]) * 16_777_216 for _ in range(inner)), 0]
+    ticks = [rng.choice([0, 0, 30_000]), *(rng.randint(100_000, 200_000) for _ in range(inner)),
+             rng.randint(0, 50_000)]
+    pairs = {(i, i + 1) for i in range(n - 1)}
+    if not chain:
+        pairs |= {(a, b) for a in range(n) for b in range(a + 2, n) if rng.random() < 0.2}
+    edges = tuple(Edge(a, b, size, size // 15) for a, b in sorted(pairs)
+                  for size in [rng.choice([512, 8192, 8704, 16384])])
+    return Problem(
+        names=tuple(f"u{i}" for i in range(n)),
+        layers=tuple(range(n)),
+        parameters=tuple(w // 2 for w in weights),
+        weight_bytes=tuple(weights),
+        act_bytes=tuple(rng.choice([0, 8_454_144, 24_834_048]) for _ in range(n)),
+        kv_bytes=tuple(kv),
+        ticks=tuple(ticks),
+        edges=edges,
+        capacity=rng.choice([41_800_000_000, 3_000_000_000, 2_000_000_000]),
+        hop_ticks=rng.choice([0, 5_000, 50_000]),
+        concurrency=concurrency,
+        objective=objective,
+        max_wafers=max_wafers or rng.randint(2, 8),
+    )
