@@ -5,7 +5,8 @@ Symbolic shapes are evaluated under bindings discovered from the graph inputs (t
 
 * decode, graph with a KV cache: one token (``seq = 1``) after ``past = context`` tokens;
 * decode, graph without one: the cost of a token at context C is cost(seq = C+1) - cost(seq = C)
-  for FLOPs and activations; parameter reads and collectives are those of one step (seq = 1);
+  for FLOPs and activations; parameter reads are those of one step (seq = 1), collectives those
+  at seq = C+1 (attention's P @ V contracts over the C+1 keys);
 * prefill: ``seq = prompt_tokens`` with no past;
 * activation bytes per token on an edge between units: the crossing values at decode shapes.
 
@@ -38,14 +39,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from placer.cost_rules import COST_RULES, OpCall, Operand
 from placer.costs import EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
 from placer.ir.attrs import GemmAttrs
 from placer.ir.graph import Graph, Node, WeightRole
-from placer.ir.ops import CONTRACTION
+from placer.ir.ops import CONTRACTION, OpKind
 from placer.ir.passes.find_kv_caches import TokenSymbols, find_token_symbols
 from placer.ir.passes.group_units import analyze_structure, is_weighted_contraction, paused_gc
 from placer.ir.passes.moe_experts import MoeLayer
@@ -95,6 +96,8 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
             stored[name] = Operand(shape, w.type.dtype, constant=True)
         if name in owner:
             weights_of[owner[name]].append(name)
+    views = _parameter_views(graph, stored)
+    stored.update(views)
     plan = _plan_signatures(graph, stored)
     # The structure's graph has the same values and its consumer index is already built.
     syms = find_token_symbols(analyze_structure(graph).graph)
@@ -107,7 +110,8 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
     edges = []
     out_bytes = {u.name: 0 for u in units}
     for (src, dst), values in _unit_edges(graph, rank):
-        nbytes = routing.edge_bytes(graph, src, dst, values, lambda v: _value_bytes(graph, v, token_shapes))
+        nbytes = routing.edge_bytes(graph, src, dst, values,
+                                    lambda v: 0 if v in views else _value_bytes(graph, v, token_shapes))
         edges.append(EdgeCost(src, dst, nbytes))
         out_bytes[src] += nbytes
     contractions: dict[str, list[Node]] = {u.name: [] for u in units}
@@ -132,7 +136,7 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
             decode=_weighted_sum(decode, sig_counts[u.name]) + routed_decode.get(u.name, NodeCost()),
             prefill=_weighted_sum(prefill, sig_counts[u.name]) + routed_prefill.get(u.name, NodeCost()),
             activation_out_bytes_per_token=out_bytes[u.name],
-            matmul_shapes=_matmul_shapes(graph, contractions[u.name]),
+            matmul_shapes=_matmul_shapes(graph, contractions[u.name], views),
         ))
     return ModelCost(graph.name, tuple(costs), tuple(edges),
                      parameters=sum(c.parameters for c in costs),
@@ -219,9 +223,37 @@ def _signature_costs(plan: _Plan, bindings: _Bindings) -> list[NodeCost]:
             item = Operand(tuple(d if isinstance(d, int) else max(d.evaluate(bindings), 0)
                                  for d in item.shape), item.dtype)
         concrete.append(item)
-    return [COST_RULES[node.op](OpCall(node, tuple(concrete[i] for i in ins),
-                                       tuple(concrete[o] for o in outs)))
+    free = NodeCost()
+    return [free if outs and _is_view(plan.operands[outs[0]]) else
+            COST_RULES[node.op](OpCall(node, tuple(concrete[i] for i in ins), tuple(concrete[o] for o in outs)))
             for node, ins, outs in plan.signatures]
+
+
+def _is_view(item: TensorType | Operand | None) -> bool:
+    """A node producing a parameter view is folded when the weights are loaded: free."""
+    return isinstance(item, Operand) and item.is_parameter
+
+
+# Ops whose output is its first input rearranged or converted, element for element.
+_VIEW_OPS = frozenset({OpKind.RESHAPE, OpKind.TRANSPOSE, OpKind.SQUEEZE, OpKind.UNSQUEEZE,
+                       OpKind.FLATTEN, OpKind.IDENTITY, OpKind.CAST})
+
+
+def _parameter_views(graph: Graph, stored: Mapping[str, Operand]) -> dict[str, Operand]:
+    """Values that are a parameter seen through Transpose, Reshape, Cast... chains (a tied LM
+    head reading the embedding table transposed): operands with the parameter's stored bytes,
+    so their readers are charged the parameter read."""
+    views: dict[str, Operand] = {}
+    for node in graph.nodes:
+        if node.op not in _VIEW_OPS or not node.inputs or len(node.outputs) != 1:
+            continue
+        source = views.get(node.inputs[0]) or stored.get(node.inputs[0])
+        t = graph.types.get(node.outputs[0])
+        if source is None or not source.is_parameter or t is None or not all(isinstance(d, int) for d in t.shape):
+            continue
+        views[node.outputs[0]] = Operand(tuple(int(d) for d in t.shape), t.dtype,
+                                         stored_bytes=source.stored_bytes)
+    return views
 
 
 def _decode_costs(plan: _Plan, syms: TokenSymbols, context: int) -> list[NodeCost]:
@@ -233,20 +265,23 @@ def _decode_costs(plan: _Plan, syms: TokenSymbols, context: int) -> list[NodeCos
     out = []
     for k, (a, s) in enumerate(zip(after, step)):
         b = before[k] if before is not None else NodeCost()
+        # Collectives at the token's own shapes: attention's P @ V contracts over C + 1 keys.
         out.append(NodeCost(max(a.flops - b.flops, 0), s.weight_read_bytes,
-                            max(a.activation_bytes - b.activation_bytes, 0), s.collectives))
+                            max(a.activation_bytes - b.activation_bytes, 0), a.collectives,
+                            a.row_collectives))
     return out
 
 
 def _weighted_sum(costs: list[NodeCost], counts: Counter[int]) -> NodeCost:
-    flops = weights = activations = collectives = 0
+    flops = weights = activations = collectives = rows = 0
     for sig, n in counts.items():
         c = costs[sig]
         flops += n * c.flops
         weights += n * c.weight_read_bytes
         activations += n * c.activation_bytes
         collectives += n * c.collectives
-    return NodeCost(flops, weights, activations, collectives)
+        rows += n * c.row_collectives
+    return NodeCost(flops, weights, activations, collectives, rows)
 
 
 def _value_bytes(graph: Graph, value: str, bindings: _Bindings) -> int:
@@ -283,21 +318,29 @@ def _kv_by_unit(graph: Graph, rank: Mapping[str, int], workload: Workload) -> di
     return out
 
 
-def _matmul_shapes(graph: Graph, nodes: list[Node]) -> tuple[tuple[int, int], ...]:
-    """(K, N) of every parameter matrix a unit's contractions multiply by (per batch slice)."""
+def _matmul_shapes(graph: Graph, nodes: list[Node], views: Mapping[str, Operand]) -> tuple[tuple[int, int], ...]:
+    """(K, N) of every parameter matrix (or view of one) a unit's contractions multiply by
+    (per batch slice)."""
     shapes: list[tuple[int, int]] = []
     for node in nodes:
         if node.op not in CONTRACTION or len(node.inputs) < 2:
             continue
+        view = views.get(node.inputs[1])
         w = graph.weights.get(node.inputs[1])
-        if w is None or w.role is not WeightRole.PARAMETER or w.type.rank < 2:
+        if view is not None:
+            shape: tuple[int, ...] = view.shape
+        elif w is not None and w.role is WeightRole.PARAMETER:
+            shape = tuple(int(d) for d in w.type.shape)
+        else:
             continue
-        k, n = int(w.type.shape[-2]), int(w.type.shape[-1])
+        if len(shape) < 2:
+            continue
+        k, n = shape[-2], shape[-1]
         if isinstance(node.attrs, GemmAttrs) and node.attrs.trans_b:
             k, n = n, k
         copies = 1
-        for d in w.type.shape[:-2]:
-            copies *= int(d)
+        for d in shape[:-2]:
+            copies *= d
         shapes.extend([(k, n)] * copies)
     return tuple(shapes)
 
@@ -324,22 +367,26 @@ def _round(x: Fraction) -> int:
     return (2 * x.numerator + x.denominator) // (2 * x.denominator)
 
 
-def _apportion(costs: Sequence[NodeCost], factors: Sequence[Fraction]) -> list[NodeCost]:
-    """``costs`` times ``factors`` (one per NodeCost field), cumulatively rounded: the pieces
-    sum to the rounded total, and each is within one of its exact value."""
+def _apportion(costs: Sequence[NodeCost], flops: Fraction, reads: Fraction) -> list[NodeCost]:
+    """``costs`` with FLOPs and activation bytes times ``flops``, weight reads and collectives
+    times ``reads``, cumulatively rounded per column: the pieces sum to the rounded total, and
+    each is within one of its exact value. GEMV and row collectives are rounded apart, so
+    a piece never has more row collectives than collectives."""
+    rows = [(c.flops, c.weight_read_bytes, c.activation_bytes, c.gemv_collectives, c.row_collectives)
+            for c in costs]
     columns = []
-    for f, q in zip(fields(NodeCost), factors):
+    for j, q in enumerate((flops, reads, flops, reads, reads)):
         num, den = 2 * q.numerator, 2 * q.denominator
         half = q.denominator
         total = previous = 0
         column = []
-        for c in costs:
-            total += getattr(c, f.name)
+        for r in rows:
+            total += r[j]
             now = (total * num + half) // den  # round(total * q), halves up, in integers
             column.append(now - previous)
             previous = now
         columns.append(column)
-    return [NodeCost(*values) for values in zip(*columns)]
+    return [NodeCost(f, w, a, g + r, r) for f, w, a, g, r in zip(*columns)]
 
 
 @dataclass
@@ -406,8 +453,8 @@ class Routing:
             any_of_prompt = 1 - Fraction(m.num_experts - m.top_k, m.num_experts) ** max(prompt, 1)
             dense_d = [_weighted_sum(decode, self.pieces[i]) for i in idx]
             dense_p = [_weighted_sum(prefill, self.pieces[i]) for i in idx]
-            for i, d, p in zip(idx, _apportion(dense_d, (used,) * 4),
-                               _apportion(dense_p, (used, any_of_prompt, used, any_of_prompt))):
+            for i, d, p in zip(idx, _apportion(dense_d, used, used),
+                               _apportion(dense_p, used, any_of_prompt)):
                 unit = self.keys[i][2]
                 out_decode[unit] = out_decode.get(unit, NodeCost()) + d
                 out_prefill[unit] = out_prefill.get(unit, NodeCost()) + p

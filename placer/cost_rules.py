@@ -1,9 +1,23 @@
 """Cost rule per op kind: what one node costs at concrete shapes.
 
 ``COST_RULES[kind](call)`` returns a ``placer.costs.NodeCost``: FLOPs (a multiply-add is 2),
-parameter bytes read, activation bytes read and written, and the grid-wide reductions
-(collectives) the op needs on a whole-wafer layout: one per weight GEMV/GEMM, normalization,
-softmax and reduction. Every ``OpKind`` has a rule; a test checks it.
+parameter bytes read, activation bytes read and written, and the grid-wide collectives the op
+needs on a whole-wafer layout (the layout of the mesh emulator, ``placer.backends.mesh``):
+
+* a contraction over K > 1 elements (MatMul, Gemm: weight GEMVs, attention's QK^T and P @ V
+  over the KV cache) is one GEMV collective: the input broadcast along a grid row, the
+  partial sums reduced along a grid column; a K = 1 product (an outer product) needs none;
+* an all-reduce along a grid row (``row_collectives``) per statistic: softmax 2 (max, sum),
+  LayerNorm 2 (mean, variance), RMSNorm 1 (mean square), a reduction (ReduceSum/Mean/Max,
+  ArgMax, TopK) 1;
+* a fused ONNX Attention: QK^T, softmax max, softmax sum, P @ V: four, two of them row
+  all-reduces.
+
+Parameter reads: a node reading a parameter reads all of it, except gathers (Gather,
+GatherND) of a stored table, which read only the gathered rows. An operand that is a layout
+view of a parameter (``stored_bytes`` set by ``placer.cost_model`` through Transpose, Reshape,
+Cast... chains, e.g. a tied LM head reading the embedding table transposed) counts as the
+parameter. Every ``OpKind`` has a rule; a test checks it.
 """
 
 from __future__ import annotations
@@ -82,23 +96,28 @@ def _elementwise(flops_per_element: int) -> CostRule:
     return rule
 
 
-def _normalization(flops_per_element: int) -> CostRule:
+def _normalization(flops_per_element: int, all_reduces: int) -> CostRule:
+    """Norms and softmax: ``all_reduces`` row all-reduces of per-row statistics."""
     def rule(call: OpCall) -> NodeCost:
         return NodeCost(flops_per_element * _numel(call.out), _parameter_bytes(call),
-                        _activation_bytes(call), 1)
+                        _activation_bytes(call), all_reduces, all_reduces)
     return rule
 
 
 def _reduction(call: OpCall) -> NodeCost:
-    return NodeCost(_numel(call.input(0)), _parameter_bytes(call), _activation_bytes(call), 1)
+    return NodeCost(_numel(call.input(0)), _parameter_bytes(call), _activation_bytes(call), 1, 1)
+
+
+def _contraction_collectives(k: int) -> int:
+    """One GEMV collective when partial sums over ``k`` > 1 elements must be reduced."""
+    return 1 if k > 1 else 0
 
 
 def _matmul(call: OpCall) -> NodeCost:
     a = call.input(0)
     k = a.shape[-1] if a is not None and a.shape else 1
-    weighted = any(x is not None and x.is_parameter for x in call.inputs[:2])
     return NodeCost(2 * _numel(call.out) * k, _parameter_bytes(call), _activation_bytes(call),
-                    1 if weighted else 0)
+                    _contraction_collectives(k))
 
 
 def _gemm(call: OpCall) -> NodeCost:
@@ -109,15 +128,19 @@ def _gemm(call: OpCall) -> NodeCost:
     if a is not None and len(a.shape) == 2:
         k = a.shape[0] if attrs.trans_a else a.shape[1]
     flops = 2 * _numel(call.out) * k + (_numel(call.out) if c is not None else 0)
-    weighted = any(x is not None and x.is_parameter for x in call.inputs[:2])
-    return NodeCost(flops, _parameter_bytes(call), _activation_bytes(call), 1 if weighted else 0)
+    return NodeCost(flops, _parameter_bytes(call), _activation_bytes(call), _contraction_collectives(k))
+
+
+# QK^T and P @ V (GEMV collectives over the KV cache), softmax max and sum (row all-reduces).
+_ATTENTION_COLLECTIVES, _ATTENTION_ROW_COLLECTIVES = 4, 2
 
 
 def _attention(call: OpCall) -> NodeCost:
     """ONNX Attention: QK^T, softmax and PV over the keys (past ones included)."""
     q, k = call.input(0), call.input(1)
     if q is None or k is None or call.out is None:
-        return NodeCost(activation_bytes=_activation_bytes(call), collectives=1)
+        return NodeCost(activation_bytes=_activation_bytes(call), collectives=_ATTENTION_COLLECTIVES,
+                        row_collectives=_ATTENTION_ROW_COLLECTIVES)
     attrs = call.node.attrs
     assert isinstance(attrs, AttentionAttrs)
     if len(q.shape) == 4:
@@ -131,7 +154,8 @@ def _attention(call: OpCall) -> NodeCost:
         keys += past.shape[-2]
     value_dim = call.out.numel // rows if rows else 0
     flops = 2 * rows * keys * head_dim + 5 * rows * keys + 2 * rows * keys * value_dim
-    return NodeCost(flops, _parameter_bytes(call), _activation_bytes(call), 1)
+    return NodeCost(flops, _parameter_bytes(call), _activation_bytes(call), _ATTENTION_COLLECTIVES,
+                    _ATTENTION_ROW_COLLECTIVES)
 
 
 def _moves_data(call: OpCall) -> NodeCost:
@@ -145,7 +169,8 @@ def _view(call: OpCall) -> NodeCost:
 
 
 def _gather(call: OpCall) -> NodeCost:
-    """An embedding lookup reads only the gathered rows of the table."""
+    """An embedding lookup (Gather) or expert selection (GatherND) of a stored parameter
+    table reads only the gathered rows of the table."""
     table, out = call.input(0), call.out
     if table is not None and table.is_parameter and out is not None and table.numel:
         rows = table.stored_bytes * out.numel // table.numel  # type: ignore[operator]
@@ -178,9 +203,9 @@ COST_RULES: dict[OpKind, CostRule] = {
     OpKind.GELU: _elementwise(8),   # erf/tanh form: a polynomial and a few multiplies
     OpKind.SILU: _elementwise(4),   # x * sigmoid(x)
     OpKind.IDENTITY: _view,
-    OpKind.SOFTMAX: _normalization(5),      # max, subtract, exp, sum, divide
-    OpKind.LAYER_NORM: _normalization(8),   # mean, centre, square, mean, rsqrt, scale, shift
-    OpKind.RMS_NORM: _normalization(5),     # square, mean, rsqrt, scale, weight
+    OpKind.SOFTMAX: _normalization(5, 2),      # max, subtract, exp, sum, divide
+    OpKind.LAYER_NORM: _normalization(8, 2),   # mean, centre, square, mean, rsqrt, scale, shift
+    OpKind.RMS_NORM: _normalization(5, 1),     # square, mean, rsqrt, scale, weight
     OpKind.ROTARY_EMBEDDING: _elementwise(3),
     OpKind.ATTENTION: _attention,
     OpKind.REDUCE_MEAN: _reduction,
@@ -199,7 +224,7 @@ COST_RULES: dict[OpKind, CostRule] = {
     OpKind.EXPAND: _moves_data,
     OpKind.TILE: _moves_data,
     OpKind.GATHER: _gather,
-    OpKind.GATHER_ND: _moves_data,
+    OpKind.GATHER_ND: _gather,
     OpKind.GATHER_ELEMENTS: _moves_data,
     OpKind.SCATTER_ND: _moves_data,
     OpKind.TRILU: _moves_data,

@@ -14,14 +14,25 @@ from placer.ir.graph import UnitKind
 class NodeCost:
     """What one node costs for one evaluation at concrete shapes.
 
-    ``collectives``: grid-wide reductions the op needs on a whole-wafer layout (a GEMV's
-    reduction along a grid dimension, a norm's or softmax's all-reduce).
+    ``collectives``: all grid-wide collectives the op needs on a whole-wafer layout. Of
+    these, ``row_collectives`` are all-reduces along a grid row (over ``mesh_cols`` PEs, then
+    broadcast back along the row): a norm's statistics, a softmax's max and sum, a reduction.
+    The other ``collectives - row_collectives`` are GEMV collectives: the input vector
+    broadcast along a grid row (``mesh_cols`` PEs) and the partial sums reduced along a grid
+    column (``mesh_rows`` PEs), one per contraction over more than one element (weight
+    GEMVs, and attention's QK^T and P @ V over the KV cache).
     """
 
     flops: int = 0
     weight_read_bytes: int = 0
     activation_bytes: int = 0  # activations read and written
     collectives: int = 0
+    row_collectives: int = 0  # of ``collectives``: all-reduces along a grid row
+
+    @property
+    def gemv_collectives(self) -> int:
+        """Collectives that are GEMV broadcasts and column reductions."""
+        return self.collectives - self.row_collectives
 
     def __add__(self, other: NodeCost) -> NodeCost:
         return NodeCost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))

@@ -3,6 +3,8 @@ unit totals equal graph totals, dtype policies, KV sizes, and parameter counts a
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from placer.ir import DType, GraphBuilder, OpKind, TensorType, WeightRole
 from placer.ir.dtypes import DType as D
@@ -12,6 +14,7 @@ from placer.ir.symbolic import Sym
 
 from placer.cost_model import annotate_costs
 from placer.cost_rules import COST_RULES
+from placer.costs import NodeCost
 from placer.frontends.onnx import from_onnx
 from placer.synthetic import write_llama_like_onnx
 from placer.targets import load_target
@@ -67,7 +70,10 @@ def test_decode_and_prefill_flops_follow_the_formulas() -> None:
     assert layer.decode.flops == proj + attn + softmax + d  # + the residual add
     assert layer.prefill.flops == P * proj + 4 * d * P * P + 5 * P * P + P * d
     assert layer.decode.weight_read_bytes == 4 * d * d * 4
-    assert layer.decode.collectives == 4 + 1  # four weight GEMVs and one softmax
+    # Four weight GEMVs, QK^T and PV over the context (GEMV collectives), softmax max and sum
+    # (row all-reduces).
+    assert (layer.decode.collectives, layer.decode.row_collectives) == (4 + 2 + 2, 2)
+    assert (layer.prefill.collectives, layer.prefill.row_collectives) == (4 + 2 + 2, 2)
     assert layer.matmul_shapes == ((d, d),) * 4
     assert cost.unit("head").decode.flops == 2 * d * 50
     assert cost.unit("embed").decode.weight_read_bytes == d * 4  # one row of the table
@@ -298,3 +304,80 @@ def test_each_expert_unit_costs_k_over_e_of_its_dense_flops() -> None:
             flops = cost.unit(f"layers.{i}.experts.{e}").decode.flops
             residual_add = H if e == E - 1 else 0  # the layer's residual add, always computed
             assert abs(flops - residual_add - Fraction(dense * k, E)) <= 1, (i, e)
+
+
+# --- Collectives: what the mesh emulator does on a whole-wafer layout ---------------------------
+
+def _mesh_layer(past: int = 5):
+    """A decoder layer with every collective kind: RMSNorm, q/k/v GEMVs, rotary, fused
+    attention over a past KV cache, LayerNorm, a decomposed attention (MatMul, Softmax, MatMul),
+    a gated MLP and a ReduceMean."""
+    import numpy as np
+    from placer.ir import attrs as A
+
+    hidden, heads, kv_heads, hd, ffn = 24, 4, 2, 6, 40
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("mesh-layer")
+    f32 = lambda *s: TensorType(DType.FLOAT32, s)  # noqa: E731
+
+    def weight(name: str, *shape: int) -> str:
+        data = rng.standard_normal(shape).astype(np.float32) * 0.1
+        return b.weight(name, f32(*shape), data=data, role=WeightRole.PARAMETER)
+
+    x = b.input("x", f32(1, 1, hidden))
+    pk, pv = (b.input(n, f32(1, kv_heads, past, hd)) for n in ("past_key", "past_value"))
+    cos, sin = (b.input(n, f32(1, 1, hd // 2)) for n in ("cos", "sin"))
+    h = b.op(OpKind.RMS_NORM, [x, weight("norm1", hidden)], A.NormAttrs(epsilon=1e-5))
+    q = b.op(OpKind.MATMUL, [h, weight("wq", hidden, heads * hd)])
+    k = b.op(OpKind.MATMUL, [h, weight("wk", hidden, kv_heads * hd)])
+    v = b.op(OpKind.MATMUL, [h, weight("wv", hidden, kv_heads * hd)])
+    q = b.op(OpKind.ROTARY_EMBEDDING, [q, cos, sin], A.RotaryAttrs(num_heads=heads))
+    att = b.op(OpKind.ATTENTION, [q, k, v, "", pk, pv],
+               A.AttentionAttrs(is_causal=True, q_num_heads=heads, kv_num_heads=kv_heads),
+               outputs=["attn", "present_key", "present_value"])
+    x2 = b.op(OpKind.ADD, [x, b.op(OpKind.MATMUL, [att, weight("wo", heads * hd, hidden)])])
+    h2 = b.op(OpKind.LAYER_NORM, [x2, weight("ln_w", hidden), weight("ln_b", hidden)],
+              A.NormAttrs(epsilon=1e-5))
+    # Decomposed attention of one head over the rows of a [8, hidden] context memory.
+    mem = b.input("memory", f32(8, hidden))
+    scores = b.op(OpKind.MATMUL, [h2, b.op(OpKind.TRANSPOSE, [mem], A.TransposeAttrs((1, 0)))])
+    probs = b.op(OpKind.SOFTMAX, [scores], A.AxisAttrs(axis=-1))
+    x3 = b.op(OpKind.ADD, [x2, b.op(OpKind.MATMUL, [probs, mem])])
+    act = b.op(OpKind.MUL, [b.op(OpKind.SILU, [b.op(OpKind.MATMUL, [x3, weight("wg", hidden, ffn)])]),
+                            b.op(OpKind.MATMUL, [x3, weight("wu", hidden, ffn)])])
+    y = b.op(OpKind.ADD, [x3, b.op(OpKind.MATMUL, [act, weight("wd", ffn, hidden)])])
+    mean = b.op(OpKind.REDUCE_MEAN, [y], A.ReduceAttrs(axes=(-1,), keepdims=True))
+    b.output(b.op(OpKind.SUB, [y, mean]), "present_key", "present_value")
+    return b.build()
+
+
+def test_collectives_are_the_mesh_emulators_reductions(monkeypatch) -> None:
+    """Oracle: the emulator's reductions on a 6 x 10 grid. Reductions along grid axis 0
+    (columns of ``rows`` PEs) are GEMV collectives, along axis 1 (rows of ``cols`` PEs) row
+    all-reduces; the cost model must count the same of each."""
+    import numpy as np
+    from placer.backends.executor import MeshExecutor
+    from placer.backends.mesh import MeshSpec, collectives
+    from placer.ir.passes.infer_shapes import infer_shapes
+
+    graph = _mesh_layer()
+    seen: Counter = Counter()
+    reduce = collectives.reduce
+
+    def counting_reduce(wafer, state, axis, *args, **kwargs):  # noqa: ANN001, ANN202
+        seen[axis] += 1
+        return reduce(wafer, state, axis, *args, **kwargs)
+
+    monkeypatch.setattr(collectives, "reduce", counting_reduce)
+    rng = np.random.default_rng(1)
+    feeds = {n: rng.standard_normal(tuple(int(d) for d in graph.type_of(n).shape)).astype(np.float32)
+             for n in graph.inputs}
+    MeshExecutor(graph, MeshSpec.from_target(TARGET, rows=6, cols=10)).run(feeds)
+    grouped = group_units(FindKVCaches().run(infer_shapes(graph)).graph)
+    total = NodeCost()
+    for u in annotate_costs(grouped, TARGET, Workload(context_tokens=5)).units:
+        total = total + u.decode
+    # 7 weight GEMVs, QK^T and PV of both attentions; RMSNorm 1, softmax 2 + 2, LayerNorm 2,
+    # ReduceMean 1.
+    assert (seen[0], seen[1]) == (7 + 4, 1 + 4 + 2 + 1)
+    assert (total.gemv_collectives, total.row_collectives) == (seen[0], seen[1])
