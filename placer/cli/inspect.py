@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from placer.cli.options import json_option, resolve_target, set_option, target_option
+from placer.progress import progress
 
 
 @click.command("inspect")
@@ -32,6 +33,7 @@ def inspect_command(model: str, target_name: str, target_sets: tuple[str, ...], 
     target = resolve_target(target_name, target_sets)
     workload = parse_workload(context=context, weights_dtype=weights_dtype,
                               dtype_overrides=dtype_overrides, kv_dtype=kv_dtype)
-    result = inspect_model(model, target=target, workload=workload, granularity=granularity,
-                           unit_overrides=unit_overrides)
+    with progress(f"inspecting {model}"):
+        result = inspect_model(model, target=target, workload=workload, granularity=granularity,
+                               unit_overrides=unit_overrides)
     click.echo(inspection_to_json(result) if as_json else format_inspection(result), nl=not as_json)

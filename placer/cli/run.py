@@ -11,6 +11,7 @@ import numpy as np
 from placer.cli.options import set_option
 from placer.errors import UserError
 from placer.fileio import write_atomic
+from placer.progress import progress
 
 
 @click.command("run")
@@ -37,7 +38,8 @@ def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str 
                 raise UserError(f"option --set: expected FIELD=VALUE, got {item!r}")
             overrides[key.strip()] = value.strip()
         target = target.with_overrides(overrides)
-    result = run_plan(model, plan_path, inputs_path, tokens=tokens, target=target)
+    with progress(f"emulating {model} on {target.name if target is not None else 'the plan target'}"):
+        result = run_plan(model, plan_path, inputs_path, tokens=tokens, target=target)
     click.echo(f"{model}: {result.wafers} emulated wafer(s) of {target.mesh_rows} x {target.mesh_cols} PEs "
                f"({target.name})")
     if result.tokens is not None:
