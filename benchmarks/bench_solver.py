@@ -52,7 +52,8 @@ def row(label: str, problem, method: str, time_limit: float) -> str:  # type: ig
     if not sol.feasible:
         return f"| {label} | {method} | infeasible | | | | | | | {wall:.2f} | {ev.reason} |"
     gap = "" if sol.gap is None else f"{100 * sol.gap:.3f}"
-    return (f"| {label} | {method} | {sol.status} | {ev.wafers} | {ev.resident} | {ev.tpot * TICK_S * 1e3:.4f} "
+    return (f"| {label} | {method} | {sol.status} | {ev.wafers} | {ev.resident} "
+            f"| {ev.tpot * TICK_S * 1e3:.4f} "
             f"| {sol.objective} | {'' if sol.bound is None else sol.bound} | {gap} | {wall:.2f} | |")
 
 
@@ -64,8 +65,9 @@ def main() -> None:
     args = parser.parse_args()
     target = load_target("wse3")
     print(f"# bench_solver: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
-          f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"OR-Tools {ortools.__version__}), target wse3, deterministic limit {args.time_limit} s per CP-SAT solve")
+          f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, OR-Tools {ortools.__version__}), target wse3, "
+          f"deterministic limit {args.time_limit} s per CP-SAT solve")
     print()
     print("| problem | method | status | wafers | resident | time/token ms | objective | bound | gap % "
           "| wall s | note |")

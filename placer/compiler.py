@@ -53,10 +53,12 @@ def compile_model(model: Any, **options: Any) -> Plan:
     return compile_result(model, **options).plan
 
 
-def compile_result(model: Any, *, target: str | Target = "wse3", target_overrides: dict[str, object] | None = None,
-                   objective: str = "min-wafers", context: int = 8192, prompt: int = 1024, concurrency: int = 1,
+def compile_result(model: Any, *, target: str | Target = "wse3",
+                   target_overrides: dict[str, object] | None = None, objective: str = "min-wafers",
+                   context: int = 8192, prompt: int = 1024, concurrency: int = 1,
                    wafers: int | None = None, max_wafers: int | None = None, weights_dtype: str = "native",
-                   dtype_overrides: Sequence[str] = (), kv_dtype: str = "native", reserve: float | None = None,
+                   dtype_overrides: Sequence[str] = (), kv_dtype: str = "native",
+                   reserve: float | None = None,
                    granularity: str = "layer", solver: str = "cp-sat",
                    min_tokens_per_s_per_user: float | None = None, pins: Sequence[str] = (),
                    pin_file: str | os.PathLike[str] | None = None, time_limit: float = 10.0, seed: int = 0,
@@ -68,7 +70,8 @@ def compile_result(model: Any, *, target: str | Target = "wse3", target_override
         raise UserError(f"option --time-limit must be > 0, got {time_limit}")
     tgt = target.with_overrides(target_overrides or {}) if isinstance(target, Target) else \
         load_target(target, target_overrides)
-    workload = Workload(context, prompt, concurrency, DtypePolicy.parse(weights_dtype, tuple(dtype_overrides)),
+    workload = Workload(context, prompt, concurrency,
+                        DtypePolicy.parse(weights_dtype, tuple(dtype_overrides)),
                         parse_dtype_option(kv_dtype, "--kv-dtype"))
     cost, name, sha = _cost_of(model, tgt, workload, granularity)
     opts = SolveOptions(Objective.parse(objective), wafers, max_wafers, reserve, min_tokens_per_s_per_user,
@@ -108,7 +111,8 @@ def _cost_of(model: Any, target: Target, workload: Workload, granularity: str) -
     try:
         from placer.cost_model import annotate_costs
     except ImportError:
-        raise UserError("cost model not available in this build (placer.cost_model); pass a ModelCost") from None
+        raise UserError("cost model not available in this build (placer.cost_model); "
+                        "pass a ModelCost") from None
     return annotate_costs(loaded.graph, target, workload), loaded.name, loaded.sha256
 
 
@@ -139,7 +143,8 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
         fit = (problem.capacity - weights - acts) // kv_seq[w] if kv_seq[w] else workload.concurrency
         wafer_plans.append(WaferPlan(
             index=w, units=tuple(units[u].name for u in g),
-            memory=WaferMemory(weights, kv, acts, reserved, target.sram_bytes - weights - kv - acts - reserved),
+            memory=WaferMemory(weights, kv, acts, reserved,
+                               target.sram_bytes - weights - kv - acts - reserved),
             io=WaferIO(in_b, out_b, in_b + out_b,
                        max(in_b, out_b) * perf.tokens_per_s_total / target.io_bandwidth_bytes_per_s),
             stage_seconds=stage[w], prefill_seconds=prefill[w], kv_bytes_per_sequence=kv_seq[w],
@@ -148,13 +153,15 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
     per_seq = sum(kv_seq)
     if parked * per_seq > target.external_kv_bytes:
         raise InfeasibleError(
-            f"infeasible: external KV store binds: {parked} parked sequences need {parked * per_seq / 1e9:.3f} GB "
+            f"infeasible: external KV store binds: {parked} parked sequences need "
+            f"{parked * per_seq / 1e9:.3f} GB "
             f"but target {target.name!r} has {target.external_kv_bytes / 1e9:.3f} GB external KV; lower "
             f"--concurrency or --context, add wafers (--max-wafers), or --set external_kv_bytes=...")
     kv_plan = KVPlan(cost.kv_bytes_per_token, per_seq, context, resident, parked, parked * per_seq,
                      swap_in_seconds(target, kv_seq))
     info = SolverInfo(solution.method, solution.status, solution.objective, solution.bound, solution.gap,
-                      int(provenance["seed"]), float(provenance["time_limit_s"]), objective_description(problem))
+                      int(provenance["seed"]), float(provenance["time_limit_s"]),
+                      objective_description(problem))
     plan = Plan(SCHEMA_VERSION, model, target, workload, objective, info, tuple(wafer_plans), kv_plan, perf,
                 tuple(sorted((units[u].name, w) for u, w in enumerate(solution.assignment))),
                 tuple(sorted(provenance.items())))

@@ -56,14 +56,16 @@ def resolve_pins(specs: Sequence[str], unit_names: Sequence[str]) -> list[tuple[
         try:
             wafer = int(wafer_text)
         except ValueError:
-            raise UserError(f"option --pin {spec!r}: wafer must be an integer >= 0, got {wafer_text!r}") from None
+            raise UserError(f"option --pin {spec!r}: wafer must be an integer >= 0, "
+                            f"got {wafer_text!r}") from None
         if wafer < 0:
             raise UserError(f"option --pin {spec!r}: wafer must be >= 0")
         globs = expand_pattern(pattern)
         hits = [i for i, name in enumerate(unit_names)
                 if any(fnmatch.fnmatchcase(name, g) or name.startswith(g + ".") for g in globs)]
         if not hits:
-            sample = ", ".join(list(unit_names[:3]) + (["...", unit_names[-1]] if len(unit_names) > 3 else []))
+            tail = ["...", unit_names[-1]] if len(unit_names) > 3 else []
+            sample = ", ".join(list(unit_names[:3]) + tail)
             raise UserError(f"option --pin {spec!r}: matches no unit (units: {sample})")
         for i in hits:
             if i in pinned and pinned[i][0] != wafer:
@@ -100,5 +102,6 @@ def check_pins(problem: Problem) -> None:
     load = {w: x + buffer[w] for w, x in load.items()}
     for w, used in sorted(load.items()):
         if used > p.capacity:
-            raise InfeasibleError(f"infeasible: pins put {used / 1e9:.3f} GB (with one sequence's KV) on wafer "
-                                  f"{w}, more than its {p.capacity / 1e9:.3f} GB usable; change --pin")
+            raise InfeasibleError(f"infeasible: pins put {used / 1e9:.3f} GB (with one sequence's KV) "
+                                  f"on wafer {w}, more than its {p.capacity / 1e9:.3f} GB usable; "
+                                  f"change --pin")

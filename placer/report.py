@@ -60,9 +60,11 @@ def binding_constraints(plan: Plan) -> list[str]:
                  f"{_gb(sram)} GB ({100 * tightest.memory.free / sram:.2f} %).")
     if kv.bytes_per_sequence:
         limit = min(plan.wafers, key=lambda w: (w.sequences_that_fit, w.index))
-        lines.append(f"KV residency: {kv.resident_sequences} of {plan.workload.concurrency} sequences resident; "
+        lines.append(f"KV residency: {kv.resident_sequences} of {plan.workload.concurrency} "
+                     f"sequences resident; "
                      f"wafer {limit.index} limits it ({limit.sequences_that_fit} sequences fit there, "
-                     f"{_gb(limit.kv_bytes_per_sequence)} GB of KV per sequence); {kv.parked_sequences} parked "
+                     f"{_gb(limit.kv_bytes_per_sequence)} GB of KV per sequence); "
+                     f"{kv.parked_sequences} parked "
                      f"({_gb(kv.parked_bytes)} GB in the external store, {kv.swap_in_seconds * 1e3:.3f} ms "
                      f"to swap one in).")
     else:
@@ -76,7 +78,8 @@ def binding_constraints(plan: Plan) -> list[str]:
                  f"{plan.target.io_bandwidth_bytes_per_s / 1e9:.1f} GB/s.")
     floor = dict(plan.provenance).get("min_tokens_per_s_per_user")
     if floor:
-        lines.append(f"Per-user floor: {floor} tokens/s required, {perf.tokens_per_s_per_user:.1f} predicted.")
+        lines.append(f"Per-user floor: {floor} tokens/s required, "
+                     f"{perf.tokens_per_s_per_user:.1f} predicted.")
     return lines
 
 
@@ -109,17 +112,20 @@ def render_report(result: CompileResult) -> str:
         f"- target: {t.name}, {_gb(t.sram_bytes)} GB SRAM per wafer, {t.mesh_rows} x {t.mesh_cols} PEs at "
         f"{t.clock_hz / 1e9:.3f} GHz, I/O {t.io_bandwidth_bytes_per_s / 1e9:.1f} GB/s + "
         f"{t.io_latency_s * 1e6:.2f} us per hop",
-        f"- workload: context {plan.workload.context_tokens} tokens, prompt {plan.workload.prompt_tokens} tokens, "
+        f"- workload: context {plan.workload.context_tokens} tokens, "
+        f"prompt {plan.workload.prompt_tokens} tokens, "
         f"concurrency {plan.workload.concurrency} sequences",
-        f"- objective: {plan.objective}; solver {s.name}: {s.status}, objective {s.objective}, bound {s.bound}, "
-        f"gap {'n/a' if s.gap is None else f'{100 * s.gap:.3f} %'} ({s.objective_description}); seed {s.seed}",
+        f"- objective: {plan.objective}; solver {s.name}: {s.status}, objective {s.objective}, "
+        f"bound {s.bound}, gap {'n/a' if s.gap is None else f'{100 * s.gap:.3f} %'} "
+        f"({s.objective_description}); seed {s.seed}",
         "",
         "## Performance",
         "",
         "| time per output token | TTFT | tokens/s per user | tokens/s total | sequences to fill pipeline |",
         "|---|---|---|---|---|",
         f"| {perf.time_per_output_token_s * 1e3:.4f} ms | {perf.ttft_s * 1e3:.3f} ms | "
-        f"{perf.tokens_per_s_per_user:,.1f} | {perf.tokens_per_s_total:,.1f} | {perf.sequences_to_fill_pipeline} |",
+        f"{perf.tokens_per_s_per_user:,.1f} | {perf.tokens_per_s_total:,.1f} | "
+        f"{perf.sequences_to_fill_pipeline} |",
         "",
         f"Decode round trip {perf.round_trip_s * 1e3:.4f} ms, slowest stage {perf.max_stage_s * 1e3:.4f} ms.",
         "",
@@ -133,7 +139,8 @@ def render_report(result: CompileResult) -> str:
         m = w.memory
         lines.append(f"| {w.index} | {summarize_units(w.units, layer_of, layer_units)} | {_gb(m.weights)} | "
                      f"{_gb(m.kv)} | {_gb(m.activations)} | {_gb(m.reserved)} | {_gb(m.free)} | "
-                     f"{w.io.bytes_per_token:,} | {100 * w.io.utilization:.4f} | {w.stage_seconds * 1e3:.4f} | "
+                     f"{w.io.bytes_per_token:,} | {100 * w.io.utilization:.4f} | "
+                     f"{w.stage_seconds * 1e3:.4f} | "
                      f"{w.sequences_that_fit} |")
     lines += ["", "## KV cache", "",
               f"{kv.bytes_per_token:,} bytes per token, {_gb(kv.bytes_per_sequence)} GB per sequence at "

@@ -18,13 +18,16 @@ SOLVERS = ("cp-sat", "dp", "uniform", "greedy", "deepspeed")
 @target_option
 @set_option
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="min-wafers",
-              show_default=True, help="What to optimise (after keeping as many sequences resident as possible).")
+              show_default=True,
+              help="What to optimise (after keeping as many sequences resident as possible).")
 @click.option("--context", type=int, default=8192, show_default=True, help="KV length per sequence, tokens.")
 @click.option("--prompt", type=int, default=1024, show_default=True, help="Prompt length for TTFT, tokens.")
 @click.option("--concurrency", type=int, default=1, show_default=True, help="Sequences served at once.")
 @click.option("--wafers", type=int, default=None, help="Use exactly N wafers, each holding units.")
-@click.option("--max-wafers", type=int, default=None, help="Use at most N wafers (default: the target's count).")
-@click.option("--weights-dtype", default="native", show_default=True, help="native, bf16, fp8, fp4, mxfp4, ...")
+@click.option("--max-wafers", type=int, default=None,
+              help="Use at most N wafers (default: the target's count).")
+@click.option("--weights-dtype", default="native", show_default=True,
+              help="native, bf16, fp8, fp4, mxfp4, ...")
 @click.option("--dtype-override", "dtype_overrides", multiple=True, metavar="PATTERN=DTYPE",
               help="Per-weight dtype by glob, e.g. '*.experts.*=mxfp4' (repeatable).")
 @click.option("--kv-dtype", default="native", show_default=True, help="KV cache dtype.")
@@ -32,7 +35,8 @@ SOLVERS = ("cp-sat", "dp", "uniform", "greedy", "deepspeed")
 @click.option("--granularity", type=click.Choice(["layer", "block", "expert"]), default="layer",
               show_default=True, help="Placement units: decoder layers, attention/MLP blocks, or experts.")
 @click.option("--solver", type=click.Choice(SOLVERS), default="cp-sat", show_default=True)
-@click.option("--min-tokens-per-s-per-user", type=float, default=None, help="Per-user decode floor, tokens/s.")
+@click.option("--min-tokens-per-s-per-user", type=float, default=None,
+              help="Per-user decode floor, tokens/s.")
 @click.option("--pin", "pins", multiple=True, metavar="PATTERN=WAFER",
               help="Pin units to a wafer, e.g. 'layers.0-9=0' (ranges, globs; repeatable).")
 @click.option("--pin-file", type=click.Path(dir_okay=False), default=None, help="One PATTERN=WAFER per line.")
@@ -43,8 +47,9 @@ SOLVERS = ("cp-sat", "dp", "uniform", "greedy", "deepspeed")
               help="Folder for plan.json and report.md.")
 @json_option
 def compile_command(model: str, target_name: str, target_sets: tuple[str, ...], objective: str, context: int,
-                    prompt: int, concurrency: int, wafers: int | None, max_wafers: int | None, weights_dtype: str,
-                    dtype_overrides: tuple[str, ...], kv_dtype: str, reserve: float | None, granularity: str,
+                    prompt: int, concurrency: int, wafers: int | None, max_wafers: int | None,
+                    weights_dtype: str, dtype_overrides: tuple[str, ...], kv_dtype: str,
+                    reserve: float | None, granularity: str,
                     solver: str, min_tokens_per_s_per_user: float | None, pins: tuple[str, ...],
                     pin_file: str | None, time_limit: float, seed: int, out_dir: str, as_json: bool) -> None:
     """Place MODEL's layers and KV cache across wafers; write DIR/plan.json and DIR/report.md."""
@@ -53,9 +58,10 @@ def compile_command(model: str, target_name: str, target_sets: tuple[str, ...], 
     target = resolve_target(target_name, target_sets)
     with progress(f"placing {model}"):
         result = compile_result(
-            model, target=target, objective=objective, context=context, prompt=prompt, concurrency=concurrency,
-            wafers=wafers, max_wafers=max_wafers, weights_dtype=weights_dtype, dtype_overrides=dtype_overrides,
-            kv_dtype=kv_dtype, reserve=reserve, granularity=granularity, solver=solver,
+            model, target=target, objective=objective, context=context, prompt=prompt,
+            concurrency=concurrency, wafers=wafers, max_wafers=max_wafers, weights_dtype=weights_dtype,
+            dtype_overrides=dtype_overrides, kv_dtype=kv_dtype, reserve=reserve, granularity=granularity,
+            solver=solver,
             min_tokens_per_s_per_user=min_tokens_per_s_per_user, pins=pins, pin_file=pin_file,
             time_limit=time_limit, seed=seed)
     plan_path, report_path = write_outputs(result, out_dir)

@@ -3,4 +3,5 @@
 from placer.solver.problem import Objective, Problem, SolveOptions, build_problem, evaluate
 from placer.solver.solve import SOLVERS, Solution, solve
 
-__all__ = ["SOLVERS", "Objective", "Problem", "Solution", "SolveOptions", "build_problem", "evaluate", "solve"]
+__all__ = ["SOLVERS", "Objective", "Problem", "Solution", "SolveOptions", "build_problem", "evaluate",
+           "solve"]

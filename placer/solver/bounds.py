@@ -52,7 +52,8 @@ def explain_infeasible(problem: Problem, sram_bytes: int, reserve: float) -> str
     big = max(range(p.n), key=lambda u: (sizes[u], -u))
     cap = p.capacity
     largest = (f"largest unit {p.names[big]} needs {_gb(sizes[big])} (weights {_gb(p.weight_bytes[big])}, "
-               f"KV of one sequence {_gb(p.kv_bytes[big])}, buffers {_gb(p.act_bytes[big])}) against {_gb(cap)} per wafer "
+               f"KV of one sequence {_gb(p.kv_bytes[big])}, buffers {_gb(p.act_bytes[big])}) "
+               f"against {_gb(cap)} per wafer "
                f"({_gb(sram_bytes)} SRAM less the {reserve:g} reserve)")
     fewest, most = fewest_wafers(p)
     fit = f"the fewest wafers that could fit is {fewest}" + ("" if most == fewest else f" to {most}")

@@ -63,7 +63,8 @@ def _closure_sizes(problem: Problem, sizes: list[int]) -> tuple[list[int], list[
 
     def sums(edges: list[tuple[int, int]]) -> list[int]:
         reach = np.zeros((n, words), dtype=np.uint64)
-        reach[np.arange(n), np.arange(n) // 64] = np.left_shift(np.uint64(1), (np.arange(n) % 64).astype(np.uint64))
+        bit = (np.arange(n) % 64).astype(np.uint64)
+        reach[np.arange(n), np.arange(n) // 64] = np.left_shift(np.uint64(1), bit)
         for src, dst in edges:
             reach[dst] |= reach[src]
         out = np.empty(n)

@@ -57,7 +57,9 @@ def _hint(problem: Problem, resident: int) -> tuple[list[int], Evaluation, bool]
     fill = fill_first_fit(problem, resident)
     candidates = [fill] if fill is not None else []
     # the baselines' splits too, so that CP-SAT starts no worse than any of them
-    top = problem.max_wafers if fill is None or problem.objective is not Objective.MIN_WAFERS else max(fill) + 1
+    top = problem.max_wafers
+    if fill is not None and problem.objective is Objective.MIN_WAFERS:
+        top = max(fill) + 1
     for split in SPLITTERS.values():
         for wafers in range(problem.min_wafers, top + 1):
             candidates.append(split(problem, wafers))

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import random
 
-from placer.ir.graph import UnitKind
-
 from placer.costs import EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
+from placer.ir.graph import UnitKind
 from placer.solver.problem import Edge, Objective, Problem
 
 SHAPES = {
@@ -52,8 +51,10 @@ def llama_cost(shape: str = "llama-70b", *, granularity: str = "layer", context:
             units.append(_unit(f"layers.{i}.attn", UnitKind.ATTENTION, i, attn, wbytes,
                                [KVCost(f"layers.{i}.{k.name}", k.bytes_per_token) for k in kv],
                                context, prompt, hidden, 6, heads * head_dim))
-            units.append(_unit(f"layers.{i}.mlp", UnitKind.MLP, i, mlp, wbytes, [], context, prompt, hidden, 4))
-    units.append(_unit("head", UnitKind.HEAD, -1, vocab * hidden + hidden, wbytes, [], context, prompt, hidden, 2))
+            units.append(_unit(f"layers.{i}.mlp", UnitKind.MLP, i, mlp, wbytes, [], context, prompt,
+                               hidden, 4))
+    units.append(_unit("head", UnitKind.HEAD, -1, vocab * hidden + hidden, wbytes, [], context, prompt,
+                       hidden, 2))
     edges = tuple(EdgeCost(a.name, b.name, hidden * 2) for a, b in zip(units, units[1:]))
     return ModelCost(model=f"{shape}-{granularity}", units=tuple(units), edges=edges,
                      parameters=sum(u.parameters for u in units),
@@ -85,7 +86,8 @@ def moe_cost(layers: int = 40, experts: int = 256, hidden: int = 7168, expert_ff
     units.append(h)
     edges += [EdgeCost(p, "head", hidden * 2 * 8 // experts) for p in prev]
     return ModelCost(model=f"moe-{layers}x{experts}", units=tuple(units), edges=tuple(edges),
-                     parameters=sum(u.parameters for u in units), weight_bytes=sum(u.weight_bytes for u in units),
+                     parameters=sum(u.parameters for u in units),
+                     weight_bytes=sum(u.weight_bytes for u in units),
                      kv_bytes_per_token=sum(u.kv_bytes_per_token for u in units))
 
 
