@@ -30,8 +30,23 @@ Expected values are rounded to integers per (expert, unit) piece by cumulative r
 the experts of a layer, so a layer's total is the same however its experts are grouped, and
 every piece is within one of its exact expectation. A dense model is unchanged.
 
+Recomputable values: a value computed from graph inputs and constants alone, with no parameter
+upstream (rotary cos/sin tables, attention masks, position ids), is not shipped between units:
+on a real deployment each wafer recomputes it from the position. On a unit-DAG edge such values
+cost the bytes of the graph inputs they read as data at decode shapes (an explicit
+``position_ids`` or ``attention_mask`` input); inputs reached only through a Shape op cost
+nothing (each wafer knows its token count). The receiving unit is charged the recomputation:
+the decode and prefill costs of the nodes computing those values (outside the unit), each node
+once per unit, except index arithmetic (nodes reading and writing only integer or boolean
+values: shapes, positions), which is resolved when the program is compiled, as the mesh
+emulator does. A value whose sources are more bytes than itself is shipped instead. Values
+that are views of a parameter (a Transpose of a tied embedding table) cost nothing on an edge:
+they are weights, not per-token traffic.
+
 Batch is 1 throughout: costs are for one sequence. Every stored tensor is charged to the first
-unit (in unit order) that reads it, so unit costs add up to the graph's totals.
+unit (in unit order) that reads it, so parameters, weight, constant and KV bytes of the units
+add up to the graph's totals; decode and prefill FLOPs add up to the graph's plus the
+recomputations above.
 """
 
 from __future__ import annotations
@@ -45,6 +60,7 @@ from fractions import Fraction
 from placer.cost_rules import COST_RULES, OpCall, Operand
 from placer.costs import EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
 from placer.ir.attrs import GemmAttrs
+from placer.ir.dtypes import DType
 from placer.ir.graph import Graph, Node, WeightRole
 from placer.ir.ops import CONTRACTION, OpKind
 from placer.ir.passes.find_kv_caches import TokenSymbols, find_token_symbols
@@ -109,9 +125,22 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
     routing = find_routing(graph, rank)
     edges = []
     out_bytes = {u.name: 0 for u in units}
+    recompute = _Recomputable(graph, stored)
+    recomputed: dict[str, set[int]] = {}  # unit -> indices of the nodes it recomputes
+
+    def value_bytes(v: str) -> int:
+        return 0 if v in views else _value_bytes(graph, v, token_shapes)
+
     for (src, dst), values in _unit_edges(graph, rank):
-        nbytes = routing.edge_bytes(graph, src, dst, values,
-                                    lambda v: 0 if v in views else _value_bytes(graph, v, token_shapes))
+        shipped = [v for v in values if v not in recompute.free]
+        nbytes = routing.edge_bytes(graph, src, dst, shipped, value_bytes) if shipped else 0
+        # Each parameter-free value is recomputed when its sources are fewer bytes than itself.
+        tables = [v for v in values if v in recompute.free and
+                  sum(map(value_bytes, recompute.sources([v]))) < value_bytes(v)]
+        nbytes += sum(value_bytes(v) for v in values if v in recompute.free and v not in tables)
+        if tables:
+            nbytes += sum(map(value_bytes, recompute.sources(tables)))
+            recomputed.setdefault(dst, set()).update(recompute.cone(tables, dst))
         edges.append(EdgeCost(src, dst, nbytes))
         out_bytes[src] += nbytes
     contractions: dict[str, list[Node]] = {u.name: [] for u in units}
@@ -122,6 +151,8 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
             contractions[node.unit].append(node)
         piece = piece_of.get(node.name) if piece_of else None
         (sig_counts[node.unit] if piece is None else pieces[piece])[sig] += 1
+    for unit, indices in recomputed.items():
+        sig_counts[unit].update(plan.node_sigs[i] for i in indices)
     routed_decode, routed_prefill = routing.expected_costs(decode, prefill, prompt)
     costs = []
     for u in units:
@@ -225,7 +256,8 @@ def _signature_costs(plan: _Plan, bindings: _Bindings) -> list[NodeCost]:
         concrete.append(item)
     free = NodeCost()
     return [free if outs and _is_view(plan.operands[outs[0]]) else
-            COST_RULES[node.op](OpCall(node, tuple(concrete[i] for i in ins), tuple(concrete[o] for o in outs)))
+            COST_RULES[node.op](OpCall(node, tuple(concrete[i] for i in ins),
+                                       tuple(concrete[o] for o in outs)))
             for node, ins, outs in plan.signatures]
 
 
@@ -249,7 +281,8 @@ def _parameter_views(graph: Graph, stored: Mapping[str, Operand]) -> dict[str, O
             continue
         source = views.get(node.inputs[0]) or stored.get(node.inputs[0])
         t = graph.types.get(node.outputs[0])
-        if source is None or not source.is_parameter or t is None or not all(isinstance(d, int) for d in t.shape):
+        if source is None or not source.is_parameter or t is None or \
+                not all(isinstance(d, int) for d in t.shape):
             continue
         views[node.outputs[0]] = Operand(tuple(int(d) for d in t.shape), t.dtype,
                                          stored_bytes=source.stored_bytes)
@@ -318,7 +351,8 @@ def _kv_by_unit(graph: Graph, rank: Mapping[str, int], workload: Workload) -> di
     return out
 
 
-def _matmul_shapes(graph: Graph, nodes: list[Node], views: Mapping[str, Operand]) -> tuple[tuple[int, int], ...]:
+def _matmul_shapes(graph: Graph, nodes: list[Node],
+                   views: Mapping[str, Operand]) -> tuple[tuple[int, int], ...]:
     """(K, N) of every parameter matrix (or view of one) a unit's contractions multiply by
     (per batch slice)."""
     shapes: list[tuple[int, int]] = []
@@ -343,6 +377,74 @@ def _matmul_shapes(graph: Graph, nodes: list[Node], views: Mapping[str, Operand]
             copies *= d
         shapes.extend([(k, n)] * copies)
     return tuple(shapes)
+
+
+class _Recomputable:
+    """Values computed from graph inputs and constants alone (no parameter upstream): rotary
+    tables, masks, position ids. A unit reading one from another unit can recompute it from
+    the graph inputs it depends on as data (``sources``; a Shape op needs no data, each wafer
+    knows its token count) by running the nodes of its ``cone``."""
+
+    def __init__(self, graph: Graph, stored: Mapping[str, Operand]) -> None:
+        self.graph = graph
+        dependent: set[str] = set()
+        self.free: set[str] = set()
+        for node in graph.nodes:
+            hit = False
+            if node.op is not OpKind.SHAPE:  # a shape is known without the data
+                for i in node.inputs:
+                    if i in dependent or (i in stored and stored[i].is_parameter):
+                        hit = True
+                        break
+            (dependent if hit else self.free).update(node.outputs)
+        self._cones: dict[str, tuple[frozenset[int], frozenset[str]]] = {}
+        self._index: dict[str, int] = {}
+
+    def sources(self, values: Sequence[str]) -> set[str]:
+        """Graph inputs ``values`` read as data."""
+        return set().union(*(self._walk(v)[1] for v in values))
+
+    def cone(self, values: Sequence[str], unit: str) -> set[int]:
+        """Indices of the nodes (outside ``unit``) that compute ``values`` from their sources,
+        index arithmetic left out (resolved when the program is compiled)."""
+        nodes = self.graph.nodes
+        return {i for v in values for i in self._walk(v)[0]
+                if nodes[i].unit != unit and not self._index_math(nodes[i])}
+
+    def _index_math(self, node: Node) -> bool:
+        """Integer or boolean values only: shapes, positions, mask indices (as the mesh
+        emulator treats them)."""
+        types = self.graph.types
+        for v in (*node.inputs, *node.outputs):
+            t = types.get(v) if v else None
+            if t is not None and not (t.dtype.is_integer or t.dtype is DType.BOOL):
+                return False
+        return True
+
+    def _walk(self, value: str) -> tuple[frozenset[int], frozenset[str]]:
+        found = self._cones.get(value)
+        if found is not None:
+            return found
+        if not self._index:
+            self._index = {n.name: i for i, n in enumerate(self.graph.nodes)}
+        graph, nodes, inputs = self.graph, set(), set()
+        stack, seen = [value], {value}
+        while stack:
+            v = stack.pop()
+            producer = graph.producers.get(v)
+            if producer is None:
+                if v not in graph.weights:
+                    inputs.add(v)
+                continue
+            nodes.add(self._index[producer.name])
+            if producer.op is OpKind.SHAPE:
+                continue
+            for i in producer.inputs:
+                if i and i not in seen:
+                    seen.add(i)
+                    stack.append(i)
+        found = self._cones[value] = (frozenset(nodes), frozenset(inputs))
+        return found
 
 
 def _unit_edges(graph: Graph, rank: Mapping[str, int]) -> list[tuple[tuple[str, str], list[str]]]:

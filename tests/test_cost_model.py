@@ -225,16 +225,32 @@ def test_moe_layer_totals_equal_the_sum_of_its_expert_units(config) -> None:
 
 
 def _dense_edge_bytes(graph, src: str, dst: str) -> int:
-    """Bytes per decode token of the values crossing src -> dst, from the verifier's unit DAG."""
+    """Bytes per decode token of the values crossing src -> dst, from the verifier's unit DAG;
+    a value with no parameter upstream (networkx ancestors, Shape ops reading no data) costs
+    the graph inputs it reads instead, when they are smaller."""
+    import networkx as nx
+
+    from placer.ir.nxview import to_networkx
     from placer.ir.verifier import unit_graph
 
-    total = 0
-    for v in unit_graph(graph).edges[src, dst]["values"]:
+    def nbytes(v: str) -> int:
         numel = 1
         for d in graph.types[v].shape:
             numel *= d if isinstance(d, int) else d.evaluate({"batch": 1, "seq": 1})
-        total += graph.types[v].dtype.storage_bytes(numel)
-    return total
+        return graph.types[v].dtype.storage_bytes(numel)
+
+    flow = to_networkx(graph, include_values=True)
+    flow.remove_edges_from([e for n in graph.nodes if n.op is OpKind.SHAPE for e in flow.in_edges(n.name)])
+    params = {"%" + n for n, w in graph.weights.items() if w.role is WeightRole.PARAMETER}
+    total, sources = 0, set()
+    for v in unit_graph(graph).edges[src, dst]["values"]:
+        above = nx.ancestors(flow, "%" + v)
+        inputs = {a[1:] for a in above if a[1:] in graph.inputs}
+        if above & params or sum(map(nbytes, inputs)) >= nbytes(v):
+            total += nbytes(v)
+        else:
+            sources |= inputs
+    return total + sum(map(nbytes, sources))
 
 
 def _brute_force_use(E: int, k: int, group: set[int]):
@@ -313,6 +329,7 @@ def _mesh_layer(past: int = 5):
     attention over a past KV cache, LayerNorm, a decomposed attention (MatMul, Softmax, MatMul),
     a gated MLP and a ReduceMean."""
     import numpy as np
+
     from placer.ir import attrs as A
 
     hidden, heads, kv_heads, hd, ffn = 24, 4, 2, 6, 40
@@ -356,6 +373,7 @@ def test_collectives_are_the_mesh_emulators_reductions(monkeypatch) -> None:
     (columns of ``rows`` PEs) are GEMV collectives, along axis 1 (rows of ``cols`` PEs) row
     all-reduces; the cost model must count the same of each."""
     import numpy as np
+
     from placer.backends.executor import MeshExecutor
     from placer.backends.mesh import MeshSpec, collectives
     from placer.ir.passes.infer_shapes import infer_shapes
@@ -381,3 +399,92 @@ def test_collectives_are_the_mesh_emulators_reductions(monkeypatch) -> None:
     # ReduceMean 1.
     assert (seen[0], seen[1]) == (7 + 4, 1 + 4 + 2 + 1)
     assert (total.gemv_collectives, total.row_collectives) == (seen[0], seen[1])
+
+
+# --- Recomputable values: rotary tables and masks are recomputed, not shipped ---------------------
+
+def test_recomputed_tables_leave_only_the_hidden_state_on_the_405b_edges(tmp_path) -> None:
+    import os
+
+    from placer.ir.graph import UnitKind
+    from placer.ir.verifier import unit_graph
+
+    hidden, layers = 16384, 126
+    path = write_llama_like_onnx(tmp_path / "m.onnx", layers=layers, hidden=hidden, heads=128, kv_heads=8,
+                                 head_dim=128, ffn=53248, vocab=128256)
+    try:
+        graph = group_units(FindKVCaches().run(from_onnx(path)).graph)
+    finally:
+        os.unlink(str(path) + ".data")
+    cost = annotate_costs(graph, TARGET, Workload())
+    # The verifier's unit DAG: layers.0 computes the rotary tables and the causal mask that
+    # every later layer reads (the traffic that used to be shipped).
+    crossing = unit_graph(graph).edges["layers.0", "layers.5"]["values"]
+    assert crossing and all(graph.producers[v].unit == "layers.0" for v in crossing)
+    edges = {(e.src, e.dst): e.bytes_per_token for e in cost.edges}
+    assert edges["layers.0", "layers.5"] == 0  # token count only, which every wafer knows
+    for u in cost.units:
+        if u.kind is UnitKind.LAYER:
+            assert u.activation_out_bytes_per_token == hidden * 2, u.name  # bf16 hidden state
+        assert u.activation_out_bytes_per_token == sum(b for (s, _), b in edges.items() if s == u.name)
+    # Every later layer recomputes the tables it reads, so they all cost the same; layers.0
+    # also does the index arithmetic (positions, shapes) that the recomputation leaves out.
+    later = [u for u in cost.units if u.kind is UnitKind.LAYER and u.layer > 0]
+    assert len({(u.decode, u.prefill) for u in later}) == 1
+    first = cost.unit("layers.0")
+    assert 0 <= first.decode.flops - later[0].decode.flops <= 16
+    assert first.decode.activation_bytes - later[0].decode.activation_bytes <= 1024
+    # Stored bytes still add up to the graph's.
+    assert cost.parameters == graph.parameter_count()
+    assert sum(u.constant_bytes for u in cost.units) == sum(
+        w.nbytes for w in graph.weights.values() if w.role is not WeightRole.PARAMETER)
+    assert cost.weight_bytes == sum(w.nbytes for w in graph.weights.values()
+                                    if w.role is WeightRole.PARAMETER)
+
+
+def test_a_position_input_crosses_instead_of_its_table() -> None:
+    """A table computed from a ``pos`` input (read as data) costs the input's bytes on the edge,
+    and the reader is charged its recomputation; a parameter-free value whose sources are
+    larger than itself (a ReduceSum of a wide input) is shipped."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from placer.ir import attrs as A
+    from placer.ir.graph import Unit, UnitKind
+
+    b, s = Sym.var("batch"), Sym.var("seq")
+    f32, i64, d = DType.FLOAT32, DType.INT64, 8
+    g = GraphBuilder("pos")
+    ids = g.input("ids", TensorType(i64, (b, s)))
+    pos = g.input("pos", TensorType(i64, (b, s)))
+    wide = g.input("wide", TensorType(f32, (b, s, 64)))
+    freq = g.constant(np.ones(d, np.float32), "freq")
+    act = TensorType(f32, (b, s, d))
+    h = g.op(OpKind.GATHER, [g.weight("emb", TensorType(f32, (50, d)), role=WeightRole.PARAMETER), ids],
+             types=[act], unit="embed")
+    l0 = "layers.0"
+    posf = g.op(OpKind.CAST, [pos], A.CastAttrs(to=f32), types=[TensorType(f32, (b, s))], unit=l0)
+    posf = g.op(OpKind.UNSQUEEZE, [posf, g.constant([-1], "axis", i64)], types=[TensorType(f32, (b, s, 1))],
+                unit=l0)
+    table = g.op(OpKind.COS, [g.op(OpKind.MUL, [posf, freq], types=[act], unit=l0)], types=[act], unit=l0)
+    summed = g.op(OpKind.REDUCE_SUM, [wide, g.constant([-1], "axes", i64)], A.ReduceAttrs(keepdims=True),
+                  types=[TensorType(f32, (b, s, 1))], unit=l0)
+    for i in range(2):
+        unit = f"layers.{i}"
+        w = g.weight(f"w{i}", TensorType(f32, (d, d)), role=WeightRole.PARAMETER)
+        mixed = g.op(OpKind.MUL, [h, table], types=[act], unit=unit)
+        mixed = g.op(OpKind.ADD, [mixed, summed], types=[act], unit=unit)
+        out = g.op(OpKind.MATMUL, [mixed, w], types=[act], unit=unit)
+        h = g.op(OpKind.ADD, [h, out], types=[act], unit=unit)
+    lm = g.weight("lm", TensorType(f32, (d, 50)), role=WeightRole.PARAMETER)
+    g.output(g.op(OpKind.MATMUL, [h, lm], types=[TensorType(f32, (b, s, 50))], unit="head"))
+    graph = replace(g.build(), units=(Unit("embed", UnitKind.EMBEDDING), Unit(l0, UnitKind.LAYER, 0),
+                                      Unit("layers.1", UnitKind.LAYER, 1), Unit("head", UnitKind.HEAD)))
+    cost = annotate_costs(graph, TARGET, Workload(context_tokens=10, prompt_tokens=3))
+    edge = {(e.src, e.dst): e.bytes_per_token for e in cost.edges}
+    # hidden state (d f32), the pos input (1 int64) instead of the table (d f32), the 4-byte sum
+    # shipped (its source, 64 f32, is larger).
+    assert edge[l0, "layers.1"] == d * 4 + 8 + 4
+    # layers.1 recomputes the table (Cast 1, Mul d, Cos d FLOPs), not the ReduceSum (64).
+    assert cost.unit("layers.1").decode.flops == cost.unit(l0).decode.flops - 64
