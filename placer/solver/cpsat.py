@@ -115,7 +115,7 @@ def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | 
     """Optimise the placement at ``resident`` sequences on at most ``wafers`` wafers."""
     p = problem
     K = max(1, min(wafers, p.n))
-    domains = unit_domains(p, resident, K)
+    domains = unit_domains(p, resident, K) if p.min_wafers <= K else None  # K < n: too few units
     if domains is None:
         return CpResult("INFEASIBLE", None, None, None, 0.0)
     model = cp_model.CpModel()

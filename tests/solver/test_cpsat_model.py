@@ -5,12 +5,14 @@ proved a 2.5x worse plan "OPTIMAL" (google/or-tools#5293; worked around in cpsat
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ortools.sat.python import cp_model
 
-from placer.solver.cpsat import solve_cpsat
+from placer.solver.cpsat import solve_cpsat, solver_parameters
 from placer.solver.dp import solve_contiguous
 from placer.solver.problem import Edge, Objective, Problem, evaluate
 from placer.solver.solve import solve
@@ -63,14 +65,21 @@ def test_llama8b_instance_reaches_the_exact_optimum():
 
 @FAST
 @given(seed=st.integers(0, 10**6), n=st.integers(3, 12), chain=st.booleans(),
-       objective=st.sampled_from(list(Objective)), resident=st.integers(1, 8))
+       objective=st.sampled_from(list(Objective)), resident=st.integers(1, 8), exact=st.booleans(),
+       floor=st.sampled_from([None, 2, 3, 6]))
 def test_cpsat_objective_is_the_evaluated_one_and_never_worse_than_the_hint(seed, n, chain, objective,
-                                                                             resident):
+                                                                             resident, exact, floor):
     p = realistic_problem(random.Random(seed), n, chain=chain, objective=objective)
+    if exact:  # may ask for more wafers than there are units: then nothing is feasible
+        p = dataclasses.replace(p, min_wafers=p.max_wafers)
+    if floor is not None:  # a per-user floor at floor/2 times the compute time
+        p = dataclasses.replace(p, max_tpot_ticks=p.total_ticks * floor // 2)
     start = solve_contiguous(p, resident)  # exact on chains, a feasible hint on DAGs
     got = solve_cpsat(p, resident, p.max_wafers, start[0] if start else None, 5.0, 0)
+    if got.assignment is not None:
+        assert evaluate(p, got.assignment, resident).feasible
     if start is None:
-        if chain:
+        if chain or p.min_wafers > p.n:
             assert got.assignment is None
         return
     assert got.status == "OPTIMAL"
@@ -81,3 +90,20 @@ def test_cpsat_objective_is_the_evaluated_one_and_never_worse_than_the_hint(seed
     assert got.objective <= start[1].objective
     if chain:
         assert got.objective == start[1].objective
+
+
+def test_exact_wafer_count_above_the_unit_count_is_infeasible_not_a_crash():
+    p = realistic_problem(random.Random(1), 4, chain=False, objective=Objective.MIN_LATENCY, max_wafers=6)
+    p = dataclasses.replace(p, min_wafers=6)
+    assert solve_cpsat(p, 1, 6, None, 5.0, 0).assignment is None
+    assert solve(p, "cp-sat", time_limit_s=5.0).status == "INFEASIBLE"
+
+
+def test_search_limits_are_deterministic_time_only():
+    solver = cp_model.CpSolver()
+    default_wall = solver.parameters.max_time_in_seconds
+    solver_parameters(solver, 3.0, 7)
+    params = solver.parameters
+    assert params.max_time_in_seconds == default_wall  # no wall-clock limit: answers never depend on speed
+    assert params.max_deterministic_time == 3.0 and params.random_seed == 7
+    assert params.interleave_search and params.presolve_inclusion_work_limit == 0
