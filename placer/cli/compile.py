@@ -41,7 +41,8 @@ SOLVERS = ("cp-sat", "dp", "uniform", "greedy", "deepspeed")
               help="Pin units to a wafer, e.g. 'layers.0-9=0' (ranges, globs; repeatable).")
 @click.option("--pin-file", type=click.Path(dir_okay=False), default=None, help="One PATTERN=WAFER per line.")
 @click.option("--time-limit", type=float, default=10.0, show_default=True,
-              help="Deterministic seconds per CP-SAT solve.")
+              help="Limit per CP-SAT solve in CP-SAT's deterministic seconds (work, not wall time: "
+                   "the plan is the same on any machine under any load; wall time varies).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for plan.json and report.md.")

@@ -65,7 +65,7 @@ class SolveOptions:
     max_wafers: int | None = None        # at most (default: the target's wafer count)
     reserve: float | None = None         # fraction of SRAM kept free (default: the target's)
     min_tokens_per_s_per_user: float | None = None
-    time_limit_s: float = 10.0           # deterministic seconds per CP-SAT solve
+    time_limit_s: float = 10.0           # deterministic seconds per CP-SAT solve (no wall-clock limit)
     seed: int = 0
     solver: str = "cp-sat"
 
