@@ -8,13 +8,17 @@ published wafer-scale LLM work; a wafer runs its units one after the other):
 * compute ``t_c = flops / (mesh_rows x mesh_cols x flops_per_cycle_per_pe x clock_hz)``
 * SRAM traffic ``t_m = (weight_read_bytes + activation_bytes) / sram_bandwidth_bytes_per_s``
   (compute and SRAM streaming overlap on a dataflow PE, so the unit pays ``max(t_c, t_m)``)
-* fabric: each collective is a reduction of a GEMV's partial sums along the mesh rows
-  (``k = mesh_rows`` PEs) followed by a broadcast back. A chain reduce costs
-  ``(k - 1) x (cycles_per_hop + 1)`` cycles (one hop and one add per PE); the two-level scheme
-  (chains inside ``g = round(sqrt(k))`` groups, then a chain across the group roots) costs
+* fabric: a reduction over a line of ``k`` PEs costs, as a chain, ``(k - 1) x (cycles_per_hop
+  + 1)`` cycles (one hop and one add per PE); the two-level scheme (chains inside
+  ``g = round(sqrt(k))`` groups, then a chain across the group roots) costs
   ``(k/g - 1) x (cycles_per_hop + 1) + (g - 1) x (k/g x cycles_per_hop + 1)`` cycles; the
-  cheaper of the two is used, plus ``(k - 1) x cycles_per_hop`` cycles of broadcast.
-  ``t_f = collectives x reduce_cycles / clock_hz``.
+  cheaper of the two is used. A broadcast over ``k`` PEs costs ``(k - 1) x cycles_per_hop``.
+  A GEMV collective (``NodeCost.gemv_collectives``: weight GEMVs, attention's QK^T and P @ V)
+  broadcasts the input along a grid row (``mesh_cols`` PEs) and reduces the partial sums
+  along a grid column (``mesh_rows`` PEs); a row all-reduce (``NodeCost.row_collectives``:
+  norm statistics, softmax max and sum) reduces along a grid row and broadcasts back along it.
+  ``t_f = (gemv_collectives x (reduce(mesh_rows) + broadcast(mesh_cols)) + row_collectives x
+  (reduce(mesh_cols) + broadcast(mesh_cols))) / clock_hz``.
 * unit decode time ``t_u = max(t_c, t_m) + t_f``; prefill time of the whole prompt likewise
   from the unit's prefill cost.
 
@@ -47,27 +51,40 @@ from placer.costs import ModelCost, NodeCost, UnitCost
 from placer.targets import Target
 
 
-def reduce_cycles(k: int, cycles_per_hop: int) -> int:
-    """Cycles of one all-reduce (reduce + broadcast) over a line of ``k`` PEs."""
+def reduction_cycles(k: int, cycles_per_hop: int) -> int:
+    """Cycles of one reduction over a line of ``k`` PEs: chain or two-level, the cheaper."""
     if k <= 1:
         return 0
     chain = (k - 1) * (cycles_per_hop + 1)
     g = max(1, round(math.sqrt(k)))
     per_group = math.ceil(k / g)
     two_level = (per_group - 1) * (cycles_per_hop + 1) + (g - 1) * (per_group * cycles_per_hop + 1)
-    return min(chain, two_level) + (k - 1) * cycles_per_hop
+    return min(chain, two_level)
+
+
+def reduce_cycles(k: int, cycles_per_hop: int) -> int:
+    """Cycles of one all-reduce (reduce + broadcast) over a line of ``k`` PEs."""
+    return reduction_cycles(k, cycles_per_hop) + max(0, k - 1) * cycles_per_hop
 
 
 def collective_seconds(target: Target) -> float:
-    """Seconds of one grid collective (a GEMV reduction along the mesh rows, then broadcast)."""
-    return reduce_cycles(target.mesh_rows, target.cycles_per_hop) / target.clock_hz
+    """Seconds of one GEMV collective: the input broadcast along a grid row (``mesh_cols``
+    PEs), the partial sums reduced along a grid column (``mesh_rows`` PEs)."""
+    hop = target.cycles_per_hop
+    return (reduction_cycles(target.mesh_rows, hop) + (target.mesh_cols - 1) * hop) / target.clock_hz
+
+
+def row_collective_seconds(target: Target) -> float:
+    """Seconds of one all-reduce along a grid row (``mesh_cols`` PEs): norms, softmax."""
+    return reduce_cycles(target.mesh_cols, target.cycles_per_hop) / target.clock_hz
 
 
 def node_cost_seconds(cost: NodeCost, target: Target) -> float:
     """On-wafer seconds of one ``NodeCost`` on a whole-wafer layout."""
     compute = cost.flops / target.peak_flops
     memory = (cost.weight_read_bytes + cost.activation_bytes) / target.sram_bandwidth_bytes_per_s
-    return max(compute, memory) + cost.collectives * collective_seconds(target)
+    return (max(compute, memory) + cost.gemv_collectives * collective_seconds(target)
+            + cost.row_collectives * row_collective_seconds(target))
 
 
 def unit_decode_seconds(unit: UnitCost, target: Target) -> float:

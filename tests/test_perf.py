@@ -70,3 +70,24 @@ def test_swap_in_uses_each_wafers_own_link():
     t = load_target("wse3")
     assert swap_in_seconds(t, [0, 0]) == 0.0
     assert swap_in_seconds(t, [3e9, 1.5e9]) == pytest.approx(t.io_latency_s + 3e9 / 150e9)
+
+
+def test_gemv_and_row_collectives_on_wse3_by_hand():
+    """Hand-derived cycle counts on the 762 x 1172 grid, 1 cycle per hop.
+
+    GEMV: reduce down a column of 762 PEs, two-level with g = 28 groups of 28:
+    27 x 2 + 27 x (28 + 1) = 837 cycles (< chain 761 x 2), plus the input broadcast along a
+    row of 1172 PEs: 1171 cycles -> 2008. Row all-reduce over 1172 PEs: g = 34 groups of 35:
+    34 x 2 + 33 x 36 = 1256 (< chain 2342), plus broadcast back 1171 -> 2427.
+    """
+    from placer.costs import NodeCost
+    from placer.perf import node_cost_seconds
+    from placer.targets import load_target
+
+    t = load_target("wse3")
+    gemv = NodeCost(collectives=1)
+    row = NodeCost(collectives=1, row_collectives=1)
+    assert node_cost_seconds(gemv, t) == pytest.approx(2008 / t.clock_hz)
+    assert node_cost_seconds(row, t) == pytest.approx(2427 / t.clock_hz)
+    both = NodeCost(collectives=9, row_collectives=4)
+    assert node_cost_seconds(both, t) == pytest.approx((5 * 2008 + 4 * 2427) / t.clock_hz)
