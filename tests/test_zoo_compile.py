@@ -66,7 +66,7 @@ def test_zoo_model_compiles_on_the_fewest_wafers(name: str) -> None:
     _check_order(result)
 
 
-@pytest.mark.parametrize("name", ["gpt-oss-120b"])
+@pytest.mark.parametrize("name", ["gpt-oss-120b", "mixtral-8x7b"])
 def test_zoo_moe_model_compiles_at_expert_granularity(name: str) -> None:
     layered = compile_result(name, target="wse3", objective="min-wafers", compare=False)
     result = compile_result(name, target="wse3", objective="min-wafers", granularity="expert",

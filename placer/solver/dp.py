@@ -12,6 +12,7 @@ non-decreasing in all three, so dropping dominated states keeps the optimum.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from itertools import accumulate
 
 from placer.solver.problem import Evaluation, Problem, evaluate
@@ -41,29 +42,76 @@ def dp_work(problem: Problem, resident: int) -> int:
     return work
 
 
+class _Staircase:
+    """The lower-left envelope of points ``(x, y)``: answers "is some point <= (x, y) in both?"
+    in O(log n). ``xs`` ascend and ``ys`` strictly descend."""
+
+    def __init__(self) -> None:
+        self.xs: list[int] = []
+        self.ys: list[int] = []
+
+    def dominates(self, x: int, y: int) -> bool:
+        i = bisect_right(self.xs, x) - 1
+        return i >= 0 and self.ys[i] <= y
+
+    def add(self, x: int, y: int) -> None:
+        i = bisect_left(self.xs, x)
+        j = i
+        while j < len(self.xs) and self.ys[j] >= y:
+            j += 1
+        self.xs[i:j] = [x]
+        self.ys[i:j] = [y]
+
+
 def _prune(states: list[_State]) -> list[_State]:
+    """The Pareto front of ``(max stage, sum B, max B)``: sorted by the first key, a state is
+    dominated exactly when an earlier kept state is no worse in the other two (a staircase
+    query), so the sweep is O(n log n) instead of comparing every pair."""
     states.sort()
     kept: list[_State] = []
+    stairs = _Staircase()
     for s in states:
-        if not any(k[0] <= s[0] and k[1] <= s[1] and k[2] <= s[2] for k in kept):
+        if not stairs.dominates(s[1], s[2]):
             kept.append(s)
+            stairs.add(s[1], s[2])
     return kept
 
 
 def _prune_across(found: dict[int, list[_State]]) -> dict[int, list[_State]]:
+    """Prune each wafer count's front, then drop states dominated by a kept state on fewer
+    wafers (same sweep: earlier fronts' states are inserted, this front's are queried)."""
     kept: dict[int, list[_State]] = {}
     seen: list[_State] = []
     for k in sorted(found):
         states = _prune(found[k])
-        mine = [s for s in states if not any(o[0] <= s[0] and o[1] <= s[1] and o[2] <= s[2] for o in seen)]
+        # Sort seen states before equal candidates (flag 0 < 1): an equal state dominates.
+        events = sorted([(s[:3], 0, s) for s in seen] + [(s[:3], 1, s) for s in states])
+        stairs = _Staircase()
+        mine: list[_State] = []
+        for key, is_candidate, s in events:
+            if not is_candidate:
+                stairs.add(key[1], key[2])
+            elif not stairs.dominates(key[1], key[2]):
+                mine.append(s)
         seen.extend(mine)
         if mine:
             kept[k] = mine
     return kept
 
 
-def solve_contiguous(problem: Problem, resident: int) -> tuple[list[int], Evaluation] | None:
-    """The best contiguous split at ``resident`` sequences, or None when none is feasible."""
+class DPBudgetExceeded(Exception):
+    """The DP's Pareto fronts grew past ``max_states`` transitions (many small units with
+    distinct costs, e.g. expert groups): the caller falls back to heuristics and CP-SAT."""
+
+
+def solve_contiguous(problem: Problem, resident: int, max_states: int | None = None,
+                     ) -> tuple[list[int], Evaluation] | None:
+    """The best contiguous split at ``resident`` sequences, or None when none is feasible.
+
+    Raises:
+        DPBudgetExceeded: more than ``max_states`` states were generated (a count, not a time,
+            so the outcome does not depend on the machine).
+    """
     p = problem
     n, cap, limit = p.n, p.capacity, p.max_tpot_ticks
     if n == 0:
@@ -77,6 +125,7 @@ def solve_contiguous(problem: Problem, resident: int) -> tuple[list[int], Evalua
     cross_k = not p.pins and p.min_wafers == 1
     fronts: list[dict[int, list[_State]]] = [{} for _ in range(n + 1)]
     fronts[0][0] = [(0, 0, 0, -1, -1, -1)]
+    generated = 0
     for j in range(1, n + 1):
         found: dict[int, list[_State]] = {}
         seg_pin, seg_act = -1, 0
@@ -101,6 +150,9 @@ def solve_contiguous(problem: Problem, resident: int) -> tuple[list[int], Evalua
                                               or fixed + (k_prev + 1) * p.hop_ticks + new[1] > limit):
                         continue
                     found.setdefault(k_prev + 1, []).append(new)
+                    generated += 1
+            if max_states is not None and generated > max_states:
+                raise DPBudgetExceeded(f"more than {max_states} DP states")
         if cross_k:  # a state on fewer wafers that is no worse dominates (objectives grow with k)
             found = _prune_across(found)
         fronts[j] = {k: _prune(v) for k, v in found.items()}

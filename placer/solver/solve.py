@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from placer.solver.baselines import BASELINES, SPLITTERS, run_baseline
 from placer.solver.bounds import objective_lower_bound
 from placer.solver.cpsat import solve_cpsat
-from placer.solver.dp import dp_work, fill_first_fit, solve_contiguous
+from placer.solver.dp import DPBudgetExceeded, dp_work, fill_first_fit, solve_contiguous
 from placer.solver.problem import Evaluation, Objective, Problem, evaluate, rank_key
 
 SOLVERS = ("cp-sat", "dp", *BASELINES)
 _DP_MAX_WORK = 3_000_000
+# Generated DP states (deterministic): fronts of many small units (expert groups) can hold
+# millions of Pareto states; past this the hint comes from first fit and the baselines.
+_DP_MAX_STATES = 400_000
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,20 @@ class Solution:
         return max(0.0, (self.objective - self.bound) / max(1, abs(self.objective)))
 
 
+def _run_dp(problem: Problem, resident: int) -> tuple[tuple[list[int], Evaluation] | None, bool]:
+    """(the DP's answer, whether the DP ran to completion within its work budgets)."""
+    if dp_work(problem, resident) > _DP_MAX_WORK:
+        return None, False
+    try:
+        return solve_contiguous(problem, resident, max_states=_DP_MAX_STATES), True
+    except DPBudgetExceeded:
+        return None, False
+
+
 def _hint(problem: Problem, resident: int) -> tuple[list[int], Evaluation, bool] | None:
     """A feasible assignment at ``resident``: (assignment, evaluation, optimal over contiguous)."""
-    if dp_work(problem, resident) <= _DP_MAX_WORK:
-        found = solve_contiguous(problem, resident)
+    found, completed = _run_dp(problem, resident)
+    if completed:
         if found is not None:
             return found[0], found[1], True
         if problem.is_chain:
@@ -78,7 +91,7 @@ def _solve_at(problem: Problem, resident: int, method: str, time_limit_s: float,
     hint = _hint(problem, resident)
     exact_dp = hint is not None and hint[2] and problem.is_chain
     if method == "dp" or (method == "cp-sat" and problem.is_chain and hint is None
-                          and dp_work(problem, resident) <= _DP_MAX_WORK):
+                          and _run_dp(problem, resident)[1]):
         if hint is None:
             return "INFEASIBLE", None, None, None, None
         return ("OPTIMAL" if exact_dp else "FEASIBLE"), hint[0], hint[1], hint[1].objective, \
@@ -129,7 +142,7 @@ def _max_resident(problem: Problem, method: str, time_limit_s: float, seed: int)
 def _feasible(problem: Problem, resident: int, method: str, time_limit_s: float, seed: int) -> bool:
     if _hint(problem, resident) is not None:
         return True
-    if method == "dp" or (problem.is_chain and dp_work(problem, resident) <= _DP_MAX_WORK):
+    if method == "dp" or (problem.is_chain and _run_dp(problem, resident)[1]):
         return False
     return _solve_at(problem, resident, method, time_limit_s, seed)[1] is not None
 
