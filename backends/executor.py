@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import ml_dtypes
 import numpy as np
+
 from placer.backends.mesh import experts
 from placer.backends.mesh.grid import MeshSpec, Wafer
 from placer.backends.mesh.host import COMPILE_TIME, HOST_OPS, charge_host

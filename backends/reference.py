@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
 from placer.backends.kernels import KERNELS
 from placer.backends.kernels.elementwise import ROUNDED, round_to
 from placer.ir.graph import Graph, Node

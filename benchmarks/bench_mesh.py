@@ -108,7 +108,6 @@ def llama8b_layer(past: int):  # noqa: ANN201
 def bench_llama8b_layer(past: int = 1023) -> None:
     from placer.backends.executor import MeshExecutor
     from placer.backends.mesh import MeshSpec
-
     from placer.targets import load_target
 
     target = load_target("wse3")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from placer.ir.dtypes import DType
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind

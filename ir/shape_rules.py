@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
 from placer.ir import shape_layout_rules as _layout
 from placer.ir.dtypes import DType
 from placer.ir.graph import Node

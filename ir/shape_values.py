@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from placer.ir.dtypes import DType
 from placer.ir.graph import Graph, Node
 from placer.ir.printer import excerpt

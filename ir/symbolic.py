@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Union
 
 Monomial = tuple[str, ...]  # sorted symbol names, with repetition for powers
 
@@ -103,7 +102,7 @@ class Sym:
         return "+".join(parts).replace("+-", "-")
 
 
-Dim = Union[int, Sym]
+Dim = int | Sym
 
 
 def _terms(d: Dim) -> dict[Monomial, int]:

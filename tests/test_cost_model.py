@@ -6,16 +6,16 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from placer.ir import DType, GraphBuilder, OpKind, TensorType, WeightRole
-from placer.ir.dtypes import DType as D
-from placer.ir.passes.find_kv_caches import FindKVCaches
-from placer.ir.passes.group_units import group_units
-from placer.ir.symbolic import Sym
 
 from placer.cost_model import annotate_costs
 from placer.cost_rules import COST_RULES
 from placer.costs import NodeCost
 from placer.frontends.onnx import from_onnx
+from placer.ir import DType, GraphBuilder, OpKind, TensorType, WeightRole
+from placer.ir.dtypes import DType as D
+from placer.ir.passes.find_kv_caches import FindKVCaches
+from placer.ir.passes.group_units import group_units
+from placer.ir.symbolic import Sym
 from placer.synthetic import write_llama_like_onnx
 from placer.targets import load_target
 from placer.workload import DtypePolicy, Workload

@@ -14,12 +14,12 @@ import sys
 import time
 
 import pytest
-from placer.ir import verify
-from placer.ir.passes.find_kv_caches import FindKVCaches
-from placer.ir.passes.group_units import group_units
 
 from placer.cost_model import annotate_costs
 from placer.frontends.onnx import from_onnx
+from placer.ir import verify
+from placer.ir.passes.find_kv_caches import FindKVCaches
+from placer.ir.passes.group_units import group_units
 from placer.synthetic import write_llama_like_onnx
 from placer.targets import load_target
 from placer.workload import Workload

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from placer.backends.kernels import elementwise, indexing, layout, linalg, nn, reduce, shape
 from placer.ir.ops import OpKind
 

@@ -6,6 +6,7 @@ import math
 
 import ml_dtypes
 import numpy as np
+
 from placer.ir.dtypes import DType
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind

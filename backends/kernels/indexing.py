@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind
 

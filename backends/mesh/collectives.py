@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+
 from placer.backends.mesh.grid import Wafer
 
 Op = Callable[[np.ndarray, np.ndarray], np.ndarray]

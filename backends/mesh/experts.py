@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
 from placer.backends.kernels import KERNELS
 from placer.backends.mesh import linalg
 from placer.backends.mesh.grid import Wafer

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
 from placer.backends.mesh.ledger import SramLedger
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from placer.backends.mesh.grid import Wafer
 from placer.backends.mesh.tiling import per_pe_bytes
 from placer.ir.ops import OpKind

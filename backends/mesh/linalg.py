@@ -15,6 +15,7 @@ Closed forms on an R x C grid (tests check them):
 from __future__ import annotations
 
 import numpy as np
+
 from placer.backends.mesh import collectives
 from placer.backends.mesh.grid import Wafer
 from placer.backends.mesh.tiling import ceil_div, pad_to, tile_vector_rows

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from placer.backends.kernels import KERNELS
 from placer.backends.kernels.nn import attention_operands, attention_result
 from placer.backends.kernels.reduce import reduce_axes

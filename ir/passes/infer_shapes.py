@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
 from placer.ir.graph import Graph
 from placer.ir.passes.base import PassResult
 from placer.ir.shape_rules import SHAPE_RULES

@@ -17,7 +17,8 @@ _ROWS = [
     ("clock_hz", "clock", lambda t: f"{t.clock_hz / 1e9:.3f} GHz"),
     ("peak", "dense fp16 peak", lambda t: f"{t.peak_flops / 1e15:.3f} PFLOP/s "
                                           f"({t.flops_per_cycle_per_pe} FLOP/cycle/PE)"),
-    ("sram_bandwidth_bytes_per_s", "SRAM bandwidth", lambda t: f"{t.sram_bandwidth_bytes_per_s / 1e15:.3f} PB/s"),
+    ("sram_bandwidth_bytes_per_s", "SRAM bandwidth",
+     lambda t: f"{t.sram_bandwidth_bytes_per_s / 1e15:.3f} PB/s"),
     ("link_bytes_per_cycle", "fabric link", lambda t: f"{t.link_bytes_per_cycle} B/cycle/direction"),
     ("cycles_per_hop", "hop latency", lambda t: f"{t.cycles_per_hop} cycle(s)"),
     ("routing_colors", "routing colours", lambda t: f"{t.routing_colors}"),

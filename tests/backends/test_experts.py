@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from placer.backends.executor import MeshExecutor
 from placer.backends.mesh import MeshSpec
 from placer.backends.mesh.linalg import gemv_hops

@@ -7,6 +7,7 @@ import onnx
 import pytest
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
+
 from placer.backends.executor import MeshExecutor
 from placer.backends.kernels import KERNELS
 from placer.backends.mesh import MeshSpec

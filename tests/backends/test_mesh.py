@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from placer.backends.mesh import MeshSpec, SramOverflowError, StatsObserver, Wafer, collectives, linalg
 from placer.backends.mesh.host import HOST_OPS
 from placer.backends.mesh.ops import MESH_KERNELS

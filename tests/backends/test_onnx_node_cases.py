@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 from onnx import numpy_helper
+
 from placer.backends.executor import MeshExecutor
 from placer.backends.mesh import MeshSpec
 from placer.backends.reference import to_compute

@@ -7,10 +7,10 @@ import json
 import math
 
 import pytest
-from placer.ir import DType, OpKind, WeightRole, verify
 
 from placer.errors import UserError
 from placer.frontends.hf_config import from_config
+from placer.ir import DType, OpKind, WeightRole, verify
 
 _BASE = dict(
     hidden_size=64,

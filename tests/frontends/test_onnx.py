@@ -9,10 +9,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from placer.ir.graph import WeightRole
-from placer.ir.verifier import verify
 
 from placer.frontends.onnx import from_onnx, onnx_file_sha256
+from placer.ir.graph import WeightRole
+from placer.ir.verifier import verify
 from tests.models import FAMILIES, parameter_count
 
 BIND = {"batch": 2, "seq": 5, "past": 3}

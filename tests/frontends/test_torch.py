@@ -12,15 +12,15 @@ import time
 import numpy as np
 import pytest
 import torch
+
 from placer.backends.reference import run_graph
+from placer.cost_model import annotate_costs
+from placer.errors import UserError
+from placer.frontends.torch import from_torch
 from placer.ir.graph import WeightRole
 from placer.ir.passes.infer_shapes import infer_shapes
 from placer.ir.symbolic import Sym
 from placer.ir.verifier import verify
-
-from placer.cost_model import annotate_costs
-from placer.errors import UserError
-from placer.frontends.torch import from_torch
 from placer.pipeline import load_graph
 from placer.targets import load_target
 from placer.workload import Workload

@@ -23,7 +23,8 @@ def tiny_mlp_graph():
     w2 = b.weight("fc2.weight", TensorType(DType.MXFP4, (16, 32)), role=WeightRole.PARAMETER)
     h = b.op(OpKind.GATHER, [table, ids], AxisAttrs(0), unit="embed", scope="model.embed",
              types=[TensorType(f32, (B, S, 8))])
-    n = b.op(OpKind.RMS_NORM, [h, scale], NormAttrs(-1, 1e-6), unit="head", types=[TensorType(f32, (B, S, 8))])
+    n = b.op(OpKind.RMS_NORM, [h, scale], NormAttrs(-1, 1e-6), unit="head",
+             types=[TensorType(f32, (B, S, 8))])
     x = b.op(OpKind.MATMUL, [n, w1], unit="head", types=[TensorType(f32, (B, S, 16))])
     g = b.op(OpKind.GELU, [x], unit="head", types=[TensorType(f32, (B, S, 16))])
     y = b.op(OpKind.MATMUL, [g, w2], unit="head", outputs=["logits"], types=[TensorType(f32, (B, S, 32))])
@@ -73,7 +74,8 @@ def random_graphs(draw):
         values.append(v)
     if draw(st.booleans()):
         values.append(b.op(OpKind.GEMM, [values[-1], values[-1], ""],
-                           GemmAttrs(alpha=draw(st.floats(0.5, 2.0)), trans_b=True), unit=units[-1], types=[t]))
+                           GemmAttrs(alpha=draw(st.floats(0.5, 2.0)), trans_b=True), unit=units[-1],
+                           types=[t]))
     b.output(values[-1])
     graph = b.build()
     return graph

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from placer.ir.passes.find_kv_caches import FindKVCaches, find_kv_caches
 
 from placer.frontends.hf_config import from_config
 from placer.frontends.onnx import from_onnx
+from placer.ir.passes.find_kv_caches import FindKVCaches, find_kv_caches
 from placer.synthetic import write_llama_like_onnx
 from tests.models import FAMILIES, HEADS, HIDDEN, KV_HEADS, LAYERS
 

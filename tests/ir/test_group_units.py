@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from placer.ir import Graph, UnitKind, verify
-from placer.ir.passes.group_units import GroupUnits, UnitOverrideError, group_units
 
 from placer.errors import UserError
 from placer.frontends.hf_config import from_config
 from placer.frontends.onnx import from_onnx
+from placer.ir import Graph, UnitKind, verify
+from placer.ir.passes.group_units import GroupUnits, UnitOverrideError, group_units
 from placer.pipeline import load_graph
 from placer.synthetic import write_llama_like_onnx
 from placer.unit_overrides import load_unit_overrides

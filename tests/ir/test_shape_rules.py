@@ -7,6 +7,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
+
+from placer.frontends.onnx import from_onnx
 from placer.ir import attrs as A
 from placer.ir.dtypes import DType
 from placer.ir.graph import GraphBuilder
@@ -16,8 +18,6 @@ from placer.ir.shape_rules import SHAPE_RULES, ShapeError
 from placer.ir.symbolic import Sym
 from placer.ir.types import TensorType
 from placer.ir.verifier import VerificationError
-
-from placer.frontends.onnx import from_onnx
 
 F, I = TensorProto.FLOAT, TensorProto.INT64
 
