@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from placer.cli.options import json_option, resolve_target, set_option, target_option
+from placer.cli.options import (
+    dtype_override_option,
+    granularity_option,
+    json_option,
+    kv_dtype_option,
+    resolve_target,
+    set_option,
+    target_option,
+    weights_dtype_option,
+)
 from placer.progress import progress
 
 # Literal lists keep `placer --help` and every other subcommand from importing ortools;
@@ -26,14 +35,11 @@ SOLVERS = ("cp-sat", "dp", "uniform", "greedy", "deepspeed")
 @click.option("--wafers", type=int, default=None, help="Use exactly N wafers, each holding units.")
 @click.option("--max-wafers", type=int, default=None,
               help="Use at most N wafers (default: the target's count).")
-@click.option("--weights-dtype", default="native", show_default=True,
-              help="native, bf16, fp8, fp4, mxfp4, ...")
-@click.option("--dtype-override", "dtype_overrides", multiple=True, metavar="PATTERN=DTYPE",
-              help="Per-weight dtype by glob, e.g. '*.experts.*=mxfp4' (repeatable).")
-@click.option("--kv-dtype", default="native", show_default=True, help="KV cache dtype.")
+@weights_dtype_option
+@dtype_override_option
+@kv_dtype_option
 @click.option("--reserve", type=float, default=None, help="SRAM fraction kept free (default: the target's).")
-@click.option("--granularity", type=click.Choice(["layer", "block", "expert"]), default="layer",
-              show_default=True, help="Placement units: decoder layers, attention/MLP blocks, or experts.")
+@granularity_option
 @click.option("--solver", type=click.Choice(SOLVERS), default="cp-sat", show_default=True)
 @click.option("--min-tokens-per-s-per-user", type=float, default=None,
               help="Per-user decode floor, tokens/s.")

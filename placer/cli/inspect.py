@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from placer.cli.options import json_option, resolve_target, set_option, target_option
+from placer.cli.options import (
+    dtype_override_option,
+    granularity_option,
+    json_option,
+    kv_dtype_option,
+    resolve_target,
+    set_option,
+    target_option,
+    weights_dtype_option,
+)
 from placer.progress import progress
 
 
@@ -12,13 +21,10 @@ from placer.progress import progress
 @click.argument("model")
 @target_option
 @set_option
-@click.option("--granularity", default="layer", show_default=True,
-              help="Placement units: layer, block (attention/MLP) or expert (MoE split further).")
-@click.option("--weights-dtype", default="native", show_default=True,
-              help="native, bf16, fp8, fp4, mxfp4, ...")
-@click.option("--dtype-override", "dtype_overrides", multiple=True, metavar="PATTERN=DTYPE",
-              help="Per-weight dtype by glob, e.g. '*.experts.*=mxfp4' (repeatable).")
-@click.option("--kv-dtype", default="native", show_default=True, help="KV cache dtype.")
+@granularity_option
+@weights_dtype_option
+@dtype_override_option
+@kv_dtype_option
 @click.option("--context", default="8192", show_default=True, help="KV length per sequence, tokens.")
 @click.option("--unit-overrides", type=click.Path(dir_okay=False), default=None,
               help="TOML or JSON file mapping node-name/scope globs to unit names.")

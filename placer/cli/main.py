@@ -25,6 +25,26 @@ _COMMANDS = [
 
 
 class _Group(click.Group):
+    def main(self, args=None, prog_name=None, complete_var=None,  # type: ignore[no-untyped-def,override]
+             standalone_mode=True, **extra):
+        """click's own usage errors (a bad option value, a missing argument) as one line too."""
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.UsageError as err:
+            where = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+            message = " ".join(err.format_message().split())
+            click.echo(f"placer: error: {message}{where}", err=True)
+            sys.exit(2)
+        except click.exceptions.Abort:
+            click.echo("placer: aborted", err=True)
+            sys.exit(1)
+        except click.exceptions.ClickException as err:
+            click.echo(f"placer: error: {' '.join(err.format_message().split())}", err=True)
+            sys.exit(err.exit_code)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)

@@ -8,8 +8,7 @@ import io
 import click
 import numpy as np
 
-from placer.cli.options import set_option
-from placer.errors import UserError
+from placer.cli.options import parse_sets, set_option
 from placer.fileio import write_atomic
 from placer.progress import progress
 
@@ -31,13 +30,7 @@ def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str 
     _, plan_target, _ = _assignment(plan_path)
     target = plan_target
     if target_sets and target is not None:
-        overrides: dict[str, object] = {}
-        for item in target_sets:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise UserError(f"option --set: expected FIELD=VALUE, got {item!r}")
-            overrides[key.strip()] = value.strip()
-        target = target.with_overrides(overrides)
+        target = target.with_overrides(parse_sets(target_sets))
     with progress(f"emulating {model} on {target.name if target is not None else 'the plan target'}"):
         result = run_plan(model, plan_path, inputs_path, tokens=tokens, target=target)
     click.echo(f"{model}: {result.wafers} emulated wafer(s) of {target.mesh_rows} x {target.mesh_cols} PEs "

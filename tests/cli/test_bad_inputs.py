@@ -67,6 +67,11 @@ def _bad_option(tmp):
     return ["llama-3.1-8b", "--context", "-5"], "--context"
 
 
+def _not_a_number(tmp):
+    # click's own usage errors are one line too (placer.cli.main._Group.main).
+    return ["llama-3.1-8b", "--granularity", "atoms"], "--granularity"
+
+
 def _bad_config(tmp):
     import json
 
@@ -81,7 +86,7 @@ def _bad_config(tmp):
 CASES = {
     "not-onnx": _not_onnx, "truncated": _truncated, "cycle": _cycle, "dangling-input": _dangling,
     "unsupported-op": _unsupported, "shape-mismatch": _shape_mismatch, "missing-target": _missing_target,
-    "bad-option": _bad_option, "bad-config-field": _bad_config,
+    "bad-option": _bad_option, "bad-choice": _not_a_number, "bad-config-field": _bad_config,
 }
 
 
