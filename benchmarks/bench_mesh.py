@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import platform
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+
+RUNS = 5  # wall times are medians of this many runs
+
 def bench_tiny(tokens: int = 32) -> None:
     import onnxruntime as ort
 
@@ -33,7 +37,8 @@ def bench_tiny(tokens: int = 32) -> None:
     from placer.runner import run_plan
     from tests.models import FAMILIES, export_onnx
 
-    print(f"tiny models on wse-mini x 3 wafers, prefill of 6 tokens + {tokens} decode steps")
+    print(f"tiny models on wse-mini x 3 wafers, prefill of 6 tokens + {tokens} decode steps; "
+          f"wall times are medians of {RUNS} runs")
     with tempfile.TemporaryDirectory() as tmp:
         for family in FAMILIES:
             with warnings.catch_warnings():
@@ -45,18 +50,24 @@ def bench_tiny(tokens: int = 32) -> None:
             for n in graph.inputs[1:]:
                 t = graph.type_of(n)
                 feeds[n] = np.zeros((1, int(t.shape[1]), 0, int(t.shape[3])), np.float32)
-            t0 = time.perf_counter()
-            result = run_plan(str(path), plan, feeds, tokens=tokens)
-            emulated = time.perf_counter() - t0
+            times = []
+            for _ in range(RUNS):
+                t0 = time.perf_counter()
+                result = run_plan(str(path), plan, feeds, tokens=tokens)
+                times.append(time.perf_counter() - t0)
+            emulated = statistics.median(times)
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             names = [o.name for o in session.get_outputs()]
-            t0 = time.perf_counter()
-            out = dict(zip(names, session.run(None, feeds)))
-            for _ in range(tokens - 1):
-                step = {"input_ids": out["logits"][:, -1].argmax(-1)[:, None].astype(np.int64)}
-                step.update({n: out[n.replace("past", "present")] for n in feeds if n.startswith("past")})
-                out = dict(zip(names, session.run(None, step)))
-            ort_s = time.perf_counter() - t0
+            times = []
+            for _ in range(RUNS):
+                t0 = time.perf_counter()
+                out = dict(zip(names, session.run(None, feeds)))
+                for _ in range(tokens - 1):
+                    step = {"input_ids": out["logits"][:, -1].argmax(-1)[:, None].astype(np.int64)}
+                    step.update({n: out[n.replace("past", "present")] for n in feeds if n.startswith("past")})
+                    out = dict(zip(names, session.run(None, step)))
+                times.append(time.perf_counter() - t0)
+            ort_s = statistics.median(times)
             print(f"  {family:<8} emulated {emulated:7.3f} s  onnxruntime {ort_s * 1e3:7.2f} ms  "
                   f"ratio {emulated / ort_s:8.0f}x  emulated/predicted time per token "
                   f"{result.emulated_step_s / result.predicted_step_s:.3f}")
