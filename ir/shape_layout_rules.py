@@ -19,7 +19,6 @@ from placer.ir.shape_values import (
     ShapeMismatch,
     as_value,
     broadcast_shapes,
-    exact_div,
     known_ints,
     known_scalar,
     make_info,
@@ -61,7 +60,7 @@ def _rule_reshape(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> l
         raise ShapeMismatch("shape has more than one -1")
     known = dim_prod([d for d in out if d is not None])
     if None in out:
-        rest = exact_div(total, known)
+        rest = dim_div(total, known)
         out[out.index(None)] = rest if rest is not None else ctx.fresh()
     elif isinstance(total, int) and isinstance(known, int) and total != known:
         raise ShapeMismatch(f"cannot reshape {x.type} ({total} elements) to "

@@ -14,7 +14,7 @@ import numpy as np
 from placer.ir.dtypes import DType
 from placer.ir.graph import Graph, Node
 from placer.ir.printer import excerpt
-from placer.ir.symbolic import Dim, Sym, dim_add, dim_div, dim_mul, dim_prod, dim_sub
+from placer.ir.symbolic import Dim, Sym
 from placer.ir.types import TensorType
 from placer.ir.verifier import VerificationError
 
@@ -160,35 +160,3 @@ def require_inputs(infos: Sequence[Info | None], n: int) -> list[Info]:
     if len(got) < n:
         raise ShapeMismatch(f"expects at least {n} inputs")
     return got
-
-
-
-
-def exact_div(a: Dim, b: Dim) -> Dim | None:
-    """Exact quotient of two polynomials (``64*batch*past + 64*batch*seq`` by ``past + seq``
-    is ``64*batch``), or None when ``b`` does not divide ``a``. Multivariate long division
-    with lexicographic leading terms; ``placer.ir.symbolic.dim_div`` handles monomial divisors."""
-    q = dim_div(a, b)
-    if q is not None or not isinstance(b, Sym):
-        return q
-    lead_b, coeff_b = max(b.terms)
-    quotient: Dim = 0
-    rest: Dim = a
-    for _ in range(64):
-        if rest == 0:
-            return quotient
-        if not isinstance(rest, Sym):
-            return None
-        lead_r, coeff_r = max(rest.terms)
-        m = list(lead_r)
-        for s in lead_b:
-            if s not in m:
-                return None
-            m.remove(s)
-        if coeff_r % coeff_b:
-            return None
-        term = dim_prod([Sym.var(s) for s in m]) if m else 1
-        term = dim_mul(term, coeff_r // coeff_b)
-        quotient = dim_add(quotient, term)
-        rest = dim_sub(rest, dim_mul(term, b))
-    return None

@@ -144,7 +144,8 @@ def dim_prod(dims: tuple[Dim, ...] | list[Dim]) -> Dim:
 
 
 def dim_div(a: Dim, b: Dim) -> Dim | None:
-    """Exact quotient ``a / b``, or None when it is not a polynomial."""
+    """Exact quotient ``a / b``, or None when it is not a polynomial
+    (``64*batch*past + 64*batch*seq`` by ``past + seq`` is ``64*batch``)."""
     if isinstance(b, int):
         if b == 0:
             return None
@@ -153,11 +154,9 @@ def dim_div(a: Dim, b: Dim) -> Dim | None:
         if all(c % b == 0 for _, c in a.terms):
             return Sym._make({m: c // b for m, c in a.terms})
         return None
-    # Division by a polynomial: only by a single monomial with coefficient dividing all terms.
     if len(b.terms) != 1:
-        if isinstance(a, Sym) and a == b:
-            return 1
-        return None
+        return _long_div(a, b)
+    # Division by a single monomial whose coefficient divides every term.
     (bm, bc), = b.terms
     out: dict[Monomial, int] = {}
     for m, c in _terms(a).items():
@@ -170,6 +169,31 @@ def dim_div(a: Dim, b: Dim) -> Dim | None:
             return None
         out[tuple(rest)] = c // bc
     return Sym._make(out)
+
+
+def _long_div(a: Dim, b: Sym) -> Dim | None:
+    """Multivariate long division by a polynomial ``b`` with lexicographic leading terms; the
+    quotient is returned only when the remainder is exactly 0, so it is always exact."""
+    lead_b, coeff_b = max(b.terms)
+    quotient: Dim = 0
+    rest: Dim = a
+    for _ in range(64):
+        if rest == 0:
+            return quotient
+        if not isinstance(rest, Sym):
+            return None
+        lead_r, coeff_r = max(rest.terms)
+        m = list(lead_r)
+        for s in lead_b:
+            if s not in m:
+                return None
+            m.remove(s)
+        if coeff_r % coeff_b:
+            return None
+        term = dim_mul(dim_prod([Sym.var(s) for s in m]) if m else 1, coeff_r // coeff_b)
+        quotient = dim_add(quotient, term)
+        rest = dim_sub(rest, dim_mul(term, b))
+    return None
 
 
 def dim_eval(d: Dim, bindings: Mapping[str, int]) -> int:

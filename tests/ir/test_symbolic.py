@@ -52,3 +52,10 @@ def test_polynomials_evaluate_like_integers(a, b, vb, vs, vp):
     q = dim_div(dim_mul(a, b), b) if b != 0 else None
     if q is not None:
         assert dim_eval(q, env) * dim_eval(b, env) == dim_eval(a, env) * dim_eval(b, env)
+
+
+def test_division_by_a_polynomial():
+    total = dim_mul(dim_mul(batch, 64), dim_add(past, seq))
+    assert dim_div(total, dim_add(past, seq)) == dim_mul(batch, 64)
+    assert dim_div(dim_add(dim_mul(seq, seq), dim_mul(seq, 2)), dim_add(seq, 2)) == seq
+    assert dim_div(dim_add(seq, 1), dim_add(seq, 2)) is None
