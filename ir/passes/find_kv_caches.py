@@ -25,12 +25,12 @@ from placer.ir.passes.group_units import (
     Structure,
     analyze_structure,
     is_weighted_contraction,
+    probability_matmul,
 )
 from placer.ir.symbolic import Dim, Sym, dim_div, dim_prod
 
 _SCORE_OPS = frozenset({OpKind.ADD, OpKind.MUL, OpKind.DIV, OpKind.WHERE, OpKind.CAST,
                         OpKind.IDENTITY, OpKind.TANH, OpKind.SUB})
-_PROB_OPS = frozenset({OpKind.CAST, OpKind.IDENTITY, OpKind.WHERE, OpKind.MUL, OpKind.RESHAPE})
 _LAYOUT_UP = frozenset({OpKind.CAST, OpKind.IDENTITY, OpKind.RESHAPE, OpKind.TRANSPOSE,
                         OpKind.UNSQUEEZE, OpKind.SQUEEZE})
 
@@ -143,33 +143,26 @@ def _kv_operands(graph: Graph, core: Node) -> tuple[str, str, str, str] | None:
     if core.op is OpKind.ATTENTION:
         ins = core.inputs + ("",) * 6
         return ins[1], ins[2], ins[4], ins[5]
-    qk = _walk(graph, core.inputs[0], up=True)
-    pv = _walk(graph, core.outputs[0], up=False)
+    qk = _score_matmul(graph, core.inputs[0])
+    pv = probability_matmul(graph, core.outputs[0])
     if qk is None or pv is None:
         return None
     return qk.inputs[1], pv.inputs[1], "", ""
 
 
-def _walk(graph: Graph, value: str, up: bool) -> Node | None:
-    """The activation MatMul feeding a Softmax (up) or consuming its probabilities (down)."""
-    frontier = [value]
+def _score_matmul(graph: Graph, scores: str) -> Node | None:
+    """The activation MatMul (Q @ K^T) feeding a Softmax's input through scale, mask and cast ops."""
+    frontier = [scores]
     for _ in range(6):
         nxt = []
         for v in frontier:
-            if up:
-                p = graph.producers.get(v)
-                if p is None:
-                    continue
-                if p.op is OpKind.MATMUL and not any(i in graph.weights for i in p.inputs):
-                    return p
-                if p.op in _SCORE_OPS:
-                    nxt.extend(i for i in p.inputs if i and i not in graph.weights)
-            else:
-                for c in graph.consumers.get(v, []):
-                    if c.op is OpKind.MATMUL and c.inputs[0] == v and c.inputs[1] not in graph.weights:
-                        return c
-                    if c.op in _PROB_OPS:
-                        nxt.extend(o for o in c.outputs if o)
+            p = graph.producers.get(v)
+            if p is None:
+                continue
+            if p.op is OpKind.MATMUL and not any(i in graph.weights for i in p.inputs):
+                return p
+            if p.op in _SCORE_OPS:
+                nxt.extend(i for i in p.inputs if i and i not in graph.weights)
         frontier = nxt
     return None
 

@@ -251,19 +251,23 @@ def is_attention_core(graph: Graph, node: Node) -> bool:
     """An ``attention`` node, or a Softmax whose probabilities multiply an activation (V)."""
     if node.op is OpKind.ATTENTION:
         return True
-    if node.op is not OpKind.SOFTMAX:
-        return False
-    frontier = [node.outputs[0]]
-    for _ in range(4):
+    return node.op is OpKind.SOFTMAX and probability_matmul(graph, node.outputs[0]) is not None
+
+
+def probability_matmul(graph: Graph, probabilities: str) -> Node | None:
+    """The MatMul that multiplies ``probabilities`` (a Softmax output) by an activation (V),
+    through casts, masks, scales and reshapes; None when there is none within a few ops."""
+    frontier = [probabilities]
+    for _ in range(6):
         nxt = []
         for v in frontier:
             for c in graph.consumers.get(v, []):
                 if c.op is OpKind.MATMUL and c.inputs[0] == v and c.inputs[1] not in graph.weights:
-                    return True
+                    return c
                 if c.op in _PASS_THROUGH:
                     nxt.extend(o for o in c.outputs if o)
         frontier = nxt
-    return False
+    return None
 
 
 def _find_sink(graph: Graph, reachable: set[str], cores: set[str], order: dict[str, int]) -> str:

@@ -343,14 +343,6 @@ def lower_squeeze(cx: Any, node: Any, a: dict[str, Any]) -> str:
     return cx.emit(OpKind.SQUEEZE, [x], out, SqueezeAttrs(axes))
 
 
-def lower_flatten(cx: Any, node: Any, a: dict[str, Any]) -> str:
-    out = cx.out_type(node)
-    x = cx.tensor(a["self"])
-    if cx.type_of(x).shape == out.shape:
-        return x
-    return cx.emit(OpKind.RESHAPE, [x, cx.reshape_target(out.shape)], out)
-
-
 def lower_cat(cx: Any, node: Any, a: dict[str, Any]) -> str:
     out = cx.out_type(node)
     vals = [cx.operand(t, out.dtype) for t in a["tensors"]]
@@ -598,7 +590,7 @@ ATEN_OPS: dict[str, Lowering] = {
     "aten.topk.default": lower_topk, "aten.cumsum.default": lower_cumsum, "aten.diff.default": lower_diff,
     # layout and indexing
     "aten.view.default": lower_reshape, "aten.reshape.default": lower_reshape,
-    "aten._unsafe_view.default": lower_reshape, "aten.flatten.using_ints": lower_flatten,
+    "aten._unsafe_view.default": lower_reshape, "aten.flatten.using_ints": lower_reshape,
     "aten.unflatten.int": lower_reshape,
     "aten.expand.default": lower_expand, "aten.expand_as.default": lower_expand,
     "aten.transpose.int": lower_transpose, "aten.permute.default": lower_transpose,
