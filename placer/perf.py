@@ -48,30 +48,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from placer.costs import ModelCost, NodeCost, UnitCost
+from placer.ir import mesh_physics
 from placer.targets import Target
 
 
 def reduction_cycles(k: int, cycles_per_hop: int) -> int:
-    """Cycles of one reduction over a line of ``k`` PEs: chain or two-level, the cheaper."""
-    if k <= 1:
-        return 0
-    chain = (k - 1) * (cycles_per_hop + 1)
-    g = max(1, round(math.sqrt(k)))
-    per_group = math.ceil(k / g)
-    two_level = (per_group - 1) * (cycles_per_hop + 1) + (g - 1) * (per_group * cycles_per_hop + 1)
-    return min(chain, two_level)
+    """Cycles of one reduction over a line of ``k`` PEs (``placer.ir.mesh_physics``)."""
+    return mesh_physics.reduce_cycles(k, 0, cycles_per_hop, 1)
 
 
 def reduce_cycles(k: int, cycles_per_hop: int) -> int:
     """Cycles of one all-reduce (reduce + broadcast) over a line of ``k`` PEs."""
-    return reduction_cycles(k, cycles_per_hop) + max(0, k - 1) * cycles_per_hop
+    return mesh_physics.allreduce_cycles(k, 0, cycles_per_hop, 1)
 
 
 def collective_seconds(target: Target) -> float:
     """Seconds of one GEMV collective: the input broadcast along a grid row (``mesh_cols``
     PEs), the partial sums reduced along a grid column (``mesh_rows`` PEs)."""
-    hop = target.cycles_per_hop
-    return (reduction_cycles(target.mesh_rows, hop) + (target.mesh_cols - 1) * hop) / target.clock_hz
+    cycles = mesh_physics.gemv_collective_cycles(target.mesh_rows, target.mesh_cols, 0, 0,
+                                                 target.cycles_per_hop, target.link_bytes_per_cycle)
+    return cycles / target.clock_hz
 
 
 def row_collective_seconds(target: Target) -> float:

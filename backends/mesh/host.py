@@ -16,7 +16,8 @@ import numpy as np
 
 from placer.backends.mesh.grid import Wafer
 from placer.backends.mesh.tiling import per_pe_bytes
-from placer.ir.ops import OpKind
+from placer.ir.op_semantics import FREE_VIEWS
+from placer.ir.ops import ELEMENTWISE, OpKind
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ RELAYOUT = HostCost("relayout", "moves each PE's tile to its new home: one neigh
 
 HOST_OPS: dict[OpKind, HostCost] = {
     OpKind.SHAPE: COMPILE_TIME, OpKind.CONSTANT_OF_SHAPE: COMPILE_TIME, OpKind.RANGE: COMPILE_TIME,
-    OpKind.RESHAPE: METADATA, OpKind.SQUEEZE: METADATA, OpKind.UNSQUEEZE: METADATA,
-    OpKind.FLATTEN: METADATA,
+    # Free views (``placer.ir.op_semantics``); Identity runs as an elementwise kernel of 0 FLOPs.
+    **{k: METADATA for k in sorted(FREE_VIEWS - ELEMENTWISE, key=lambda k: k.value)},
     OpKind.TRANSPOSE: RELAYOUT, OpKind.CONCAT: RELAYOUT, OpKind.SPLIT: RELAYOUT,
     OpKind.SLICE: RELAYOUT, OpKind.EXPAND: RELAYOUT, OpKind.TILE: RELAYOUT,
     OpKind.GATHER_ND: RELAYOUT, OpKind.GATHER_ELEMENTS: RELAYOUT, OpKind.SCATTER_ND: RELAYOUT,

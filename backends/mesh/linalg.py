@@ -2,12 +2,12 @@
 
 Layout (WaferLLM): PE (y, x) holds weight tile W[y*Kt:(y+1)*Kt, x*Nt:(x+1)*Nt]; input chunk y
 enters row y at column 0 and is chain-broadcast along the row. Each PE multiplies locally,
-then partial sums are reduced along grid rows (axis 0): a chain, or WaferLLM's two-level
-groups, whichever has the lower latency on R rows (``collectives.reduce_groups``).
+then partial sums are reduced along grid rows (axis 0) with the scheme and groups of
+``placer.ir.mesh_physics.reduce_groups`` (a chain or WaferLLM's two-level groups).
 Closed forms on an R x C grid (tests check them):
 
 - GEMV hops: R*(C-1) (input broadcast) + C*(R-1) (chain reduction), or with g groups of
-  s = R/g rows R*(C-1) + C*(g*(s-1) + (g-1)*s).
+  s = ceil(R/g) rows R*(C-1) + C*((R-g) + (g-1)*s).
 - Cannon GEMM on the P x P subgrid, P = min(R, C), interleaved rings (``ring_hops``):
   skew 2 * (2P-2) * P(P-1)/2 and P-1 steps of two shifts of P lines: 6 * P * (P-1)**2 hops.
 """
@@ -73,16 +73,15 @@ def cannon(wafer: Wafer, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def gemv_hops(R: int, C: int, groups: int = 1) -> int:
     """Input broadcast R*(C-1) plus, on each of C columns, a chain (R-1 hops) or a two-level
-    reduction of g groups of s = R/g PEs (g*(s-1) inner hops and (g-1) root sends of s hops)."""
-    if groups <= 1:
-        return R * (C - 1) + C * (R - 1)
-    s = R // groups
-    return R * (C - 1) + C * (groups * (s - 1) + (groups - 1) * s)
+    reduction of g groups of s = ceil(R/g) PEs (R-g inner hops and (g-1) root sends of s hops)."""
+    if groups <= 1 or R <= 1:
+        return R * (C - 1) + C * max(R - 1, 0)
+    s = -(-R // groups)
+    g = -(-R // s)
+    return R * (C - 1) + C * ((R - g) + (g - 1) * s)
 
 
 def cannon_hops(R: int, C: int) -> int:
     P = min(R, C)
     return 6 * P * (P - 1) ** 2
 
-
-default_groups = collectives.default_groups

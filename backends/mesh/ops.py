@@ -21,15 +21,11 @@ from placer.backends.mesh import collectives, linalg
 from placer.backends.mesh.grid import Wafer
 from placer.backends.mesh.tiling import per_pe_bytes, tile_flat, tile_matrix, tile_rows, untile_flat
 from placer.ir.graph import Node
+from placer.ir.op_semantics import flops_per_element, is_free_view
 from placer.ir.ops import ELEMENTWISE, OpKind
 
 MeshKernel = Callable[[Wafer, Node, list], tuple]
 
-# Arithmetic per element (FLOPs) of elementwise ops; transcendental ones as short polynomials.
-_TRANSCENDENTAL = {OpKind.EXP, OpKind.LOG, OpKind.TANH, OpKind.SIGMOID, OpKind.ERF, OpKind.GELU,
-                   OpKind.SILU, OpKind.COS, OpKind.SIN, OpKind.SQRT, OpKind.RECIPROCAL, OpKind.POW,
-                   OpKind.DIV}
-FLOPS_PER_ELEMENT = {k: (8 if k in _TRANSCENDENTAL else 1) for k in ELEMENTWISE}
 
 
 def _buffer_bytes(wafer: Wafer, *arrays: np.ndarray) -> int:
@@ -50,7 +46,7 @@ def elementwise(wafer: Wafer, node: Node, args: list) -> tuple:
     numel = int(np.prod(shape, dtype=np.int64))
     with wafer.buffers(operands=sum(per_pe_bytes(numel, a.dtype.itemsize, wafer.spec.pes) for a in present),
                        result=per_pe_bytes(numel, np.asarray(out_tile).dtype.itemsize, wafer.spec.pes)):
-        wafer.compute(n * FLOPS_PER_ELEMENT.get(node.op, 1))
+        wafer.compute(0 if is_free_view(node.op) else n * flops_per_element(node.op))
     return (untile_flat(np.asarray(out_tile), shape),)
 
 
@@ -64,9 +60,9 @@ def _rows_layout(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, tupl
 
 
 def _row_reduce(wafer: Wafer, t: np.ndarray, op: str, all_reduce: bool) -> np.ndarray:
-    """Local reduction of [R, C, Mt, Kt] tiles, then a chain along grid rows (axis 1)."""
+    """Local reduction of [R, C, Mt, Kt] tiles, then a reduction (or all-reduce) along grid
+    rows (axis 1). The local arithmetic is charged by the caller (the op's FLOPs per element)."""
     local = t.sum(axis=3) if op == "sum" else t.max(axis=3)
-    wafer.compute(t.shape[3] * t.shape[2])
     combine = np.add if op == "sum" else np.maximum
     if all_reduce:
         return collectives.all_reduce(wafer, local, 1, combine)[..., None]  # [R, C, Mt, 1]
@@ -84,6 +80,7 @@ def reduction(wafer: Wafer, node: Node, args: list) -> tuple:
     is_max = node.op is OpKind.REDUCE_MAX
     t = tile_rows(mat, R, C, -np.inf if is_max else 0)
     with wafer.buffers(tiles=_buffer_bytes(wafer, mat)):
+        wafer.compute(flops_per_element(node.op) * t.shape[2] * t.shape[3])
         red = _row_reduce(wafer, t, "max" if is_max else "sum", False)
     out = red.reshape(-1)[: mat.shape[0]]
     if node.op is OpKind.REDUCE_MEAN:
@@ -99,13 +96,12 @@ def softmax_rows(wafer: Wafer, mat: np.ndarray) -> np.ndarray:
     R, C = wafer.spec.rows, wafer.spec.cols
     t = tile_rows(mat, R, C, -np.inf)
     with wafer.buffers(tiles=2 * _buffer_bytes(wafer, mat)):
+        wafer.compute(flops_per_element(OpKind.SOFTMAX) * t.shape[2] * t.shape[3])
         m = _row_reduce(wafer, t, "max", True)
         m = np.where(np.isneginf(m), 0, m)
         e = np.exp(t - m)
-        wafer.compute(8 * t.shape[2] * t.shape[3])
         s = _row_reduce(wafer, e, "sum", True)
         p = e / np.where(s == 0, 1, s)
-        wafer.compute(t.shape[2] * t.shape[3])
     return p.transpose(0, 2, 1, 3).reshape(R * t.shape[2], C * t.shape[3])[: mat.shape[0], : mat.shape[1]]
 
 
@@ -137,7 +133,7 @@ def normalization(wafer: Wafer, node: Node, args: list) -> tuple:
             centered = t
             var = _row_reduce(wafer, t * t, "sum", True) / k
         inv = 1 / np.sqrt(var + node.attrs.epsilon)
-        wafer.compute(6 * t.shape[2] * t.shape[3])
+        wafer.compute(flops_per_element(node.op) * t.shape[2] * t.shape[3])
     normed = (centered * inv).transpose(0, 2, 1, 3).reshape(R * t.shape[2], C * t.shape[3])
     normed = normed[: mat.shape[0], :k]
     y = normed.reshape(x.shape).astype(x.dtype) * scale
@@ -223,9 +219,9 @@ def attention(wafer: Wafer, node: Node, args: list) -> tuple:
 
 def rotary(wafer: Wafer, node: Node, args: list) -> tuple:
     """Rotation pairs of a head sit on the same PE (the head dimension is never split), so the
-    rotation is local: 6 FLOPs per rotated element pair, no fabric traffic."""
+    rotation is local (``op_semantics``: 3 FLOPs per rotated element), no fabric traffic."""
     out = KERNELS[OpKind.ROTARY_EMBEDDING](node, *args)
-    wafer.compute(6 * per_pe_bytes(out.size, 1, wafer.spec.pes))
+    wafer.compute(flops_per_element(OpKind.ROTARY_EMBEDDING) * per_pe_bytes(out.size, 1, wafer.spec.pes))
     return (out,)
 
 
