@@ -1,0 +1,1 @@
+"""Published serving points shipped as data (``published.toml``), read by ``placer.calibrate_points``."""
