@@ -8,8 +8,9 @@ synthetic predictions and used with the one performance model (``placer.calibrat
 Residuals are log ratios ``r_i = ln(predicted_i / measured_i)``, one per measured quantity of a
 point; the fit minimises ``sum r_i^2`` over constants ``theta_j >= 0``.
 
-* **Identifiability.** The sensitivity matrix ``S_ij = d r_i / d theta_j`` (forward
-  differences at the start, the physics-only constants) has one column per constant. A zero
+* **Identifiability.** The sensitivity matrix ``S_ij = d r_i / d x_j`` (forward differences
+  at the start, the physics-only constants; ``x_j = theta_j / scale_j``, so a column is the
+  change of each log ratio per typical step of the constant) has one column per constant. A zero
   column means no measurement moves that constant (e.g. per-request time when no point
   measures TTFT). Columns are normalised (the test is then independent of the constants'
   units) and chosen greedily with pivoting, the way a column-pivoted QR orders them: first the
@@ -190,8 +191,7 @@ def fit_constants(predict: Predict, points: Sequence[Any], measured: Sequence[Ma
     if not np.isfinite(r0).all():
         raise ValueError("a prediction at the starting constants is not a positive finite number")
     sens = _jacobian(predict, points, measured, constants, base, r0, names, step)
-    scales = np.array([c.scale for c in constants])
-    selection = select_identifiable(sens / scales, names, collinear_tol=collinear_tol, max_count=max_count)
+    selection = select_identifiable(sens, names, collinear_tol=collinear_tol, max_count=max_count)
     chosen = list(selection.chosen)
     scale = {c.name: c.scale for c in constants}
     x = np.array([base[n] / scale[n] for n in chosen])
