@@ -25,15 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ortools  # noqa: E402
 
-from placer.solver.problem import TICK_S, Objective, SolveOptions, build_problem  # noqa: E402
+from placer.options import CompileOptions  # noqa: E402
+from placer.solver.problem import TICK_S, build_problem  # noqa: E402
 from placer.solver.solve import SOLVERS, solve  # noqa: E402
 from placer.targets import load_target  # noqa: E402
-from placer.workload import Workload  # noqa: E402
 
 MODELS = ("llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b")
 SCENARIOS = {
-    "weights": (Workload(context_tokens=0, concurrency=1), SolveOptions(Objective.MIN_WAFERS, reserve=0.0)),
-    "kv": (Workload(context_tokens=8192, concurrency=8), SolveOptions(Objective.MIN_LATENCY)),
+    "weights": CompileOptions.from_flat(context=0, concurrency=1, objective="min-wafers", reserve=0.0),
+    "kv": CompileOptions.from_flat(context=8192, concurrency=8, objective="min-latency"),
 }
 
 
@@ -74,9 +74,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in MODELS:
         for granularity in ("layer", "block"):
-            for scenario, (workload, options) in SCENARIOS.items():
-                cost = load_cost(name, granularity, target, workload)
-                problem = build_problem(cost, target, workload, options)
+            for scenario, options in SCENARIOS.items():
+                cost = load_cost(name, granularity, target, options.workload)
+                problem = build_problem(cost, target, options)
                 label = f"{name} {granularity} ({problem.n} units) {scenario}"
                 for method in SOLVERS:
                     print(row(label, problem, method, args.time_limit), flush=True)
@@ -84,9 +84,8 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from tests.solver.factories import moe_cost
 
-        workload = Workload(context_tokens=0)
         cost = moe_cost(layers=40, experts=256)
-        problem = build_problem(cost, target, workload, SolveOptions(Objective.MIN_WAFERS))
+        problem = build_problem(cost, target, CompileOptions.from_flat(context=0, objective="min-wafers"))
         label = f"synthetic MoE 40x256 experts ({problem.n} units, {len(problem.edges)} edges) weights"
         for method in SOLVERS:
             print(row(label, problem, method, args.moe_time_limit), flush=True)

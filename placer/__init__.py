@@ -2,10 +2,19 @@
 
 The Python API mirrors the CLI. Heavy modules (onnx, torch, ortools) load on first use::
 
-    import placer
-    graph = placer.load_graph("model.onnx")            # or a config.json, a zoo name
-    cost = placer.annotate_costs(graph, placer.load_target("wse3"), placer.Workload())
-    plan = placer.compile("llama-3.1-70b", target="wse3", context_tokens=8192)
+    >>> import placer
+    >>> graph = placer.load_graph("llama-3.1-8b")        # a zoo name, an .onnx file or a config.json
+    >>> cost = placer.annotate_costs(graph, placer.load_target("wse3"), placer.Workload())
+    >>> plan = placer.compile("llama-3.1-70b", target="wse3", context=8192)
+    >>> len(plan.wafers), plan.provenance.options.workload.context_tokens
+    (4, 8192)
+
+``placer.compile`` takes the CLI's option names (``placer.options.FLAT_DEFAULTS``) or one
+``placer.CompileOptions``::
+
+    >>> options = placer.CompileOptions.from_flat(context=8192, concurrency=8, objective="min-latency")
+    >>> placer.compile("llama-3.1-8b", options).kv.resident_sequences
+    8
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ _API = {
     "Workload": "placer.workload",
     "DtypePolicy": "placer.workload",
     "compile": ("placer.compiler", "compile_model"),
+    "CompileOptions": "placer.options",
     "Plan": "placer.plan",
     "run": ("placer.runner", "run_plan"),
     "UserError": "placer.errors",

@@ -4,9 +4,9 @@ compile so that ``placer.compile`` stays the function)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,23 +15,25 @@ from placer import __version__
 from placer.costs import ModelCost
 from placer.errors import InfeasibleError, UserError
 from placer.fileio import write_atomic
+from placer.options import CompileOptions
 from placer.perf import predict_performance, swap_in_seconds, unit_decode_seconds, unit_prefill_seconds
-from placer.pins import check_pins, read_pin_file, resolve_pins
+from placer.pins import check_pins, resolve_pins
 from placer.plan import (
     SCHEMA_VERSION,
     KVPlan,
     ModelInfo,
     Plan,
+    Provenance,
     SolverInfo,
     WaferIO,
     WaferMemory,
     WaferPlan,
 )
 from placer.solver.bounds import explain_infeasible
-from placer.solver.problem import Objective, Problem, SolveOptions, build_problem, objective_description
+from placer.solver.problem import Problem, build_problem, objective_description
 from placer.solver.solve import SOLVERS, Solution, solve
-from placer.targets import Target, load_target
-from placer.workload import DtypePolicy, Workload, parse_dtype_option
+from placer.targets import Target
+from placer.workload import Workload
 
 
 @dataclass(frozen=True)
@@ -45,60 +47,51 @@ class CompileResult:
     others: tuple[Solution, ...]     # every other method on the same problem
 
 
-def compile_model(model: Any, **options: Any) -> Plan:
+def compile_model(model: Any, options: CompileOptions | None = None, /, **flat: Any) -> Plan:
     """Place ``model`` (a path, zoo name, config dict, Graph or ``ModelCost``) and return its Plan.
 
-    Takes the keyword options of ``compile_result`` (``compare=False`` is implied)."""
-    options["compare"] = False
-    return compile_result(model, **options).plan
+    Give a ``CompileOptions`` or the CLI's flat option names (``placer.options.FLAT_DEFAULTS``),
+    not both; the other methods are not run (``compare`` is off)::
+
+        >>> import placer
+        >>> plan = placer.compile("llama-3.1-8b", context=2048, concurrency=2)
+        >>> len(plan.wafers), plan.kv.resident_sequences
+        (1, 2)
+    """
+    opts = _options(options, flat)
+    opts = dataclasses.replace(opts, output=dataclasses.replace(opts.output, compare=False))
+    return compile_result(model, opts).plan
 
 
-def compile_result(model: Any, *, target: str | Target = "wse3",
-                   target_overrides: dict[str, object] | None = None, objective: str = "min-wafers",
-                   context: int = 8192, prompt: int = 1024, concurrency: int = 1,
-                   wafers: int | None = None, max_wafers: int | None = None, weights_dtype: str = "native",
-                   dtype_overrides: Sequence[str] = (), kv_dtype: str = "native",
-                   reserve: float | None = None,
-                   granularity: str = "layer", solver: str = "cp-sat",
-                   min_tokens_per_s_per_user: float | None = None, pins: Sequence[str] = (),
-                   pin_file: str | os.PathLike[str] | None = None, time_limit: float = 10.0, seed: int = 0,
-                   compare: bool = True) -> CompileResult:
-    """Compile and, with ``compare``, also solve the same problem with every other method."""
-    if solver not in SOLVERS:
-        raise UserError(f"option --solver: expected one of {', '.join(SOLVERS)}, got {solver!r}")
-    if time_limit <= 0:
-        raise UserError(f"option --time-limit must be > 0, got {time_limit}")
-    tgt = target.with_overrides(target_overrides or {}) if isinstance(target, Target) else \
-        load_target(target, target_overrides)
-    workload = Workload(context, prompt, concurrency,
-                        DtypePolicy.parse(weights_dtype, tuple(dtype_overrides)),
-                        parse_dtype_option(kv_dtype, "--kv-dtype"))
-    cost, name, sha = _cost_of(model, tgt, workload, granularity)
-    opts = SolveOptions(Objective.parse(objective), wafers, max_wafers, reserve, min_tokens_per_s_per_user,
-                        time_limit, seed, solver)
-    specs = list(pins) + (read_pin_file(pin_file) if pin_file else [])
+def _options(options: CompileOptions | None, flat: dict[str, Any]) -> CompileOptions:
+    if options is not None and flat:
+        raise TypeError("give a CompileOptions or keyword options, not both")
+    return options if options is not None else CompileOptions.from_flat(**flat)
+
+
+def compile_result(model: Any, options: CompileOptions | None = None, /, **flat: Any) -> CompileResult:
+    """Compile and, with ``options.output.compare``, also solve the same problem with every
+    other method. Options as for ``compile_model``."""
+    opts = _options(options, flat)
+    tgt = opts.load_target()
+    opts = opts.resolve(tgt)
+    workload = opts.workload
+    cost, name, sha = _cost_of(model, tgt, workload, opts.granularity.value)
     names = [u.name for u in cost.units]
-    problem = build_problem(cost, tgt, workload, opts, resolve_pins(specs, names))
+    problem = build_problem(cost, tgt, opts, resolve_pins(opts.deployment.pins, names))
     check_pins(problem)
-    reserve_used = tgt.default_reserve if reserve is None else reserve
-    solution = solve(problem, solver, time_limit, seed)
+    method, limit, seed = opts.solver.method.value, opts.solver.time_limit_s, opts.solver.seed
+    solution = solve(problem, method, limit, seed)
     if not solution.feasible:
-        why = explain_infeasible(problem, tgt.sram_bytes, reserve_used)
-        if solver != "cp-sat" and solution.evaluation.reason:
-            why = f"{why} (solver {solver}: {solution.evaluation.reason})"
+        why = explain_infeasible(problem, tgt.sram_bytes, opts.deployment.reserve or 0.0)
+        if method != "cp-sat" and solution.evaluation.reason:
+            why = f"{why} (solver {method}: {solution.evaluation.reason})"
         raise InfeasibleError(why)
-    others = tuple(solve(problem, m, time_limit, seed) for m in SOLVERS if m != solver) if compare else ()
-    provenance = {
-        "placer_version": __version__, "model_source": name, "target_name": tgt.name,
-        "target_overrides": tuple(sorted(f"{k}={v}" for k, v in (target_overrides or {}).items())),
-        "objective": objective, "context": context, "prompt": prompt, "concurrency": concurrency,
-        "wafers": wafers, "max_wafers": max_wafers, "weights_dtype": weights_dtype,
-        "dtype_overrides": tuple(dtype_overrides), "kv_dtype": kv_dtype, "reserve": reserve_used,
-        "granularity": granularity, "solver": solver, "min_tokens_per_s_per_user": min_tokens_per_s_per_user,
-        "pins": tuple(specs), "time_limit_s": time_limit, "seed": seed,
-    }
+    others = tuple(solve(problem, m, limit, seed) for m in SOLVERS if m != method) \
+        if opts.output.compare else ()
+    provenance = Provenance(__version__, name, opts)
     plan = build_plan(cost, tgt, workload, problem, solution, ModelInfo(name, sha, cost.parameters,
-                      cost.weight_bytes, len(cost.units)), objective, provenance)
+                      cost.weight_bytes, len(cost.units)), provenance)
     return CompileResult(plan, cost, problem, solution, others)
 
 
@@ -117,7 +110,7 @@ def _cost_of(model: Any, target: Target, workload: Workload, granularity: str) -
 
 
 def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Problem, solution: Solution,
-               model: ModelInfo, objective: str, provenance: dict[str, Any]) -> Plan:
+               model: ModelInfo, provenance: Provenance) -> Plan:
     """The Plan of a feasible solution, with memory, I/O, KV and performance per the perf model."""
     assert solution.assignment is not None
     ev = solution.evaluation
@@ -160,11 +153,11 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
     kv_plan = KVPlan(cost.kv_bytes_per_token, per_seq, context, resident, parked, parked * per_seq,
                      swap_in_seconds(target, kv_seq))
     info = SolverInfo(solution.method, solution.status, solution.objective, solution.bound, solution.gap,
-                      int(provenance["seed"]), float(provenance["time_limit_s"]),
+                      provenance.options.solver.seed, provenance.options.solver.time_limit_s,
                       objective_description(problem))
-    plan = Plan(SCHEMA_VERSION, model, target, workload, objective, info, tuple(wafer_plans), kv_plan, perf,
-                tuple(sorted((units[u].name, w) for u, w in enumerate(solution.assignment))),
-                tuple(sorted(provenance.items())))
+    plan = Plan(SCHEMA_VERSION, model, target, workload, provenance.options.objective.value, info,
+                tuple(wafer_plans), kv_plan, perf,
+                tuple(sorted((units[u].name, w) for u, w in enumerate(solution.assignment))), provenance)
     return Plan.from_json(plan.to_json())  # canonical: floats rounded as in the file
 
 

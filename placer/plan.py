@@ -12,9 +12,10 @@ import math
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
+from placer.options import CompileOptions
 from placer.perf import Performance
 from placer.targets import Target
-from placer.workload import DtypePolicy, Workload
+from placer.workload import Workload
 
 SCHEMA_VERSION = 1
 
@@ -81,6 +82,24 @@ class KVPlan:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Where the plan came from: placer's version, the model as given, and the options used
+    (``CompileOptions`` with every target-dependent default resolved)."""
+
+    placer_version: str
+    model_source: str
+    options: CompileOptions
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"placer_version": self.placer_version, "model_source": self.model_source,
+                "options": self.options.to_dict()}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Provenance:
+        return Provenance(d["placer_version"], d["model_source"], CompileOptions.from_dict(d["options"]))
+
+
+@dataclass(frozen=True)
 class Plan:
     schema_version: int
     model: ModelInfo
@@ -92,7 +111,7 @@ class Plan:
     kv: KVPlan
     performance: Performance
     assignment: tuple[tuple[str, int], ...]   # (unit, wafer), sorted by unit name
-    provenance: tuple[tuple[str, Any], ...]   # placer version and every option (flat), sorted by name
+    provenance: Provenance
 
     def wafer_of(self, unit: str) -> int:
         return dict(self.assignment)[unit]
@@ -100,7 +119,7 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: _encode(getattr(self, f.name)) for f in fields(self)}
         out["assignment"] = {u: w for u, w in self.assignment}
-        out["provenance"] = {k: _encode(v) for k, v in self.provenance}
+        out["provenance"] = _encode(self.provenance.to_dict())
         out["target"] = _encode(self.target.to_dict())
         out["workload"] = _encode(self.workload.to_dict())
         return out
@@ -121,9 +140,7 @@ class Plan:
             schema_version=d["schema_version"],
             model=ModelInfo(**d["model"]),
             target=Target(**d["target"]),
-            workload=Workload(w["context_tokens"], w["prompt_tokens"], w["concurrency"],
-                              DtypePolicy(w["weights_dtype"], tuple(tuple(p) for p in w["dtype_overrides"])),
-                              w["kv_dtype"]),
+            workload=Workload.from_dict(w),
             objective=d["objective"],
             solver=SolverInfo(**d["solver"]),
             wafers=tuple(WaferPlan(**{**x, "units": tuple(x["units"]), "memory": WaferMemory(**x["memory"]),
@@ -131,7 +148,7 @@ class Plan:
             kv=KVPlan(**d["kv"]),
             performance=Performance(**d["performance"]),
             assignment=tuple(sorted(d["assignment"].items())),
-            provenance=tuple(sorted((k, _decode(v)) for k, v in d["provenance"].items())),
+            provenance=Provenance.from_dict(d["provenance"]),
         )
 
 
@@ -154,9 +171,3 @@ def _encode(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_encode(v) for v in value]
     return str(value)
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_decode(v) for v in value)
-    return value

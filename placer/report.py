@@ -76,7 +76,7 @@ def binding_constraints(plan: Plan) -> list[str]:
     busiest = max(plan.wafers, key=lambda w: (w.io.utilization, -w.index))
     lines.append(f"I/O: busiest wafer is {busiest.index} at {100 * busiest.io.utilization:.4f} % of "
                  f"{plan.target.io_bandwidth_bytes_per_s / 1e9:.1f} GB/s.")
-    floor = dict(plan.provenance).get("min_tokens_per_s_per_user")
+    floor = plan.provenance.options.goal.min_tokens_per_s_per_user
     if floor:
         lines.append(f"Per-user floor: {floor} tokens/s required, "
                      f"{perf.tokens_per_s_per_user:.1f} predicted.")

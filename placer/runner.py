@@ -109,8 +109,7 @@ def _assignment(plan: Any) -> tuple[dict[str, int], Any, str]:
             raise UserError(f"{path}: not a placer plan ({type(e).__name__}: {e})") from None
     if isinstance(plan, Mapping):
         return {str(k): int(v) for k, v in plan.items()}, None, "layer"
-    provenance = dict(getattr(plan, "provenance", ()))
-    return dict(plan.assignment), plan.target, str(provenance.get("granularity", "layer"))
+    return dict(plan.assignment), plan.target, plan.provenance.options.granularity.value
 
 
 def _weights_from_file(model: Any, graph: Graph) -> dict[str, np.ndarray]:

@@ -80,3 +80,11 @@ class Workload:
             "dtype_overrides": [list(p) for p in self.weights.overrides],
             "kv_dtype": self.kv_dtype,
         }
+
+    @staticmethod
+    def from_dict(d: dict[str, object]) -> Workload:
+        """Inverse of ``to_dict``."""
+        overrides = tuple((str(a), str(b)) for a, b in d["dtype_overrides"])  # type: ignore[union-attr]
+        return Workload(int(d["context_tokens"]), int(d["prompt_tokens"]),  # type: ignore[call-overload]
+                        int(d["concurrency"]), DtypePolicy(str(d["weights_dtype"]), overrides),  # type: ignore[call-overload]
+                        str(d["kv_dtype"]))

@@ -43,7 +43,7 @@ def test_keys(plan):
         assert set(w["memory"]) == {"weights", "kv", "activations", "reserved", "free"}
         assert set(w["io"]) >= {"bytes_per_token", "utilization"}
     assert d["target"]["sram_bytes"] == 44_000_000_000 and d["workload"]["concurrency"] == 9
-    assert d["provenance"]["placer_version"] and d["provenance"]["seed"] == 7
+    assert d["provenance"]["placer_version"] and d["provenance"]["options"]["solver"]["seed"] == 7
     assert sorted(d["assignment"]) == sorted(u for w in d["wafers"] for u in w["units"])
     assert not re.search(r"20\d\d-\d\d-\d\d|\d\d:\d\d:\d\d", plan.to_json())  # no dates or clock times
 

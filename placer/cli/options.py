@@ -1,10 +1,20 @@
-"""Options shared by several subcommands, defined once."""
+"""Options shared by several subcommands, defined once.
+
+The compile options (``compile_options``) are one click option per flat name of
+``placer.options.FLAT_DEFAULTS``, with those defaults, and with choices taken from the enums
+they select (``Objective``, ``Solver``, ``Granularity``); ``compile_options_from`` turns the
+parsed values into the ``CompileOptions`` that ``placer.compile`` builds from the same names.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from placer.errors import UserError
+from placer.options import FLAT_DEFAULTS, CompileOptions, Granularity, Objective, Solver
 from placer.targets import Target, load_target
 
 target_option = click.option(
@@ -17,14 +27,17 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 
 
 granularity_option = click.option(
-    "--granularity", type=click.Choice(["layer", "block", "expert"]), default="layer", show_default=True,
+    "--granularity", type=click.Choice(Granularity.choices()), default=FLAT_DEFAULTS["granularity"],
+    show_default=True,
     help="Placement units: decoder layers, attention/MLP blocks, or MoE experts split into groups.")
 weights_dtype_option = click.option(
-    "--weights-dtype", default="native", show_default=True, help="native, bf16, fp8, fp4, mxfp4, ...")
+    "--weights-dtype", default=FLAT_DEFAULTS["weights_dtype"], show_default=True,
+    help="native, bf16, fp8, fp4, mxfp4, ...")
 dtype_override_option = click.option(
     "--dtype-override", "dtype_overrides", multiple=True, metavar="PATTERN=DTYPE",
     help="Per-weight dtype by glob, e.g. '*.experts.*=mxfp4' (repeatable).")
-kv_dtype_option = click.option("--kv-dtype", default="native", show_default=True, help="KV cache dtype.")
+kv_dtype_option = click.option("--kv-dtype", default=FLAT_DEFAULTS["kv_dtype"], show_default=True,
+                               help="KV cache dtype.")
 
 
 def parse_sets(sets: tuple[str, ...]) -> dict[str, object]:
@@ -40,3 +53,58 @@ def parse_sets(sets: tuple[str, ...]) -> dict[str, object]:
 
 def resolve_target(name: str, sets: tuple[str, ...]) -> Target:
     return load_target(name, parse_sets(sets))
+
+
+def _opt(*decls: str, **kw: Any) -> Callable[[Any], Any]:
+    """A click option whose default is the flat default of its parameter name."""
+    names = [d for d in decls if not d.startswith("-")]
+    name = names[0] if names else decls[0].lstrip("-").replace("-", "_")
+    if "default" not in kw and not kw.get("multiple"):
+        kw["default"] = FLAT_DEFAULTS[name]
+        kw.setdefault("show_default", FLAT_DEFAULTS[name] is not None)
+    return click.option(*decls, **kw)
+
+
+# One entry per compile option; click parameter names are the flat names of FLAT_DEFAULTS
+# (``--target``/``--set`` keep their shared names ``target_name``/``target_sets``).
+_COMPILE_OPTIONS = (
+    _opt("--objective", type=click.Choice(Objective.choices()),
+         help="What to optimise (after keeping as many sequences resident as fit)."),
+    _opt("--min-tokens-per-s-per-user", type=float, help="Per-user decode floor, tokens/s."),
+    _opt("--context", type=int, help="KV length per sequence, tokens."),
+    _opt("--prompt", type=int, help="Prompt length for TTFT, tokens."),
+    _opt("--concurrency", type=int, help="Sequences served at once."),
+    _opt("--wafers", type=int, help="Use exactly N wafers, each holding units."),
+    _opt("--max-wafers", type=int, help="Use at most N wafers (default: the target's count)."),
+    weights_dtype_option,
+    dtype_override_option,
+    kv_dtype_option,
+    _opt("--reserve", type=float, help="SRAM fraction kept free (default: the target's)."),
+    granularity_option,
+    _opt("--solver", type=click.Choice(Solver.choices())),
+    _opt("--pin", "pins", multiple=True, metavar="PATTERN=WAFER",
+         help="Pin units to a wafer, e.g. 'layers.0-9=0' (ranges, globs; repeatable)."),
+    _opt("--pin-file", type=click.Path(dir_okay=False), help="One PATTERN=WAFER per line."),
+    _opt("--time-limit", type=float,
+         help="Limit per CP-SAT solve in CP-SAT's deterministic seconds (work, not wall time: "
+              "the plan is the same on any machine under any load; wall time varies)."),
+    _opt("--seed", type=int),
+)
+
+COMPILE_PARAMS = ("objective", "min_tokens_per_s_per_user", "context", "prompt", "concurrency", "wafers",
+                  "max_wafers", "weights_dtype", "dtype_overrides", "kv_dtype", "reserve",
+                  "granularity", "solver", "pins", "pin_file", "time_limit", "seed")
+
+
+def compile_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command with ``--target``, ``--set`` and every compile option."""
+    for option in reversed((target_option, set_option, *_COMPILE_OPTIONS)):
+        fn = option(fn)
+    return fn
+
+
+def compile_options_from(params: dict[str, Any], **extra: Any) -> CompileOptions:
+    """The ``CompileOptions`` of a command decorated with ``compile_options`` (its kwargs)."""
+    flat = {k: params[k] for k in COMPILE_PARAMS}
+    return CompileOptions.from_flat(target=params["target_name"], target_overrides=params["target_sets"],
+                                    **flat, **extra)

@@ -28,51 +28,17 @@ possible" (parked sequences are swapped in over I/O, which the plan reports):
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from placer.costs import ModelCost
 from placer.errors import UserError
+from placer.options import CompileOptions, Objective
 from placer.perf import unit_decode_seconds
 from placer.targets import Target
-from placer.workload import Workload
 
 TICK_S = 1e-10  # integer time unit of the solver: 0.1 ns
-
-
-class Objective(enum.Enum):
-    MIN_WAFERS = "min-wafers"
-    MIN_LATENCY = "min-latency"
-    MAX_THROUGHPUT = "max-throughput"
-
-    @staticmethod
-    def parse(text: str) -> Objective:
-        try:
-            return Objective(text)
-        except ValueError:
-            raise UserError(f"option --objective: expected one of "
-                            f"{', '.join(o.value for o in Objective)}, got {text!r}") from None
-
-
-@dataclass(frozen=True)
-class SolveOptions:
-    """Everything the user chose about the solve (recorded in the plan's provenance)."""
-
-    objective: Objective = Objective.MIN_WAFERS
-    wafers: int | None = None            # exactly this many, each used
-    max_wafers: int | None = None        # at most (default: the target's wafer count)
-    reserve: float | None = None         # fraction of SRAM kept free (default: the target's)
-    min_tokens_per_s_per_user: float | None = None
-    time_limit_s: float = 10.0           # deterministic seconds per CP-SAT solve (no wall-clock limit)
-    seed: int = 0
-    solver: str = "cp-sat"
-
-    def to_dict(self) -> dict[str, object]:
-        return {"objective": self.objective.value, "wafers": self.wafers, "max_wafers": self.max_wafers,
-                "reserve": self.reserve, "min_tokens_per_s_per_user": self.min_tokens_per_s_per_user,
-                "time_limit_s": self.time_limit_s, "seed": self.seed, "solver": self.solver}
 
 
 @dataclass(frozen=True)
@@ -275,23 +241,14 @@ def rank_key(problem: Problem, ev: Evaluation) -> tuple[object, ...]:
     return (-ev.resident, ev.objective)
 
 
-def build_problem(cost: ModelCost, target: Target, workload: Workload, options: SolveOptions,
+def build_problem(cost: ModelCost, target: Target, options: CompileOptions,
                   pins: Sequence[tuple[int, int]] = ()) -> Problem:
-    """Integer problem of ``cost`` on ``target``; option errors raise ``UserError``."""
-    reserve = target.default_reserve if options.reserve is None else options.reserve
-    if not 0 <= reserve < 1:
-        raise UserError(f"option --reserve must be in [0, 1), got {reserve}")
-    if options.wafers is not None and options.max_wafers is not None:
-        raise UserError("options --wafers and --max-wafers exclude each other; give one")
-    limit = options.wafers if options.wafers is not None else (options.max_wafers or target.wafers)
-    if limit < 1:
-        raise UserError(f"option --{'wafers' if options.wafers else 'max-wafers'} must be >= 1, got {limit}")
-    if limit > target.wafers:
-        raise UserError(f"option --{'wafers' if options.wafers else 'max-wafers'} {limit} exceeds the "
-                        f"{target.wafers} wafers of target {target.name!r}; raise it with --set wafers=N")
-    floor = options.min_tokens_per_s_per_user
-    if floor is not None and floor <= 0:
-        raise UserError(f"option --min-tokens-per-s-per-user must be > 0, got {floor}")
+    """Integer problem of ``cost`` on ``target`` under ``options`` (resolved against the target
+    here if the caller has not); option errors raise ``UserError``."""
+    options = options.resolve(target)
+    workload, dep = options.workload, options.deployment
+    assert dep.reserve is not None and dep.limit is not None
+    floor = options.goal.min_tokens_per_s_per_user
     index = {u.name: i for i, u in enumerate(cost.units)}
     edges: dict[tuple[int, int], int] = {}
     for e in cost.edges:
@@ -312,12 +269,12 @@ def build_problem(cost: ModelCost, target: Target, workload: Workload, options: 
         kv_bytes=tuple(u.kv_bytes(workload.context_tokens) for u in cost.units),
         ticks=tuple(round(unit_decode_seconds(u, target) / TICK_S) for u in cost.units),
         edges=tuple(Edge(s, d, b, round(b / bw / TICK_S)) for (s, d), b in sorted(edges.items())),
-        capacity=math.floor(target.sram_bytes * (1 - reserve)),
+        capacity=math.floor(target.sram_bytes * (1 - dep.reserve)),
         hop_ticks=round(target.io_latency_s / TICK_S),
         concurrency=workload.concurrency,
         objective=options.objective,
-        min_wafers=options.wafers or 1,
-        max_wafers=limit,
+        min_wafers=dep.wafers or 1,
+        max_wafers=dep.limit,
         max_tpot_ticks=None if floor is None else math.floor(1.0 / floor / TICK_S),
         pins=tuple(sorted(pins)),
     )

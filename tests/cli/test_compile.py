@@ -51,13 +51,51 @@ def test_bad_input_exits_2(tmp_path, args):
     assert "Traceback" not in r.output
 
 
-def test_cli_choice_lists_match_the_library():
-    from placer.cli import compile as cli_compile
-    from placer.solver.problem import Objective
+def test_cli_options_are_the_flat_options_with_their_defaults_and_enum_choices():
+    from placer.cli.compile import compile_command
+    from placer.options import FLAT_DEFAULTS, Granularity, Objective, Solver
     from placer.solver.solve import SOLVERS
 
-    assert set(cli_compile.OBJECTIVES) == {o.value for o in Objective}
-    assert tuple(cli_compile.SOLVERS) == tuple(SOLVERS)
+    params = {p.name: p for p in compile_command.params}
+    renamed = {"target": "target_name", "target_overrides": "target_sets"}
+    for name, default in FLAT_DEFAULTS.items():
+        if name == "compare":  # the CLI always compares (report.md's table)
+            continue
+        param = params[renamed.get(name, name)]
+        assert param.multiple and default == () or param.default == default, name
+    for name, enum in (("objective", Objective), ("solver", Solver), ("granularity", Granularity)):
+        assert tuple(params[name].type.choices) == enum.choices()
+    assert tuple(SOLVERS) == Solver.choices()
+
+
+def test_cli_and_python_api_build_the_same_options(tmp_path):
+    import placer
+    from placer.options import CompileOptions
+
+    args = ["--context", "2048", "--concurrency", "3", "--objective", "min-latency", "--time-limit", "2",
+            "--set", "clock_hz=1e9", "--reserve", "0.1"]
+    r = _run(MODEL, *args, "-o", str(tmp_path / "o"), "--json")
+    assert r.exit_code == 0, r.output
+    cli_plan = Plan.from_json(r.output)
+    api_plan = placer.compile(MODEL, context=2048, concurrency=3, objective="min-latency", time_limit=2,
+                              target_overrides={"clock_hz": "1e9"}, reserve=0.1)
+    assert cli_plan.to_json() == api_plan.to_json()
+    opts = api_plan.provenance.options
+    assert isinstance(opts, CompileOptions) and opts.deployment.reserve == 0.1
+    assert opts.deployment.max_wafers == 64  # resolved once from the target, recorded as used
+
+
+def test_provenance_records_the_reserve_used_not_none(tmp_path):
+    r = _run(MODEL, "--context", "1024", "--time-limit", "2", "-o", str(tmp_path / "o"), "--json")
+    d = json.loads(r.output)
+    assert d["provenance"]["options"]["deployment"]["reserve"] == d["target"]["default_reserve"] == 0.05
+
+
+def test_unknown_keyword_is_a_type_error():
+    import placer
+
+    with pytest.raises(TypeError, match="context_tokens"):
+        placer.compile(MODEL, context_tokens=8192)
 
 
 def test_api_names_are_functions_after_submodule_imports():

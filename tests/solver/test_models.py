@@ -10,10 +10,10 @@ import pytest
 
 from placer.compiler import compile_result
 from placer.errors import InfeasibleError
-from placer.solver.problem import Objective, SolveOptions, build_problem
+from placer.options import CompileOptions
+from placer.solver.problem import build_problem
 from placer.solver.solve import solve
 from placer.targets import load_target
-from placer.workload import Workload
 from tests.solver.factories import llama_cost
 
 
@@ -21,7 +21,7 @@ def test_405b_weights_only_is_optimal_fast():
     cost = llama_cost("llama-405b", context=0)
     assert cost.parameters == 405_853_388_800  # transformers' exact count (RECIPES.md)
     target = load_target("wse3")
-    problem = build_problem(cost, target, Workload(context_tokens=0), SolveOptions(reserve=0.0))
+    problem = build_problem(cost, target, CompileOptions.from_flat(context=0, reserve=0.0))
     start = time.perf_counter()
     sol = solve(problem, "cp-sat", time_limit_s=10.0)
     assert time.perf_counter() - start < 10.0
@@ -90,8 +90,8 @@ def test_max_throughput_respects_the_floor():
 def test_objectives_differ_as_intended():
     cost = llama_cost("llama-8b", granularity="layer", context=1024)
     target = load_target("wse3")
-    wl = Workload(context_tokens=1024)
-    few = solve(build_problem(cost, target, wl, SolveOptions(Objective.MIN_WAFERS, max_wafers=8)))
-    fast = solve(build_problem(cost, target, wl, SolveOptions(Objective.MIN_LATENCY, max_wafers=8)))
+    few = solve(build_problem(cost, target, CompileOptions.from_flat(context=1024, max_wafers=8)))
+    fast = solve(build_problem(cost, target, CompileOptions.from_flat(context=1024, max_wafers=8,
+                                                                      objective="min-latency")))
     assert few.evaluation.wafers == 1          # 16 GB fits one wafer
     assert fast.evaluation.tpot <= few.evaluation.tpot

@@ -1,0 +1,285 @@
+"""Compile options: one frozen, typed object from the CLI or the Python API down to the solver.
+
+``CompileOptions`` holds every choice that shapes a plan, in nested frozen parts: the target
+(name and ``--set`` overrides), the ``Workload`` (context, prompt, concurrency, dtypes),
+``Goal`` (objective and the per-user floor), ``Deployment`` (wafer counts, SRAM reserve,
+pins), ``SolverSettings`` (method, deterministic time limit, seed), the placement
+``Granularity`` and ``Output`` choices (which do not change the plan and are not recorded).
+
+Build it in Python directly or from the flat keyword names the CLI uses::
+
+    >>> from placer.options import CompileOptions, Objective
+    >>> opts = CompileOptions.from_flat(context=4096, concurrency=8, objective="max-throughput")
+    >>> opts.workload.context_tokens, opts.goal.objective is Objective.MAX_THROUGHPUT
+    (4096, True)
+
+``resolve(target)`` fills every default that depends on the target once (the SRAM reserve,
+the wafer limit); the plan's provenance records that resolved object (``to_dict``), so
+plan.json shows the values used. This module imports nothing heavy (no ortools), so the CLI
+can derive its choices from the enums here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from placer.errors import UserError
+from placer.workload import DtypePolicy, Workload, parse_dtype_option
+
+if TYPE_CHECKING:
+    from placer.targets import Target
+
+
+class _Choice(enum.Enum):
+    """An enum whose values are the CLI spellings; ``parse`` names the option on bad input."""
+
+    @classmethod
+    def parse(cls, value: object, option: str | None = None) -> Any:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            flag = option or f"--{cls.__name__.lower()}"
+            raise UserError(f"option {flag}: expected one of {', '.join(cls.choices())}, "
+                            f"got {value!r}") from None
+
+    @classmethod
+    def choices(cls) -> tuple[str, ...]:
+        return tuple(str(m.value) for m in cls)
+
+
+class Objective(_Choice):
+    """What the solver optimises after keeping as many sequences resident as fit."""
+
+    MIN_WAFERS = "min-wafers"
+    MIN_LATENCY = "min-latency"
+    MAX_THROUGHPUT = "max-throughput"
+
+
+class Solver(_Choice):
+    CP_SAT = "cp-sat"
+    DP = "dp"
+    UNIFORM = "uniform"
+    GREEDY = "greedy"
+    DEEPSPEED = "deepspeed"
+
+
+class Granularity(_Choice):
+    LAYER = "layer"
+    BLOCK = "block"
+    EXPERT = "expert"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """``objective``; ``min_tokens_per_s_per_user``: a floor every user's decode must meet."""
+
+    objective: Objective = Objective.MIN_WAFERS
+    min_tokens_per_s_per_user: float | None = None
+
+    def __post_init__(self) -> None:
+        floor = self.min_tokens_per_s_per_user
+        if floor is not None and not floor > 0:
+            raise UserError(f"option --min-tokens-per-s-per-user must be > 0, got {floor}")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Wafer counts (``wafers``: exactly N, each used; ``max_wafers``: at most N), the SRAM
+    fraction kept free (``reserve``; None = the target's ``default_reserve``), unit pins
+    (``PATTERN=WAFER`` specs, a pin file's lines included)."""
+
+    wafers: int | None = None
+    max_wafers: int | None = None
+    reserve: float | None = None
+    pins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.wafers is not None and self.max_wafers is not None:
+            raise UserError("options --wafers and --max-wafers exclude each other; give one")
+        for name in ("wafers", "max_wafers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"option --{name.replace('_', '-')} must be >= 1, got {value}")
+        if self.reserve is not None and not 0 <= self.reserve < 1:
+            raise UserError(f"option --reserve must be in [0, 1), got {self.reserve}")
+
+    @property
+    def limit(self) -> int | None:
+        """The most wafers a plan may use (None until resolved against a target)."""
+        return self.wafers if self.wafers is not None else self.max_wafers
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """``method``; ``time_limit_s``: CP-SAT deterministic seconds per solve (work, not wall
+    time, so a plan does not depend on the machine); ``seed``."""
+
+    method: Solver = Solver.CP_SAT
+    time_limit_s: float = 10.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.time_limit_s > 0:
+            raise UserError(f"option --time-limit must be > 0, got {self.time_limit_s}")
+
+
+@dataclass(frozen=True)
+class Output:
+    """Choices about what is produced beside the plan (never recorded: the plan is the same).
+
+    ``compare``: also solve the same problem with every other method (report.md's table)."""
+
+    compare: bool = True
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Everything that shapes a plan; see the module docstring."""
+
+    target: str | Target = "wse3"    # a built-in name, a TOML path, or a Target object
+    target_overrides: tuple[tuple[str, str], ...] = ()
+    workload: Workload = field(default_factory=Workload)
+    goal: Goal = field(default_factory=Goal)
+    deployment: Deployment = field(default_factory=Deployment)
+    solver: SolverSettings = field(default_factory=SolverSettings)
+    granularity: Granularity = Granularity.LAYER
+    output: Output = field(default_factory=Output)
+
+    @property
+    def objective(self) -> Objective:
+        return self.goal.objective
+
+    def load_target(self) -> Target:
+        """The target with the ``--set`` overrides applied (UserError on a bad name or field)."""
+        from placer.targets import load_target
+
+        if isinstance(self.target, str):
+            return load_target(self.target, dict(self.target_overrides))
+        return self.target.with_overrides(dict(self.target_overrides))
+
+    def resolve(self, target: Target) -> CompileOptions:
+        """The same options with every target-dependent default filled in (done once)."""
+        d = self.deployment
+        if d.limit is not None and d.limit > target.wafers:
+            flag = "--wafers" if d.wafers is not None else "--max-wafers"
+            raise UserError(f"option {flag} {d.limit} exceeds the {target.wafers} wafers of target "
+                            f"{target.name!r}; raise it with --set wafers=N")
+        reserve = target.default_reserve if d.reserve is None else d.reserve
+        max_wafers = d.max_wafers if d.wafers is not None or d.max_wafers is not None else target.wafers
+        return dataclasses.replace(self, deployment=dataclasses.replace(
+            d, reserve=reserve, max_wafers=None if d.wafers is not None else max_wafers))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for plan.json's provenance (``Output`` left out: it never changes a plan)."""
+        w = self.workload
+        return {
+            "target": self.target if isinstance(self.target, str) else self.target.name,
+            "target_overrides": [f"{k}={v}" for k, v in self.target_overrides],
+            "workload": w.to_dict(),
+            "goal": {"objective": self.goal.objective.value,
+                     "min_tokens_per_s_per_user": self.goal.min_tokens_per_s_per_user},
+            "deployment": {"wafers": self.deployment.wafers, "max_wafers": self.deployment.max_wafers,
+                           "reserve": self.deployment.reserve, "pins": list(self.deployment.pins)},
+            "solver": {"method": self.solver.method.value, "time_limit_s": self.solver.time_limit_s,
+                       "seed": self.solver.seed},
+            "granularity": self.granularity.value,
+        }
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> CompileOptions:
+        """Inverse of ``to_dict`` (``CompileOptions.from_dict(o.to_dict()).to_dict() == o.to_dict()``)."""
+        w, g, dep, s = d["workload"], d["goal"], d["deployment"], d["solver"]
+        return CompileOptions(
+            target=d["target"],
+            target_overrides=tuple(tuple(item.split("=", 1)) for item in d["target_overrides"]),  # type: ignore[misc]
+            workload=Workload.from_dict(w),
+            goal=Goal(Objective(g["objective"]), g["min_tokens_per_s_per_user"]),
+            deployment=Deployment(dep["wafers"], dep["max_wafers"], dep["reserve"], tuple(dep["pins"])),
+            solver=SolverSettings(Solver(s["method"]), s["time_limit_s"], s["seed"]),
+            granularity=Granularity(d["granularity"]),
+        )
+
+    @staticmethod
+    def from_flat(**flat: Any) -> CompileOptions:
+        """Options from the CLI's flat names (``FLAT_DEFAULTS`` lists them with their defaults).
+
+        Raises:
+            TypeError: an unknown name (as a Python call with a wrong keyword would).
+            UserError: a bad value; the message names the CLI option.
+        """
+        unknown = sorted(set(flat) - set(FLAT_DEFAULTS))
+        if unknown:
+            raise TypeError(f"unknown compile option(s) {', '.join(unknown)}; "
+                            f"expected some of: {', '.join(FLAT_DEFAULTS)}")
+        v = {**FLAT_DEFAULTS, **flat}
+        pins = tuple(v["pins"]) + (read_pin_file(v["pin_file"]) if v["pin_file"] else ())
+        return CompileOptions(
+            target=v["target"],
+            target_overrides=_overrides(v["target_overrides"]),
+            workload=Workload(int(v["context"]), int(v["prompt"]), int(v["concurrency"]),
+                              DtypePolicy.parse(v["weights_dtype"], tuple(v["dtype_overrides"])),
+                              parse_dtype_option(v["kv_dtype"], "--kv-dtype")),
+            goal=Goal(Objective.parse(v["objective"], "--objective"), v["min_tokens_per_s_per_user"]),
+            deployment=Deployment(v["wafers"], v["max_wafers"], v["reserve"], pins),
+            solver=SolverSettings(Solver.parse(v["solver"], "--solver"), float(v["time_limit"]),
+                                  int(v["seed"])),
+            granularity=Granularity.parse(v["granularity"], "--granularity"),
+            output=Output(bool(v["compare"])),
+        )
+
+
+# The flat option names shared by the CLI (``placer/cli/options.py`` declares one click option
+# per name, with these defaults) and ``placer.compile(model, **flat)``.
+FLAT_DEFAULTS: dict[str, Any] = {
+    "target": "wse3",
+    "target_overrides": (),
+    "objective": Objective.MIN_WAFERS.value,
+    "min_tokens_per_s_per_user": None,
+    "context": 8192,
+    "prompt": 1024,
+    "concurrency": 1,
+    "wafers": None,
+    "max_wafers": None,
+    "weights_dtype": "native",
+    "dtype_overrides": (),
+    "kv_dtype": "native",
+    "reserve": None,
+    "granularity": Granularity.LAYER.value,
+    "solver": Solver.CP_SAT.value,
+    "pins": (),
+    "pin_file": None,
+    "time_limit": 10.0,
+    "seed": 0,
+    "compare": True,
+}
+
+
+def _overrides(value: Mapping[str, object] | Sequence[str] | Sequence[tuple[str, object]]
+               ) -> tuple[tuple[str, str], ...]:
+    """``--set`` items (``"FIELD=VALUE"`` strings, pairs or a mapping) as sorted string pairs."""
+    pairs: list[tuple[str, str]] = []
+    items = value.items() if isinstance(value, Mapping) else value
+    for item in items:
+        if isinstance(item, str):
+            key, sep, val = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"option --set: expected FIELD=VALUE, got {item!r}")
+            pairs.append((key.strip(), val.strip()))
+        else:
+            key, val = item
+            pairs.append((str(key), str(val)))
+    return tuple(sorted(dict(pairs).items()))
+
+
+def read_pin_file(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The ``PATTERN=WAFER`` lines of a pin file (``#`` comments and blank lines skipped)."""
+    from placer.pins import read_pin_file as read
+
+    return tuple(read(path))
