@@ -11,38 +11,68 @@ DAG order, the wafer count or a wafer's memory are an ``InfeasibleError`` naming
 from __future__ import annotations
 
 import fnmatch
-import itertools
 import os
 import re
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 from placer.errors import InfeasibleError, UserError
 from placer.solver.problem import Problem
+from placer.validate import read_text
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
 
 
 def read_pin_file(path: str | os.PathLike[str]) -> list[str]:
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise UserError(f"option --pin-file: cannot read {path}: {e.strerror}") from None
+    text = read_text(path, "pin file (option --pin-file)")
     return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
 
 
-def expand_pattern(pattern: str) -> list[str]:
-    """Globs with every numeric range ``A-B`` expanded."""
-    parts = _RANGE.split(pattern)
-    choices: list[list[str]] = []
-    for i in range(0, len(parts), 3):
-        choices.append([parts[i]])
-        if i + 2 < len(parts):
-            a, b = int(parts[i + 1]), int(parts[i + 2])
+def _split_ranges(pattern: str) -> list[str | tuple[int, int]]:
+    """Glob text and numeric ranges ``A-B``; ``[...]`` character classes stay glob text."""
+    pieces: list[str | tuple[int, int]] = []
+    i, text = 0, ""
+    while i < len(pattern):
+        if pattern[i] == "[":
+            close = pattern.find("]", i + 2)
+            if close > 0:
+                text += pattern[i:close + 1]
+                i = close + 1
+                continue
+        m = _RANGE.match(pattern, i)
+        if m and (i == 0 or not pattern[i - 1].isdigit()):
+            a, b = int(m.group(1)), int(m.group(2))
             if a > b:
                 raise UserError(f"option --pin: range {a}-{b} in {pattern!r} runs backwards")
-            choices.append([str(x) for x in range(a, b + 1)])
-    return ["".join(c) for c in itertools.product(*choices)]
+            pieces += [text, (a, b)]
+            text = ""
+            i = m.end()
+            continue
+        text += pattern[i]
+        i += 1
+    return [*pieces, text]
+
+
+def pattern_matcher(pattern: str) -> Callable[[str], bool]:
+    """A predicate: does a unit name match ``pattern`` (globs and numeric ranges ``A-B``), or is it
+    a sub-unit of a name that does (``layers.3`` matches ``layers.3.mlp``)?
+
+    Ranges are matched by value (``layers.0-9`` matches ``layers.7``), never expanded, so the
+    work is bounded by the pattern's and the names' lengths, not by the range (``0-100000000``
+    costs what ``0-9`` costs)."""
+    regex = []
+    ranges: list[tuple[int, int]] = []
+    for piece in _split_ranges(pattern):
+        if isinstance(piece, tuple):
+            regex.append(rf"(?P<range{len(ranges)}>\d+)")
+            ranges.append(piece)
+        elif piece:
+            regex.append(fnmatch.translate(piece).removeprefix("(?s:").removesuffix(")\\Z"))
+    compiled = re.compile("(?s:" + "".join(regex) + r")(?:\..*)?\Z")
+
+    def matches(name: str) -> bool:
+        m = compiled.match(name)
+        return m is not None and all(a <= int(m.group(f"range{k}")) <= b for k, (a, b) in enumerate(ranges))
+    return matches
 
 
 def resolve_pins(specs: Sequence[str], unit_names: Sequence[str]) -> list[tuple[int, int]]:
@@ -60,9 +90,8 @@ def resolve_pins(specs: Sequence[str], unit_names: Sequence[str]) -> list[tuple[
                             f"got {wafer_text!r}") from None
         if wafer < 0:
             raise UserError(f"option --pin {spec!r}: wafer must be >= 0")
-        globs = expand_pattern(pattern)
-        hits = [i for i, name in enumerate(unit_names)
-                if any(fnmatch.fnmatchcase(name, g) or name.startswith(g + ".") for g in globs)]
+        matches = pattern_matcher(pattern)
+        hits = [i for i, name in enumerate(unit_names) if matches(name)]
         if not hits:
             tail = ["...", unit_names[-1]] if len(unit_names) > 3 else []
             sample = ", ".join(list(unit_names[:3]) + tail)

@@ -6,13 +6,12 @@ Reading files is placer's job, not the IR's: this module parses the file into
 
 from __future__ import annotations
 
-import json
 import os
-import tomllib
 from pathlib import Path
 
 from placer.errors import UserError
 from placer.ir.passes.group_units import UnitOverride
+from placer.validate import load_structured
 
 
 def load_unit_overrides(path: str | os.PathLike[str]) -> tuple[UnitOverride, ...]:
@@ -24,22 +23,14 @@ def load_unit_overrides(path: str | os.PathLike[str]) -> tuple[UnitOverride, ...
         placer.errors.UserError: the file is missing, unreadable, or not such a mapping.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{p}: cannot read unit overrides ({e.strerror})") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
-        raise UserError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: "
-                        f"{str(e).splitlines()[0]}") from None
+    data = load_structured(p, "unit overrides")
     if isinstance(data, dict) and isinstance(data.get("units"), dict):
         data = data["units"]
     if not isinstance(data, dict) or not data:
         raise UserError(f"{p}: expected a non-empty mapping of node-name/scope patterns to unit names")
     rules = []
     for pattern, unit in data.items():
-        if not isinstance(unit, str) or not unit or not pattern.strip():
+        if not isinstance(unit, str) or not unit.strip() or not pattern.strip():
             raise UserError(f"{p}: pattern {pattern!r} must map to a unit name (a string)")
         rules.append(UnitOverride(pattern, unit, str(p)))
     return tuple(rules)

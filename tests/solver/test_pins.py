@@ -6,14 +6,16 @@ import pytest
 
 from placer.compiler import compile_result
 from placer.errors import InfeasibleError, UserError
-from placer.pins import expand_pattern, resolve_pins
+from placer.pins import pattern_matcher, read_pin_file, resolve_pins
 from tests.solver.factories import llama_cost
 
 NAMES = ["embed", *[f"layers.{i}.{b}" for i in range(12) for b in ("attn", "mlp")], "head"]
 
 
 def test_ranges_globs_and_sub_units():
-    assert expand_pattern("layers.0-2") == ["layers.0", "layers.1", "layers.2"]
+    matches = pattern_matcher("layers.0-2")
+    assert [n for n in ("layers.0", "layers.2", "layers.3", "layers.10", "layers.1.mlp") if matches(n)] == [
+        "layers.0", "layers.2", "layers.1.mlp"]
     pins = resolve_pins(["layers.0-1=0", "layers.[5-9].mlp=1", "head=2"], NAMES)
     named = {NAMES[i]: w for i, w in pins}
     assert named["layers.0.attn"] == 0 and named["layers.1.attn"] == 0
@@ -60,3 +62,16 @@ def test_pins_against_dag_order_memory_and_wafer_count():
         compile_result(cost, wafers=4, context=0, pins=["layers.0-39=0"], compare=False)
     with pytest.raises(InfeasibleError, match="only wafers 0..3"):
         compile_result(cost, wafers=4, context=0, pins=["head=4"], compare=False)
+
+
+def test_a_huge_range_costs_what_a_small_one_costs():
+    # a range is matched by value, never expanded (10^8 used to build 10^8 strings)
+    pins = resolve_pins(["layers.0-100000000=0"], NAMES)
+    assert len(pins) == 24
+
+
+def test_pin_file_that_is_not_utf8_is_a_user_error(tmp_path):
+    bad = tmp_path / "pins.txt"
+    bad.write_bytes(b"layers.0=0\n\xff\xfe=1\n")
+    with pytest.raises(UserError, match="not UTF-8"):
+        read_pin_file(bad)

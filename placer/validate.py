@@ -1,0 +1,146 @@
+"""Checks at the boundary: every file and option a user gives passes through these before use.
+
+One hand-written module rather than a schema library (pydantic v2 was considered): placer's
+inputs are frozen dataclasses already (``Target``, ``Workload``, ``Plan``), and the checks that
+matter here are few and the same everywhere: text is UTF-8, structured files are not nested
+deeper than any real one, numbers are finite, integers are integers, values sit in their range,
+sizes are bounded by a documented cap. Each failure is a ``UserError`` (exit 2) whose one line
+names the file or option, the field, what was found and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from placer.errors import UserError
+
+#: Deepest nesting accepted in a JSON or TOML file (real configs, plans and pin files use < 10).
+MAX_NESTING = 64
+#: Largest text file placer reads whole (configs, plans, targets, pin and override files).
+MAX_TEXT_BYTES = 256 * 1024 * 1024
+
+
+def read_text(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The file's text; a ``UserError`` names the file when it is missing, too large or not UTF-8."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise UserError(f"{p}: {what} is {size:,} bytes, more than the {max_bytes:,} bytes placer reads; "
+                            f"is this the right file?")
+        data = p.read_bytes()
+    except IsADirectoryError:
+        raise UserError(f"{p}: {what} is a folder, not a file") from None
+    except OSError as e:
+        raise UserError(f"{p}: cannot read {what} ({e.strerror})") from None
+    return decode_utf8(data, f"{p}: {what}")
+
+
+def decode_utf8(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{where} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}); "
+                        f"save it as UTF-8") from None
+
+
+def nesting_depth(text: str) -> int:
+    """Deepest bracket nesting of JSON/TOML text, ignoring brackets inside strings (linear)."""
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for ch in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        elif ch == "\n" and quote == "'":
+            quote = ""
+    return deepest
+
+
+def _check_nesting(text: str, where: str) -> None:
+    depth = nesting_depth(text)
+    if depth > MAX_NESTING:
+        raise UserError(f"{where}: nested {depth} levels deep, more than the {MAX_NESTING} placer accepts")
+
+
+def parse_json(text: str, where: str) -> Any:
+    """JSON with bounded nesting and no NaN/Infinity literals."""
+    _check_nesting(text, where)
+
+    def no_constant(name: str) -> float:
+        raise ValueError(f"{name} is not a finite number")
+
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except (ValueError, RecursionError) as e:
+        raise UserError(f"{where}: not valid JSON: {str(e).splitlines()[0]}") from None
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    _check_nesting(text, where)
+    try:
+        return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as e:
+        raise UserError(f"{where}: not valid TOML: {str(e).splitlines()[0]}") from None
+
+
+def load_structured(path: str | os.PathLike[str], what: str) -> Any:
+    """A ``.json`` or ``.toml`` file (by suffix; other suffixes are tried as TOML)."""
+    p = Path(path)
+    text = read_text(p, what)
+    return parse_json(text, str(p)) if p.suffix.lower() == ".json" else parse_toml(text, str(p))
+
+
+def finite_number(value: object, where: str) -> float:
+    """A finite int or float (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise UserError(f"{where}: expected a finite number, got {value!r}")
+    return number
+
+
+def integer(value: object, where: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer (an integral float such as 2.0 is accepted) within ``[minimum, maximum]``."""
+    if isinstance(value, bool):
+        raise UserError(f"{where}: expected an integer, got {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise UserError(f"{where}: expected an integer, got {value!r}")
+        value = int(value)
+    if not isinstance(value, int):
+        raise UserError(f"{where}: expected an integer, got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise UserError(f"{where}: must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{where}: must be <= {maximum:,}, got {value:,}")
+    return value
+
+
+def number_in_range(value: object, where: str, low: float | None = None, high: float | None = None,
+                    low_open: bool = False, high_open: bool = False) -> float:
+    """A finite number in the given (closed unless ``*_open``) range."""
+    number = finite_number(value, where)
+    if low is not None and (number < low or (low_open and number == low)):
+        raise UserError(f"{where}: must be {'>' if low_open else '>='} {low:g}, got {number:g}")
+    if high is not None and (number > high or (high_open and number == high)):
+        raise UserError(f"{where}: must be {'<' if high_open else '<='} {high:g}, got {number:g}")
+    return number
