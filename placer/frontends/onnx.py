@@ -22,6 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from placer.errors import UserError
+from placer.frontends.onnx_checks import check_model_proto
 from placer.ir import attrs as A
 from placer.ir.dtypes import DType
 from placer.ir.graph import ExternalLocation, Graph, Node, Weight, WeightRole
@@ -82,6 +83,7 @@ def from_onnx(model: str | Path | onnx.ModelProto, *, name: str | None = None) -
         proto, label = model, f"<ONNX model {model.graph.name or 'unnamed'}>"
     else:
         proto, label = load_onnx(model), str(model)
+    check_model_proto(proto, label, None if isinstance(model, onnx.ModelProto) else Path(model).parent)
     gname = name or (Path(model).stem if not isinstance(model, onnx.ModelProto)
                      else proto.graph.name) or "model"
     graph = _Importer(proto, label).run(gname)

@@ -1,0 +1,151 @@
+"""Checks on an ONNX ModelProto before placer trusts any of its numbers.
+
+placer never reads external weight files, so the sizes it plans with come from metadata: a
+tensor's dims and element type, and an external tensor's ``offset``/``length`` entries. A
+malformed file must not become a plan (a negative length once made a 100 GB model "fit" on one
+wafer), so the metadata is checked first, each failure one ``UserError`` line naming the file,
+the tensor or node and the field:
+
+* IR version and every opset known to the installed onnx (default domain) or positive;
+* initializers: an element type onnx knows, dims >= 0, inline data whose length equals
+  dims x element size (raw bytes or typed fields), or external data whose ``location`` is a
+  relative path inside the model's folder (no absolute path, no ``..``, no symlink leading out),
+  whose ``offset`` and ``length`` are non-negative integers, and whose length equals the bytes
+  the dims and element type need;
+* every graph output is produced by a node or is a graph input or initializer;
+* at most ``MAX_NODES`` nodes and ``MAX_INITIALIZERS`` initializers (documented caps; a file
+  past them is refused before any per-node work).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto
+
+from placer.errors import UserError
+
+MAX_NODES = 5_000_000
+MAX_INITIALIZERS = 5_000_000
+
+_FOUR_BIT = {TensorProto.INT4, TensorProto.UINT4, TensorProto.FLOAT4E2M1}
+_KNOWN_TYPES = set(TensorProto.DataType.values()) - {TensorProto.UNDEFINED}
+_TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")
+
+
+def _element_bits(data_type: int) -> int | None:
+    """Bits per element of a numeric ONNX type (None for strings)."""
+    if data_type == TensorProto.STRING:
+        return None
+    if data_type in _FOUR_BIT:
+        return 4
+    try:
+        np_type = onnx.helper.tensor_dtype_to_np_dtype(data_type)
+    except (KeyError, ValueError, TypeError):
+        return None
+    return int(np_type.itemsize) * 8
+
+
+def tensor_bytes(t: onnx.TensorProto) -> int | None:
+    """Bytes the tensor's dims and element type need (None when not a fixed-size type)."""
+    bits = _element_bits(t.data_type)
+    if bits is None:
+        return None
+    return math.ceil(math.prod(int(d) for d in t.dims) * bits / 8)
+
+
+def _check_location(location: str, where: str, model_dir: Path | None) -> None:
+    if not location:
+        raise UserError(f"{where}: external data has no 'location'; give the weight file's name")
+    if "\x00" in location:
+        raise UserError(f"{where}: external data location contains a NUL byte")
+    path = Path(location)
+    if path.is_absolute() or location.startswith(("/", "\\")) or ":" in path.parts[0]:
+        raise UserError(f"{where}: external data location {location!r} is absolute; it must be a path "
+                        f"relative to the model's folder")
+    if ".." in path.parts or ".." in location.replace("\\", "/").split("/"):
+        raise UserError(f"{where}: external data location {location!r} leaves the model's folder ('..')")
+    if model_dir is not None:
+        base = os.path.realpath(model_dir)
+        resolved = os.path.realpath(os.path.join(base, location))
+        if os.path.commonpath([base, resolved]) != base:
+            raise UserError(f"{where}: external data location {location!r} leads out of the model's "
+                            f"folder through a symlink")
+
+
+def _check_int_field(value: str, key: str, where: str) -> int:
+    text = value.strip()
+    if not text.isdigit():
+        raise UserError(f"{where}: external data {key} {value!r} is not a non-negative integer")
+    return int(text)
+
+
+def _check_initializer(t: onnx.TensorProto, label: str, model_dir: Path | None) -> None:
+    where = f"{label}: initializer {t.name!r}"
+    if t.data_type not in _KNOWN_TYPES:
+        raise UserError(f"{where}: element type {t.data_type} is not an ONNX type")
+    if any(d < 0 for d in t.dims):
+        raise UserError(f"{where}: dims {list(t.dims)} contain a negative size")
+    expected = tensor_bytes(t)
+    if t.data_location == TensorProto.EXTERNAL:
+        info: dict[str, str] = {}
+        for entry in t.external_data:
+            if entry.key in info:
+                raise UserError(f"{where}: external data key {entry.key!r} is given twice")
+            info[entry.key] = entry.value
+        _check_location(info.get("location", ""), where, model_dir)
+        if "offset" in info:
+            _check_int_field(info["offset"], "offset", where)
+        if "length" in info:
+            length = _check_int_field(info["length"], "length", where)
+            if expected is not None and length != expected:
+                raise UserError(f"{where}: external data length {length:,} B differs from the {expected:,} B "
+                                f"its dims {list(t.dims)} and element type need; re-export the model")
+        return
+    numel = math.prod(int(d) for d in t.dims)
+    if t.HasField("raw_data"):
+        if expected is not None and len(t.raw_data) != expected:
+            raise UserError(f"{where}: raw data is {len(t.raw_data):,} B but dims {list(t.dims)} need "
+                            f"{expected:,} B; the file is corrupt or was edited")
+        return
+    counts = {f: len(getattr(t, f)) for f in _TYPED_FIELDS if len(getattr(t, f))}
+    if not counts:
+        if numel:
+            raise UserError(f"{where}: dims {list(t.dims)} but no data")
+        return
+    field, count = next(iter(counts.items()))
+    want = math.ceil(numel / 2) if t.data_type in _FOUR_BIT else numel
+    if t.data_type in (TensorProto.COMPLEX64, TensorProto.COMPLEX128):
+        want = 2 * numel
+    if len(counts) > 1 or count != want:
+        raise UserError(f"{where}: {field} holds {count:,} values but dims {list(t.dims)} need {want:,}; "
+                        f"the file is corrupt or was edited")
+
+
+def check_model_proto(proto: onnx.ModelProto, label: str, model_dir: Path | None = None) -> None:
+    """Raise a one-line ``UserError`` for the first malformed field of ``proto``."""
+    if proto.ir_version > onnx.IR_VERSION:
+        raise UserError(f"{label}: IR version {proto.ir_version} is newer than the {onnx.IR_VERSION} the "
+                        f"installed onnx ({onnx.__version__}) knows; re-export with an older IR version")
+    newest = onnx.defs.onnx_opset_version()
+    for imp in proto.opset_import:
+        if imp.version < 1:
+            raise UserError(f"{label}: opset of domain {imp.domain or 'ai.onnx'!r} is {imp.version}; "
+                            f"opsets start at 1")
+        if imp.domain in ("", "ai.onnx") and imp.version > newest:
+            raise UserError(f"{label}: default-domain opset {imp.version} is newer than {newest}, the newest "
+                            f"the installed onnx ({onnx.__version__}) knows; re-export at opset <= {newest}")
+    g = proto.graph
+    if len(g.node) > MAX_NODES or len(g.initializer) > MAX_INITIALIZERS:
+        raise UserError(f"{label}: {len(g.node):,} nodes and {len(g.initializer):,} initializers, past "
+                        f"placer's caps of {MAX_NODES:,} and {MAX_INITIALIZERS:,}")
+    for t in g.initializer:
+        _check_initializer(t, label, model_dir)
+    produced = {o for n in g.node for o in n.output if o}
+    produced |= {i.name for i in g.input} | {t.name for t in g.initializer}
+    for out in g.output:
+        if out.name not in produced:
+            raise UserError(f"{label}: graph output {out.name!r} is produced by no node; fix or remove it")

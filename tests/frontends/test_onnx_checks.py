@@ -1,0 +1,111 @@
+"""Malformed ONNX metadata is refused with one line naming the tensor and field (never planned)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from placer.errors import UserError
+from placer.frontends.onnx import from_onnx
+
+
+def _model(external: bool) -> onnx.ModelProto:
+    w = numpy_helper.from_array(np.ones((8, 4), np.float32), "w")
+    if external:
+        w.ClearField("raw_data")
+        w.data_location = TensorProto.EXTERNAL
+        for k, v in (("location", "w.bin"), ("offset", "0"), ("length", str(8 * 4 * 4))):
+            w.external_data.add(key=k, value=v)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g", [x], [y], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _external(key: str, value: str) -> Callable[[onnx.ModelProto], None]:
+    def mutate(m: onnx.ModelProto) -> None:
+        for e in m.graph.initializer[0].external_data:
+            if e.key == key:
+                e.value = value
+    return mutate
+
+
+def _opset(version: int) -> Callable[[onnx.ModelProto], None]:
+    def mutate(m: onnx.ModelProto) -> None:
+        m.opset_import[0].version = version
+    return mutate
+
+
+def _dims(m: onnx.ModelProto) -> None:
+    m.graph.initializer[0].dims[0] = 9
+
+
+def _dangling_output(m: onnx.ModelProto) -> None:
+    m.graph.output.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1]))
+
+
+def _bad_type(m: onnx.ModelProto) -> None:
+    m.graph.initializer[0].data_type = 99
+
+
+CASES = [
+    (False, _dims, "raw data is 128 B but dims \\[9, 4\\] need 144 B"),
+    (False, _opset(999), "opset 999 is newer"),
+    (False, _opset(0), "opsets start at 1"),
+    (False, _dangling_output, "graph output 'z' is produced by no node"),
+    (False, _bad_type, "element type 99 is not an ONNX type"),
+    (True, _external("length", "-128"), "length '-128' is not a non-negative integer"),
+    (True, _external("offset", "-1"), "offset '-1' is not a non-negative integer"),
+    (True, _external("length", "64"), "length 64 B differs from the 128 B"),
+    (True, _external("location", "/etc/passwd"), "is absolute"),
+    (True, _external("location", "../w.bin"), "leaves the model's folder"),
+    (True, _external("location", ""), "has no 'location'"),
+]
+
+
+@pytest.mark.parametrize("external, mutate, message", CASES)
+def test_malformed_metadata_is_a_user_error(tmp_path: Path, external: bool,
+                                            mutate: Callable[[onnx.ModelProto], None], message: str) -> None:
+    m = _model(external)
+    mutate(m)
+    path = tmp_path / "m.onnx"
+    onnx.save(m, path)
+    with pytest.raises(UserError, match=message) as info:
+        from_onnx(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_symlink_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    inside = tmp_path / "model"
+    inside.mkdir()
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 128)
+    os.symlink(tmp_path / "secret.bin", inside / "w.bin")
+    onnx.save(_model(True), inside / "m.onnx")
+    with pytest.raises(UserError, match="through a symlink"):
+        from_onnx(inside / "m.onnx")
+
+
+def test_clean_models_pass(tmp_path: Path) -> None:
+    for external in (False, True):
+        onnx.save(_model(external), tmp_path / "m.onnx")
+        graph = from_onnx(tmp_path / "m.onnx")
+        assert sum(w.nbytes for w in graph.weights.values()) == 128
+
+
+def test_negative_length_through_the_binary_exits_2(tmp_path: Path) -> None:
+    m = _model(True)
+    _external("length", "-100000000000")(m)
+    onnx.save(m, tmp_path / "m.onnx")
+    run = subprocess.run([sys.executable, "-m", "placer", "compile", str(tmp_path / "m.onnx"), "-o",
+                          str(tmp_path / "out")], capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()
