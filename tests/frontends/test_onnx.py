@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -36,10 +35,7 @@ def _feeds(graph, rng: np.random.Generator) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize(("family", "dynamo", "with_cache"), COMBOS, ids=IDS)
 def test_import_matches_onnxruntime_shapes(onnx_model, family, dynamo, with_cache):
     path = onnx_model(family, dynamo, with_cache)
-    start = time.perf_counter()
     graph = from_onnx(path)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"import took {elapsed:.2f} s"
     verify(graph, require_types=True)
     values = [o for n in graph.nodes for o in n.outputs if o]
     assert all(v in graph.types for v in [*graph.inputs, *graph.weights, *values])

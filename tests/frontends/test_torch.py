@@ -7,8 +7,6 @@ from_onnx (units and per-unit costs).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -226,12 +224,9 @@ def test_meta_device_llama_3_1_8b():
     with torch.device("meta"):
         model = tr.LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
     ids = torch.zeros((2, 8), dtype=torch.long, device="meta")
-    start = time.perf_counter()
     graph = from_torch(model, (ids,), dynamic_shapes=SHAPES, example_kwargs=NO_CACHE)
-    elapsed = time.perf_counter() - start
     assert graph.parameter_count() == 8_030_261_248 == sum(p.numel() for p in model.parameters())
     cost = annotate_costs(load_graph(graph), load_target("wse3"), Workload())
     assert len(cost.units) == 34
     assert cost.kv_bytes_per_token == 2 * 32 * 8 * 128 * 2  # 128 KiB in bf16 (HARDWARE.md)
     assert cost.weight_bytes == 2 * 8_030_261_248
-    assert elapsed < 60, f"from_torch took {elapsed:.1f} s"
