@@ -35,7 +35,12 @@ def test_overrides_and_user_toml(tmp_path):
 @pytest.mark.parametrize("name,overrides,match", [
     ("nope", {}, "unknown target 'nope'"),
     ("wse3", {"bogus": 1}, "no field 'bogus'"),
-    ("wse3", {"wafers": "1.5"}, "needs a int"),
+    ("wse3", {"wafers": "1.5"}, "expected an integer"),
+    ("wse3", {"wafers": "1e30"}, "above placer's cap of 4,096"),
+    ("wse3", {"sram_bytes": "inf"}, "expected an integer"),
+    ("wse3", {"clock_hz": "nan"}, "expected a finite number"),
+    ("wse3", {"io_latency_s": "-inf"}, "expected a finite number"),
+    ("wse3", {"mesh_rows": "100000"}, "cap of 16,384"),
     ("wse3", {"sram_bytes": 0}, "sram_bytes must be > 0"),
     ("wse3", {"default_reserve": 1.5}, r"default_reserve must be in \[0, 1\)"),
 ])

@@ -18,7 +18,6 @@ Conventions of the emitted graph (see ``placer.frontends.hf_builder`` for the st
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ from placer.frontends.hf_families import FAMILIES, ModelSpec, read_spec
 from placer.frontends.hf_quant import Quantization, read_quantization
 from placer.frontends.hf_reader import ConfigReader
 from placer.ir import Graph, VerificationError, verify
+from placer.validate import parse_json, read_text
 
 SUPPORTED_FAMILIES = tuple(sorted(FAMILIES))
 
@@ -41,14 +41,7 @@ def read_config(path_or_dict: str | os.PathLike[str] | Mapping[str, Any]) -> tup
     path = Path(path_or_dict)
     if path.is_dir():
         path = path / "config.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read the config ({e.strerror or e})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    data = parse_json(read_text(path, "config"), str(path))
     if not isinstance(data, dict):
         raise UserError(f"{path}: a config.json must hold a JSON object, got {type(data).__name__}")
     return data, str(path)

@@ -7,12 +7,18 @@ reported as the user's mistake, never as a traceback.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from placer.errors import UserError
 
 _MISSING = object()
+#: Largest integer a config field may hold (no real model dimension comes near 2^40): larger
+#: values are a corrupted or hand-edited file, refused before any size is computed from them.
+MAX_FIELD_INT = 1 << 40
+#: Most decoder layers placer reads from a config (real models have < 200).
+MAX_LAYERS = 4096
 
 
 class ConfigReader:
@@ -54,6 +60,10 @@ class ConfigReader:
                 raise self.fail(key, f"must be an integer, got {value!r}")
         if value < minimum:
             raise self.fail(key, f"must be >= {minimum}, got {value}")
+        limit = MAX_LAYERS if key in ("num_hidden_layers", "n_layer", "num_layers") else MAX_FIELD_INT
+        if value > limit:
+            raise self.fail(key, f"is {value:,}, above placer's cap of {limit:,} "
+                            f"(placer.frontends.hf_reader); is the config corrupt?")
         return value
 
     def int_alias(self, keys: tuple[str, ...], default: Any = _MISSING, *, minimum: int = 1) -> int:
@@ -77,6 +87,8 @@ class ConfigReader:
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"must be a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise self.fail(key, f"must be a finite number, got {value!r}")
         return float(value)
 
     def bool(self, key: str, default: bool) -> bool:
@@ -103,7 +115,7 @@ class ConfigReader:
         if value is None:
             return list(default or [])
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum
-                                              for v in value):
+                                              or v > MAX_FIELD_INT for v in value):
             raise self.fail(key, f"must be a list of integers >= {minimum}, got {value!r}")
         if length is not None and value and len(value) != length:
             raise self.fail(key, f"must have {length} entries (one per layer), got {len(value)}")

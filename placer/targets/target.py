@@ -9,12 +9,13 @@ field names: bytes, hertz, seconds, cycles.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import math
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 
 from placer.errors import UserError
+from placer.validate import finite_number, integer, parse_toml, read_text
 
 
 @dataclass(frozen=True)
@@ -59,34 +60,52 @@ class Target:
         return out
 
     def validate(self) -> None:
+        """Every number finite and in range, integers integral, sizes within placer's caps."""
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
+                where = f"target {self.name!r}: field {f.name}"
+                if not math.isfinite(v):
+                    raise UserError(f"{where} must be a finite number, got {v}")
                 if f.name == "default_reserve":
                     if not 0 <= v < 1:
                         raise UserError(f"target {self.name!r}: default_reserve must be in [0, 1), got {v}")
-                elif f.name in ("external_kv_bytes", "io_latency_s"):
+                elif f.name in _NON_NEGATIVE:
                     if v < 0:
                         raise UserError(f"target {self.name!r}: {f.name} must be >= 0, got {v}")
                 elif v <= 0:
                     raise UserError(f"target {self.name!r}: {f.name} must be > 0, got {v}")
+                cap = _CAPS.get(f.name)
+                if cap is not None and v > cap:
+                    raise UserError(f"{where} is {v:,}, above placer's cap of {cap:,} "
+                                    f"(placer.targets.target._CAPS); is the value in the right unit?")
 
     def to_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _convert(key: str, type_name: str, value: object) -> object:
-    try:
+    where = f"target field {key!r}"
+    if "int" in type_name or "float" in type_name:
+        if isinstance(value, str):
+            try:
+                value = float(value) if any(c in value.lower() for c in ".en") else int(value)
+            except ValueError:
+                raise UserError(f"{where} needs a {type_name}, got {value!r}") from None
         if "int" in type_name:
-            f = float(value)  # type: ignore[arg-type]
-            if f != int(f):
-                raise ValueError
-            return int(f)
-        if "float" in type_name:
-            return float(value)  # type: ignore[arg-type]
-        return str(value)
-    except (TypeError, ValueError):
-        raise UserError(f"target field {key!r} needs a {type_name}, got {value!r}") from None
+            return integer(value, where)
+        return finite_number(value, where)
+    if not isinstance(value, str):
+        raise UserError(f"{where} needs a string, got {value!r}")
+    return value
+
+
+# Fields that may be 0; every other number must be > 0.
+_NON_NEGATIVE = {"external_kv_bytes", "io_latency_s"}
+# Caps on sizes that placer allocates or loops over (the emulator builds per-PE arrays; the
+# solver loops over wafer counts). Far above any built machine: WSE-3 has 762 x 1172 PEs.
+_CAPS: dict[str, float] = {"wafers": 4096, "mesh_rows": 16384, "mesh_cols": 16384, "routing_colors": 4096,
+                           "cycles_per_hop": 10**6, "link_bytes_per_cycle": 1 << 20}
 
 
 BUILTIN_TARGETS = ("wse2", "wse3", "wse-mini")
@@ -102,12 +121,9 @@ def load_target(name_or_path: str, overrides: dict[str, object] | None = None) -
         if not path.is_file():
             raise UserError(f"unknown target {name_or_path!r}: not a built-in "
                             f"({', '.join(BUILTIN_TARGETS)}) and no such TOML file")
-        text = path.read_text()
+        text = read_text(path, "target file")
         source = str(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{source}: not valid TOML ({e})") from None
+    data = parse_toml(text, source)
     names = {f.name for f in fields(Target)}
     missing = sorted(n for n in names - set(data) if n != "default_reserve")
     unknown = sorted(set(data) - names)
