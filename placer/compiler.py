@@ -14,7 +14,6 @@ from typing import Any
 from placer import __version__
 from placer.costs import ModelCost
 from placer.errors import InfeasibleError, UserError
-from placer.fileio import write_atomic
 from placer.options import CompileOptions
 from placer.perf import predict_performance, swap_in_seconds, unit_decode_seconds, unit_prefill_seconds
 from placer.pins import check_pins, resolve_pins
@@ -161,14 +160,17 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
     return Plan.from_json(plan.to_json())  # canonical: floats rounded as in the file
 
 
-def write_outputs(result: CompileResult, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``plan.json`` and ``report.md`` into ``out_dir`` atomically."""
+def output_files(result: CompileResult) -> dict[str, str]:
+    """The files one compile writes, by name: ``plan.json`` and ``report.md``."""
     from placer.report import render_report
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"option -o: {out} exists and is not a folder")
-    plan_path, report_path = out / "plan.json", out / "report.md"
-    write_atomic(plan_path, result.plan.to_json())
-    write_atomic(report_path, render_report(result))
-    return plan_path, report_path
+    return {"plan.json": result.plan.to_json(), "report.md": render_report(result)}
+
+
+def write_outputs(result: CompileResult, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write the compile's files into ``out_dir``, replacing the previous run's together
+    (``placer.outputs``)."""
+    from placer.outputs import write_output_files
+
+    write_output_files(out_dir, output_files(result))
+    return Path(out_dir) / "plan.json", Path(out_dir) / "report.md"

@@ -5,7 +5,8 @@
 
 1. ``open_output_folder(path)`` runs *before* any long work (solve, sweep, emulation): the folder
    is created if missing, must be a folder and must be writable (a probe file is created and
-   removed), else a ``UserError`` (exit 2) names the path. It then takes an exclusive lock on
+   removed), else a ``UserError`` (exit 2) names the path; when the work then fails, a folder the
+   run created is removed again (nothing is written on failure). It then takes an exclusive lock on
    the folder, so concurrent runs into one folder are serialised: a later run waits up to
    ``lock_timeout_s`` and then exits 2 naming the locked folder.
 2. ``commit({name: data})`` replaces the previous run's files with this run's, together:
@@ -254,6 +255,7 @@ def prepare_output_folder(path: str | os.PathLike[str]) -> Path:
 def open_output_folder(path: str | os.PathLike[str],
                        lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[OutputFolder]:
     """The checked, locked output folder; the lock is held until the block ends."""
+    created = not Path(path).exists()
     folder = prepare_output_folder(path)
     deadline = time.monotonic() + lock_timeout_s
     while True:
@@ -288,6 +290,11 @@ def open_output_folder(path: str | os.PathLike[str],
     try:
         out._clean_stale()
         yield out
+    except BaseException:
+        if created:  # a failed run leaves no trace: not even the folder it made
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
+        raise
     finally:
         out.close()
 

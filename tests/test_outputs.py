@@ -172,3 +172,48 @@ def test_concurrent_and_killed_writers_never_mix_runs(tmp_path: Path, foreign: b
     stray = [p.name for p in [*out.iterdir(), *tmp_path.iterdir()]
              if p.name.endswith(".tmp") or "placer-stage" in p.name or p.name == ".placer-journal.json"]
     assert stray == []
+
+
+_TINY = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256, "head_dim": 16,
+         "max_position_embeddings": 4096, "torch_dtype": "float32"}
+
+
+def _placer(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "placer", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("where", ["under-file", "proc"])
+def test_compile_checks_the_output_folder_before_the_solve(tmp_path: Path, where: str) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_TINY))
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "out" if where == "under-file" else Path("/proc/placer-out")
+    run = _placer("compile", str(config), "--target", "wse-mini", "-o", str(out))
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert str(out) in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_failed_compile_leaves_no_folder(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_TINY))
+    run = _placer("compile", str(config), "--target", "wse-mini", "--wafers", "999",
+                  "-o", str(tmp_path / "o"))
+    assert run.returncode == 2, run.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_concurrent_compiles_into_one_folder_leave_one_runs_files(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_TINY))
+    out = tmp_path / "out"
+    runs = [subprocess.Popen([sys.executable, "-m", "placer", "compile", str(config), "--target", "wse-mini",
+                              "--context", str(context), "-o", str(out)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True) for context in (128, 256, 512, 1024)]
+    for r in runs:
+        assert r.wait() == 0, r.stderr.read() if r.stderr else ""
+    plan = json.loads((out / "plan.json").read_text())
+    context = plan["workload"]["context_tokens"]
+    report = (out / "report.md").read_text()
+    assert f"{context:,}" in report or str(context) in report
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "plan.json", "report.md"]

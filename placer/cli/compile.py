@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from placer.cli.options import compile_options, compile_options_from, json_option
@@ -16,12 +18,15 @@ from placer.progress import progress
 @json_option
 def compile_command(model: str, out_dir: str, as_json: bool, **params: object) -> None:
     """Place MODEL's layers and KV cache across wafers; write DIR/plan.json and DIR/report.md."""
-    from placer.compiler import compile_result, write_outputs
+    from placer.compiler import compile_result, output_files
+    from placer.outputs import open_output_folder
 
     options = compile_options_from(params)
-    with progress(f"placing {model}"):
-        result = compile_result(model, options)
-    plan_path, report_path = write_outputs(result, out_dir)
+    with open_output_folder(out_dir) as folder:  # checked and locked before the solve
+        with progress(f"placing {model}"):
+            result = compile_result(model, options)
+        folder.commit(output_files(result))
+    plan_path, report_path = Path(out_dir) / "plan.json", Path(out_dir) / "report.md"
     if as_json:
         click.echo(result.plan.to_json(), nl=False)
         return
