@@ -54,11 +54,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from placer.cost_rules import COST_RULES, OpCall, Operand
-from placer.costs import EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
+from placer.costs import Collective, CollectiveKind, EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
 from placer.ir.attrs import GemmAttrs
 from placer.ir.dtypes import DType
 from placer.ir.graph import Graph, Node, WeightRole
@@ -114,9 +114,9 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
             weights_of[owner[name]].append(name)
     views = _parameter_views(graph, stored)
     stored.update(views)
-    plan = _plan_signatures(graph, stored)
     # The structure's graph has the same values and its consumer index is already built.
     syms = find_token_symbols(analyze_structure(graph).graph)
+    plan = _plan_signatures(graph, stored, _kv_values(graph, syms), syms.seq)
     context, prompt = workload.context_tokens, workload.prompt_tokens
     decode = _decode_costs(plan, syms, context)
     prefill = _signature_costs(plan, _bind(syms, seq=prompt, past=0))
@@ -145,15 +145,24 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
         out_bytes[src] += nbytes
     contractions: dict[str, list[Node]] = {u.name: [] for u in units}
     sig_counts: dict[str, Counter[int]] = {u.name: Counter() for u in units}
+    # Nodes with collectives, in program order, per unit and per routed piece.
+    talkers: dict[str, list[tuple[int, Node]]] = {u.name: [] for u in units}
+    talks = [bool(d.collectives or p.collectives) for d, p in zip(decode, prefill)]
     piece_of, pieces = routing.piece_of, routing.pieces
+    routing.talkers = [[] for _ in pieces]
     for node, sig in zip(graph.nodes, plan.node_sigs):
         if node.op in CONTRACTION:
             contractions[node.unit].append(node)
         piece = piece_of.get(node.name) if piece_of else None
         (sig_counts[node.unit] if piece is None else pieces[piece])[sig] += 1
+        if talks[sig]:
+            (talkers[node.unit] if piece is None else routing.talkers[piece]).append((sig, node))
+    nodes = graph.nodes
     for unit, indices in recomputed.items():
         sig_counts[unit].update(plan.node_sigs[i] for i in indices)
-    routed_decode, routed_prefill = routing.expected_costs(decode, prefill, prompt)
+        talkers[unit].extend((plan.node_sigs[i], nodes[i]) for i in sorted(indices)
+                             if talks[plan.node_sigs[i]])
+    routed_decode, routed_prefill = routing.expected_costs(plan, decode, prefill, prompt)
     costs = []
     for u in units:
         params = [n for n in weights_of[u.name] if stored[n].is_parameter]
@@ -164,8 +173,11 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
             constant_bytes=sum(graph.weights[n].nbytes for n in weights_of[u.name]
                                if not stored[n].is_parameter),
             kv=tuple(kv_of.get(u.name, ())),
-            decode=_weighted_sum(decode, sig_counts[u.name]) + routed_decode.get(u.name, NodeCost()),
-            prefill=_weighted_sum(prefill, sig_counts[u.name]) + routed_prefill.get(u.name, NodeCost()),
+            decode=_weighted_sum(decode, sig_counts[u.name]) + _collectives(plan, decode, talkers[u.name])
+            + routed_decode.get(u.name, NodeCost())
+            + NodeCost(kv_read_bytes=sum(k.bytes_for(context) for k in kv_of.get(u.name, ()))),
+            prefill=_weighted_sum(prefill, sig_counts[u.name]) + _collectives(plan, prefill, talkers[u.name])
+            + routed_prefill.get(u.name, NodeCost()),
             activation_out_bytes_per_token=out_bytes[u.name],
             matmul_shapes=_matmul_shapes(graph, contractions[u.name], views),
         ))
@@ -196,6 +208,8 @@ class _Plan:
     operands: tuple[TensorType | Operand | None, ...]  # symbolic types, or stored operands
     signatures: tuple[tuple[Node, tuple[int, ...], tuple[int, ...]], ...]
     node_sigs: tuple[int, ...]
+    kv: frozenset[int] = frozenset()  # operand ids of KV cache values
+    tokens: str | None = None  # the symbol counting a sequence's token positions
 
 
 class _OperandIds(dict[str, int]):
@@ -205,10 +219,12 @@ class _OperandIds(dict[str, int]):
     that 300k lookups on a 100k-node graph stay cheap.
     """
 
-    def __init__(self, graph: Graph, stored: Mapping[str, Operand]) -> None:
+    def __init__(self, graph: Graph, stored: Mapping[str, Operand], kv: frozenset[str]) -> None:
         super().__init__({"": 0})
         self.types = graph.types
         self.stored = stored
+        self.kv_values = kv
+        self.kv: set[int] = set()
         self.ids: dict[object, int] = {None: 0}
         self.operands: list[TensorType | Operand | None] = [None]
 
@@ -221,16 +237,21 @@ class _OperandIds(dict[str, int]):
             item = self.types.get(value)
             key = None if item is None else (id(item.dtype), tuple(
                 [d if d.__class__ is int else d.terms for d in item.shape]))  # type: ignore[union-attr]
+            if item is not None and value in self.kv_values:
+                key = ("kv", key)
         found = self.ids.get(key)
         if found is None:
             found = self.ids[key] = len(self.operands)
             self.operands.append(item)
+            if key.__class__ is tuple and key[0] == "kv":  # type: ignore[index]
+                self.kv.add(found)
         self[value] = found
         return found
 
 
-def _plan_signatures(graph: Graph, stored: Mapping[str, Operand]) -> _Plan:
-    ids = _OperandIds(graph, stored)
+def _plan_signatures(graph: Graph, stored: Mapping[str, Operand], kv: frozenset[str] = frozenset(),
+                     tokens: str | None = None) -> _Plan:
+    ids = _OperandIds(graph, stored, kv)
     get = ids.__getitem__
     sig_ids: dict[tuple[object, ...], int] = {}
     signatures = []
@@ -244,21 +265,47 @@ def _plan_signatures(graph: Graph, stored: Mapping[str, Operand]) -> _Plan:
             sig = sig_ids[key] = len(signatures)
             signatures.append((node, ins, outs))
         node_sigs.append(sig)
-    return _Plan(tuple(ids.operands), tuple(signatures), tuple(node_sigs))
+    return _Plan(tuple(ids.operands), tuple(signatures), tuple(node_sigs), frozenset(ids.kv), tokens)
 
 
 def _signature_costs(plan: _Plan, bindings: _Bindings) -> list[NodeCost]:
     concrete: list[Operand | None] = []
-    for item in plan.operands:
+    kv = plan.kv
+    for i, item in enumerate(plan.operands):
         if isinstance(item, TensorType):
             item = Operand(tuple(d if isinstance(d, int) else max(d.evaluate(bindings), 0)
-                                 for d in item.shape), item.dtype)
+                                 for d in item.shape), item.dtype, kv=i in kv)
         concrete.append(item)
     free = NodeCost()
+    tokens = bindings[plan.tokens] if plan.tokens else 1
     return [free if outs and _is_view(plan.operands[outs[0]]) else
             COST_RULES[node.op](OpCall(node, tuple(concrete[i] for i in ins),
-                                       tuple(concrete[o] for o in outs)))
+                                       tuple(concrete[o] for o in outs), tokens))
             for node, ins, outs in plan.signatures]
+
+
+# Ops through which a KV cache value stays the cache (appended to, viewed, repeated for GQA).
+_KV_OPS = frozenset({OpKind.CONCAT, OpKind.RESHAPE, OpKind.TRANSPOSE, OpKind.SQUEEZE, OpKind.UNSQUEEZE,
+                     OpKind.FLATTEN, OpKind.IDENTITY, OpKind.CAST, OpKind.EXPAND, OpKind.TILE})
+
+
+def _kv_values(graph: Graph, syms: TokenSymbols) -> frozenset[str]:
+    """The past KV inputs and the values that are those caches appended to or seen through
+    layout ops (present K/V, GQA's repeated K/V): on a deployment the cache is appended to in
+    place and read where it is, so reading them is the unit's KV read, not activation traffic."""
+    kv = set(syms.past_inputs)
+    if not kv:
+        return frozenset()
+    for node in graph.nodes:
+        if node.op in _KV_OPS:
+            if node.inputs and (node.inputs[0] in kv or (node.op is OpKind.CONCAT and
+                                                         any(i in kv for i in node.inputs))):
+                kv.update(node.outputs)
+        elif node.op is OpKind.ATTENTION:  # present key / value from past key / value
+            for i, o in ((4, 1), (5, 2)):
+                if i < len(node.inputs) and node.inputs[i] in kv and o < len(node.outputs):
+                    kv.add(node.outputs[o])
+    return frozenset(kv)
 
 
 def _is_view(item: TensorType | Operand | None) -> bool:
@@ -300,21 +347,36 @@ def _decode_costs(plan: _Plan, syms: TokenSymbols, context: int) -> list[NodeCos
         b = before[k] if before is not None else NodeCost()
         # Collectives at the token's own shapes: attention's P @ V contracts over C + 1 keys.
         out.append(NodeCost(max(a.flops - b.flops, 0), s.weight_read_bytes,
-                            max(a.activation_bytes - b.activation_bytes, 0), a.collectives,
-                            a.row_collectives))
+                            max(a.activation_bytes - b.activation_bytes, 0), a.collectives))
     return out
 
 
 def _weighted_sum(costs: list[NodeCost], counts: Counter[int]) -> NodeCost:
-    flops = weights = activations = collectives = rows = 0
+    """FLOPs and bytes of ``counts[sig]`` nodes of each signature (collectives apart)."""
+    flops = weights = activations = 0
     for sig, n in counts.items():
         c = costs[sig]
         flops += n * c.flops
         weights += n * c.weight_read_bytes
         activations += n * c.activation_bytes
-        collectives += n * c.collectives
-        rows += n * c.row_collectives
-    return NodeCost(flops, weights, activations, collectives, rows)
+    return NodeCost(flops, weights, activations)
+
+
+def _collectives(plan: _Plan, costs: list[NodeCost], nodes: Sequence[tuple[int, Node]]) -> NodeCost:
+    """The collectives of ``nodes`` in order, each keyed by the node's own input values (a
+    signature's costs name its first node's values)."""
+    out: list[Collective] = []
+    signatures = plan.signatures
+    for sig, node in nodes:
+        found = costs[sig].collectives
+        rep = signatures[sig][0]
+        if rep is node or not found:
+            out.extend(found)
+            continue
+        names = dict(zip(rep.inputs, node.inputs))
+        out.extend(replace(c, input_key=names.get(c.input_key, c.input_key)) if c.input_key else c
+                   for c in found)
+    return NodeCost(collectives=tuple(out))
 
 
 def _value_bytes(graph: Graph, value: str, bindings: _Bindings) -> int:
@@ -469,26 +531,42 @@ def _round(x: Fraction) -> int:
     return (2 * x.numerator + x.denominator) // (2 * x.denominator)
 
 
+def _rounded_steps(q: Fraction) -> Callable[[int], int]:
+    """x -> round(x * q), halves up, in integers."""
+    num, den, half = 2 * q.numerator, 2 * q.denominator, q.denominator
+    return lambda x: (x * num + half) // den
+
+
 def _apportion(costs: Sequence[NodeCost], flops: Fraction, reads: Fraction) -> list[NodeCost]:
     """``costs`` with FLOPs and activation bytes times ``flops``, weight reads and collectives
     times ``reads``, cumulatively rounded per column: the pieces sum to the rounded total, and
-    each is within one of its exact value. GEMV and row collectives are rounded apart, so
-    a piece never has more row collectives than collectives."""
-    rows = [(c.flops, c.weight_read_bytes, c.activation_bytes, c.gemv_collectives, c.row_collectives)
-            for c in costs]
+    each is within one of its exact value. Collectives are kept or dropped whole: of each kind,
+    in order over the pieces, the j-th is kept when round((j + 1) x reads) > round(j x reads),
+    so a piece keeps as many as its rounded count, spread evenly over its GEMV shapes."""
+    rows = [(c.flops, c.weight_read_bytes, c.activation_bytes) for c in costs]
     columns = []
-    for j, q in enumerate((flops, reads, flops, reads, reads)):
-        num, den = 2 * q.numerator, 2 * q.denominator
-        half = q.denominator
+    for j, q in enumerate((flops, reads, flops)):
+        step = _rounded_steps(q)
         total = previous = 0
         column = []
         for r in rows:
             total += r[j]
-            now = (total * num + half) // den  # round(total * q), halves up, in integers
+            now = step(total)
             column.append(now - previous)
             previous = now
         columns.append(column)
-    return [NodeCost(f, w, a, g + r, r) for f, w, a, g, r in zip(*columns)]
+    step = _rounded_steps(reads)
+    seen = dict.fromkeys(CollectiveKind, 0)
+    kept: list[tuple[Collective, ...]] = []
+    for c in costs:
+        mine = []
+        for x in c.collectives:
+            j = seen[x.kind]
+            seen[x.kind] = j + 1
+            if step(j + 1) > step(j):
+                mine.append(x)
+        kept.append(tuple(mine))
+    return [NodeCost(f, w, a, k) for f, w, a, k in zip(*columns, kept)]
 
 
 @dataclass
@@ -509,6 +587,7 @@ class Routing:
     pieces: list[Counter[int]] = field(default_factory=list)
     group_probability: dict[str, Fraction] = field(default_factory=dict)
     readers: Mapping[str, list[Node]] | None = None  # value -> consumers (units may be stale)
+    talkers: list[list[tuple[int, Node]]] = field(default_factory=list)  # per piece: nodes with collectives
 
     def edge_bytes(self, graph: Graph, src: str, dst: str, values: Sequence[str],
                    value_bytes: Callable[[str], int]) -> int:
@@ -542,7 +621,7 @@ class Routing:
         by_name = graph.node_by_name
         return [by_name[c.name] for c in self.readers.get(value, [])]
 
-    def expected_costs(self, decode: Sequence[NodeCost], prefill: Sequence[NodeCost],
+    def expected_costs(self, plan: _Plan, decode: list[NodeCost], prefill: list[NodeCost],
                        prompt: int) -> tuple[dict[str, NodeCost], dict[str, NodeCost]]:
         """Expected decode and prefill costs of the routed experts, summed per unit."""
         out_decode: dict[str, NodeCost] = {}
@@ -553,8 +632,10 @@ class Routing:
         for m, idx in zip(self.layers, by_layer):
             used = Fraction(m.top_k, m.num_experts)
             any_of_prompt = 1 - Fraction(m.num_experts - m.top_k, m.num_experts) ** max(prompt, 1)
-            dense_d = [_weighted_sum(decode, self.pieces[i]) for i in idx]
-            dense_p = [_weighted_sum(prefill, self.pieces[i]) for i in idx]
+            dense_d = [_weighted_sum(decode, self.pieces[i]) + _collectives(plan, decode, self.talkers[i])
+                       for i in idx]
+            dense_p = [_weighted_sum(prefill, self.pieces[i]) + _collectives(plan, prefill, self.talkers[i])
+                       for i in idx]
             for i, d, p in zip(idx, _apportion(dense_d, used, used),
                                _apportion(dense_p, used, any_of_prompt)):
                 unit = self.keys[i][2]

@@ -2,22 +2,27 @@
 
 ``COST_RULES[kind](call)`` returns a ``placer.costs.NodeCost``: FLOPs (a multiply-add is 2),
 parameter bytes read, activation bytes read and written, and the grid-wide collectives the op
-needs on a whole-wafer layout (the layout of the mesh emulator, ``placer.backends.mesh``):
+needs on a whole-wafer layout (the layout of the mesh emulator, ``placer.backends.mesh``),
+each a ``placer.costs.Collective`` sized per token (``OpCall.tokens``):
 
 * a contraction over K > 1 elements (MatMul, Gemm: weight GEMVs, attention's QK^T and P @ V
-  over the KV cache) is one GEMV collective: the input broadcast along a grid row, the
-  partial sums reduced along a grid column; a K = 1 product (an outer product) needs none;
-* an all-reduce along a grid row (``row_collectives``) per statistic: softmax 2 (max, sum),
-  LayerNorm 2 (mean, variance), RMSNorm 1 (mean square), a reduction (ReduceSum/Mean/Max,
-  ArgMax, TopK) 1;
-* a fused ONNX Attention: QK^T, softmax max, softmax sum, P @ V: four, two of them row
-  all-reduces.
+  over the KV cache) is one GEMV: the activation operand broadcast along a grid row (its
+  ``input_key`` is that operand's value name), the partial sums reduced along a grid column;
+  a K = 1 product (an outer product) needs none;
+* a row all-reduce per statistic: softmax 2 (max, sum), LayerNorm 2 (mean, variance),
+  RMSNorm 1 (mean square), a reduction (ReduceSum/Mean/Max, ArgMax, TopK) 1;
+* a fused ONNX Attention: QK^T, softmax max, softmax sum, P @ V (``attended_keys`` counts the
+  (query, key) pairs: causal masks and sliding windows cap them).
 
 Parameter reads: a node reading a parameter reads all of it, except gathers (Gather,
 GatherND) of a stored table, which read only the gathered rows. An operand that is a layout
 view of a parameter (``stored_bytes`` set by ``placer.cost_model`` through Transpose, Reshape,
 Cast... chains, e.g. a tied LM head reading the embedding table transposed) counts as the
-parameter. Every ``OpKind`` has a rule; a test checks it.
+parameter. KV cache values (``Operand.kv``) are not activation traffic: the cost model charges
+each unit's KV cache read once per decode step (``NodeCost.kv_read_bytes``).
+
+Every ``OpKind`` has a rule; a test checks it. Rules for further ops register into
+``COST_RULES`` (``placer.cost_rules_contrib``: ``COST_RULES.update(...)``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from placer.costs import NodeCost
+from placer.costs import Collective, NodeCost
 from placer.ir.attrs import AttentionAttrs, GemmAttrs
 from placer.ir.dtypes import DType
 from placer.ir.graph import Node
@@ -42,6 +47,7 @@ class Operand:
     dtype: DType
     stored_bytes: int | None = None
     constant: bool = False
+    kv: bool = False  # a KV cache value (past KV input, its concatenation): read per unit
 
     @property
     def numel(self) -> int:
@@ -58,11 +64,17 @@ class Operand:
 
 @dataclass(frozen=True)
 class OpCall:
-    """One node with concrete operands (None where a type is unknown or an input is absent)."""
+    """One node with concrete operands (None where a type is unknown or an input is absent).
+
+    ``tokens``: how many token positions of one sequence the shapes cover (the ``seq``
+    binding: 1 for a decode step with a KV cache, the prompt length for prefill), so that
+    collectives can be sized per token.
+    """
 
     node: Node
     inputs: tuple[Operand | None, ...]
     outputs: tuple[Operand | None, ...]
+    tokens: int = 1
 
     def input(self, i: int) -> Operand | None:
         return self.inputs[i] if i < len(self.inputs) else None
@@ -70,6 +82,10 @@ class OpCall:
     @property
     def out(self) -> Operand | None:
         return self.outputs[0] if self.outputs else None
+
+    def per_token(self, numel: int) -> int:
+        """``numel`` elements of the call's shapes, per token (rounded up)."""
+        return -(-numel // max(self.tokens, 1))
 
 
 CostRule = Callable[[OpCall], NodeCost]
@@ -79,10 +95,16 @@ def _numel(x: Operand | None) -> int:
     return x.numel if x is not None else 0
 
 
+def _element_bytes(x: Operand | None) -> int:
+    return max(1, -(-x.dtype.bits // 8)) if x is not None else 4
+
+
 def _activation_bytes(call: OpCall) -> int:
-    """Bytes of activations read (inputs that are not stored tensors) and written."""
-    read = sum(x.nbytes for x in call.inputs if x is not None and not x.is_parameter and not x.constant)
-    return read + sum(x.nbytes for x in call.outputs if x is not None)
+    """Bytes of activations read (inputs that are not stored tensors) and written, KV cache
+    values (``Operand.kv``: charged once per unit as ``kv_read_bytes``) left out."""
+    read = sum(x.nbytes for x in call.inputs
+               if x is not None and not x.is_parameter and not x.constant and not x.kv)
+    return read + sum(x.nbytes for x in call.outputs if x is not None and not x.kv)
 
 
 def _parameter_bytes(call: OpCall) -> int:
@@ -92,32 +114,59 @@ def _parameter_bytes(call: OpCall) -> int:
 def _elementwise(flops_per_element: int) -> CostRule:
     def rule(call: OpCall) -> NodeCost:
         return NodeCost(flops_per_element * _numel(call.out), _parameter_bytes(call),
-                        _activation_bytes(call), 0)
+                        _activation_bytes(call))
     return rule
 
 
-def _normalization(flops_per_element: int, all_reduces: int) -> CostRule:
-    """Norms and softmax: ``all_reduces`` row all-reduces of per-row statistics."""
+def _statistics(call: OpCall, axis: int, count: int) -> tuple[Collective, ...]:
+    """``count`` row all-reduces of one statistic per row normalised over ``axis..``."""
+    out = call.out
+    if out is None or not out.shape:
+        return (Collective.row_allreduce(1, 4),) * count
+    reduced = math.prod(out.shape[axis % len(out.shape):]) or 1
+    return (Collective.row_allreduce(call.per_token(out.numel // reduced), _element_bytes(out)),) * count
+
+
+def _normalization(flops_per_element: int, all_reduces: int, *, softmax: bool = False) -> CostRule:
+    """Norms (over ``axis..``) and softmax (over ``axis``): ``all_reduces`` row all-reduces
+    of per-row statistics."""
     def rule(call: OpCall) -> NodeCost:
-        return NodeCost(flops_per_element * _numel(call.out), _parameter_bytes(call),
-                        _activation_bytes(call), all_reduces, all_reduces)
+        axis = getattr(call.node.attrs, "axis", -1)
+        out = call.out
+        if softmax and out is not None and out.shape:  # one axis only: rows are the other dims
+            axis %= len(out.shape)
+            rows = out.numel // (out.shape[axis] or 1)
+            stats = (Collective.row_allreduce(call.per_token(rows), _element_bytes(out)),) * all_reduces
+        else:
+            stats = _statistics(call, axis, all_reduces)
+        return NodeCost(flops_per_element * _numel(out), _parameter_bytes(call), _activation_bytes(call),
+                        stats)
     return rule
 
 
 def _reduction(call: OpCall) -> NodeCost:
-    return NodeCost(_numel(call.input(0)), _parameter_bytes(call), _activation_bytes(call), 1, 1)
+    out = call.out
+    stats = Collective.row_allreduce(call.per_token(max(_numel(out), 1)),
+                                     _element_bytes(out or call.input(0)))
+    return NodeCost(_numel(call.input(0)), _parameter_bytes(call), _activation_bytes(call), (stats,))
 
 
-def _contraction_collectives(k: int) -> int:
-    """One GEMV collective when partial sums over ``k`` > 1 elements must be reduced."""
-    return 1 if k > 1 else 0
+def _gemv(call: OpCall, k: int) -> tuple[Collective, ...]:
+    """One GEMV collective when partial sums over ``k`` > 1 elements must be reduced: the
+    activation operand (input 0, or input 1 when input 0 is stored) is broadcast."""
+    if k <= 1:
+        return ()
+    i = 1 if (a := call.input(0)) is not None and (a.is_parameter or a.constant) else 0
+    x = call.input(i)
+    key = call.node.inputs[i] if i < len(call.node.inputs) else ""
+    return (Collective.gemv(call.per_token(_numel(x)), call.per_token(_numel(call.out)), _element_bytes(x),
+                            key),)
 
 
 def _matmul(call: OpCall) -> NodeCost:
     a = call.input(0)
     k = a.shape[-1] if a is not None and a.shape else 1
-    return NodeCost(2 * _numel(call.out) * k, _parameter_bytes(call), _activation_bytes(call),
-                    _contraction_collectives(k))
+    return NodeCost(2 * _numel(call.out) * k, _parameter_bytes(call), _activation_bytes(call), _gemv(call, k))
 
 
 def _gemm(call: OpCall) -> NodeCost:
@@ -128,39 +177,82 @@ def _gemm(call: OpCall) -> NodeCost:
     if a is not None and len(a.shape) == 2:
         k = a.shape[0] if attrs.trans_a else a.shape[1]
     flops = 2 * _numel(call.out) * k + (_numel(call.out) if c is not None else 0)
-    return NodeCost(flops, _parameter_bytes(call), _activation_bytes(call), _contraction_collectives(k))
+    return NodeCost(flops, _parameter_bytes(call), _activation_bytes(call), _gemv(call, k))
 
 
-# QK^T and P @ V (GEMV collectives over the KV cache), softmax max and sum (row all-reduces).
-_ATTENTION_COLLECTIVES, _ATTENTION_ROW_COLLECTIVES = 4, 2
+def _sum_clipped(first: int, last: int, offset: int, cap: int) -> int:
+    """Sum over p in [first, last] of min(p + offset, cap)."""
+    if last < first:
+        return 0
+    knee = min(last, cap - offset)  # p + offset <= cap up to here
+    below = 0
+    if knee >= first:
+        below = (first + knee) * (knee - first + 1) // 2 + offset * (knee - first + 1)
+    return below + cap * (last - max(knee, first - 1))
+
+
+def attended_keys(queries: int, keys: int, *, causal: bool, window: int = 0, right_window: int = -1) -> int:
+    """(query, key) pairs an attention computes: ``queries`` queries at the last positions
+    of ``keys`` keys (past keys first), causal or not, a query at p seeing keys j with
+    p - j < ``window`` (0 = unlimited) and j <= p + ``right_window`` (-1 = unlimited)."""
+    if queries <= 0 or keys <= 0:
+        return 0
+    first, last = max(keys - queries, 0), keys - 1
+    if causal:
+        hi = _sum_clipped(first, last, 0, keys - 1)
+    elif right_window >= 0:
+        hi = _sum_clipped(first, last, right_window, keys - 1)
+    else:
+        hi = (keys - 1) * (last - first + 1)
+    # lo(p) = max(p - window + 1, 0) = p - window + 1 - min(p - window + 1, 0)
+    lo = 0
+    if window:
+        n = last - first + 1
+        lo = (first + last) * n // 2 + (1 - window) * n - _sum_clipped(first, last, 1 - window, 0)
+    return hi - lo + (last - first + 1)
+
+
+# Softmax FLOPs per score (max, subtract, exp, sum, divide), as the Softmax rule counts them.
+SOFTMAX_FLOPS_PER_SCORE = 5
 
 
 def _attention(call: OpCall) -> NodeCost:
-    """ONNX Attention: QK^T, softmax and PV over the keys (past ones included)."""
-    q, k = call.input(0), call.input(1)
-    if q is None or k is None or call.out is None:
-        return NodeCost(activation_bytes=_activation_bytes(call), collectives=_ATTENTION_COLLECTIVES,
-                        row_collectives=_ATTENTION_ROW_COLLECTIVES)
+    """ONNX Attention: QK^T, softmax and P @ V over the keys each query attends (causal,
+    sliding window and past keys included): ``2 x heads x (d_qk + d_v)`` FLOPs per (query,
+    key) pair plus the softmax's per score. Collectives per token: QK^T and P @ V (GEMVs over
+    the keys the last query attends) and the softmax's max and sum (row all-reduces)."""
+    q, k, out = call.input(0), call.input(1), call.out
     attrs = call.node.attrs
     assert isinstance(attrs, AttentionAttrs)
-    if len(q.shape) == 4:
-        head_dim, rows = q.shape[-1], q.numel // q.shape[-1]
-    else:  # [batch, seq, heads * head_dim]
-        heads = attrs.q_num_heads or 1
-        head_dim, rows = q.shape[-1] // heads, q.numel // (q.shape[-1] // heads)
+    if q is None or k is None or out is None:
+        return NodeCost(activation_bytes=_activation_bytes(call))
+    heads = q.shape[1] if len(q.shape) == 4 else (attrs.q_num_heads or 1)
+    d_qk = q.shape[-1] if len(q.shape) == 4 else q.shape[-1] // heads
+    queries = q.shape[-2] if len(q.shape) == 4 else q.shape[1]
+    batch = q.numel // (heads * d_qk * queries) if heads * d_qk * queries else 0
     keys = k.shape[-2] if len(k.shape) == 4 else k.shape[1]
     past = call.input(4)
     if past is not None and len(past.shape) == 4:
         keys += past.shape[-2]
-    value_dim = call.out.numel // rows if rows else 0
-    flops = 2 * rows * keys * head_dim + 5 * rows * keys + 2 * rows * keys * value_dim
-    return NodeCost(flops, _parameter_bytes(call), _activation_bytes(call), _ATTENTION_COLLECTIVES,
-                    _ATTENTION_ROW_COLLECTIVES)
+    rows = batch * heads * queries
+    d_v = out.numel // rows if rows else 0
+    causal = attrs.is_causal
+    pairs = batch * attended_keys(queries, keys, causal=causal, window=attrs.window,
+                                  right_window=attrs.right_window)
+    sink = rows if call.input(7) is not None else 0  # one extra softmax column per row
+    flops = 2 * heads * (d_qk + d_v) * pairs + SOFTMAX_FLOPS_PER_SCORE * (heads * pairs + sink)
+    last = attended_keys(1, keys, causal=causal, window=attrs.window, right_window=attrs.right_window)
+    nbytes = _element_bytes(q)
+    qk = Collective.gemv(heads * d_qk, heads * last, nbytes, call.node.inputs[0])
+    stats = Collective.row_allreduce(heads, nbytes)
+    pv = (Collective.gemv(heads * last, heads * d_v, nbytes),) if last > 1 else ()
+    collectives = (qk, stats, stats, *pv)
+    return NodeCost(flops, _parameter_bytes(call), _activation_bytes(call), collectives)
 
 
 def _moves_data(call: OpCall) -> NodeCost:
     """Transpose, concat, slice, expand, gathers: activations moved, no arithmetic."""
-    return NodeCost(0, 0, _activation_bytes(call), 0)
+    return NodeCost(0, 0, _activation_bytes(call))
 
 
 def _view(call: OpCall) -> NodeCost:
@@ -175,13 +267,13 @@ def _gather(call: OpCall) -> NodeCost:
     if table is not None and table.is_parameter and out is not None and table.numel:
         rows = table.stored_bytes * out.numel // table.numel  # type: ignore[operator]
         idx = call.input(1)
-        return NodeCost(0, rows, out.nbytes + (idx.nbytes if idx is not None else 0), 0)
+        return NodeCost(0, rows, out.nbytes + (idx.nbytes if idx is not None else 0))
     return _moves_data(call)
 
 
 def _writes_output(call: OpCall) -> NodeCost:
     """Ops that fill a new tensor from a shape or indices (ConstantOfShape, Range, OneHot)."""
-    return NodeCost(0, 0, sum(x.nbytes for x in call.outputs if x is not None), 0)
+    return NodeCost(0, 0, sum(x.nbytes for x in call.outputs if x is not None))
 
 
 def _free(call: OpCall) -> NodeCost:
@@ -203,7 +295,7 @@ COST_RULES: dict[OpKind, CostRule] = {
     OpKind.GELU: _elementwise(8),   # erf/tanh form: a polynomial and a few multiplies
     OpKind.SILU: _elementwise(4),   # x * sigmoid(x)
     OpKind.IDENTITY: _view,
-    OpKind.SOFTMAX: _normalization(5, 2),      # max, subtract, exp, sum, divide
+    OpKind.SOFTMAX: _normalization(SOFTMAX_FLOPS_PER_SCORE, 2, softmax=True),  # max, sub, exp, sum, div
     OpKind.LAYER_NORM: _normalization(8, 2),   # mean, centre, square, mean, rsqrt, scale, shift
     OpKind.RMS_NORM: _normalization(5, 1),     # square, mean, rsqrt, scale, weight
     OpKind.ROTARY_EMBEDDING: _elementwise(3),

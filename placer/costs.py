@@ -5,37 +5,95 @@ the performance model. All byte counts are exact integers; FLOPs count a multipl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import enum
+from dataclasses import dataclass
 
 from placer.ir.graph import UnitKind
 
 
+class CollectiveKind(enum.Enum):
+    """The grid-wide collectives of a whole-wafer layout (``placer.backends.mesh``)."""
+
+    GEMV = "gemv"                     # input broadcast along a grid row, partial sums down a column
+    ROW_ALLREDUCE = "row-allreduce"   # statistics reduced along a grid row and broadcast back
+
+
+@dataclass(frozen=True)
+class Collective:
+    """One collective an op needs, for one token of one sequence.
+
+    Sizes are whole vectors, not per-PE tiles (the performance model tiles them over the
+    grid): a GEMV ``[1, K] x [K, N]`` has ``in_elements = K`` (the broadcast input) and
+    ``out_elements = N`` (the reduced partial sums), summed over batched slices (attention's
+    heads); a row all-reduce has ``in_elements = out_elements`` = statistics per token (one
+    per normalised row: a norm's mean square, a softmax's max, per head).
+
+    ``input_key`` names the broadcast input value: GEMVs of one unit with the same non-empty
+    key (fused QKV, gate/up) can share one broadcast. An empty key shares with nothing.
+    """
+
+    kind: CollectiveKind
+    in_elements: int
+    out_elements: int
+    element_bytes: int
+    input_key: str = ""
+
+    @classmethod
+    def gemv(cls, in_elements: int, out_elements: int, element_bytes: int, input_key: str = "") -> Collective:
+        return cls(CollectiveKind.GEMV, in_elements, out_elements, element_bytes, input_key)
+
+    @classmethod
+    def row_allreduce(cls, statistics: int, element_bytes: int) -> Collective:
+        return cls(CollectiveKind.ROW_ALLREDUCE, statistics, statistics, element_bytes)
+
+    @property
+    def in_bytes(self) -> int:
+        return self.in_elements * self.element_bytes
+
+    @property
+    def out_bytes(self) -> int:
+        return self.out_elements * self.element_bytes
+
+
 @dataclass(frozen=True)
 class NodeCost:
-    """What one node costs for one evaluation at concrete shapes.
+    """What one node (or a unit: costs add) costs for one evaluation at concrete shapes.
 
-    ``collectives``: all grid-wide collectives the op needs on a whole-wafer layout. Of
-    these, ``row_collectives`` are all-reduces along a grid row (over ``mesh_cols`` PEs, then
-    broadcast back along the row): a norm's statistics, a softmax's max and sum, a reduction.
-    The other ``collectives - row_collectives`` are GEMV collectives: the input vector
-    broadcast along a grid row (``mesh_cols`` PEs) and the partial sums reduced along a grid
-    column (``mesh_rows`` PEs), one per contraction over more than one element (weight
-    GEMVs, and attention's QK^T and P @ V over the KV cache).
+    ``weight_read_bytes`` are parameter bytes read (the same whatever the micro-batch);
+    ``activation_bytes`` activations read and written; ``kv_read_bytes`` the KV cache read
+    (set per unit by ``placer.cost_model``: the unit's window-capped KV bytes at the context;
+    activations and KV reads scale with the micro-batch). ``collectives``: every grid-wide
+    collective the op needs on a whole-wafer layout, in program order (see ``Collective``):
+    a GEMV per contraction over more than one element (weight GEMVs, attention's QK^T and
+    P @ V over the KV cache), a row all-reduce per statistic (a norm's statistics, a
+    softmax's max and sum, a reduction).
     """
 
     flops: int = 0
     weight_read_bytes: int = 0
-    activation_bytes: int = 0  # activations read and written
-    collectives: int = 0
-    row_collectives: int = 0  # of ``collectives``: all-reduces along a grid row
+    activation_bytes: int = 0  # activations read and written, KV cache reads excluded
+    collectives: tuple[Collective, ...] = ()
+    kv_read_bytes: int = 0
 
     @property
     def gemv_collectives(self) -> int:
-        """Collectives that are GEMV broadcasts and column reductions."""
-        return self.collectives - self.row_collectives
+        """How many collectives are GEMV broadcasts and column reductions."""
+        return sum(1 for c in self.collectives if c.kind is CollectiveKind.GEMV)
+
+    @property
+    def row_collectives(self) -> int:
+        """How many collectives are all-reduces along a grid row."""
+        return sum(1 for c in self.collectives if c.kind is CollectiveKind.ROW_ALLREDUCE)
+
+    @property
+    def memory_bytes(self) -> int:
+        """All SRAM traffic of one sequence: weights, activations and KV reads."""
+        return self.weight_read_bytes + self.activation_bytes + self.kv_read_bytes
 
     def __add__(self, other: NodeCost) -> NodeCost:
-        return NodeCost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return NodeCost(self.flops + other.flops, self.weight_read_bytes + other.weight_read_bytes,
+                        self.activation_bytes + other.activation_bytes,
+                        self.collectives + other.collectives, self.kv_read_bytes + other.kv_read_bytes)
 
 
 @dataclass(frozen=True)
@@ -99,6 +157,10 @@ class ModelCost:
     parameters: int
     weight_bytes: int
     kv_bytes_per_token: int
+
+    def kv_bytes(self, context_tokens: int) -> int:
+        """KV bytes of one sequence holding ``context_tokens`` tokens (windows capped)."""
+        return sum(u.kv_bytes(context_tokens) for u in self.units)
 
     def unit(self, name: str) -> UnitCost:
         for u in self.units:

@@ -90,7 +90,7 @@ def format_inspection(result: Inspection) -> str:
     head = (f"{result.model}: {len(cost.units)} units ({result.granularity} granularity) on "
             f"{result.target.name}; weights {w.weights.default}, KV {w.kv_dtype}, "
             f"decode at {w.context_tokens:,} tokens of context, batch 1")
-    kv = cost.kv_bytes_per_token * w.context_tokens
+    kv = cost.kv_bytes(w.context_tokens)  # sliding-window and chunked layers capped, as compile does
     foot = (f"weights {cost.weight_bytes / 1e9:.3f} GB + KV {kv / 1e9:.3f} GB per sequence at "
             f"{w.context_tokens:,} tokens = {(cost.weight_bytes + kv) / 1e9:.3f} GB; "
             f"one wafer holds {result.target.sram_bytes / 1e9:.3f} GB of SRAM")
@@ -115,11 +115,13 @@ def inspection_to_dict(result: Inspection) -> dict[str, Any]:
             "weight_bytes": u.weight_bytes,
             "constant_bytes": u.constant_bytes,
             "kv_bytes_per_token": u.kv_bytes_per_token,
+            "kv_bytes": u.kv_bytes(result.workload.context_tokens),
             "kv_caches": [{"name": k.name, "bytes_per_token": k.bytes_per_token, "window": k.window}
                           for k in u.kv],
             "decode_flops_per_token": u.decode.flops,
             "decode_weight_read_bytes": u.decode.weight_read_bytes,
-            "decode_collectives": u.decode.collectives,
+            "decode_kv_read_bytes": u.decode.kv_read_bytes,
+            "decode_collectives": len(u.decode.collectives),
             "prefill_flops": u.prefill.flops,
             "activation_out_bytes_per_token": u.activation_out_bytes_per_token,
         } for u in cost.units],
@@ -129,6 +131,7 @@ def inspection_to_dict(result: Inspection) -> dict[str, Any]:
             "parameters": cost.parameters,
             "weight_bytes": cost.weight_bytes,
             "kv_bytes_per_token": cost.kv_bytes_per_token,
+            "kv_bytes": cost.kv_bytes(result.workload.context_tokens),
             "decode_flops_per_token": sum(u.decode.flops for u in cost.units),
         },
     }

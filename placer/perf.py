@@ -6,7 +6,7 @@ Per unit, on a whole-wafer layout (every unit spread over the wafer's full PE gr
 published wafer-scale LLM work; a wafer runs its units one after the other):
 
 * compute ``t_c = flops / (mesh_rows x mesh_cols x flops_per_cycle_per_pe x clock_hz)``
-* SRAM traffic ``t_m = (weight_read_bytes + activation_bytes) / sram_bandwidth_bytes_per_s``
+* SRAM traffic ``t_m = (weight_read_bytes + activation_bytes + kv_read_bytes) / sram_bandwidth_bytes_per_s``
   (compute and SRAM streaming overlap on a dataflow PE, so the unit pays ``max(t_c, t_m)``)
 * fabric: a reduction over a line of ``k`` PEs costs, as a chain, ``(k - 1) x (cycles_per_hop
   + 1)`` cycles (one hop and one add per PE); the two-level scheme (chains inside
@@ -78,7 +78,7 @@ def row_collective_seconds(target: Target) -> float:
 def node_cost_seconds(cost: NodeCost, target: Target) -> float:
     """On-wafer seconds of one ``NodeCost`` on a whole-wafer layout."""
     compute = cost.flops / target.peak_flops
-    memory = (cost.weight_read_bytes + cost.activation_bytes) / target.sram_bandwidth_bytes_per_s
+    memory = cost.memory_bytes / target.sram_bandwidth_bytes_per_s
     return (max(compute, memory) + cost.gemv_collectives * collective_seconds(target)
             + cost.row_collectives * row_collective_seconds(target))
 

@@ -3,13 +3,15 @@ unit totals equal graph totals, dtype policies, KV sizes, and parameter counts a
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections import Counter
 
 import pytest
 
 from placer.cost_model import annotate_costs
 from placer.cost_rules import COST_RULES
-from placer.costs import NodeCost
+from placer.costs import CollectiveKind, NodeCost
 from placer.frontends.onnx import from_onnx
 from placer.ir import DType, GraphBuilder, OpKind, TensorType, WeightRole
 from placer.ir.dtypes import DType as D
@@ -71,9 +73,14 @@ def test_decode_and_prefill_flops_follow_the_formulas() -> None:
     assert layer.prefill.flops == P * proj + 4 * d * P * P + 5 * P * P + P * d
     assert layer.decode.weight_read_bytes == 4 * d * d * 4
     # Four weight GEMVs, QK^T and PV over the context (GEMV collectives), softmax max and sum
-    # (row all-reduces).
-    assert (layer.decode.collectives, layer.decode.row_collectives) == (4 + 2 + 2, 2)
-    assert (layer.prefill.collectives, layer.prefill.row_collectives) == (4 + 2 + 2, 2)
+    # (row all-reduces), per token, in program order; q, k and v share one broadcast input.
+    G, R = CollectiveKind.GEMV, CollectiveKind.ROW_ALLREDUCE
+    for c, keys in ((layer.decode, C + 1), (layer.prefill, P)):
+        assert [(x.kind, x.in_elements, x.out_elements, x.element_bytes) for x in c.collectives] == [
+            (G, d, d, 4)] * 3 + [(G, d, keys, 4), (R, 1, 1, 4), (R, 1, 1, 4), (G, keys, d, 4), (G, d, d, 4)]
+        assert (c.gemv_collectives, c.row_collectives) == (4 + 2, 2)
+        assert len({x.input_key for x in c.collectives[:3]}) == 1 and c.collectives[3].input_key != ""
+    assert layer.decode.kv_read_bytes == C * 2 * d * 4 and layer.prefill.kv_read_bytes == 0
     assert layer.matmul_shapes == ((d, d),) * 4
     assert cost.unit("head").decode.flops == 2 * d * 50
     assert cost.unit("embed").decode.weight_read_bytes == d * 4  # one row of the table
@@ -430,7 +437,11 @@ def test_recomputed_tables_leave_only_the_hidden_state_on_the_405b_edges(tmp_pat
     # Every later layer recomputes the tables it reads, so they all cost the same; layers.0
     # also does the index arithmetic (positions, shapes) that the recomputation leaves out.
     later = [u for u in cost.units if u.kind is UnitKind.LAYER and u.layer > 0]
-    assert len({(u.decode, u.prefill) for u in later}) == 1
+    # (Each layer's collectives name its own values, so compare them without their keys.)
+    unkeyed = [tuple(dataclasses.replace(c, collectives=tuple(dataclasses.replace(x, input_key="")
+                                                              for x in c.collectives))
+                     for c in (u.decode, u.prefill)) for u in later]
+    assert len(set(unkeyed)) == 1
     first = cost.unit("layers.0")
     assert 0 <= first.decode.flops - later[0].decode.flops <= 16
     assert first.decode.activation_bytes - later[0].decode.activation_bytes <= 1024
@@ -488,3 +499,115 @@ def test_a_position_input_crosses_instead_of_its_table() -> None:
     assert edge[l0, "layers.1"] == d * 4 + 8 + 4
     # layers.1 recomputes the table (Cast 1, Mul d, Cos d FLOPs), not the ReduceSum (64).
     assert cost.unit("layers.1").decode.flops == cost.unit(l0).decode.flops - 64
+
+
+@pytest.mark.parametrize("causal,window,right", [(True, 0, -1), (True, 3, -1), (False, 0, -1), (False, 4, -1),
+                                                 (False, 0, 2), (False, 5, 1), (True, 1, -1)])
+def test_attended_keys_counts_the_pairs_a_mask_allows(causal, window, right) -> None:
+    from placer.cost_rules import attended_keys
+
+    for keys in range(0, 12):
+        for queries in range(0, keys + 1):
+            brute = sum(1 for p in range(keys - queries, keys) for j in range(keys)
+                        if (j <= p if causal else (right < 0 or j <= p + right))
+                        and (not window or p - j < window))
+            assert attended_keys(queries, keys, causal=causal, window=window, right_window=right) == brute
+
+
+def _attention_layers(cfg: dict) -> list[tuple[int, int, int, int]]:
+    """(heads, d_qk, d_v, window) per layer, read from a published config as the HF modelling
+    code reads it (0 = no window); MLA in its decompressed form (q.k over the nope and rope
+    dims, values of v_head_dim), the form placer's graph computes."""
+    t = cfg.get("text_config", cfg)
+    n, heads = t["num_hidden_layers"], t["num_attention_heads"]
+    if "kv_lora_rank" in t:
+        return [(heads, t["qk_nope_head_dim"] + t["qk_rope_head_dim"], t["v_head_dim"], 0)] * n
+    d = t.get("head_dim") or t["hidden_size"] // heads
+    if t.get("attention_chunk_size"):  # llama4: RoPE layers attend within chunks, every 4th is global
+        rope = t.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(n)]
+        windows = [t["attention_chunk_size"] if r else 0 for r in rope]
+    elif "layer_types" in t:
+        windows = [t["sliding_window"] if k == "sliding_attention" else 0 for k in t["layer_types"]]
+    elif t.get("use_sliding_window", True) and t.get("sliding_window"):
+        windows = [t["sliding_window"]] * n
+    else:
+        windows = [0] * n
+    return [(heads, d, d, w) for w in windows]
+
+
+def _first_layers(cfg: dict, layers: int = 4, experts: int = 4) -> dict:
+    """``cfg`` cut to its first ``layers`` layers and ``experts`` routed experts (attention
+    untouched), so that every zoo model's attention is checked in a second."""
+    cfg = json.loads(json.dumps(cfg))
+    t = cfg.get("text_config", cfg)
+    t["num_hidden_layers"] = min(t["num_hidden_layers"], layers)
+    for key in ("layer_types", "no_rope_layers"):
+        if t.get(key):
+            t[key] = t[key][:layers]
+    for key in ("num_local_experts", "n_routed_experts", "num_experts"):
+        if t.get(key):
+            t[key] = min(t[key], experts)
+            t["num_experts_per_tok"] = min(t.get("num_experts_per_tok", 1), 2)
+            t["experts_per_token"] = t["num_experts_per_tok"]
+    if t.get("n_group"):
+        t["n_group"] = t["topk_group"] = 1
+    return cfg
+
+
+def test_zoo_attention_flops_match_an_independent_count() -> None:
+    """Per layer, what one decoded token's attention adds at context C over context 0 (where
+    it attends only itself): 2 x heads x (d_qk + d_v) FLOPs (QK^T and P @ V) plus the softmax's
+    per attended key beyond the first, keys capped at the layer's window; KV reads the
+    layer's window-capped KV bytes."""
+    from importlib import resources
+
+    from placer.cost_rules import SOFTMAX_FLOPS_PER_SCORE
+    from placer.ir.graph import UnitKind
+    from placer.pipeline import load_graph
+    from placer.zoo import ZOO_MODELS
+
+    C = 65536
+    for name in ZOO_MODELS:
+        cfg = _first_layers(json.loads(resources.files("placer.zoo").joinpath(f"{name}.json").read_text()))
+        graph = load_graph(cfg)
+        at = {c: {u.layer: u for u in annotate_costs(graph, TARGET, Workload(c, prompt_tokens=1)).units
+                  if u.kind is UnitKind.LAYER} for c in (0, C)}
+        layers = _attention_layers(cfg)
+        assert sorted(at[C]) == list(range(len(layers))), name
+        for i, (heads, d_qk, d_v, window) in enumerate(layers):
+            extra = (min(C + 1, window) if window else C + 1) - 1
+            expected = heads * (2 * (d_qk + d_v) + SOFTMAX_FLOPS_PER_SCORE) * extra
+            assert at[C][i].decode.flops - at[0][i].decode.flops == expected, (name, i)
+            assert at[C][i].decode.kv_read_bytes == at[C][i].kv_bytes(C), (name, i)
+            assert at[C][i].kv_bytes(C) == at[C][i].kv_bytes_per_token * (min(C, window) if window else C)
+
+
+def test_window_caps_in_flops_and_kv_inspect_and_compile_agree() -> None:
+    """A gpt-oss-shaped model, sliding (window 8) and full layers alternating: past the window
+    a sliding layer's decode FLOPs and KV reads stop growing; `inspect` and `compile` report
+    the same window-capped KV bytes per sequence and the same decode FLOPs."""
+    from placer.compiler import compile_result
+    from placer.cost_rules import SOFTMAX_FLOPS_PER_SCORE
+    from placer.inspect import inspect_model, inspection_to_dict
+
+    cfg = dict(model_type="gpt_oss", hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=100,
+               num_local_experts=4, num_experts_per_tok=2, sliding_window=8, torch_dtype="float32",
+               layer_types=["sliding_attention", "full_attention"])
+    kv_token = 2 * 2 * 16 * 4  # K and V, 2 KV heads x 16, f32
+    flops = {}
+    for context in (7, 8, 64):
+        seen = inspect_model(dict(cfg), workload=Workload(context_tokens=context, prompt_tokens=1))
+        sliding, full = (seen.cost.unit(f"layers.{i}") for i in (0, 1))
+        flops[context] = (sliding.decode.flops, full.decode.flops)
+        assert sliding.decode.kv_read_bytes == kv_token * min(context, 8)
+        assert full.decode.kv_read_bytes == kv_token * context
+        report = inspection_to_dict(seen)
+        assert report["totals"]["kv_bytes"] == kv_token * (min(context, 8) + context)
+        plan = compile_result(dict(cfg), context=context, prompt=1, compare=False)
+        assert plan.plan.kv.bytes_per_sequence == report["totals"]["kv_bytes"]
+        assert [u.decode for u in plan.cost.units] == [u.decode for u in seen.cost.units]
+    # Token 8 (context 7) is the first to see a full window; past it the sliding layer is flat.
+    assert flops[7][0] == flops[8][0] == flops[64][0]
+    per_key = 4 * (2 * (16 + 16) + SOFTMAX_FLOPS_PER_SCORE)
+    assert flops[64][1] - flops[8][1] == per_key * (64 - 8)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from placer.costs import NodeCost
+from placer.costs import Collective, NodeCost
 from placer.perf import (
     collective_seconds,
     node_cost_seconds,
@@ -41,9 +41,10 @@ def test_reduce_cycles_is_the_cheaper_scheme_plus_broadcast(k, hop):
 
 def test_unit_time_compute_or_memory_bound_plus_fabric():
     t = load_target("wse3")
-    compute_bound = NodeCost(flops=10**13, weight_read_bytes=10**6, collectives=0)
+    compute_bound = NodeCost(flops=10**13, weight_read_bytes=10**6)
     assert node_cost_seconds(compute_bound, t) == pytest.approx(10**13 / (762 * 1172 * 15.9 * 1.1e9))
-    memory_bound = NodeCost(flops=1, weight_read_bytes=21 * 10**12, collectives=2)
+    memory_bound = NodeCost(flops=1, weight_read_bytes=21 * 10**12,
+                            collectives=(Collective.gemv(8, 8, 2),) * 2)
     assert node_cost_seconds(memory_bound, t) == pytest.approx(1e-3 + 2 * collective_seconds(t))
     # one 762-PE reduction at 1.1 GHz is on the order of a microsecond: decode is hop-bound
     assert 0.5e-6 < collective_seconds(t) < 3e-6
@@ -80,14 +81,15 @@ def test_gemv_and_row_collectives_on_wse3_by_hand():
     row of 1172 PEs: 1171 cycles -> 2008. Row all-reduce over 1172 PEs: g = 34 groups of 35:
     34 x 2 + 33 x 36 = 1256 (< chain 2342), plus broadcast back 1171 -> 2427.
     """
-    from placer.costs import NodeCost
+    from placer.costs import Collective, NodeCost
     from placer.perf import node_cost_seconds
     from placer.targets import load_target
 
     t = load_target("wse3")
-    gemv = NodeCost(collectives=1)
-    row = NodeCost(collectives=1, row_collectives=1)
+    g, r = Collective.gemv(8, 8, 2), Collective.row_allreduce(1, 2)
+    gemv = NodeCost(collectives=(g,))
+    row = NodeCost(collectives=(r,))
     assert node_cost_seconds(gemv, t) == pytest.approx(2008 / t.clock_hz)
     assert node_cost_seconds(row, t) == pytest.approx(2427 / t.clock_hz)
-    both = NodeCost(collectives=9, row_collectives=4)
+    both = NodeCost(collectives=(g,) * 5 + (r,) * 4)
     assert node_cost_seconds(both, t) == pytest.approx((5 * 2008 + 4 * 2427) / t.clock_hz)

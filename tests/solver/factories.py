@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from placer.costs import EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
+from placer.costs import Collective, EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
 from placer.ir.graph import UnitKind
 from placer.solver.problem import Edge, Objective, Problem
 
@@ -24,10 +24,11 @@ SHAPES = {
 def _unit(name, kind, layer, params, wbytes, kv, context, prompt, hidden, gemvs, attn_heads_dim=0):
     act = hidden * 2 * 4
     kv_read = sum(k.bytes_for(context) for k in kv)
+    gemv = (Collective.gemv(hidden, hidden, 2),) * gemvs
     decode = NodeCost(flops=2 * params + 4 * context * attn_heads_dim, weight_read_bytes=params * wbytes,
-                      activation_bytes=act + kv_read, collectives=gemvs)
+                      activation_bytes=act, kv_read_bytes=kv_read, collectives=gemv)
     prefill = NodeCost(flops=2 * params * prompt + 2 * prompt * prompt * attn_heads_dim,
-                       weight_read_bytes=params * wbytes, activation_bytes=act * prompt, collectives=gemvs)
+                       weight_read_bytes=params * wbytes, activation_bytes=act * prompt, collectives=gemv)
     return UnitCost(name=name, kind=kind, layer=layer, parameters=params, weight_bytes=params * wbytes,
                     constant_bytes=0, kv=tuple(kv), decode=decode, prefill=prefill,
                     activation_out_bytes_per_token=hidden * 2)
