@@ -72,3 +72,18 @@ def test_targets_command_bad_input_is_one_line_exit_2():
     assert r.output.strip().count("\n") == 0 and "Traceback" not in r.output
     r = CliRunner().invoke(cli, ["targets", "--set", "x"])
     assert r.exit_code == 2 and "expected FIELD=VALUE" in r.output
+
+
+def test_physics_variant_and_overhead_fields():
+    physics = load_target("wse3-physics")
+    for name in ("kernel_overhead_cycles", "collective_overhead_cycles", "host_overhead_s_per_token",
+                 "request_overhead_s"):
+        assert getattr(physics, name) == 0.0
+    assert physics.prefill_utilisation == 1.0 and physics.calibration == ""
+    calibrated = load_target("wse3")
+    for f in ("sram_bytes", "mesh_rows", "mesh_cols", "clock_hz", "io_latency_s", "flops_per_cycle_per_pe"):
+        assert getattr(calibrated, f) == getattr(physics, f)  # only the overheads differ
+    with pytest.raises(UserError, match=r"prefill_utilisation must be in \(0, 1\]"):
+        load_target("wse3-physics", {"prefill_utilisation": 1.5})
+    with pytest.raises(UserError, match="request_overhead_s must be >= 0"):
+        load_target("wse3-physics", {"request_overhead_s": -1})

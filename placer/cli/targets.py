@@ -26,6 +26,13 @@ _ROWS = [
     ("io_latency_s", "I/O hop latency", lambda t: f"{t.io_latency_s * 1e6:.2f} us"),
     ("external_kv_bytes", "external KV store", lambda t: f"{t.external_kv_bytes / 1e12:.3f} TB"),
     ("default_reserve", "default SRAM reserve", lambda t: f"{t.default_reserve * 100:.1f} %"),
+    ("overheads", "overheads (fitted)",
+     lambda t: f"{t.kernel_overhead_cycles:g} cycles/kernel, "
+               f"{t.collective_overhead_cycles:g} cycles/collective, "
+               f"{t.host_overhead_s_per_token * 1e6:.3g} us/token host, "
+               f"{t.request_overhead_s * 1e3:.3g} ms/request, "
+               f"prefill utilisation {t.prefill_utilisation:.3g}"),
+    ("calibration", "calibration", lambda t: t.calibration or "none (physics only)"),
 ]
 
 

@@ -37,6 +37,14 @@ class Target:
     io_latency_s: float              # fixed latency of one inter-wafer hop
     external_kv_bytes: int           # external KV store capacity (0 = none)
     default_reserve: float = 0.05    # fraction of SRAM kept for code, buffers, routing tables
+    # Overheads the physics leaves out (issue 10; fitted by `placer calibrate`, 0 and
+    # utilisation 1 in a `-physics` target, which is what the emulator is compared against):
+    kernel_overhead_cycles: float = 0.0      # fixed cycles each kernel (mesh op) of a step costs
+    collective_overhead_cycles: float = 0.0  # fixed cycles each grid collective costs
+    host_overhead_s_per_token: float = 0.0   # host time per output token (sampling, scheduling)
+    request_overhead_s: float = 0.0          # per-request time in TTFT (request handling)
+    prefill_utilisation: float = 1.0         # fraction (0, 1] of the mesh GEMM rate prefill reaches
+    calibration: str = ""                    # how the overheads were fitted (empty: not fitted)
 
     @property
     def pes(self) -> int:
@@ -70,7 +78,11 @@ class Target:
                 if f.name == "default_reserve":
                     if not 0 <= v < 1:
                         raise UserError(f"target {self.name!r}: default_reserve must be in [0, 1), got {v}")
-                elif f.name in _NON_NEGATIVE:
+                elif f.name == "prefill_utilisation":
+                    if not 0 < v <= 1:
+                        raise UserError(f"target {self.name!r}: prefill_utilisation must be in (0, 1], "
+                                        f"got {v}")
+                elif f.name in _NON_NEGATIVE or f.name in OVERHEAD_FIELDS:
                     if v < 0:
                         raise UserError(f"target {self.name!r}: {f.name} must be >= 0, got {v}")
                 elif v <= 0:
@@ -108,7 +120,11 @@ _CAPS: dict[str, float] = {"wafers": 4096, "mesh_rows": 16384, "mesh_cols": 1638
                            "cycles_per_hop": 10**6, "link_bytes_per_cycle": 1 << 20}
 
 
-BUILTIN_TARGETS = ("wse2", "wse3", "wse-mini")
+# Fields a `-physics` target leaves at their defaults (no overhead); see the class.
+OVERHEAD_FIELDS = ("kernel_overhead_cycles", "collective_overhead_cycles", "host_overhead_s_per_token",
+                   "request_overhead_s")
+
+BUILTIN_TARGETS = ("wse2", "wse3", "wse3-physics", "wse-mini")
 
 
 def load_target(name_or_path: str, overrides: dict[str, object] | None = None) -> Target:
@@ -125,7 +141,8 @@ def load_target(name_or_path: str, overrides: dict[str, object] | None = None) -
         source = str(path)
     data = parse_toml(text, source)
     names = {f.name for f in fields(Target)}
-    missing = sorted(n for n in names - set(data) if n != "default_reserve")
+    optional = {f.name for f in fields(Target) if f.default is not dataclasses.MISSING}
+    missing = sorted(names - set(data) - optional)
     unknown = sorted(set(data) - names)
     if unknown:
         raise UserError(f"{source}: unknown field(s) {', '.join(unknown)}")
