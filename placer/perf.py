@@ -80,7 +80,17 @@ def node_cost_seconds(cost: NodeCost, target: Target) -> float:
     compute = cost.flops / target.peak_flops
     memory = cost.memory_bytes / target.sram_bandwidth_bytes_per_s
     return (max(compute, memory) + cost.gemv_collectives * collective_seconds(target)
-            + cost.row_collectives * row_collective_seconds(target))
+            + cost.row_collectives * row_collective_seconds(target) + overhead_seconds(cost, target))
+
+
+def overhead_seconds(cost: NodeCost, target: Target) -> float:
+    """Fixed overheads of one step of ``cost`` (issue 10; fitted by ``placer calibrate``, 0 on a
+    ``-physics`` target): ``kernel_overhead_cycles`` per kernel, ``collective_overhead_cycles``
+    per collective. The host's time per token and the TTFT overheads enter in
+    ``predict_performance``; nothing else in the model depends on the overhead fields."""
+    kernels = getattr(cost, "kernels", 0)
+    return (kernels * target.kernel_overhead_cycles
+            + cost.collectives * target.collective_overhead_cycles) / target.clock_hz
 
 
 def unit_decode_seconds(unit: UnitCost, target: Target) -> float:
@@ -130,13 +140,14 @@ def predict_performance(target: Target, stage_seconds: Sequence[float], prefill_
     max_stage = max(stage_seconds) if stage_seconds else 0.0
     io_total = sum(boundary_bytes_per_token) / bw
     io_max = max(boundary_bytes_per_token, default=0) / bw
-    round_trip = sum(stage_seconds) + n * alpha + io_total
+    round_trip = sum(stage_seconds) + n * alpha + io_total + target.host_overhead_s_per_token
     terms = {"round-trip": round_trip, "stage": s * max_stage, "io": s * io_max}
     tpot = max(terms.values())
     bottleneck = next(k for k, v in terms.items() if v == tpot)
     chunks = max(1, n)
     prompt_hops = sum(alpha + b * prompt_tokens / chunks / bw for b in boundary_bytes_per_token)
-    ttft = (n + chunks - 1) * max(prefill_seconds, default=0.0) / chunks + prompt_hops + alpha
+    prefill = max(prefill_seconds, default=0.0) / target.prefill_utilisation
+    ttft = (n + chunks - 1) * prefill / chunks + prompt_hops + alpha + target.request_overhead_s
     fill = math.ceil(round_trip / max_stage - 1e-12) if max_stage > 0 else 1
     return Performance(
         time_per_output_token_s=tpot,
