@@ -21,6 +21,7 @@ _COMMANDS = [
     ("placer.cli.targets", "targets_command"),
     ("placer.cli.zoo", "zoo_command"),
     ("placer.cli.run", "run_command"),
+    ("placer.cli.calibrate", "calibrate_command"),
 ]
 
 
