@@ -37,7 +37,8 @@ def main() -> None:
 
     shipped = load_target("wse3")
     print(f"\n## wse3-physics vs the shipped wse3 ({shipped.calibration or 'not calibrated'})\n")
-    print("| model | wafers | physics-only tokens/s per user | wse3 tokens/s per user | physics >= calibrated |")
+    print("| model | wafers | physics-only tokens/s per user | wse3 tokens/s per user "
+          "| physics >= calibrated |")
     print("|---|---:|---:|---:|---|")
     for name in ZOO_MODELS:
         row = []

@@ -87,3 +87,9 @@ def test_physics_variant_and_overhead_fields():
         load_target("wse3-physics", {"prefill_utilisation": 1.5})
     with pytest.raises(UserError, match="request_overhead_s must be >= 0"):
         load_target("wse3-physics", {"request_overhead_s": -1})
+
+
+def test_overheads_description_names_the_variant():
+    assert load_target("wse3-physics").overheads_description().startswith("physics only")
+    t = load_target("wse3-physics", {"host_overhead_s_per_token": 1e-5, "calibration": "fitted x to p"})
+    assert t.overheads_description() == "overheads host_overhead_s_per_token = 1e-05; fitted x to p"

@@ -54,6 +54,16 @@ class Target:
     def peak_flops(self) -> float:
         return self.pes * self.flops_per_cycle_per_pe * self.clock_hz
 
+    def overheads_description(self) -> str:
+        """Which variant this is, for reports: physics only, or the overheads and their origin."""
+        values = {name: getattr(self, name) for name in OVERHEAD_FIELDS}
+        if not any(values.values()) and self.prefill_utilisation == 1.0:
+            return "physics only (every overhead 0, prefill utilisation 1)"
+        shown = ", ".join(f"{k} = {v:.6g}" for k, v in values.items() if v)
+        if self.prefill_utilisation != 1.0:
+            shown += f"{', ' if shown else ''}prefill_utilisation = {self.prefill_utilisation:.6g}"
+        return f"overheads {shown}; " + (self.calibration or "not fitted (set by hand)")
+
     def with_overrides(self, overrides: dict[str, object]) -> Target:
         """A copy with fields replaced; values are converted to the field's type."""
         types = {f.name: f.type for f in fields(self)}
