@@ -89,8 +89,9 @@ def overhead_seconds(cost: NodeCost, target: Target) -> float:
     per collective. The host's time per token and the TTFT overheads enter in
     ``predict_performance``; nothing else in the model depends on the overhead fields."""
     kernels = getattr(cost, "kernels", 0)
+    collectives = cost.gemv_collectives + cost.row_collectives
     return (kernels * target.kernel_overhead_cycles
-            + cost.collectives * target.collective_overhead_cycles) / target.clock_hz
+            + collectives * target.collective_overhead_cycles) / target.clock_hz
 
 
 def unit_decode_seconds(unit: UnitCost, target: Target) -> float:
