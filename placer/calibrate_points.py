@@ -10,13 +10,14 @@ explicitly what is unknown. Errors are one line naming the file, the point and t
 
 from __future__ import annotations
 
-import tomllib
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from placer.errors import UserError
+from placer.validate import parse_toml, read_text
 from placer.workload import parse_dtype_option
 
 NOT_STATED = "not stated"
@@ -109,7 +110,7 @@ def load_points(path: str | Path) -> PointSet:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"points file {str(p)!r} not found")
-    return parse_points(p.read_text(encoding="utf-8"), str(p))
+    return parse_points(read_text(p, "points file"), str(p))
 
 
 def load_published_points() -> PointSet:
@@ -120,10 +121,7 @@ def load_published_points() -> PointSet:
 
 def parse_points(text: str, source: str) -> PointSet:
     """Parse the text of a points file; ``source`` names it in errors."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{source}: not valid TOML ({e})") from None
+    data = parse_toml(text, source)
     _no_unknown(data, ("schema", "assumed", "point"), source)
     if data.get("schema") != 1:
         raise UserError(f"{source}: field 'schema' must be 1, got {data.get('schema')!r}")
@@ -174,7 +172,7 @@ def _check_point(table: Any, where: str) -> Point:
     for name in QUANTITIES:
         value = v[name]
         if value != NOT_STATED and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                    or not value > 0):
+                                    or not 0 < value < math.inf):
             raise UserError(f"{where}: field {name!r} must be a number > 0 or \"{NOT_STATED}\", "
                             f"got {value!r}")
         v[name] = value if value == NOT_STATED else float(value)

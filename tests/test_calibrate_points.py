@@ -72,6 +72,8 @@ def test_loader_accepts_a_minimal_file(tmp_path):
     (('date = "2024-08-27"\n', ''), "missing field(s) date"),
     (('set = "calibration"', 'set = "train"'), "field 'set' must be one of"),
     (('tokens_per_s_per_user = 1800.0', 'tokens_per_s_per_user = -1'), "'tokens_per_s_per_user' must be"),
+    (('tokens_per_s_per_user = 1800.0', 'tokens_per_s_per_user = inf'), "'tokens_per_s_per_user' must be"),
+    (('tokens_per_s_per_user = 1800.0', 'tokens_per_s_per_user = nan'), "'tokens_per_s_per_user' must be"),
     (('tokens_per_s_per_user = 1800.0', 'tokens_per_s_per_user = "not stated"'), "states no measured"),
     (('weights_dtype = "bf16"', 'weights_dtype = "bf17"'), "field 'weights_dtype'"),
     (('source = "https://example.org/a"', 'source = "not stated"'), "field 'source' must be"),
