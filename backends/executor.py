@@ -158,10 +158,15 @@ class MeshExecutor:
 
     # --- running ----------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, np.ndarray], *, resident: Mapping[str, int] | None = None,
-            keep: Iterable[str] = ()) -> tuple[dict[str, np.ndarray], StepStats]:
+            keep: Iterable[str] = (), decode: bool = False) -> tuple[dict[str, np.ndarray], StepStats]:
         """One execution. ``resident``: inputs that already live on a wafer (KV cache);
-        ``keep``: outputs that stay resident afterwards (entered in their wafer's ledger)."""
+        ``keep``: outputs that stay resident afterwards (entered in their wafer's ledger);
+        ``decode``: a decode step of a micro-batch (the leading axis of the inputs holds its
+        sequences): weight MatMuls run as B-row GEMVs, whose collectives are paid once."""
         self.step_observer.reset()
+        for wafer in self.wafers:
+            wafer.decode = decode
+            wafer.broadcast_inputs = set()
         self.location = {name: (resident or {}).get(name, 0) for name in self.graph.inputs}
         stats = StepStats(clock_hz=self.spec.clock_hz)
         self._crossings: dict[tuple[int, int], int] = {}

@@ -1,28 +1,58 @@
 """Cycle counts of the collectives the mesh emulator runs, in pure integers.
 
 Both the emulator (``placer.backends.mesh``) and the performance model (``placer.perf``) call
-these functions, so that the two agree exactly on every collective. No numpy, no placer
+these functions, so the two agree exactly on every collective (tests run the emulator on one
+line of the full wse2 and wse3 grids and on odd and prime lengths). No numpy, no placer
 imports: only the target's per-wafer constants.
 
-Units: ``k`` PEs on a line, ``tile_bytes`` the bytes each PE sends per step (they grow with
-the micro-batch), ``cycles_per_hop`` the fabric latency of one hop, ``link_bytes_per_cycle``
-the bytes a link carries per cycle (one 32-bit wavelet on the WSE).
+Units: ``k`` PEs on a line; ``tile_bytes`` the bytes each PE sends (they grow with the
+micro-batch: ``gemv_tile_bytes``); ``cycles_per_hop`` the fabric latency of one hop;
+``link_bytes_per_cycle`` what a link carries per cycle (one 32-bit wavelet on the WSE). A
+PE adds an incoming wavelet to its own in one cycle.
 
-Algorithms (today's, unchanged in this version):
+Algorithms (the best known ones for a 2-D mesh of PEs with wavelet-level flow control):
 
-* reduce to the end of a line of ``k`` PEs: a chain, ``(k - 1) x (hop + 1)`` cycles (one hop
-  and one add per PE), or WaferLLM's two-level scheme (chains inside ``g = round(sqrt(k))``
-  groups of ``s = ceil(k / g)`` PEs, then a chain across the group roots, ``s`` hops apart):
-  ``(s - 1) x (hop + 1) + (g - 1) x (s x hop + 1)``; the cheaper of the two
-  (``reduce_groups``). The tile streams behind the head once: ``+ stream_cycles(tile)``.
-* broadcast from the end of a line: ``(k - 1) x hop + stream_cycles(tile)``.
-* all-reduce: a reduce, then a broadcast back.
-* GEMV collective: the input broadcast along a grid row (``cols`` PEs), the partial sums
-  reduced along a grid column (``rows`` PEs).
+* **Streamed.** Every collective moves its tile as a stream of wavelets: a PE forwards or
+  combines each wavelet as it arrives, so consecutive hops overlap and a collective costs its
+  head latency plus the stream once (``stream_cycles``), not hops x (hop + add + stream).
+  An all-reduce streams its result back while the reduction is still arriving: one stream.
+* **Rooted at the centre of the line** (root ``r = (k - 1) // 2``): both halves reduce
+  towards the root at the same time and a broadcast leaves it in both directions, which
+  halves the distance the head travels (WaferLLM roots its collectives at the line's end).
+* **Two-level reduction on each half** (WaferLLM's scheme): a half of ``m`` PEs is cut into
+  ``g`` groups of ``s = ceil(m / g)`` PEs counted from the root outwards (the farthest group
+  may be shorter); a chain inside each group (one hop and one add per PE) runs in parallel,
+  then the group roots, ``s`` hops apart, chain towards the root (the routers relay the
+  ``s - 1`` PEs in between without waking them). ``reduce_groups`` picks the ``g`` with the
+  lowest head latency (the fewest groups among ties: fewer routing colours); ``g = 1`` is a
+  plain chain. Head of a half, up to its nearest group root (``L = s_far`` the farthest group's
+  length): ``(m - 1)(hop + 1)`` for ``g = 1``, else
+  ``max((L - 1)(hop + 1) + s hop, (s - 1)(hop + 1)) + 1 + (g - 2)(s hop + 1)``; then one hop
+  to the root, which adds the earlier half (1 cycle), then the later (1 cycle).
+* **Broadcast**: the root's routers multicast each wavelet both ways in one pass:
+  ``ceil((k - 1) / 2) x hop + stream``.
+* **GEMV collective**: the input chunk of grid row ``y`` starts on the row's centre PE and is
+  broadcast along the row (``cols`` PEs); each PE multiplies its weight tile; the partial sums
+  are reduced down each grid column (``rows`` PEs) to the centre row. The reduction cannot
+  start before a PE has the whole input chunk (each partial sum needs all of it), so the
+  two streams are paid one after the other. GEMVs that read the same input (fused QKV,
+  gate/up) share one broadcast (``broadcast=False`` for the siblings); their reductions stay
+  separate collectives because the emulator runs them as separate MatMul nodes (fusing them
+  into one stream would save one head latency per sibling; not done).
+* **Cannon GEMM** (prefill, ``cannon_gemm_cycles``): on the ``p x p`` subgrid, a skew of
+  ``p - 1`` rounds of cyclic shifts on interleaved rings (at most 2 hops per shift), then ``p``
+  local tile GEMMs; A shifts along x while B shifts along y (different links: concurrently),
+  and each step's shift is double-buffered behind the step's GEMM.
+
+Not done, and why: a K-ary tree with more than two levels (WaferLLM's K-tree) saves little
+once the halves are two-level and costs routing colours (24 per PE, shared with the rest of
+the layer); bandwidth-optimal reduce-scatter/all-gather pays only for tiles of thousands of
+wavelets, while decode tiles are a few wavelets.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -48,59 +78,111 @@ class MeshConstants:
                              float(target.flops_per_cycle_per_pe), int(target.pe_sram_bytes))
 
 
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def stream_cycles(nbytes: int, link_bytes_per_cycle: int) -> int:
     """Cycles for ``nbytes`` to stream over one link behind the head wavelet."""
-    return -(-max(0, nbytes) // link_bytes_per_cycle)
+    return ceil_div(max(0, nbytes), link_bytes_per_cycle)
 
 
-def _chain_head(k: int, cycles_per_hop: int) -> int:
-    return (k - 1) * (cycles_per_hop + 1)
+def root(k: int) -> int:
+    """Index of the root of a line of ``k`` PEs: its centre."""
+    return (k - 1) // 2
 
 
-def _two_level_head(k: int, groups: int, cycles_per_hop: int) -> int:
-    s = -(-k // groups)
-    return (s - 1) * (cycles_per_hop + 1) + (groups - 1) * (s * cycles_per_hop + 1)
+def halves(k: int) -> tuple[int, int]:
+    """PEs on each side of the root: (below it, above it); the second is never smaller."""
+    r = root(k)
+    return r, max(0, k - 1 - r)
 
 
-def reduce_groups(k: int, tile_bytes: int, cycles_per_hop: int, link_bytes_per_cycle: int) -> int:
-    """Groups of the reduction over a line of ``k`` PEs: 1 (a chain) or the two-level
-    scheme's ``round(sqrt(k))`` groups of ``ceil(k / g)`` PEs, whichever has the lower head
-    latency (the stream is the same for both)."""
-    if k <= 2:
-        return 1
-    g = max(1, round(math.sqrt(k)))
-    if g > 1 and _two_level_head(k, g, cycles_per_hop) < _chain_head(k, cycles_per_hop):
-        return g
-    return 1
+def group_sizes(m: int, groups: int) -> tuple[int, int, int]:
+    """(groups that are not empty, PEs per group, PEs of the farthest group) of a half of ``m``."""
+    s = ceil_div(m, max(1, groups))
+    g = ceil_div(m, s)
+    return g, s, m - (g - 1) * s
+
+
+def half_ready_cycles(m: int, groups: int, cycles_per_hop: int) -> int:
+    """Cycles until a half of ``m`` PEs has its partial sum on its PE next to the root."""
+    g, s, far = group_sizes(m, groups)
+    hop = cycles_per_hop
+    if g == 1:
+        return (m - 1) * (hop + 1)
+    return max((far - 1) * (hop + 1) + s * hop, (s - 1) * (hop + 1)) + 1 + (g - 2) * (s * hop + 1)
 
 
 def reduce_head_cycles(k: int, groups: int, cycles_per_hop: int) -> int:
-    """Head latency of a reduction over ``k`` PEs with ``groups`` groups (1: a chain)."""
-    if k <= 1:
+    """Head latency of a reduction over ``k`` PEs to the centre, ``groups`` groups per half."""
+    below, above = halves(k)
+    if above == 0:
         return 0
-    return _chain_head(k, cycles_per_hop) if groups <= 1 else _two_level_head(k, groups, cycles_per_hop)
+    late = half_ready_cycles(above, groups, cycles_per_hop) + cycles_per_hop
+    if below == 0:
+        return late + 1
+    early = half_ready_cycles(below, groups, cycles_per_hop) + cycles_per_hop
+    early, late = min(early, late), max(early, late)
+    return max(early + 1, late) + 1
+
+
+@functools.lru_cache(maxsize=4096)
+def _best_groups(k: int, cycles_per_hop: int) -> int:
+    _, above = halves(k)
+    return min(range(1, max(1, above) + 1), key=lambda g: (reduce_head_cycles(k, g, cycles_per_hop), g))
+
+
+def reduce_groups(k: int, tile_bytes: int, cycles_per_hop: int, link_bytes_per_cycle: int) -> int:
+    """Groups per half of the reduction over a line of ``k`` PEs (1: a chain): the fewest
+    with the lowest head latency (the stream is the same for every choice)."""
+    return _best_groups(k, cycles_per_hop)
+
+
+def reduce_hops(k: int, groups: int) -> int:
+    """Link crossings of one tile's reduction over ``k`` PEs with ``groups`` groups per half."""
+    total = 0
+    for m in halves(k):
+        if m:
+            g, s, _ = group_sizes(m, groups)
+            total += (m - g) + (g - 1) * s + 1
+    return total
 
 
 def reduce_cycles(k: int, tile_bytes: int, cycles_per_hop: int, link_bytes_per_cycle: int) -> int:
-    """Cycles of a reduction of one tile per PE over a line of ``k`` PEs, to its root."""
+    """Cycles of a reduction of one tile per PE over a line of ``k`` PEs, to its centre."""
     if k <= 1:
         return 0
     g = reduce_groups(k, tile_bytes, cycles_per_hop, link_bytes_per_cycle)
     return reduce_head_cycles(k, g, cycles_per_hop) + stream_cycles(tile_bytes, link_bytes_per_cycle)
 
 
+def broadcast_head_cycles(k: int, cycles_per_hop: int) -> int:
+    """Head latency of a broadcast from the centre of ``k`` PEs (multicast both ways)."""
+    return halves(k)[1] * cycles_per_hop
+
+
 def broadcast_cycles(k: int, tile_bytes: int, cycles_per_hop: int, link_bytes_per_cycle: int) -> int:
-    """Cycles of a broadcast of one tile from the root to all ``k`` PEs of a line (routers
-    forward and deliver each wavelet in one pass: no PE work on the way)."""
+    """Cycles of a broadcast of one tile from the centre to all ``k`` PEs of a line."""
     if k <= 1:
         return 0
-    return (k - 1) * cycles_per_hop + stream_cycles(tile_bytes, link_bytes_per_cycle)
+    return broadcast_head_cycles(k, cycles_per_hop) + stream_cycles(tile_bytes, link_bytes_per_cycle)
 
 
 def allreduce_cycles(k: int, tile_bytes: int, cycles_per_hop: int, link_bytes_per_cycle: int) -> int:
-    """Cycles of an all-reduce over a line of ``k`` PEs: reduce to the root, broadcast back."""
-    return (reduce_cycles(k, tile_bytes, cycles_per_hop, link_bytes_per_cycle)
-            + broadcast_cycles(k, tile_bytes, cycles_per_hop, link_bytes_per_cycle))
+    """Cycles of an all-reduce over a line of ``k`` PEs: reduce to the centre and stream the
+    result back as it arrives (one stream)."""
+    if k <= 1:
+        return 0
+    g = reduce_groups(k, tile_bytes, cycles_per_hop, link_bytes_per_cycle)
+    return (reduce_head_cycles(k, g, cycles_per_hop) + broadcast_head_cycles(k, cycles_per_hop)
+            + stream_cycles(tile_bytes, link_bytes_per_cycle))
+
+
+def gemv_tile_bytes(batch: int, k: int, n: int, rows: int, cols: int, element_bytes: int) -> tuple[int, int]:
+    """(input, output) tile bytes of a ``batch``-row GEMV [batch, k] x [k, n] on the grid:
+    ``batch`` chunks of ``ceil(k / rows)`` in, ``batch`` partial sums of ``ceil(n / cols)`` out."""
+    return batch * ceil_div(k, rows) * element_bytes, batch * ceil_div(n, cols) * element_bytes
 
 
 def gemv_collective_cycles(rows: int, cols: int, in_tile_bytes: int, out_tile_bytes: int,
@@ -110,3 +192,46 @@ def gemv_collective_cycles(rows: int, cols: int, in_tile_bytes: int, out_tile_by
     PEs). ``broadcast=False``: the input is already on every PE (a fused sibling broadcast it)."""
     bcast = broadcast_cycles(cols, in_tile_bytes, cycles_per_hop, link_bytes_per_cycle) if broadcast else 0
     return bcast + reduce_cycles(rows, out_tile_bytes, cycles_per_hop, link_bytes_per_cycle)
+
+
+def ring_shift_hops(p: int) -> int:
+    """Longest hop of one cyclic shift along an interleaved ring of ``p`` PEs."""
+    return 0 if p <= 1 else (1 if p == 2 else 2)
+
+
+def cannon_tiles(m: int, k: int, n: int, p: int) -> tuple[int, int, int]:
+    """(mt, kt, nt): each PE's tiles of A [m, k] and B [k, n] on a ``p x p`` grid."""
+    return ceil_div(m, p), ceil_div(k, p), ceil_div(n, p)
+
+
+def cannon_gemm_cycles(m: int, k: int, n: int, p: int, element_bytes: int, cycles_per_hop: int,
+                       link_bytes_per_cycle: int, flops_per_cycle_per_pe: float) -> int:
+    """Cycles of C = A [m, k] @ B [k, n] by Cannon's algorithm on a ``p x p`` grid.
+
+    Per PE: A tiles of ``mt x kt`` and B tiles of ``kt x nt`` elements of ``element_bytes``;
+    one shift = ``ring_shift_hops(p) x hop + stream(max(A tile, B tile))`` (A along x and B
+    along y at once); one step = ``ceil(2 mt kt nt / flops_per_cycle_per_pe)``. Skew: ``p - 1``
+    shifts; then ``p`` steps, the ``p - 1`` shifts between them hidden behind the GEMMs where
+    the GEMM is longer: ``(p - 1) shift + (p - 1) max(step, shift) + step``.
+    """
+    if p <= 0 or m <= 0 or n <= 0:
+        return 0
+    mt, kt, nt = cannon_tiles(m, k, n, p)
+    step = compute_cycles(2 * mt * kt * nt, flops_per_cycle_per_pe)
+    if p == 1:
+        return step
+    shift = cannon_shift_cycles(p, mt * kt * element_bytes, kt * nt * element_bytes, cycles_per_hop,
+                                link_bytes_per_cycle)
+    return (p - 1) * shift + (p - 1) * max(step, shift) + step
+
+
+def cannon_shift_cycles(p: int, a_tile_bytes: int, b_tile_bytes: int, cycles_per_hop: int,
+                        link_bytes_per_cycle: int) -> int:
+    """One Cannon shift: A along x and B along y at once, on interleaved rings."""
+    return (ring_shift_hops(p) * cycles_per_hop
+            + stream_cycles(max(a_tile_bytes, b_tile_bytes), link_bytes_per_cycle))
+
+
+def compute_cycles(flops: float, flops_per_cycle_per_pe: float) -> int:
+    """Cycles of ``flops`` on one PE (``ceil``)."""
+    return math.ceil(flops / flops_per_cycle_per_pe) if flops > 0 else 0

@@ -1,10 +1,13 @@
-"""Collectives along one grid axis, built from neighbour sends.
+"""Collectives along one grid axis, built from neighbour sends, with their timing emulated.
 
-The algorithm, its choice of groups and its cycle count are those of
-``placer.ir.mesh_physics`` (the performance model uses the same functions): a chain or
-WaferLLM's two-level reduction (chains inside groups of ``ceil(n / g)`` PEs, then a chain
-across the group roots), and a broadcast in one pass of the routers. Hops and link bytes are
-counted by the sends themselves.
+The algorithms are those of ``placer.ir.mesh_physics`` (its docstring has the physics):
+reductions to the centre of the line, each half a chain or a two-level reduction with the
+groups ``mesh_physics.reduce_groups`` chooses; broadcasts multicast from the centre; every
+collective streamed (head latency plus the tile's stream once). The cycles charged here are
+not taken from the closed forms: each send carries the ready time of its data (``hop`` per
+link crossed, one cycle per add at the PE that combines), and a collective charges the time
+its head reaches the last PE plus the stream. Tests check the result against the closed
+forms that the performance model uses, on full-grid and prime line lengths.
 """
 
 from __future__ import annotations
@@ -17,89 +20,123 @@ from placer.backends.mesh.grid import Wafer
 from placer.ir import mesh_physics
 
 Op = Callable[[np.ndarray, np.ndarray], np.ndarray]
+ADD_CYCLES = 1  # a PE combines an incoming wavelet with its own in one cycle
 
 
-def _line(state: np.ndarray, axis: int, i: int | slice) -> np.ndarray:
-    return state[i] if axis == 0 else state[:, i]
+def _tile_bytes(state: np.ndarray, first_tile_axis: int) -> int:
+    return int(np.prod(state.shape[first_tile_axis:], dtype=np.int64)) * state.dtype.itemsize
 
 
-def _tile_bytes(acc: np.ndarray, lines: int) -> int:
-    return acc.nbytes // max(lines, 1)
-
-
-def chain_reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add) -> np.ndarray:
-    """Reduce ``state`` [rows, cols, ...] along grid ``axis`` with a chain: PE 0 sends to PE 1,
-    which combines and sends on. Returns the result held by the last PE of each line
-    (the grid axis removed). Hops: (n - 1) per line."""
-    return two_level_reduce(wafer, state, axis, 1, op)
-
-
-def two_level_reduce(wafer: Wafer, state: np.ndarray, axis: int, groups: int, op: Op = np.add) -> np.ndarray:
-    """WaferLLM's two-level reduction: chains inside ``groups`` groups of s = ceil(n / groups)
-    PEs (the last group may be shorter) run in parallel, then a chain across the group roots
-    (s hops apart). Hops per line: (n - g) + (g - 1) * s, g the non-empty groups."""
-    n = state.shape[axis]
-    lines = state.shape[1 - axis]
-    line = np.moveaxis(state, axis, 0)                     # [n, lines, ...]
-    s = -(-n // max(groups, 1))
-    g = -(-n // s)
-    if g * s > n:                                          # pad the last group; padding never combines
-        line = np.concatenate([line, np.zeros((g * s - n,) + line.shape[1:], line.dtype)])
-    grouped = line.reshape((g, s) + line.shape[1:])        # [g, s, lines, ...]
+def _reduce_half(wafer: Wafer, half: np.ndarray, groups: int, op: Op) -> tuple[np.ndarray, int]:
+    """Reduce ``half`` [m, lines, ...] (index 0 next to the root) into its PE next to the
+    root; returns the partial sum and the cycle its head arrives at the root."""
+    m, lines = half.shape[0], half.shape[1]
+    hop = wafer.spec.cycles_per_hop
+    g, s, _ = mesh_physics.group_sizes(m, groups)
+    if g * s > m:  # pad the farthest group; padding is never combined
+        half = np.concatenate([half, np.zeros((g * s - m,) + half.shape[1:], half.dtype)])
+    grouped = half.reshape((g, s) + half.shape[1:])       # [group, offset from its root, lines, ...]
     size = np.full(g, s)
-    size[-1] = n - (g - 1) * s
-    # Inner chains, all groups at once: PE i of every group that has one combines.
-    acc = grouped[:, 0]
-    for i in range(1, s):
-        live = size > i
-        sent = wafer.send(acc[live], int(live.sum()) * lines)
-        if live.all():
-            acc = op(sent, grouped[:, i])
-        else:
-            acc = acc.copy()
-            acc[live] = op(sent, grouped[live, i])
-    total = acc[0]
-    for j in range(1, g):
+    size[-1] = m - (g - 1) * s
+    # Inner chains, all groups at once, from each group's far end towards its root.
+    acc = np.zeros_like(grouped[:, 0])
+    ready = np.zeros(g, dtype=np.int64)
+    started = np.zeros(g, dtype=bool)
+    for o in range(s - 1, -1, -1):
+        here = size > o
+        cont = here & started
+        if cont.any():
+            sent = wafer.send(acc[cont], int(cont.sum()) * lines)
+            acc[cont] = op(sent, grouped[cont, o])
+            ready[cont] += hop + ADD_CYCLES
+        fresh = here & ~started
+        acc[fresh] = grouped[fresh, o]
+        started |= here
+    # Chain across the group roots, s hops apart, towards the root.
+    total, t = acc[g - 1], int(ready[g - 1])
+    for j in range(g - 2, -1, -1):
         total = op(wafer.send(total, lines, distance=s), acc[j])
-    head = mesh_physics.reduce_head_cycles(n, g, wafer.spec.cycles_per_hop)
-    wafer.charge(0, 0, head + mesh_physics.stream_cycles(_tile_bytes(total, lines),
-                                                         wafer.spec.link_bytes_per_cycle))
-    return total
+        t = max(t + s * hop, int(ready[j])) + ADD_CYCLES
+    return wafer.send(total, lines), t + hop
 
 
-def reduce_groups(n: int, tile_bytes: int, wafer: Wafer) -> int:
-    """Groups of the reduction over ``n`` PEs (``mesh_physics.reduce_groups``)."""
-    spec = wafer.spec
-    return mesh_physics.reduce_groups(n, tile_bytes, spec.cycles_per_hop, spec.link_bytes_per_cycle)
+def reduce_timed(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add,
+                 groups: int | None = None) -> tuple[np.ndarray, int]:
+    """Reduce ``state`` [rows, cols, ...] along grid ``axis`` to the centre PE of each line;
+    returns the result (the grid axis removed) and the head latency in cycles (nothing is
+    charged). ``groups`` forces the groups per half (1: chains)."""
+    n = state.shape[axis]
+    line = np.moveaxis(state, axis, 0)                     # [n, lines, ...]
+    if n <= 1:
+        return line[0], 0
+    g = groups or mesh_physics.reduce_groups(n, _tile_bytes(state, 2), wafer.spec.cycles_per_hop,
+                                             wafer.spec.link_bytes_per_cycle)
+    r = mesh_physics.root(n)
+    arrivals = [_reduce_half(wafer, line[r + 1:], g, op)]
+    if r > 0:
+        arrivals.append(_reduce_half(wafer, line[r - 1::-1], g, op))
+    value, t = line[r], 0
+    for partial, arrival in sorted(arrivals, key=lambda a: a[1]):
+        value = op(value, partial)
+        t = max(t, arrival) + ADD_CYCLES
+    return value, t
 
 
 def reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add,
            groups: int | None = None) -> np.ndarray:
-    """Reduce along grid ``axis`` with the scheme ``mesh_physics.reduce_groups`` chooses
-    (``groups`` forces one: 1 is a chain)."""
-    n = state.shape[axis]
-    if n <= 1:
-        return _line(state, axis, 0)
-    tile = int(np.prod(state.shape[2:], dtype=np.int64)) * state.dtype.itemsize
-    g = reduce_groups(n, tile, wafer) if groups is None else groups
-    return two_level_reduce(wafer, state, axis, g, op)
+    """Reduce along grid ``axis`` to the centre of each line (``reduce_timed``), charging the
+    head latency plus the stream of one tile."""
+    value, head = reduce_timed(wafer, state, axis, op, groups)
+    if state.shape[axis] > 1:
+        wafer.charge(0, 0, head + mesh_physics.stream_cycles(_tile_bytes(state, 2),
+                                                             wafer.spec.link_bytes_per_cycle))
+    return value
 
 
-def broadcast(wafer: Wafer, value: np.ndarray, axis: int, n: int) -> np.ndarray:
-    """Broadcast ``value`` (one tile per line, lines on the leading axis) from the root of each
-    line to all ``n`` PEs along ``axis``; returns a [rows, cols, ...] read-only view.
-    Hops: (n - 1) per line."""
+def chain_reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add) -> np.ndarray:
+    """A reduction with a plain chain on each half of the line."""
+    return reduce(wafer, state, axis, op, groups=1)
+
+
+def two_level_reduce(wafer: Wafer, state: np.ndarray, axis: int, groups: int, op: Op = np.add) -> np.ndarray:
+    """A reduction with ``groups`` groups on each half of the line."""
+    return reduce(wafer, state, axis, op, groups=groups)
+
+
+def _multicast(wafer: Wafer, value: np.ndarray, axis: int, n: int) -> tuple[np.ndarray, int]:
+    """Every line's tile (lines on ``value``'s leading axis) from the centre PE to all ``n``
+    PEs along ``axis``: the routers forward and deliver each wavelet in one pass, so the head
+    reaches the PE d hops away after d hops. Returns the view and the head latency."""
     lines = value.shape[0]
-    tile_bytes = _tile_bytes(value, lines)
-    # n - 1 relays of every line's tile, one hop each (what n - 1 ``send`` calls would count).
-    wafer.charge(lines * (n - 1), lines * (n - 1) * tile_bytes,
-                 mesh_physics.broadcast_cycles(n, tile_bytes, wafer.spec.cycles_per_hop,
-                                               wafer.spec.link_bytes_per_cycle))
-    return np.broadcast_to(np.expand_dims(value, axis), value.shape[:0] + (
-        (n,) + value.shape if axis == 0 else (value.shape[0], n) + value.shape[1:]))
+    tile = value.nbytes // max(lines, 1)
+    r = mesh_physics.root(n)
+    wafer.charge(lines * (n - 1), lines * (n - 1) * tile, 0)  # one link crossing per receiving PE
+    head = max(r, n - 1 - r) * wafer.spec.cycles_per_hop
+    shape = (n,) + value.shape if axis == 0 else (value.shape[0], n) + value.shape[1:]
+    return np.broadcast_to(np.expand_dims(value, axis), shape), head
+
+
+def broadcast(wafer: Wafer, value: np.ndarray, axis: int, n: int, *, charge: bool = True) -> np.ndarray:
+    """Broadcast ``value`` from the centre of each line to its ``n`` PEs along ``axis``; returns
+    a [rows, cols, ...] read-only view. ``charge=False``: the tiles are already there (a fused
+    sibling GEMV broadcast the same input); nothing moves."""
+    if n <= 1 or not charge:
+        shape = (n,) + value.shape if axis == 0 else (value.shape[0], n) + value.shape[1:]
+        return np.broadcast_to(np.expand_dims(value, axis), shape)
+    view, head = _multicast(wafer, value, axis, n)
+    tile = value.nbytes // max(value.shape[0], 1)
+    wafer.charge(0, 0, head + mesh_physics.stream_cycles(tile, wafer.spec.link_bytes_per_cycle))
+    return view
 
 
 def all_reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add) -> np.ndarray:
-    """Reduce along ``axis`` then broadcast back: every PE of a line gets the result."""
-    reduced = reduce(wafer, state, axis, op)
-    return broadcast(wafer, reduced, axis, state.shape[axis])
+    """Reduce to the centre of each line and stream the result back as it arrives: every PE
+    of the line gets it; the tile streams once."""
+    n = state.shape[axis]
+    value, head = reduce_timed(wafer, state, axis, op)
+    if n <= 1:
+        return np.expand_dims(value, axis)
+    view, back = _multicast(wafer, value, axis, n)
+    wafer.charge(0, 0, head + back + mesh_physics.stream_cycles(_tile_bytes(state, 2),
+                                                                wafer.spec.link_bytes_per_cycle))
+    return view

@@ -9,7 +9,6 @@ transfers over one link) and link bytes exactly. Collectives and kernels are bui
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from placer.backends.mesh.ledger import SramLedger
+from placer.ir import mesh_physics
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,11 @@ class Wafer:
         self.observers: list[Observer] = list(observers or [])
         self.resident: dict[Any, np.ndarray] = {}
         self.label = "idle"
+        # Per execution: a decode step runs its weight MatMuls as B-row GEMVs (``decode``);
+        # values already broadcast along the grid rows by a GEMV (``broadcast_inputs``) are
+        # not broadcast again by a sibling GEMV reading them (fused QKV, gate/up).
+        self.decode = False
+        self.broadcast_inputs: set[str] = set()
 
     # --- accounting -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -82,16 +87,19 @@ class Wafer:
                 o.on_memory(self.name, label, self.ledger.peak_in_scope)
             self.label = previous
 
-    def compute(self, flops_per_pe: float | np.ndarray) -> None:
-        """Charge the busiest PE's arithmetic: ceil(max flops / flops per cycle) cycles."""
+    def compute(self, flops_per_pe: float | np.ndarray) -> int:
+        """Charge the busiest PE's arithmetic: ceil(max flops / flops per cycle) cycles
+        (``mesh_physics.compute_cycles``); returns them."""
         flops = float(np.max(flops_per_pe)) if np.size(flops_per_pe) else 0.0
-        cycles = math.ceil(flops / self.spec.flops_per_cycle_per_pe)
+        cycles = mesh_physics.compute_cycles(flops, self.spec.flops_per_cycle_per_pe)
         for o in self.observers:
             o.on_compute(self.name, self.label, cycles)
+        return cycles
 
     def transfer_cycles(self, distance: int, tile_bytes: int) -> int:
         """Cycles for a tile to cross ``distance`` hops, streamed behind its head."""
-        return distance * self.spec.cycles_per_hop + math.ceil(tile_bytes / self.spec.link_bytes_per_cycle)
+        return (distance * self.spec.cycles_per_hop
+                + mesh_physics.stream_cycles(tile_bytes, self.spec.link_bytes_per_cycle))
 
     def charge(self, hops: int, link_bytes: int, cycles: int) -> None:
         for o in self.observers:
@@ -115,12 +123,13 @@ class Wafer:
 
     # --- data movement ----------------------------------------------------------------------
     def shift(self, state: np.ndarray, axis: int, step: int = 1, *, cyclic: bool = False,
-              lines: np.ndarray | None = None, account: bool = True) -> np.ndarray:
+              lines: np.ndarray | None = None, account: bool = True, cycles: bool = True) -> np.ndarray:
         """Every PE passes its tile ``step`` (+1 or -1) neighbours along ``axis`` (0 rows, 1 cols).
 
         Non-cyclic: tiles leaving the grid are dropped and vacated PEs get zeros (1 hop each).
         Cyclic: the line is an interleaved ring (at most 2 hops per shift, ``ring_hops``).
         ``lines``: a boolean mask over the other axis choosing which lines shift.
+        ``cycles=False``: count hops and bytes only (the caller charges the schedule's cycles).
         """
         n = state.shape[axis]
         tile_bytes = int(np.prod(state.shape[2:], dtype=np.int64)) * state.dtype.itemsize
@@ -145,7 +154,7 @@ class Wafer:
         if account:
             per_line = ring_hops(n) if cyclic else n - 1
             self.charge(per_line * count_lines, per_line * count_lines * tile_bytes,
-                        self.transfer_cycles(2 if cyclic and n > 2 else 1, tile_bytes))
+                        self.transfer_cycles(2 if cyclic and n > 2 else 1, tile_bytes) if cycles else 0)
         return moved
 
     def send(self, tiles: np.ndarray, count: int, distance: int = 1) -> np.ndarray:

@@ -1,15 +1,16 @@
-"""MatMul on the mesh: GEMV (tile multiply + reduction along grid rows) and Cannon GEMM.
+"""MatMul on the mesh: GEMV (tile multiply + reduction down grid columns) and Cannon GEMM.
 
 Layout (WaferLLM): PE (y, x) holds weight tile W[y*Kt:(y+1)*Kt, x*Nt:(x+1)*Nt]; input chunk y
-enters row y at column 0 and is chain-broadcast along the row. Each PE multiplies locally,
-then partial sums are reduced along grid rows (axis 0) with the scheme and groups of
-``placer.ir.mesh_physics.reduce_groups`` (a chain or WaferLLM's two-level groups).
-Closed forms on an R x C grid (tests check them):
+starts on the centre PE of grid row y and is broadcast along the row. Each PE multiplies
+locally, then the partial sums are reduced along grid axis 0 to the centre row, with the
+scheme and groups of ``placer.ir.mesh_physics.reduce_groups``. A batched decode step runs
+B-row GEMVs: the chunks of all B sequences travel in one stream, so the collective's latency
+is paid once per step. Closed forms (tests check them):
 
-- GEMV hops: R*(C-1) (input broadcast) + C*(R-1) (chain reduction), or with g groups of
-  s = ceil(R/g) rows R*(C-1) + C*((R-g) + (g-1)*s).
+- GEMV hops: R*(C-1) (input broadcast) + C*reduce_hops(R, g) (``mesh_physics.reduce_hops``).
 - Cannon GEMM on the P x P subgrid, P = min(R, C), interleaved rings (``ring_hops``):
-  skew 2 * (2P-2) * P(P-1)/2 and P-1 steps of two shifts of P lines: 6 * P * (P-1)**2 hops.
+  skew 2 * (2P-2) * P(P-1)/2 and P-1 steps of two shifts of P lines: 6 * P * (P-1)**2 hops;
+  cycles ``mesh_physics.cannon_gemm_cycles``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from placer.backends.mesh import collectives
 from placer.backends.mesh.grid import Wafer
 from placer.backends.mesh.tiling import ceil_div, pad_to, tile_vector_rows
+from placer.ir import mesh_physics
 
 
 def _accum(dtype: np.dtype) -> np.dtype:
@@ -28,16 +30,17 @@ def _accum(dtype: np.dtype) -> np.dtype:
 
 
 def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray, n: int, *,
-         groups: int | None = None) -> np.ndarray:
+         groups: int | None = None, broadcast: bool = True) -> np.ndarray:
     """``a`` [batch, M, K] times the tiled ``b_tiles`` [R, C, batch or 1, Kt, Nt]; returns
-    [batch, M, n]. The reduction runs along grid rows: a chain (``groups`` 1), two-level
-    (``groups`` > 1) or, by default, whichever of the two is faster on R rows."""
+    [batch, M, n]. The reduction runs down grid columns with ``groups`` groups per half
+    (default: ``mesh_physics.reduce_groups``). ``broadcast=False``: a sibling GEMV already
+    broadcast this input along the rows (fused QKV, gate/up): no fabric time for it."""
     R, C = wafer.spec.rows, wafer.spec.cols
     nb, m, _ = a.shape
     kt, nt = b_tiles.shape[3], b_tiles.shape[4]
     acc = _accum(a.dtype)
     chunks = tile_vector_rows(a.astype(acc, copy=False), R)              # [R, nb, M, Kt]
-    row_inputs = collectives.broadcast(wafer, chunks, 1, C)            # [R, C, nb, M, Kt]
+    row_inputs = collectives.broadcast(wafer, chunks, 1, C, charge=broadcast)  # [R, C, nb, M, Kt]
     wafer.compute(2 * nb * m * kt * nt)
     partial = np.matmul(row_inputs, b_tiles.astype(acc, copy=False))   # [R, C, nb, M, Nt]
     reduced = collectives.reduce(wafer, partial, 0, groups=groups)    # [C, nb, M, Nt]
@@ -48,40 +51,47 @@ def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray, n: int, *,
 def cannon(wafer: Wafer, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a`` [M, K] @ ``b`` [K, N] by Cannon's algorithm on the P x P subgrid, P = min(R, C):
     skew A along rows and B along columns, then P local tile GEMMs with cyclic shifts of A
-    along x and B along y on interleaved rings (at most 2 hops per shift)."""
+    along x and B along y on interleaved rings (at most 2 hops per shift). A and B shift on
+    different links at once; a step's shift is double-buffered behind its tile GEMM, so only
+    the part of the shift longer than the GEMM is charged."""
     P = min(wafer.spec.rows, wafer.spec.cols)
     m, k = a.shape
     n = b.shape[1]
     acc = _accum(a.dtype)
-    mt, kt, nt = ceil_div(m, P), ceil_div(k, P), ceil_div(n, P)
+    mt, kt, nt = mesh_physics.cannon_tiles(m, k, n, P)
     A = pad_to(pad_to(a.astype(acc), 0, mt * P), 1, kt * P).reshape(P, mt, P, kt).transpose(0, 2, 1, 3)
     B = pad_to(pad_to(b.astype(acc), 0, kt * P), 1, nt * P).reshape(P, kt, P, nt).transpose(0, 2, 1, 3)
     idx = np.arange(P)
+    hops = mesh_physics.ring_shift_hops(P)
+
+    def shift_cycles() -> int:
+        # A along x and B along y at once: the longer of the two transfers.
+        return max(wafer.transfer_cycles(hops, A[0, 0].nbytes), wafer.transfer_cycles(hops, B[0, 0].nbytes))
+
     # Skew: row i of A moves i places left, column j of B moves j places up, one shift a round.
     for s in range(1, P):
-        A = wafer.shift(A, 1, cyclic=True, lines=idx >= s)
-        B = wafer.shift(B, 0, cyclic=True, lines=idx >= s)
+        A = wafer.shift(A, 1, cyclic=True, lines=idx >= s, cycles=False)
+        B = wafer.shift(B, 0, cyclic=True, lines=idx >= s, cycles=False)
+        wafer.charge(0, 0, shift_cycles())
     out = np.zeros((P, P, mt, nt), dtype=acc)
     for step in range(P):
-        wafer.compute(2 * mt * kt * nt)
+        step_cycles = wafer.compute(2 * mt * kt * nt)
         out += np.matmul(A, B)
         if step < P - 1:
-            A = wafer.shift(A, 1, cyclic=True)
-            B = wafer.shift(B, 0, cyclic=True)
+            A = wafer.shift(A, 1, cyclic=True, cycles=False)
+            B = wafer.shift(B, 0, cyclic=True, cycles=False)
+            wafer.charge(0, 0, max(0, shift_cycles() - step_cycles))
     return out.transpose(0, 2, 1, 3).reshape(P * mt, P * nt)[:m, :n].astype(a.dtype, copy=False)
 
 
 def gemv_hops(R: int, C: int, groups: int = 1) -> int:
-    """Input broadcast R*(C-1) plus, on each of C columns, a chain (R-1 hops) or a two-level
-    reduction of g groups of s = ceil(R/g) PEs (R-g inner hops and (g-1) root sends of s hops)."""
-    if groups <= 1 or R <= 1:
-        return R * (C - 1) + C * max(R - 1, 0)
-    s = -(-R // groups)
-    g = -(-R // s)
-    return R * (C - 1) + C * ((R - g) + (g - 1) * s)
+    """Input broadcast R*(C-1) plus, on each of C columns, the reduction's link crossings."""
+    return R * (C - 1) + C * mesh_physics.reduce_hops(R, groups)
 
 
 def cannon_hops(R: int, C: int) -> int:
     P = min(R, C)
     return 6 * P * (P - 1) ** 2
 
+
+__all__ = ["cannon", "cannon_hops", "ceil_div", "gemv", "gemv_hops"]

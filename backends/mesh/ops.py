@@ -151,15 +151,19 @@ def _stack_batch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return a3, b3, batch
 
 
-def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "") -> np.ndarray:
-    """``a @ b`` on the mesh. A 2-D ``b`` (a weight) uses its resident GEMV tiles: GEMV for one
-    row, Cannon for several. A batched ``b`` (K^T or V of attention) is tiled per head in the
-    GEMV layout: the KV cache tiled as (dim / R) x (seq / C) per PE."""
+def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "",
+                 input_key: str = "") -> np.ndarray:
+    """``a @ b`` on the mesh. A 2-D ``b`` (a weight) uses its resident GEMV tiles: a GEMV for
+    one row and, in a decode step (``wafer.decode``), a B-row GEMV for a micro-batch of B
+    sequences; Cannon for the rows of a prefill. ``input_key`` names ``a``: GEMVs of one
+    decode step that read the same value share its broadcast (fused QKV, gate/up). A batched
+    ``b`` (K^T or V of attention) is tiled per head in the GEMV layout: the KV cache tiled as
+    (dim / R) x (seq / C) per PE."""
     R, C = wafer.spec.rows, wafer.spec.cols
     if a.ndim == 1 or b.ndim == 1:
         a2 = a[None] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        out = matmul_array(wafer, a2, b2, weight)
+        out = matmul_array(wafer, a2, b2, weight, input_key)
         if b.ndim == 1:
             out = out[..., 0]
         if a.ndim == 1:
@@ -168,13 +172,16 @@ def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "") -
     if b.ndim == 2:
         rows = int(np.prod(a.shape[:-1], dtype=np.int64))
         flat = a.reshape(rows, a.shape[-1])
-        if rows > 1:
+        if rows > 1 and not wafer.decode:
             out = linalg.cannon(wafer, flat, b)
         else:
             tiles = wafer.resident.get((weight, "gemv")) if weight else None
             if tiles is None:
                 tiles = tile_matrix(b[None], R, C)
-            out = linalg.gemv(wafer, flat[None], tiles, b.shape[1])[0]
+            shared = bool(input_key) and input_key in wafer.broadcast_inputs
+            out = linalg.gemv(wafer, flat[None], tiles, b.shape[1], broadcast=not shared)[0]
+            if input_key:
+                wafer.broadcast_inputs.add(input_key)
         return out.reshape(a.shape[:-1] + (b.shape[1],))
     a3, b3, batch = _stack_batch(a, b)
     tiles = tile_matrix(b3, R, C)
@@ -184,7 +191,7 @@ def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "") -
 
 
 def matmul(wafer: Wafer, node: Node, args: list) -> tuple:
-    return (matmul_array(wafer, args[0], args[1], node.inputs[1]),)
+    return (matmul_array(wafer, args[0], args[1], node.inputs[1], node.inputs[0]),)
 
 
 def gemm(wafer: Wafer, node: Node, args: list) -> tuple:
@@ -193,7 +200,7 @@ def gemm(wafer: Wafer, node: Node, args: list) -> tuple:
     c = args[2] if len(args) > 2 else None
     a = a.T if at.trans_a else a
     weight = node.inputs[1] if not at.trans_b else node.inputs[1] + ":T"
-    y = matmul_array(wafer, a, b.T if at.trans_b else b, weight)
+    y = matmul_array(wafer, a, b.T if at.trans_b else b, weight, "" if at.trans_a else node.inputs[0])
     if at.alpha != 1.0:
         y = at.alpha * y
     if c is not None:

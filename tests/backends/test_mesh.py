@@ -34,7 +34,17 @@ def test_gemv_hops_match_closed_form(rows: int, cols: int) -> None:
     assert s.link_bytes == 4 * (rows * (cols - 1) * kt + cols * (rows - 1) * nt)
 
 
-@pytest.mark.parametrize("rows,cols,groups", [(4, 3, 2), (12, 2, 3), (16, 5, 4)])
+def _half_hops(m: int, groups: int) -> int:
+    """Link crossings of one half of a centre-rooted reduction: each of the m - g non-root PEs
+    sends one hop inside its group, g - 1 group roots send s hops, the nearest root 1 hop."""
+    if m == 0:
+        return 0
+    s = -(-m // groups)
+    g = -(-m // s)
+    return (m - g) + (g - 1) * s + 1
+
+
+@pytest.mark.parametrize("rows,cols,groups", [(4, 3, 2), (12, 2, 3), (16, 5, 4), (13, 3, 2)])
 def test_two_level_gemv_hops_match_closed_form(rows: int, cols: int, groups: int) -> None:
     wafer, obs = make_wafer(rows, cols)
     rng = np.random.default_rng(2)
@@ -44,27 +54,26 @@ def test_two_level_gemv_hops_match_closed_form(rows: int, cols: int, groups: int
     with wafer.kernel("gemv"):
         y = linalg.gemv(wafer, x, tile_matrix(w[None], rows, cols), n, groups=groups)
     np.testing.assert_allclose(y[0], x[0] @ w, rtol=1e-5, atol=1e-5)
-    s = rows // groups
-    # Broadcast R*(C-1); per column: g chains of s-1 hops, then g-1 root sends of s hops each.
-    assert obs.stats[("w", "gemv")].hops == rows * (cols - 1) + cols * (groups * (s - 1) + (groups - 1) * s)
+    # Broadcast R*(C-1); per column, both halves around the centre row (R-1)//2.
+    below, above = (rows - 1) // 2, rows - 1 - (rows - 1) // 2
+    per_column = _half_hops(below, groups) + _half_hops(above, groups)
+    assert obs.stats[("w", "gemv")].hops == rows * (cols - 1) + cols * per_column
     assert obs.stats[("w", "gemv")].hops == linalg.gemv_hops(rows, cols, groups)
 
 
-def test_default_gemv_reduction_is_the_faster_of_chain_and_two_level() -> None:
+def test_default_gemv_reduction_is_the_fastest_choice_of_groups() -> None:
     x = np.ones((1, 1, 64), np.float32)
     w = np.ones((64, 8), np.float32)
     cycles = {}
-    for groups in (None, 1, 4):
+    for groups in (None, 1, 2, 3, 4):
         wafer, obs = make_wafer(16, 2)
         with wafer.kernel("gemv"):
             linalg.gemv(wafer, x, tile_matrix(w[None], 16, 2), 8, groups=groups)
         cycles[groups] = obs.stats[("w", "gemv")].cycles
-    # 16 rows, 1 cycle per hop: chain 15 * 2 = 30 cycles, two-level 4 x 4: 3 * 2 + 3 * 5 = 21.
-    assert cycles[4] < cycles[1] and cycles[None] == cycles[4]
-    wafer, obs = make_wafer(3, 2)
-    with wafer.kernel("gemv"):
-        linalg.gemv(wafer, x, tile_matrix(w[None], 3, 2), 8)
-    assert obs.stats[("w", "gemv")].hops == linalg.gemv_hops(3, 2)  # 3 rows: a chain
+    # 16 rows, 1 cycle per hop: halves of 7 and 8 rows; 8 as a chain: 8 * 2 + 1 = 17 cycles
+    # of head; in 3 groups of 3: max(1*2 + 3, 2*2) + 1 + (3 + 1) + 1 (hop) + 2 (adds) = 13.
+    assert cycles[None] == min(cycles.values())
+    assert cycles[1] - cycles[3] == 17 - 13
 
 
 @pytest.mark.parametrize("rows,cols", [(2, 2), (3, 5), (4, 4), (6, 4)])
@@ -89,8 +98,9 @@ def test_two_level_reduce_hops_and_value() -> None:
     with wafer.kernel("r"):
         out = collectives.two_level_reduce(wafer, x, 0, groups=3)
     np.testing.assert_allclose(out, x.sum(0))
-    # 3 groups of 4: 3*(4-1) inner hops + 2 root sends of 4 hops, on each of the 2 columns.
-    assert obs.stats[("w", "r")].hops == 2 * (3 * 3 + 2 * 4)
+    # Root at PE 5; halves of 5 and 6 PEs, each in 3 groups of 2: (5-3) + 2*2 + 1 and
+    # (6-3) + 2*2 + 1 link crossings, on each of the 2 columns.
+    assert obs.stats[("w", "r")].hops == 2 * (7 + 8)
 
 
 def test_sram_overflow_names_tensor_and_pe() -> None:
