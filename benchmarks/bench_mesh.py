@@ -3,10 +3,11 @@
 1. Tiny transformers models (tests/models.py) placed on wse-mini across 3 wafers: wall time of
    the emulated prefill + 32 greedy tokens against onnxruntime doing the same loop.
 2. One full-size Llama-3.1-8B decoder layer (hidden 4096, 32 heads, 8 KV heads, FFN 14336,
-   bf16 random weights, 1,023 past tokens) decode step on the full WSE-3 grid, 762 x 1172 PEs:
-   wall time, peak RSS, emulated cycles.
+   bf16 random weights, 1,023 past tokens) decode step on the full WSE-3 grid, 762 x 1172 PEs,
+   for a micro-batch of B = 1 and B = 8 sequences: wall time, peak RSS, emulated cycles, and
+   the emulated step against the performance model's (``placer.perf.unit_decode_seconds``).
 
-Run: ``python benchmarks/bench_mesh.py [--skip-tiny]``.
+Run: ``python benchmarks/bench_mesh.py [--skip-tiny] [--batch B ...]`` (default B = 1 and 8).
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def bench_tiny(tokens: int = 32) -> None:
                   f"{result.emulated_step_s / result.predicted_step_s:.3f}")
 
 
-def llama8b_layer(past: int):  # noqa: ANN201
-    """One Llama-3.1-8B decoder layer, decode of one token, with random bf16 weights."""
+def llama8b_layer(past: int, batch: int = 1):  # noqa: ANN201
+    """One Llama-3.1-8B decoder layer, decode of one token per sequence, random bf16 weights."""
     from placer.ir import attrs as A
     from placer.ir.dtypes import DType
     from placer.ir.graph import GraphBuilder, WeightRole
@@ -90,9 +91,9 @@ def llama8b_layer(past: int):  # noqa: ANN201
         data = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(ml_dtypes.bfloat16)
         return b.weight(name, TensorType(DType.BFLOAT16, shape), data=data, role=WeightRole.PARAMETER)
 
-    x = b.input("x", f32(1, 1, hidden))
-    pk = b.input("past_key", f32(1, kv_heads, past, hd))
-    pv = b.input("past_value", f32(1, kv_heads, past, hd))
+    x = b.input("x", f32(batch, 1, hidden))
+    pk = b.input("past_key", f32(batch, kv_heads, past, hd))
+    pv = b.input("past_value", f32(batch, kv_heads, past, hd))
     cos = b.input("cos", f32(1, 1, hd // 2))
     sin = b.input("sin", f32(1, 1, hd // 2))
     h = b.op(OpKind.RMS_NORM, [x, weight("input_norm", hidden)], A.NormAttrs(epsilon=1e-5))
@@ -116,18 +117,32 @@ def llama8b_layer(past: int):  # noqa: ANN201
     return b.build()
 
 
-def bench_llama8b_layer(past: int = 1023) -> None:
+def _predicted_layer_seconds(graph, target, context: int, batch: int) -> float:  # noqa: ANN001
+    """The performance model's decode step of the layer's units for ``batch`` sequences."""
+    from placer.cost_model import annotate_costs
+    from placer.ir.passes.find_kv_caches import FindKVCaches
+    from placer.ir.passes.group_units import GroupUnits
+    from placer.perf import unit_decode_seconds
+    from placer.workload import Workload
+
+    grouped = GroupUnits(granularity="layer").run(FindKVCaches().run(graph).graph).graph
+    cost = annotate_costs(grouped, target, Workload(context_tokens=context, prompt_tokens=1))
+    return sum(unit_decode_seconds(u, target, batch) for u in cost.units)
+
+
+def bench_llama8b_layer(past: int = 1023, batch: int = 1) -> None:
     from placer.backends.executor import MeshExecutor
     from placer.backends.mesh import MeshSpec
+    from placer.backends.reference import run_graph
     from placer.targets import load_target
 
     target = load_target("wse3")
     t0 = time.perf_counter()
-    graph = llama8b_layer(past)
+    graph = llama8b_layer(past, batch)
     rng = np.random.default_rng(1)
-    feeds = {"x": rng.standard_normal((1, 1, 4096), dtype=np.float32),
-             "past_key": rng.standard_normal((1, 8, past, 128), dtype=np.float32),
-             "past_value": rng.standard_normal((1, 8, past, 128), dtype=np.float32),
+    feeds = {"x": rng.standard_normal((batch, 1, 4096), dtype=np.float32),
+             "past_key": rng.standard_normal((batch, 8, past, 128), dtype=np.float32),
+             "past_value": rng.standard_normal((batch, 8, past, 128), dtype=np.float32),
              "cos": np.cos(np.arange(64, dtype=np.float32) * 0.01).reshape(1, 1, 64),
              "sin": np.sin(np.arange(64, dtype=np.float32) * 0.01).reshape(1, 1, 64)}
     build = time.perf_counter() - t0
@@ -135,22 +150,24 @@ def bench_llama8b_layer(past: int = 1023) -> None:
     executor = MeshExecutor(graph, MeshSpec.from_target(target))
     place = time.perf_counter() - t0
     t0 = time.perf_counter()
-    outputs, stats = executor.run(feeds, keep=["present_key", "present_value"])
+    outputs, stats = executor.run(feeds, keep=["present_key", "present_value"], decode=True)
     step = time.perf_counter() - t0
-    from placer.backends.reference import run_graph
-
     ref = run_graph(graph, feeds)
-    err = float(np.abs(outputs["y" if "y" in outputs else graph.outputs[0]] - ref[graph.outputs[0]]).max())
+    name = graph.outputs[0]
+    err = float(np.abs(outputs[name] - ref[name]).max() / np.abs(ref[name]).max())
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
     total = executor.step_observer.total()
-    print(f"Llama-3.1-8B decoder layer, decode step, {past + 1} tokens of context, wse3 grid "
-          f"{target.mesh_rows} x {target.mesh_cols} = {target.pes:,} PEs")
+    emulated = stats.compute_seconds
+    predicted = _predicted_layer_seconds(graph, target, past + 1, batch)
+    print(f"Llama-3.1-8B decoder layer, decode step of B = {batch} sequence(s), {past + 1} tokens of "
+          f"context, wse3 grid {target.mesh_rows} x {target.mesh_cols} = {target.pes:,} PEs")
     print(f"  build graph + random bf16 weights {build:.1f} s; place weights {place:.1f} s; "
-          f"decode step {step:.1f} s wall; peak RSS {rss_gb:.2f} GB")
-    print(f"  emulated: {sum(stats.cycles.values()):,} cycles = {stats.compute_seconds * 1e6:.2f} us; "
+          f"decode step {step:.1f} s wall; peak RSS {rss_gb:.2f} GB (process so far)")
+    print(f"  emulated: {sum(stats.cycles.values()):,} cycles = {emulated * 1e6:.2f} us; "
           f"hops {total.hops:,}; link bytes {total.link_bytes / 1e9:.3f} GB; "
           f"peak PE memory {executor.wafers[0].ledger.peak:,} B of {target.pe_sram_bytes:,} B")
-    print(f"  max |mesh - reference| = {err:.2e}")
+    print(f"  performance model: {predicted * 1e6:.2f} us; emulated / predicted = {emulated / predicted:.3f}")
+    print(f"  max |mesh - reference| / max |reference| = {err:.2e}")
     for kernel, s in executor.step_observer.per_kernel("wafer0").items():
         if s.cycles:
             print(f"    {kernel:<26} calls {s.calls:>3}  cycles {s.cycles:>8,}  hops {s.hops:>12,}")
@@ -162,4 +179,7 @@ if __name__ == "__main__":
           f"{datetime.datetime.now().isoformat(timespec='seconds')}")
     if "--skip-tiny" not in sys.argv:
         bench_tiny()
-    bench_llama8b_layer()
+    batches = [int(a) for a in sys.argv[sys.argv.index("--batch") + 1:] if a.isdigit()] \
+        if "--batch" in sys.argv else [1, 8]
+    for b in batches:
+        bench_llama8b_layer(batch=b)
