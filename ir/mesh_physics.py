@@ -185,6 +185,13 @@ def gemv_tile_bytes(batch: int, k: int, n: int, rows: int, cols: int, element_by
     return batch * ceil_div(k, rows) * element_bytes, batch * ceil_div(n, cols) * element_bytes
 
 
+def row_tile_bytes(data_rows: int, values_per_row: int, grid_rows: int, element_bytes: int) -> int:
+    """Bytes each PE sends in a row all-reduce of ``values_per_row`` statistics of each of
+    ``data_rows`` rows (heads x tokens x sequences): the rows are spread over the grid rows, so
+    a PE's line reduces the statistics of ``ceil(data_rows / grid_rows)`` rows."""
+    return ceil_div(data_rows, grid_rows) * values_per_row * element_bytes
+
+
 def gemv_collective_cycles(rows: int, cols: int, in_tile_bytes: int, out_tile_bytes: int,
                            cycles_per_hop: int, link_bytes_per_cycle: int, broadcast: bool = True) -> int:
     """Fabric cycles of one GEMV on a ``rows`` x ``cols`` grid: the input tiles broadcast along

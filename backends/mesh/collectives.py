@@ -131,12 +131,12 @@ def broadcast(wafer: Wafer, value: np.ndarray, axis: int, n: int, *, charge: boo
 
 def all_reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add) -> np.ndarray:
     """Reduce to the centre of each line and stream the result back as it arrives: every PE
-    of the line gets it; the tile streams once."""
+    of the line gets it. The reduction charges its head and the stream; the way back adds
+    only its head (its wavelets follow the reduction's)."""
     n = state.shape[axis]
-    value, head = reduce_timed(wafer, state, axis, op)
+    value = reduce(wafer, state, axis, op)
     if n <= 1:
         return np.expand_dims(value, axis)
     view, back = _multicast(wafer, value, axis, n)
-    wafer.charge(0, 0, head + back + mesh_physics.stream_cycles(_tile_bytes(state, 2),
-                                                                wafer.spec.link_bytes_per_cycle))
+    wafer.charge(0, 0, back)
     return view
