@@ -17,14 +17,36 @@ from placer.costs import ModelCost
 from placer.floorplan.colours import path_colours
 from placer.floorplan.cpsat import DEFAULT_TIME_LIMIT_S, solve_floorplan
 from placer.floorplan.pricing import TimeOf, candidate_shapes, unit_seconds_on_rectangle
-from placer.floorplan.problem import (Floorplan, FloorplanProblem, Link, Rect, Region, Shape, check_floorplan,
-                                      evaluate)
+from placer.floorplan.problem import (
+    Floorplan,
+    FloorplanProblem,
+    Link,
+    Rect,
+    Region,
+    Shape,
+    check_floorplan,
+    evaluate,
+)
 from placer.floorplan.svg import floorplan_svg
 from placer.ir.mesh_physics import stream_cycles
 from placer.targets import Target
 
-__all__ = ["Floorplan", "FloorplanProblem", "Link", "Rect", "Region", "Shape", "WaferFloorplan", "check_floorplan",
-           "evaluate", "floorplan_records", "floorplan_svg", "floorplan_wafer", "solve_floorplan", "wafer_problem"]
+__all__ = [
+    "Floorplan",
+    "FloorplanProblem",
+    "Link",
+    "Rect",
+    "Region",
+    "Shape",
+    "WaferFloorplan",
+    "check_floorplan",
+    "evaluate",
+    "floorplan_records",
+    "floorplan_svg",
+    "floorplan_wafer",
+    "solve_floorplan",
+    "wafer_problem",
+]
 
 
 @dataclass(frozen=True)
@@ -35,8 +57,17 @@ class WaferFloorplan:
     floorplan: Floorplan
 
 
-def wafer_problem(cost: ModelCost, target: Target, units: Sequence[str], *, context_tokens: int, batch: int = 1,
-                  group: int = 1, max_widths: int = 24, time_of: TimeOf = unit_seconds_on_rectangle) -> FloorplanProblem:
+def wafer_problem(
+    cost: ModelCost,
+    target: Target,
+    units: Sequence[str],
+    *,
+    context_tokens: int,
+    batch: int = 1,
+    group: int = 1,
+    max_widths: int = 24,
+    time_of: TimeOf = unit_seconds_on_rectangle,
+) -> FloorplanProblem:
     """The floorplanning problem of the wafer holding ``units`` (in data-path order).
 
     Args:
@@ -46,7 +77,7 @@ def wafer_problem(cost: ModelCost, target: Target, units: Sequence[str], *, cont
     """
     by_name = {u.name: u for u in cost.units}
     names = list(units)
-    chunks = [names[i:i + max(1, group)] for i in range(0, len(names), max(1, group))]
+    chunks = [names[i : i + max(1, group)] for i in range(0, len(names), max(1, group))]
     region_of = {name: i for i, chunk in enumerate(chunks) for name in chunk}
     regions = []
     priced: dict[tuple[object, ...], tuple[Shape, ...]] = {}  # identical layers are priced once
@@ -55,7 +86,9 @@ def wafer_problem(cost: ModelCost, target: Target, units: Sequence[str], *, cont
         label = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
         key = tuple(dataclasses.replace(u, name="", layer=0) for u in members)
         if key not in priced:
-            priced[key] = candidate_shapes(members, target, context_tokens, batch, len(chunks), max_widths, time_of)
+            priced[key] = candidate_shapes(
+                members, target, context_tokens, batch, len(chunks), max_widths, time_of
+            )
         regions.append(Region(label, tuple(chunk), priced[key]))
     flows: dict[tuple[int, int], int] = {}
     for e in cost.edges:
@@ -63,29 +96,59 @@ def wafer_problem(cost: ModelCost, target: Target, units: Sequence[str], *, cont
         if a is not None and b is not None and a != b:
             key = (min(a, b), max(a, b))
             flows[key] = flows.get(key, 0) + e.bytes_per_token
-    links = tuple(Link(a, b, stream_cycles(nbytes * batch, target.link_bytes_per_cycle))
-                  for (a, b), nbytes in sorted(flows.items()))
-    return FloorplanProblem(target.mesh_rows, target.mesh_cols, target.pe_sram_bytes, target.routing_colors,
-                            path_colours((e.src, e.dst) for e in links), target.cycles_per_hop, tuple(regions),
-                            links)
+    links = tuple(
+        Link(a, b, stream_cycles(nbytes * batch, target.link_bytes_per_cycle))
+        for (a, b), nbytes in sorted(flows.items())
+    )
+    return FloorplanProblem(
+        target.mesh_rows,
+        target.mesh_cols,
+        target.pe_sram_bytes,
+        target.routing_colors,
+        path_colours((e.src, e.dst) for e in links),
+        target.cycles_per_hop,
+        tuple(regions),
+        links,
+    )
 
 
-def floorplan_wafer(cost: ModelCost, target: Target, units: Sequence[str], *, context_tokens: int, batch: int = 1,
-                    group: int = 1, time_limit_s: float = DEFAULT_TIME_LIMIT_S, seed: int = 0, max_widths: int = 24,
-                    time_of: TimeOf = unit_seconds_on_rectangle) -> WaferFloorplan:
+def floorplan_wafer(
+    cost: ModelCost,
+    target: Target,
+    units: Sequence[str],
+    *,
+    context_tokens: int,
+    batch: int = 1,
+    group: int = 1,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    seed: int = 0,
+    max_widths: int = 24,
+    time_of: TimeOf = unit_seconds_on_rectangle,
+) -> WaferFloorplan:
     """Floorplan one wafer (see ``wafer_problem`` and ``cpsat.solve_floorplan``).
 
     Raises:
         InfeasibleError: a unit fits no rectangle (named, with its bytes per PE and the
             target's limit), or the units do not pack on the grid.
     """
-    problem = wafer_problem(cost, target, units, context_tokens=context_tokens, batch=batch, group=group,
-                            max_widths=max_widths, time_of=time_of)
+    problem = wafer_problem(
+        cost,
+        target,
+        units,
+        context_tokens=context_tokens,
+        batch=batch,
+        group=group,
+        max_widths=max_widths,
+        time_of=time_of,
+    )
     return WaferFloorplan(problem, solve_floorplan(problem, time_limit_s=time_limit_s, seed=seed))
 
 
 def floorplan_records(problem: FloorplanProblem, floorplan: Floorplan, wafer: int) -> list[dict[str, object]]:
     """The plan's ``floorplan`` entries: one per unit, ``{"unit", "wafer", "row", "col", "rows",
     "cols"}`` (top-left corner, height, width in PEs); units of one region share its rectangle."""
-    return [{"unit": unit, "wafer": wafer, "row": r.row, "col": r.col, "rows": r.rows, "cols": r.cols}
-            for r in floorplan.rects for unit in problem.regions[r.region].units]
+    return [
+        {"unit": unit, "wafer": wafer, "row": r.row, "col": r.col, "rows": r.rows, "cols": r.cols}
+        for r in floorplan.rects
+        for unit in problem.regions[r.region].units
+    ]

@@ -43,8 +43,15 @@ def _reduce_colours(k: int, tile_bytes: int, cycles_per_hop: int, link_bytes_per
     return 1 if reduce_groups(k, tile_bytes, cycles_per_hop, link_bytes_per_cycle) <= 1 else 2
 
 
-def region_colours(rows: int, cols: int, gemvs: bool, row_reductions: bool, tile_bytes: int,
-                   cycles_per_hop: int, link_bytes_per_cycle: int) -> int:
+def region_colours(
+    rows: int,
+    cols: int,
+    gemvs: bool,
+    row_reductions: bool,
+    tile_bytes: int,
+    cycles_per_hop: int,
+    link_bytes_per_cycle: int,
+) -> int:
     """Colours of one region's own collectives on a ``rows x cols`` rectangle.
 
     Args:

@@ -25,7 +25,7 @@ from ortools.sat.python import cp_model
 
 from placer.errors import InfeasibleError
 from placer.floorplan.hint import serpentine_floorplan
-from placer.floorplan.problem import Floorplan, FloorplanProblem, Rect, Shape, evaluate
+from placer.floorplan.problem import Floorplan, FloorplanProblem, Rect, Shape, evaluate, link_ticks
 from placer.solver.cpsat import solver_parameters
 
 # Deterministic seconds per phase. NoOverlap2D's propagation is cheap in CP-SAT's
@@ -42,6 +42,10 @@ class _Vars:
     y: list[cp_model.IntVar]
     ticks: list[cp_model.LinearExpr]
     interval: cp_model.IntVar
+    sizes: list[tuple[cp_model.IntVar, cp_model.IntVar, cp_model.IntVar, cp_model.IntVar]]  # h, w, ye, xe
+    start: list[cp_model.IntVar] | None = None
+    distances: list[tuple[cp_model.IntVar, cp_model.IntVar]] | None = None  # per link: rows, cols
+    latency: cp_model.IntVar | None = None
 
 
 def usable_shapes(problem: FloorplanProblem) -> list[list[Shape]]:
@@ -52,29 +56,37 @@ def usable_shapes(problem: FloorplanProblem) -> list[list[Shape]]:
     """
     out = []
     for region in problem.regions:
-        ok = [s for s in region.shapes if s.pe_bytes <= problem.pe_sram_bytes
-              and s.colours + problem.path_colours <= problem.routing_colours]
+        ok = [
+            s
+            for s in region.shapes
+            if s.pe_bytes <= problem.pe_sram_bytes
+            and s.colours + problem.path_colours <= problem.routing_colours
+        ]
         if not ok:
             if not region.shapes:
-                raise InfeasibleError(f"region {region.name!r} has no candidate rectangle "
-                                      f"on the {problem.rows} x {problem.cols} PE grid")
+                raise InfeasibleError(
+                    f"region {region.name!r} has no candidate rectangle "
+                    f"on the {problem.rows} x {problem.cols} PE grid"
+                )
             least = min(region.shapes, key=lambda s: (s.pe_bytes, s.rows * s.cols))
             if least.pe_bytes > problem.pe_sram_bytes:
                 raise InfeasibleError(
                     f"unit {region.name!r} needs {least.pe_bytes:,} B per PE even on "
                     f"{least.rows} x {least.cols} PEs; the target has {problem.pe_sram_bytes:,} B per PE "
-                    "(use more wafers, a smaller dtype, or a shorter context)")
+                    "(use more wafers, a smaller dtype, or a shorter context)"
+                )
             colours = min(s.colours for s in region.shapes)
             raise InfeasibleError(
                 f"unit {region.name!r} needs {colours} routing colours plus {problem.path_colours} for "
-                f"the data path; the target has {problem.routing_colours}")
+                f"the data path; the target has {problem.routing_colours}"
+            )
         out.append(sorted(set(ok), key=lambda s: (s.rows, s.cols, s.ticks, s.pe_bytes, s.colours)))
     return out
 
 
 def _build(problem: FloorplanProblem, shapes: list[list[Shape]], model: cp_model.CpModel) -> _Vars:
     R, C = problem.rows, problem.cols
-    lits, xs, ys, ticks = [], [], [], []
+    lits, xs, ys, ticks, sizes = [], [], [], [], []
     x_iv, y_iv, areas = [], [], []
     for i, options in enumerate(shapes):
         row = [model.NewBoolVar(f"s{i}_{k}") for k in range(len(options))]
@@ -85,8 +97,10 @@ def _build(problem: FloorplanProblem, shapes: list[list[Shape]], model: cp_model
         model.Add(w == sum(s.cols * b for s, b in zip(options, row)))
         x = model.NewIntVar(0, C - min(s.cols for s in options), f"x{i}")
         y = model.NewIntVar(0, R - min(s.rows for s in options), f"y{i}")
-        x_iv.append(model.NewIntervalVar(x, w, model.NewIntVar(1, C, f"xe{i}"), f"ix{i}"))
-        y_iv.append(model.NewIntervalVar(y, h, model.NewIntVar(1, R, f"ye{i}"), f"iy{i}"))
+        xe, ye = model.NewIntVar(1, C, f"xe{i}"), model.NewIntVar(1, R, f"ye{i}")
+        x_iv.append(model.NewIntervalVar(x, w, xe, f"ix{i}"))
+        y_iv.append(model.NewIntervalVar(y, h, ye, f"iy{i}"))
+        sizes.append((h, w, ye, xe))
         areas.append(sum(s.rows * s.cols * b for s, b in zip(options, row)))
         ticks.append(sum(s.ticks * b for s, b in zip(options, row)))
         lits.append(row)
@@ -98,16 +112,42 @@ def _build(problem: FloorplanProblem, shapes: list[list[Shape]], model: cp_model
     interval = model.NewIntVar(0, top, "interval")
     for t in ticks:
         model.Add(interval >= t)
-    return _Vars(lits, shapes, xs, ys, ticks, interval)
+    return _Vars(lits, shapes, xs, ys, ticks, interval, sizes)
 
 
-def _hint(model: cp_model.CpModel, v: _Vars, rects: list[Rect]) -> None:
+def _hint(problem: FloorplanProblem, model: cp_model.CpModel, v: _Vars, rects: list[Rect]) -> None:
+    """Hint every variable (a complete hint is taken as the first solution when feasible)."""
     model.ClearHints()
+    ticks = []
     for i, r in enumerate(rects):
+        chosen = None
         for s, b in zip(v.shapes[i], v.lits[i]):
             model.AddHint(b, 1 if (s.rows, s.cols) == (r.rows, r.cols) else 0)
-        model.AddHint(v.x[i], r.col)
-        model.AddHint(v.y[i], r.row)
+            chosen = s if (s.rows, s.cols) == (r.rows, r.cols) else chosen
+        ticks.append(chosen.ticks if chosen else 0)
+        h, w, ye, xe = v.sizes[i]
+        for var, value in (
+            (v.x[i], r.col),
+            (v.y[i], r.row),
+            (h, r.rows),
+            (w, r.cols),
+            (ye, r.row + r.rows),
+            (xe, r.col + r.cols),
+        ):
+            model.AddHint(var, value)
+    model.AddHint(v.interval, max(ticks))
+    if v.start is None or v.distances is None or v.latency is None:
+        return
+    start = [0] * len(rects)
+    for (dr, dc), e in zip(v.distances, problem.links):
+        (ar, ac), (br, bc) = rects[e.src].centre, rects[e.dst].centre
+        model.AddHint(dr, abs(ar - br))
+        model.AddHint(dc, abs(ac - bc))
+    for e in sorted(problem.links, key=lambda e: (e.src, e.dst)):
+        start[e.dst] = max(start[e.dst], start[e.src] + ticks[e.src] + link_ticks(problem, e, rects))
+    for var, value in zip(v.start, start):
+        model.AddHint(var, value)
+    model.AddHint(v.latency, max(s + t for s, t in zip(start, ticks)))
 
 
 def _read(solver: cp_model.CpSolver, v: _Vars) -> list[Rect]:
@@ -122,12 +162,14 @@ def _add_latency(problem: FloorplanProblem, model: cp_model.CpModel, v: _Vars) -
     R, C = problem.rows, problem.cols
     n = len(v.shapes)
     horizon = sum(max(s.ticks for s in options) for options in v.shapes) + sum(
-        e.ticks + problem.hop_ticks * (R + C) for e in problem.links)
+        e.ticks + problem.hop_ticks * (R + C) for e in problem.links
+    )
     centre_r, centre_c = [], []
     for i, options in enumerate(v.shapes):
         centre_r.append(v.y[i] + sum((s.rows // 2) * b for s, b in zip(options, v.lits[i])))
         centre_c.append(v.x[i] + sum((s.cols // 2) * b for s, b in zip(options, v.lits[i])))
     start = [model.NewIntVar(0, horizon, f"start{i}") for i in range(n)]
+    v.start, v.distances = start, []
     for j, e in enumerate(problem.links):
         dr = model.NewIntVar(0, R, f"dr{j}")
         dc = model.NewIntVar(0, C, f"dc{j}")
@@ -136,7 +178,9 @@ def _add_latency(problem: FloorplanProblem, model: cp_model.CpModel, v: _Vars) -
         model.Add(dc >= centre_c[e.src] - centre_c[e.dst])
         model.Add(dc >= centre_c[e.dst] - centre_c[e.src])
         model.Add(start[e.dst] >= start[e.src] + v.ticks[e.src] + e.ticks + problem.hop_ticks * (dr + dc))
+        v.distances.append((dr, dc))
     latency = model.NewIntVar(0, horizon, "latency")
+    v.latency = latency
     for i in range(n):
         model.Add(latency >= start[i] + v.ticks[i])
     return latency
@@ -148,7 +192,9 @@ def _solve(model: cp_model.CpModel, time_limit_s: float, seed: int) -> tuple[cp_
     return solver, solver.Solve(model)
 
 
-def solve_floorplan(problem: FloorplanProblem, time_limit_s: float = DEFAULT_TIME_LIMIT_S, seed: int = 0) -> Floorplan:
+def solve_floorplan(
+    problem: FloorplanProblem, time_limit_s: float = DEFAULT_TIME_LIMIT_S, seed: int = 0
+) -> Floorplan:
     """The lexicographically best floorplan found within ``time_limit_s`` deterministic
     seconds per phase.
 
@@ -159,10 +205,16 @@ def solve_floorplan(problem: FloorplanProblem, time_limit_s: float = DEFAULT_TIM
     shapes = usable_shapes(problem)
     if not problem.regions:
         return Floorplan((), 0, 0, "OPTIMAL")
-    usable = FloorplanProblem(problem.rows, problem.cols, problem.pe_sram_bytes, problem.routing_colours,
-                              problem.path_colours, problem.hop_ticks,
-                              tuple(type(r)(r.name, r.units, tuple(s)) for r, s in zip(problem.regions, shapes)),
-                              problem.links)
+    usable = FloorplanProblem(
+        problem.rows,
+        problem.cols,
+        problem.pe_sram_bytes,
+        problem.routing_colours,
+        problem.path_colours,
+        problem.hop_ticks,
+        tuple(type(r)(r.name, r.units, tuple(s)) for r, s in zip(problem.regions, shapes)),
+        problem.links,
+    )
     hint = serpentine_floorplan(usable)
     if hint is not None:  # no shape slower than the hint's interval can improve either phase
         bound = evaluate(usable, hint)[0]
@@ -170,21 +222,25 @@ def solve_floorplan(problem: FloorplanProblem, time_limit_s: float = DEFAULT_TIM
     model = cp_model.CpModel()
     v = _build(usable, shapes, model)
     if hint is not None:
-        _hint(model, v, hint)
+        _hint(usable, model, v, hint)
     else:  # a hint always: the smallest shapes in the corner (infeasible, but it seeds the search)
-        _hint(model, v, [Rect(i, 0, 0, o[0].rows, o[0].cols) for i, o in enumerate(shapes)])
+        _hint(usable, model, v, [Rect(i, 0, 0, o[0].rows, o[0].cols) for i, o in enumerate(shapes)])
     model.Minimize(v.interval)
     solver, status = _solve(model, time_limit_s, seed)
     if status == cp_model.INFEASIBLE:
         need = sum(min(s.rows * s.cols for s in o) for o in shapes)
-        raise InfeasibleError(f"the {len(shapes)} regions do not pack on the {problem.rows} x {problem.cols} "
-                              f"PE grid (their smallest rectangles cover {need:,} of {problem.rows * problem.cols:,} "
-                              "PEs); use more wafers or fewer units per wafer")
+        raise InfeasibleError(
+            f"the {len(shapes)} regions do not pack on the {problem.rows} x {problem.cols} "
+            f"PE grid (their smallest rectangles cover {need:,} of {problem.rows * problem.cols:,} "
+            "PEs); use more wafers or fewer units per wafer"
+        )
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if hint is None:
-            raise InfeasibleError(f"no floorplan of the {len(shapes)} regions on the {problem.rows} x "
-                                  f"{problem.cols} PE grid found within {time_limit_s} deterministic s; "
-                                  "raise the time limit or use more wafers")
+            raise InfeasibleError(
+                f"no floorplan of the {len(shapes)} regions on the {problem.rows} x "
+                f"{problem.cols} PE grid found within {time_limit_s} deterministic s; "
+                "raise the time limit or use more wafers"
+            )
         interval, latency = evaluate(usable, hint)
         return Floorplan(tuple(hint), interval, latency, "HINT")
     phase1 = _read(solver, v)
@@ -194,7 +250,7 @@ def solve_floorplan(problem: FloorplanProblem, time_limit_s: float = DEFAULT_TIM
     latency = _add_latency(usable, model, v)
     model.ClearObjective()
     model.Minimize(latency)
-    _hint(model, v, phase1)
+    _hint(usable, model, v, phase1)
     solver, status = _solve(model, time_limit_s, seed)
     rects = _read(solver, v) if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else phase1
     proved = proved and status == cp_model.OPTIMAL

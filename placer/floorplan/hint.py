@@ -18,8 +18,10 @@ from placer.floorplan.problem import FloorplanProblem, Rect, Shape, evaluate
 
 
 def _usable(problem: FloorplanProblem, shape: Shape) -> bool:
-    return (shape.pe_bytes <= problem.pe_sram_bytes
-            and shape.colours + problem.path_colours <= problem.routing_colours)
+    return (
+        shape.pe_bytes <= problem.pe_sram_bytes
+        and shape.colours + problem.path_colours <= problem.routing_colours
+    )
 
 
 def band_heights(problem: FloorplanProblem) -> list[int]:
@@ -50,8 +52,9 @@ def _pack(problem: FloorplanProblem, choice: list[Shape], height: int) -> list[R
 def _strips(problem: FloorplanProblem, height: int) -> list[Rect] | None:
     options = []  # per region: usable shapes of this height, narrowest first
     for r in problem.regions:
-        shapes = sorted((s for s in r.shapes if s.rows == height and _usable(problem, s)),
-                        key=lambda s: (s.cols, s.ticks))
+        shapes = sorted(
+            (s for s in r.shapes if s.rows == height and _usable(problem, s)), key=lambda s: (s.cols, s.ticks)
+        )
         options.append(shapes)
 
     def choose(limit: int) -> list[Shape] | None:

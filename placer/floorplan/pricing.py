@@ -48,8 +48,13 @@ def region_target(target: Target, rows: int, cols: int) -> Target:
     """``target`` cut down to a ``rows x cols`` rectangle of its PEs (bandwidth and SRAM scale
     with the PE count; per-PE figures, links and clock stay)."""
     share = rows * cols / target.pes
-    return dataclasses.replace(target, mesh_rows=rows, mesh_cols=cols, sram_bytes=rows * cols * target.pe_sram_bytes,
-                               sram_bandwidth_bytes_per_s=target.sram_bandwidth_bytes_per_s * share)
+    return dataclasses.replace(
+        target,
+        mesh_rows=rows,
+        mesh_cols=cols,
+        sram_bytes=rows * cols * target.pe_sram_bytes,
+        sram_bandwidth_bytes_per_s=target.sram_bandwidth_bytes_per_s * share,
+    )
 
 
 def unit_seconds_on_rectangle(unit: UnitCost, target: Target, rows: int, cols: int, batch: int = 1) -> float:
@@ -76,8 +81,11 @@ def unit_pe_bytes(unit: UnitCost, rows: int, cols: int, context_tokens: int, bat
     gemv = sum(math.ceil(_cdiv(k, rows) * _cdiv(n, cols) * b) for k, n in unit.matmul_shapes)
     rest = math.ceil(_cdiv(max(0, unit.parameters - gemv_params), pes) * b)
     constants = _cdiv(unit.constant_bytes, pes)
-    kv = batch * sum(_cdiv(c.bytes_per_token, rows) * _cdiv(min(context_tokens, c.window) if c.window
-                                                            else context_tokens, cols) for c in unit.kv)
+    kv = batch * sum(
+        _cdiv(c.bytes_per_token, rows)
+        * _cdiv(min(context_tokens, c.window) if c.window else context_tokens, cols)
+        for c in unit.kv
+    )
     return gemv + rest + constants + kv
 
 
@@ -89,23 +97,44 @@ def buffer_pe_bytes(unit: UnitCost, rows: int, cols: int, batch: int) -> int:
     return batch * BUFFER_ELEMENT_BYTES * max(per)
 
 
-def region_pe_bytes(units: Sequence[UnitCost], target: Target, rows: int, cols: int, context_tokens: int,
-                    batch: int) -> int:
+def region_pe_bytes(
+    units: Sequence[UnitCost], target: Target, rows: int, cols: int, context_tokens: int, batch: int
+) -> int:
     """Per-PE bytes of a region: reserve once, every unit's tiles, the largest buffer."""
-    return (code_reserve_bytes(target) + sum(unit_pe_bytes(u, rows, cols, context_tokens, batch) for u in units)
-            + max((buffer_pe_bytes(u, rows, cols, batch) for u in units), default=0))
+    return (
+        code_reserve_bytes(target)
+        + sum(unit_pe_bytes(u, rows, cols, context_tokens, batch) for u in units)
+        + max((buffer_pe_bytes(u, rows, cols, batch) for u in units), default=0)
+    )
 
 
-def price_shape(units: Sequence[UnitCost], target: Target, rows: int, cols: int, context_tokens: int, batch: int,
-                time_of: TimeOf = unit_seconds_on_rectangle) -> Shape:
+def price_shape(
+    units: Sequence[UnitCost],
+    target: Target,
+    rows: int,
+    cols: int,
+    context_tokens: int,
+    batch: int,
+    time_of: TimeOf = unit_seconds_on_rectangle,
+) -> Shape:
     """The candidate ``Shape`` of a region of ``units`` on ``rows x cols`` PEs."""
     ticks = sum(math.ceil(time_of(u, target, rows, cols, batch) * target.clock_hz - 1e-9) for u in units)
-    tile = max((_cdiv(n, cols) * BUFFER_ELEMENT_BYTES * batch for u in units for _, n in u.matmul_shapes),
-               default=BUFFER_ELEMENT_BYTES * batch)
-    colours = region_colours(rows, cols, any(u.decode.gemv_collectives for u in units),
-                             any(u.decode.row_collectives for u in units), tile, target.cycles_per_hop,
-                             target.link_bytes_per_cycle)
-    return Shape(rows, cols, region_pe_bytes(units, target, rows, cols, context_tokens, batch), ticks, colours)
+    tile = max(
+        (_cdiv(n, cols) * BUFFER_ELEMENT_BYTES * batch for u in units for _, n in u.matmul_shapes),
+        default=BUFFER_ELEMENT_BYTES * batch,
+    )
+    colours = region_colours(
+        rows,
+        cols,
+        any(u.decode.gemv_collectives for u in units),
+        any(u.decode.row_collectives for u in units),
+        tile,
+        target.cycles_per_hop,
+        target.link_bytes_per_cycle,
+    )
+    return Shape(
+        rows, cols, region_pe_bytes(units, target, rows, cols, context_tokens, batch), ticks, colours
+    )
 
 
 def band_counts(regions: int, rows: int, cols: int) -> list[int]:
@@ -117,16 +146,25 @@ def band_counts(regions: int, rows: int, cols: int) -> list[int]:
     return sorted(counts)
 
 
-def candidate_shapes(units: Sequence[UnitCost], target: Target, context_tokens: int, batch: int, regions: int,
-                     max_widths: int = 24, time_of: TimeOf = unit_seconds_on_rectangle,
-                     rows: int | None = None, cols: int | None = None) -> tuple[Shape, ...]:
+def candidate_shapes(
+    units: Sequence[UnitCost],
+    target: Target,
+    context_tokens: int,
+    batch: int,
+    regions: int,
+    max_widths: int = 24,
+    time_of: TimeOf = unit_seconds_on_rectangle,
+    rows: int | None = None,
+    cols: int | None = None,
+) -> tuple[Shape, ...]:
     """Shapes offered to a region on the ``rows x cols`` grid (default: the target's).
 
     Heights are the band heights ``rows // b`` of ``band_counts``; for each, widths from the
     narrowest that fits the PE's SRAM to three times the average band share
     ``b x cols / regions``, every width when they are at most ``max_widths``, else a
-    geometric ladder of ``max_widths`` plus every width from 0.8 to 1.25 times the share. When no height fits, the whole grid is offered alone
-    (so that an infeasible answer can name the bytes per PE the unit would need on it).
+    geometric ladder of ``max_widths`` plus every width from 0.8 to 1.25 times the share.
+    When no height fits, the whole grid is offered alone (so that an infeasible answer can
+    name the bytes per PE the unit would need on it).
     """
     R, C = rows or target.mesh_rows, cols or target.mesh_cols
     limit = target.pe_sram_bytes
@@ -148,10 +186,12 @@ def candidate_shapes(units: Sequence[UnitCost], target: Target, context_tokens: 
             widths = set(range(lo, top + 1))
         else:
             ratio = (top / lo) ** (1 / (max_widths - 1))
-            widths = {min(top, round(lo * ratio ** j)) for j in range(max_widths)} | {lo, top}
+            widths = {min(top, round(lo * ratio**j)) for j in range(max_widths)} | {lo, top}
             # Every width near the average share, where most regions of a balanced layout fall.
             widths |= set(range(max(lo, math.floor(0.8 * share)), min(top, math.ceil(1.25 * share)) + 1))
-        shapes.extend(price_shape(units, target, h, w, context_tokens, batch, time_of) for w in sorted(widths))
+        shapes.extend(
+            price_shape(units, target, h, w, context_tokens, batch, time_of) for w in sorted(widths)
+        )
     if not shapes:
         shapes.append(price_shape(units, target, R, C, context_tokens, batch, time_of))
     return tuple(shapes)

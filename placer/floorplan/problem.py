@@ -31,9 +31,9 @@ class Shape:
 
     rows: int
     cols: int
-    pe_bytes: int   # SRAM bytes on the busiest PE (tiles divided with ceil)
-    ticks: int      # decode step of the region's units on this rectangle, in clock cycles
-    colours: int    # routing colours the region's own collectives use on this rectangle
+    pe_bytes: int  # SRAM bytes on the busiest PE (tiles divided with ceil)
+    ticks: int  # decode step of the region's units on this rectangle, in clock cycles
+    colours: int  # routing colours the region's own collectives use on this rectangle
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ class FloorplanProblem:
     cols: int
     pe_sram_bytes: int
     routing_colours: int
-    path_colours: int    # colours the links between regions use, on every PE (see ``colours``)
-    hop_ticks: int       # cycles per hop between neighbouring PEs
+    path_colours: int  # colours the links between regions use, on every PE (see ``colours``)
+    hop_ticks: int  # cycles per hop between neighbouring PEs
     regions: tuple[Region, ...]
     links: tuple[Link, ...] = ()
 
@@ -102,8 +102,10 @@ def shape_of(problem: FloorplanProblem, rect: Rect) -> Shape:
     for s in problem.regions[rect.region].shapes:
         if (s.rows, s.cols) == (rect.rows, rect.cols):
             return s
-    raise ValueError(f"region {problem.regions[rect.region].name!r}: {rect.rows} x {rect.cols} "
-                     "is not one of its candidate shapes")
+    raise ValueError(
+        f"region {problem.regions[rect.region].name!r}: {rect.rows} x {rect.cols} "
+        "is not one of its candidate shapes"
+    )
 
 
 def link_ticks(problem: FloorplanProblem, link: Link, rects: tuple[Rect, ...] | list[Rect]) -> int:
@@ -117,7 +119,9 @@ def evaluate(problem: FloorplanProblem, rects: tuple[Rect, ...] | list[Rect]) ->
     ticks = [shape_of(problem, r).ticks for r in rects]
     start = [0] * len(rects)
     for link in sorted(problem.links, key=lambda e: (e.src, e.dst)):  # src < dst: topological
-        start[link.dst] = max(start[link.dst], start[link.src] + ticks[link.src] + link_ticks(problem, link, rects))
+        start[link.dst] = max(
+            start[link.dst], start[link.src] + ticks[link.src] + link_ticks(problem, link, rects)
+        )
     latency = max((s + t for s, t in zip(start, ticks)), default=0)
     return max(ticks, default=0), latency
 
@@ -137,13 +141,16 @@ def check_floorplan(problem: FloorplanProblem, rects: tuple[Rect, ...] | list[Re
             errors.append(str(e))
             continue
         if r.row < 0 or r.col < 0 or r.row + r.rows > problem.rows or r.col + r.cols > problem.cols:
-            errors.append(f"{name}: rectangle ({r.row}, {r.col}) {r.rows} x {r.cols} leaves the "
-                          f"{problem.rows} x {problem.cols} grid")
+            errors.append(
+                f"{name}: rectangle ({r.row}, {r.col}) {r.rows} x {r.cols} leaves the "
+                f"{problem.rows} x {problem.cols} grid"
+            )
         if s.pe_bytes > problem.pe_sram_bytes:
             errors.append(f"{name}: {s.pe_bytes} B per PE exceeds {problem.pe_sram_bytes} B")
         if s.colours + problem.path_colours > problem.routing_colours:
-            errors.append(f"{name}: {s.colours} + {problem.path_colours} path colours exceed "
-                          f"{problem.routing_colours}")
+            errors.append(
+                f"{name}: {s.colours} + {problem.path_colours} path colours exceed {problem.routing_colours}"
+            )
     # Sweep by row so that the overlap check is not quadratic on 1,000 rectangles.
     order = sorted(rects, key=lambda r: (r.row, r.col))
     active: list[Rect] = []
@@ -151,6 +158,8 @@ def check_floorplan(problem: FloorplanProblem, rects: tuple[Rect, ...] | list[Re
         active = [a for a in active if a.row + a.rows > r.row]
         for a in active:
             if a.col < r.col + r.cols and r.col < a.col + a.cols:
-                errors.append(f"{problem.regions[a.region].name} and {problem.regions[r.region].name} overlap")
+                errors.append(
+                    f"{problem.regions[a.region].name} and {problem.regions[r.region].name} overlap"
+                )
         active.append(r)
     return errors

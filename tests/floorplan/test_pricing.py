@@ -8,8 +8,14 @@ import dataclasses
 from placer import perf
 from placer.costs import KVCost, NodeCost, UnitCost
 from placer.floorplan.colours import path_colours, region_colours
-from placer.floorplan.pricing import (candidate_shapes, code_reserve_bytes, price_shape, region_pe_bytes,
-                                      region_target, unit_pe_bytes)
+from placer.floorplan.pricing import (
+    candidate_shapes,
+    code_reserve_bytes,
+    price_shape,
+    region_pe_bytes,
+    region_target,
+    unit_pe_bytes,
+)
 from placer.ir.graph import UnitKind
 from placer.ir.mesh_physics import reduce_groups
 from placer.targets import load_target
@@ -18,12 +24,21 @@ WSE3 = load_target("wse3")
 
 
 def _unit(**changes) -> UnitCost:
-    base = UnitCost(name="layers.0", kind=UnitKind.LAYER, layer=0, parameters=10 * 7 + 5 * 3 + 4,
-                    weight_bytes=2 * (10 * 7 + 5 * 3 + 4), constant_bytes=9,
-                    kv=(KVCost("k", 6, 0), KVCost("v", 6, 4)),
-                    decode=NodeCost(flops=1000, weight_read_bytes=178, activation_bytes=40, collectives=3,
-                                    row_collectives=1),
-                    prefill=NodeCost(), activation_out_bytes_per_token=20, matmul_shapes=((10, 7), (5, 3)))
+    base = UnitCost(
+        name="layers.0",
+        kind=UnitKind.LAYER,
+        layer=0,
+        parameters=10 * 7 + 5 * 3 + 4,
+        weight_bytes=2 * (10 * 7 + 5 * 3 + 4),
+        constant_bytes=9,
+        kv=(KVCost("k", 6, 0), KVCost("v", 6, 4)),
+        decode=NodeCost(
+            flops=1000, weight_read_bytes=178, activation_bytes=40, collectives=3, row_collectives=1
+        ),
+        prefill=NodeCost(),
+        activation_out_bytes_per_token=20,
+        matmul_shapes=((10, 7), (5, 3)),
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -36,8 +51,9 @@ def test_tiles_divide_with_ceil_not_average():
     average = (u.weight_bytes + u.constant_bytes + 2 * u.kv_bytes(10)) / 6
     assert unit_pe_bytes(u, 3, 2, 10, 2) > average
     # Buffers: the larger GEMV's input chunk and partial sums, fp32, per sequence; reserve once.
-    assert region_pe_bytes([u], WSE3, 3, 2, 10, 2) == (code_reserve_bytes(WSE3) + unit_pe_bytes(u, 3, 2, 10, 2)
-                                                       + 2 * 4 * (4 + 4))
+    assert region_pe_bytes([u], WSE3, 3, 2, 10, 2) == (
+        code_reserve_bytes(WSE3) + unit_pe_bytes(u, 3, 2, 10, 2) + 2 * 4 * (4 + 4)
+    )
     assert code_reserve_bytes(WSE3) == 2458  # 5 % of 49,152 B, rounded up
 
 
@@ -52,8 +68,13 @@ def test_time_is_the_performance_model_on_the_rectangle():
 
 
 def test_candidates_fit_the_pe_and_include_the_narrowest_strip():
-    u = _unit(parameters=4096 * 4096, weight_bytes=2 * 4096 * 4096, matmul_shapes=((4096, 4096),), kv=(),
-              constant_bytes=0)
+    u = _unit(
+        parameters=4096 * 4096,
+        weight_bytes=2 * 4096 * 4096,
+        matmul_shapes=((4096, 4096),),
+        kv=(),
+        constant_bytes=0,
+    )
     shapes = candidate_shapes([u], WSE3, 8192, 1, regions=34)
     assert shapes and all(s.pe_bytes <= WSE3.pe_sram_bytes for s in shapes)
     full = [s for s in shapes if s.rows == WSE3.mesh_rows]

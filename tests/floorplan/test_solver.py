@@ -8,8 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from placer.errors import InfeasibleError
-from placer.floorplan import (FloorplanProblem, Link, Rect, Region, Shape, check_floorplan, evaluate,
-                              solve_floorplan)
+from placer.floorplan import (
+    FloorplanProblem,
+    Link,
+    Rect,
+    Region,
+    Shape,
+    check_floorplan,
+    evaluate,
+    solve_floorplan,
+)
 from placer.floorplan.hint import serpentine_floorplan
 
 FAST = settings(derandomize=True, deadline=None, max_examples=50, database=None)
@@ -23,16 +31,29 @@ def problems(draw: st.DrawFn, max_side: int = 4, max_regions: int = 3) -> Floorp
         shapes = {}
         for _ in range(draw(st.integers(1, 3))):
             h, w = draw(st.integers(1, rows)), draw(st.integers(1, cols))
-            shapes[(h, w)] = Shape(h, w, pe_bytes=draw(st.integers(0, 120)), ticks=draw(st.integers(1, 40)),
-                                   colours=draw(st.integers(0, 6)))
+            shapes[(h, w)] = Shape(
+                h,
+                w,
+                pe_bytes=draw(st.integers(0, 120)),
+                ticks=draw(st.integers(1, 40)),
+                colours=draw(st.integers(0, 6)),
+            )
         regions.append(Region(f"u{i}", (f"u{i}",), tuple(shapes.values())))
     links = []
     for a in range(len(regions)):
         for b in range(a + 1, len(regions)):
             if draw(st.booleans()):
                 links.append(Link(a, b, draw(st.integers(0, 5))))
-    return FloorplanProblem(rows, cols, pe_sram_bytes=100, routing_colours=6, path_colours=draw(st.integers(0, 2)),
-                            hop_ticks=draw(st.integers(1, 3)), regions=tuple(regions), links=tuple(links))
+    return FloorplanProblem(
+        rows,
+        cols,
+        pe_sram_bytes=100,
+        routing_colours=6,
+        path_colours=draw(st.integers(0, 2)),
+        hop_ticks=draw(st.integers(1, 3)),
+        regions=tuple(regions),
+        links=tuple(links),
+    )
 
 
 def _placements(problem: FloorplanProblem, i: int):
@@ -45,7 +66,12 @@ def _placements(problem: FloorplanProblem, i: int):
 
 
 def _overlap(a: Rect, b: Rect) -> bool:
-    return a.row < b.row + b.rows and b.row < a.row + a.rows and a.col < b.col + b.cols and b.col < a.col + a.cols
+    return (
+        a.row < b.row + b.rows
+        and b.row < a.row + a.rows
+        and a.col < b.col + b.cols
+        and b.col < a.col + a.cols
+    )
 
 
 def brute_force(problem: FloorplanProblem) -> tuple[int, int] | None:
@@ -111,11 +137,25 @@ def test_the_strip_hint_is_valid_and_cpsat_never_worse():
 
 def test_serpentine_turns_back_on_odd_bands():
     problem = _strip_problem(4, rows=4, cols=4)
-    only_half = FloorplanProblem(4, 4, 100, 24, 2, 1, tuple(
-        Region(r.name, r.units, tuple(s for s in r.shapes if s.rows == 2 and s.cols == 2)) for r in problem.regions),
-        problem.links)
-    assert serpentine_floorplan(only_half) == [Rect(0, 0, 0, 2, 2), Rect(1, 0, 2, 2, 2), Rect(2, 2, 2, 2, 2),
-                                               Rect(3, 2, 0, 2, 2)]
+    only_half = FloorplanProblem(
+        4,
+        4,
+        100,
+        24,
+        2,
+        1,
+        tuple(
+            Region(r.name, r.units, tuple(s for s in r.shapes if s.rows == 2 and s.cols == 2))
+            for r in problem.regions
+        ),
+        problem.links,
+    )
+    assert serpentine_floorplan(only_half) == [
+        Rect(0, 0, 0, 2, 2),
+        Rect(1, 0, 2, 2, 2),
+        Rect(2, 2, 2, 2, 2),
+        Rect(3, 2, 0, 2, 2),
+    ]
 
 
 def test_a_unit_that_fits_no_rectangle_is_named_with_its_bytes_and_the_limit():
@@ -147,8 +187,9 @@ def test_check_floorplan_reports_each_broken_rule():
     assert "3 + 2 path colours exceed 4" in text
     assert "leaves the 3 x 3 grid" in text
     assert "a and b overlap" in text
-    assert check_floorplan(problem, [Rect(0, 0, 0, 3, 3), Rect(1, 0, 0, 2, 2), Rect(2, 0, 0, 2, 2)])[0].startswith(
-        "region 'a': 3 x 3")
+    assert check_floorplan(problem, [Rect(0, 0, 0, 3, 3), Rect(1, 0, 0, 2, 2), Rect(2, 0, 0, 2, 2)])[
+        0
+    ].startswith("region 'a': 3 x 3")
 
 
 def test_latency_is_the_longest_path_with_hops_between_centres():

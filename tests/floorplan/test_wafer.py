@@ -43,12 +43,16 @@ def test_llama_3_1_8b_on_one_wse3_wafer(llama8b):
     # The slowest region sets the interval.
     assert wf.floorplan.interval_ticks == max(
         next(s.ticks for s in wf.problem.regions[r.region].shapes if (s.rows, s.cols) == (r.rows, r.cols))
-        for r in wf.floorplan.rects)
+        for r in wf.floorplan.rects
+    )
 
 
 def test_a_long_context_names_the_unit_that_does_not_fit(llama8b):
-    with pytest.raises(InfeasibleError, match=r"unit 'layers.0' needs [\d,]+ B per PE even on 762 x 1172 PEs; "
-                                              r"the target has 49,152 B per PE"):
+    with pytest.raises(
+        InfeasibleError,
+        match=r"unit 'layers.0' needs [\d,]+ B per PE even on 762 x 1172 PEs; "
+        r"the target has 49,152 B per PE",
+    ):
         floorplan_wafer(llama8b, WSE3, ["layers.0"], context_tokens=20_000_000)
 
 
