@@ -53,7 +53,9 @@ def _scaled(unit: UnitCost, f: float, name: str, layer: int) -> UnitCost:
         layer=layer,
         parameters=params,
         weight_bytes=2 * params,
-        kv=tuple(dataclasses.replace(c, bytes_per_token=max(2, round(c.bytes_per_token * f))) for c in unit.kv),
+        kv=tuple(
+            dataclasses.replace(c, bytes_per_token=max(2, round(c.bytes_per_token * f))) for c in unit.kv
+        ),
         decode=node(unit.decode),
         matmul_shapes=shapes,
         constant_bytes=0,
@@ -64,8 +66,9 @@ def synthetic_chain(layer: UnitCost, n: int) -> ModelCost:
     """``n`` scaled copies of ``layer`` in a chain."""
     units = tuple(_scaled(layer, 32 / n, f"layers.{i}", i) for i in range(n))
     edges = tuple(EdgeCost(f"layers.{i}", f"layers.{i + 1}", 8192) for i in range(n - 1))
-    return ModelCost(f"chain-{n}", units, edges, sum(u.parameters for u in units),
-                     sum(u.weight_bytes for u in units), 0)
+    return ModelCost(
+        f"chain-{n}", units, edges, sum(u.parameters for u in units), sum(u.weight_bytes for u in units), 0
+    )
 
 
 def run(cost: ModelCost, target, time_limit: float) -> tuple[float, float, float, str, object]:  # type: ignore[no-untyped-def]
@@ -88,10 +91,14 @@ def main() -> None:
     print(machine_header())
     target = load_target("wse3")
     llama = annotate_costs(load_graph(load_zoo_config("llama-3.1-8b")), target, Workload())
-    print(f"wse3 {target.mesh_rows} x {target.mesh_cols} PEs, {target.pe_sram_bytes:,} B per PE; "
-          f"time limit {args.time_limit} deterministic s per phase; median of 3 runs")
-    print("| rectangles | model | median wall s | pricing s | CP-SAT s | interval cycles | latency cycles "
-          "| status | identical runs |")
+    print(
+        f"wse3 {target.mesh_rows} x {target.mesh_cols} PEs, {target.pe_sram_bytes:,} B per PE; "
+        f"time limit {args.time_limit} deterministic s per phase; median of 3 runs"
+    )
+    print(
+        "| rectangles | model | median wall s | pricing s | CP-SAT s | interval cycles | latency cycles "
+        "| status | identical runs |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for n in (int(s) for s in args.sizes.split(",")):
         cost = llama if n == len(llama.units) else synthetic_chain(llama.unit("layers.1"), n)
@@ -101,8 +108,11 @@ def main() -> None:
         mid = runs[walls.index(statistics.median(walls))]
         fp = mid[4]
         same = len({r[3] for r in runs}) == 1
-        print(f"| {n} | {label} | {mid[0]:.2f} | {mid[1]:.2f} | {mid[2]:.2f} | {fp.interval_ticks:,} "
-              f"| {fp.latency_ticks:,} | {fp.status} | {'yes' if same else 'NO'} |", flush=True)
+        print(
+            f"| {n} | {label} | {mid[0]:.2f} | {mid[1]:.2f} | {mid[2]:.2f} | {fp.interval_ticks:,} "
+            f"| {fp.latency_ticks:,} | {fp.status} | {'yes' if same else 'NO'} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from placer.costs import ModelCost
+from placer.costs import ModelCost, UnitCost
 from placer.floorplan.colours import path_colours
 from placer.floorplan.cpsat import DEFAULT_TIME_LIMIT_S, solve_floorplan
 from placer.floorplan.pricing import TimeOf, candidate_shapes, unit_seconds_on_rectangle
@@ -57,6 +57,13 @@ class WaferFloorplan:
     floorplan: Floorplan
 
 
+def _anonymous(unit: UnitCost) -> UnitCost:
+    """The unit without its names (identical layers then compare equal and are priced once)."""
+    return dataclasses.replace(
+        unit, name="", layer=0, kv=tuple(dataclasses.replace(k, name="") for k in unit.kv)
+    )
+
+
 def wafer_problem(
     cost: ModelCost,
     target: Target,
@@ -84,7 +91,7 @@ def wafer_problem(
     for chunk in chunks:
         members = [by_name[n] for n in chunk]
         label = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
-        key = tuple(dataclasses.replace(u, name="", layer=0) for u in members)
+        key = tuple(_anonymous(u) for u in members)
         if key not in priced:
             priced[key] = candidate_shapes(
                 members, target, context_tokens, batch, len(chunks), max_widths, time_of

@@ -12,9 +12,10 @@ latency: start times ``s_v >= s_u + t_u + link.ticks + hop x (d_r + d_c)`` with 
 at least the absolute row and column distance of the two centres, ``L >= s_i + t_i``. The
 reported values are recomputed exactly by ``problem.evaluate``.
 
-Deterministic like the partitioner (``placer.solver.cpsat.solver_parameters``: fixed seed,
-``interleave_search``, deterministic time only, presolve workaround), and each phase starts
-from a hint: the serpentine strip layout, then phase 1's answer.
+Deterministic: the partitioner's settings (``placer.solver.cpsat.solver_parameters``: fixed
+seed, deterministic time only, the presolve workaround) with a single worker (see
+``floorplan_solver_parameters``), and each phase starts from a hint on every variable: the
+serpentine strip layout, then phase 1's answer.
 """
 
 from __future__ import annotations
@@ -29,9 +30,15 @@ from placer.floorplan.problem import Floorplan, FloorplanProblem, Rect, Shape, e
 from placer.solver.cpsat import solver_parameters
 
 # Deterministic seconds per phase. NoOverlap2D's propagation is cheap in CP-SAT's
-# deterministic clock and dear on the wall (about 3 wall seconds per deterministic second on
-# an idle core for Llama-3.1-8B's 34 regions), and the strip hint is within a few percent.
+# deterministic clock and dear on the wall (about 20 wall seconds per deterministic second for
+# Llama-3.1-8B's 34 regions on a loaded 2-core machine), and the strip hint is within a few
+# percent of the bounds.
 DEFAULT_TIME_LIMIT_S = 0.2
+# Above this many regions CP-SAT's presolve alone (symmetry detection, probing) outlasts any
+# useful limit (1,000 regions: 14 s of wall for 0.2 deterministic s, then no search at all;
+# with those two off, 173 s for phase 1 without improving the hint): the strip layout is the
+# answer (status HINT).
+CPSAT_MAX_REGIONS = 256
 
 
 @dataclass
@@ -186,9 +193,19 @@ def _add_latency(problem: FloorplanProblem, model: cp_model.CpModel, v: _Vars) -
     return latency
 
 
+def floorplan_solver_parameters(solver: cp_model.CpSolver, time_limit_s: float, seed: int) -> None:
+    """The partitioner's settings (seed, deterministic time only, the presolve workaround), but
+    one worker: with the interleaved 8-worker search, this model (NoOverlap2D, hints on every
+    variable) gave 3 different Llama-3.1-8B floorplans in 3 runs of the same problem at 0.05
+    deterministic s (same proto), while one worker gave the same floorplan every time."""
+    solver_parameters(solver, time_limit_s, seed)
+    solver.parameters.num_workers = 1
+    solver.parameters.interleave_search = False
+
+
 def _solve(model: cp_model.CpModel, time_limit_s: float, seed: int) -> tuple[cp_model.CpSolver, int]:
     solver = cp_model.CpSolver()
-    solver_parameters(solver, time_limit_s, seed)
+    floorplan_solver_parameters(solver, time_limit_s, seed)
     return solver, solver.Solve(model)
 
 
@@ -216,6 +233,9 @@ def solve_floorplan(
         problem.links,
     )
     hint = serpentine_floorplan(usable)
+    if hint is not None and len(problem.regions) > CPSAT_MAX_REGIONS:
+        interval, latency = evaluate(usable, hint)
+        return Floorplan(tuple(hint), interval, latency, "HINT")
     if hint is not None:  # no shape slower than the hint's interval can improve either phase
         bound = evaluate(usable, hint)[0]
         shapes = [[s for s in options if s.ticks <= bound] for options in shapes]

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from fractions import Fraction
 
 from placer import perf
 from placer.costs import UnitCost
@@ -69,17 +68,17 @@ def code_reserve_bytes(target: Target) -> int:
     return math.ceil(target.default_reserve * target.pe_sram_bytes)
 
 
-def _bytes_per_parameter(unit: UnitCost) -> Fraction:
-    return Fraction(unit.weight_bytes, unit.parameters) if unit.parameters else Fraction(0)
-
-
 def unit_pe_bytes(unit: UnitCost, rows: int, cols: int, context_tokens: int, batch: int) -> int:
     """Bytes of ``unit``'s weights, constants and KV on the busiest PE of the rectangle."""
     pes = rows * cols
-    b = _bytes_per_parameter(unit)
+    wb, params = unit.weight_bytes, max(1, unit.parameters)  # bytes per parameter: wb / params
+
+    def stored(elements: int) -> int:
+        return -(-elements * wb // params) if unit.parameters else 0
+
     gemv_params = sum(k * n for k, n in unit.matmul_shapes)
-    gemv = sum(math.ceil(_cdiv(k, rows) * _cdiv(n, cols) * b) for k, n in unit.matmul_shapes)
-    rest = math.ceil(_cdiv(max(0, unit.parameters - gemv_params), pes) * b)
+    gemv = sum(stored(_cdiv(k, rows) * _cdiv(n, cols)) for k, n in unit.matmul_shapes)
+    rest = stored(_cdiv(max(0, unit.parameters - gemv_params), pes))
     constants = _cdiv(unit.constant_bytes, pes)
     kv = batch * sum(
         _cdiv(c.bytes_per_token, rows)
@@ -162,7 +161,7 @@ def candidate_shapes(
     Heights are the band heights ``rows // b`` of ``band_counts``; for each, widths from the
     narrowest that fits the PE's SRAM to three times the average band share
     ``b x cols / regions``, every width when they are at most ``max_widths``, else a
-    geometric ladder of ``max_widths`` plus every width from 0.8 to 1.25 times the share.
+    geometric ladder of ``max_widths`` plus widths from 0.8 to 1.24 times the share in 2 % steps.
     When no height fits, the whole grid is offered alone (so that an infeasible answer can
     name the bytes per PE the unit would need on it).
     """
@@ -187,8 +186,9 @@ def candidate_shapes(
         else:
             ratio = (top / lo) ** (1 / (max_widths - 1))
             widths = {min(top, round(lo * ratio**j)) for j in range(max_widths)} | {lo, top}
-            # Every width near the average share, where most regions of a balanced layout fall.
-            widths |= set(range(max(lo, math.floor(0.8 * share)), min(top, math.ceil(1.25 * share)) + 1))
+            # Widths near the average share, where most regions of a balanced layout fall, in
+            # steps of 2 % (every width when the share is small).
+            widths |= {w for k in range(-10, 13) if lo <= (w := round(share * (1 + k / 50))) <= top}
         shapes.extend(
             price_shape(units, target, h, w, context_tokens, batch, time_of) for w in sorted(widths)
         )

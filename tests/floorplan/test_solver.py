@@ -131,7 +131,7 @@ def test_the_strip_hint_is_valid_and_cpsat_never_worse():
     problem = _strip_problem(6)
     hint = serpentine_floorplan(problem)
     assert hint is not None and check_floorplan(problem, hint) == []
-    fp = solve_floorplan(problem, time_limit_s=1.0)
+    fp = solve_floorplan(problem, time_limit_s=0.2)
     assert (fp.interval_ticks, fp.latency_ticks) <= evaluate(problem, hint)
 
 
@@ -200,3 +200,15 @@ def test_latency_is_the_longest_path_with_hops_between_centres():
     rects = [Rect(0, 0, 0, 1, 1), Rect(1, 0, 1, 1, 1), Rect(2, 0, 4, 1, 1)]
     # a ends at 10; b starts at 10 + 3 + 2 x 1 hop = 15; c at 10 + 0 + 2 x 4 = 18, ends at 28.
     assert evaluate(problem, rects) == (10, 28)
+
+
+def test_beyond_the_cpsat_size_the_strip_layout_is_the_answer():
+    from placer.floorplan.cpsat import CPSAT_MAX_REGIONS
+
+    n = CPSAT_MAX_REGIONS + 4
+    shapes = tuple(Shape(1, w, 10, 10 // w, 0) for w in (1, 2))
+    regions = tuple(Region(f"layers.{i}", (f"layers.{i}",), shapes) for i in range(n))
+    problem = FloorplanProblem(20, 20, 100, 24, 2, 1, regions, tuple(Link(i, i + 1, 0) for i in range(n - 1)))
+    fp = solve_floorplan(problem)
+    assert fp.status == "HINT" and check_floorplan(problem, fp.rects) == []
+    assert fp.interval_ticks == 10  # 260 regions of width 1 fill 13 of the 20 one-row bands
