@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from placer import perf
-from placer.costs import KVCost, NodeCost, UnitCost
+from placer.costs import Collective, KVCost, NodeCost, UnitCost
 from placer.floorplan.colours import path_colours, region_colours
 from placer.floorplan.pricing import (
     candidate_shapes,
@@ -33,7 +33,10 @@ def _unit(**changes) -> UnitCost:
         constant_bytes=9,
         kv=(KVCost("k", 6, 0), KVCost("v", 6, 4)),
         decode=NodeCost(
-            flops=1000, weight_read_bytes=178, activation_bytes=40, collectives=3, row_collectives=1
+            flops=1000,
+            weight_read_bytes=178,
+            activation_bytes=40,
+            collectives=(Collective.gemv(10, 7, 2), Collective.gemv(5, 3, 2), Collective.row_allreduce(1, 4)),
         ),
         prefill=NodeCost(),
         activation_out_bytes_per_token=20,
