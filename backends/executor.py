@@ -45,6 +45,7 @@ class StepStats:
     """One execution (a prefill or one decode step): cycles per wafer and I/O."""
 
     cycles: dict[str, int] = field(default_factory=dict)
+    unit_cycles: dict[str, int] = field(default_factory=dict)  # by placement unit ("" ungrouped)
     io_bytes: int = 0
     io_hops: int = 0
     io_seconds: float = 0.0
@@ -181,7 +182,11 @@ class MeshExecutor:
                     moved.add((v, w))
                     arr = np.asarray(args[node.inputs.index(v)])
                     self._crossings[(src, w)] = self._crossings.get((src, w), 0) + arr.nbytes
-            out = self._execute(self.wafers[w], node, args)
+            wafer = self.wafers[w]
+            before = wafer.cycles
+            out = self._execute(wafer, node, args)
+            unit = node.unit or ""
+            stats.unit_cycles[unit] = stats.unit_cycles.get(unit, 0) + wafer.cycles - before
             for o in node.outputs:
                 self.location[o] = w
             return out
@@ -219,7 +224,7 @@ class MeshExecutor:
         if node.op is OpKind.MATMUL and any(v in self.views for v in node.inputs):
             return self._expert_matmul(wafer, node, args)
         if node.op in MESH_KERNELS and not _is_index_math(node, args):
-            with wafer.kernel(kernel_label(node, args)):
+            with wafer.kernel(kernel_label(node, args, wafer.decode)):
                 return MESH_KERNELS[node.op](wafer, node, args)
         out = execute_reference(node, args)
         cost = COMPILE_TIME if _is_index_math(node, args) else HOST_OPS.get(node.op, COMPILE_TIME)
@@ -247,7 +252,7 @@ class MeshExecutor:
         view = self.views[node.inputs[operand]]
         x = np.asarray(args[1 - operand])
         if x.ndim < 2:
-            with wafer.kernel(kernel_label(node, args)):
+            with wafer.kernel(kernel_label(node, args, wafer.decode)):
                 return MESH_KERNELS[node.op](wafer, node, args)
         weight = self.weights[view.weight]
         tiles = wafer.resident[(view.weight, "experts", view.operand)]
@@ -256,11 +261,12 @@ class MeshExecutor:
         return (y.astype(np.asarray(args[operand]).dtype, copy=False),)
 
 
-def kernel_label(node: Node, args: list) -> str:
-    """Accounting label: MatMul splits into gemv / gemm / attention-matmul."""
+def kernel_label(node: Node, args: list, decode: bool = False) -> str:
+    """Accounting label: MatMul splits into gemv (B-row GEMVs of a decode step too) / gemm /
+    attention-matmul."""
     if node.op in (OpKind.MATMUL, OpKind.GEMM):
         a, b = np.asarray(args[0]), np.asarray(args[1])
         if b.ndim > 2:
             return "attention-matmul"
-        return "gemv" if int(np.prod(a.shape[:-1])) <= 1 else "gemm"
+        return "gemv" if decode or int(np.prod(a.shape[:-1])) <= 1 else "gemm"
     return node.op.value

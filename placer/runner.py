@@ -41,6 +41,9 @@ class RunResult:
     predicted_step_s: float | None = None         # performance model: one decode step, this context
     emulated_step_s: float | None = None          # mean emulated decode step (incl. token return hop)
     prefill_outputs: dict[str, np.ndarray] = field(default_factory=dict)  # the prefill's graph outputs
+    batch: int = 1                                # sequences decoded together in each step
+    emulated_unit_s: dict[str, float] = field(default_factory=dict)   # mean decode step, per unit
+    predicted_unit_s: dict[str, float] = field(default_factory=dict)  # the model's, per unit
 
 
 def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
@@ -125,30 +128,68 @@ def _weights_from_file(model: Any, graph: Graph) -> dict[str, np.ndarray]:
     return {n: numpy_helper.to_array(tensors[n]) for n in missing if n in tensors}
 
 
-def predicted_step_seconds(graph: Graph, target: Any, assignment: Mapping[str, int], context: int,
-                           prompt: int) -> float:
-    """The performance model's decode round trip of one sequence at ``context`` tokens."""
+def _decode_cost(graph: Graph, target: Any, context: int, prompt: int) -> Any:
     from placer.cost_model import annotate_costs
-    from placer.perf import predict_performance, unit_decode_seconds, unit_prefill_seconds
     from placer.workload import Workload
 
-    cost = annotate_costs(graph, target, Workload(context_tokens=context, prompt_tokens=max(prompt, 1)))
+    return annotate_costs(graph, target, Workload(context_tokens=context, prompt_tokens=max(prompt, 1)))
+
+
+def predicted_step_seconds(graph: Graph, target: Any, assignment: Mapping[str, int], context: int,
+                           prompt: int, batch: int = 1) -> float:
+    """The performance model's decode round trip of a micro-batch of ``batch`` sequences at
+    ``context`` tokens (``placer.perf``: unit times, boundary bytes per token times the batch)."""
+    from placer.perf import predict_performance, unit_decode_seconds, unit_prefill_seconds
+
+    cost = _decode_cost(graph, target, context, prompt)
     n = max(assignment.values(), default=0) + 1
     stages, prefill = [0.0] * n, [0.0] * n
     for u in cost.units:
         w = assignment.get(u.name, 0)
-        stages[w] += unit_decode_seconds(u, target)
+        stages[w] += unit_decode_seconds(u, target, batch) if batch != 1 else unit_decode_seconds(u, target)
         prefill[w] += unit_prefill_seconds(u, target)
     boundary = [0] * max(n - 1, 0)
     for e in cost.edges:
         a, b = assignment.get(e.src, 0), assignment.get(e.dst, 0)
         for i in range(min(a, b), max(a, b)):
-            boundary[i] += e.bytes_per_token
+            boundary[i] += e.bytes_per_token * batch
     return predict_performance(target, stages, prefill, boundary, 1, max(prompt, 1)).round_trip_s
 
 
+def predicted_unit_seconds(graph: Graph, target: Any, context: int, prompt: int,
+                           batch: int = 1) -> dict[str, float]:
+    """The performance model's decode seconds per unit (``placer.perf.decode_seconds_by_unit``)."""
+    from placer.perf import decode_seconds_by_unit
+
+    cost = _decode_cost(graph, target, context, prompt)
+    return decode_seconds_by_unit(cost, target, batch) if batch != 1 else decode_seconds_by_unit(cost, target)
+
+
+def _model_batches() -> bool:
+    """Whether ``placer.perf`` predicts micro-batches (contract C's ``batch`` argument); until
+    it does, a batched run prints no prediction."""
+    import inspect
+
+    from placer.perf import unit_decode_seconds
+
+    return "batch" in inspect.signature(unit_decode_seconds).parameters
+
+
+def _batched(feeds: dict[str, np.ndarray], batch: int | None) -> tuple[dict[str, np.ndarray], int]:
+    """The inputs as a micro-batch of ``batch`` sequences: inputs of one sequence are repeated."""
+    held = {int(a.shape[0]) for a in feeds.values() if a.ndim}
+    have = held.pop() if len(held) == 1 else 1
+    if batch is None or batch == have:
+        return feeds, have
+    if have != 1:
+        raise UserError(f"option --batch: the inputs hold {have} sequences; pass --batch {have} "
+                        "or inputs of one sequence (repeated to the batch)")
+    return {k: np.repeat(a, batch, axis=0) if a.ndim else a for k, a in feeds.items()}, batch
+
+
 def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str, np.ndarray], *,
-             tokens: int = 0, target: Any = None, predict: bool = True) -> RunResult:
+             tokens: int = 0, target: Any = None, predict: bool = True,
+             batch: int | None = None) -> RunResult:
     """Execute ``model`` under ``plan`` on emulated wafers; greedy-decode ``tokens`` tokens.
 
     Args:
@@ -157,6 +198,8 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
         inputs: an .npz path or mapping keyed by the graph's input names.
         tokens: tokens to generate after the prefill (needs past/present KV inputs/outputs).
         target: a ``Target`` (default: the plan's).
+        batch: sequences per decode step (default: the inputs' leading dimension); inputs of
+            one sequence are repeated to it. Each step decodes the whole micro-batch.
 
     Raises:
         UserError: bad inputs, a plan that does not match the model, or a PE out of SRAM.
@@ -170,7 +213,7 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     unknown = sorted(set(assignment) - {u.name for u in graph.units})
     if unknown:
         raise UserError(f"plan does not match the model: unknown unit(s) {', '.join(unknown[:5])}")
-    feeds = load_inputs(inputs, graph)
+    feeds, batch = _batched(load_inputs(inputs, graph), batch)
     pairs = kv_pairs(graph)
     if tokens > 0 and not pairs:
         raise UserError("option --tokens: the model has no past/present KV inputs and outputs to decode with")
@@ -192,7 +235,8 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
             step_feeds = _next_feeds(graph, feeds, outputs, pairs, nxt)
             resident = {past: executor.location.get(present, 0) for past, present in pairs}
             executor.release([p for _, p in pairs])
-            outputs, stats = executor.run(step_feeds, resident=resident, keep=[p for _, p in pairs])
+            outputs, stats = executor.run(step_feeds, resident=resident, keep=[p for _, p in pairs],
+                                          decode=True)
             feeds = step_feeds
             steps.append(stats)
             for key, s in executor.step_observer.stats.items():
@@ -204,14 +248,19 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     n_wafers = len(executor.wafers)
     result = RunResult(outputs, np.stack(generated, axis=1) if generated else None, prefill, steps,
                        decode_obs, n_wafers, {w.name: w.ledger.peak for w in executor.wafers},
-                       prefill_outputs=prefill_outputs)
+                       prefill_outputs=prefill_outputs, batch=batch)
     if steps:
         # The sampled token returns to the first wafer: one more link latency per step.
         ret = target.io_latency_s if n_wafers > 1 else 0.0
         result.emulated_step_s = float(np.mean([s.seconds for s in steps])) + ret
-        if predict:
+        units = sorted({u for s in steps for u in s.unit_cycles})
+        clock = target.clock_hz
+        result.emulated_unit_s = {u: float(np.mean([s.unit_cycles.get(u, 0) for s in steps])) / clock
+                                  for u in units}
+        if predict and (batch == 1 or _model_batches()):
             context = int(feeds[pairs[0][0]].shape[2]) + 1 if pairs else 1
-            result.predicted_step_s = predicted_step_seconds(graph, target, assignment, context, 1)
+            result.predicted_step_s = predicted_step_seconds(graph, target, assignment, context, 1, batch)
+            result.predicted_unit_s = predicted_unit_seconds(graph, target, context, 1, batch)
     return result
 
 
@@ -242,7 +291,8 @@ def format_accounting(result: RunResult, clock_hz: float) -> str:
         lines.append(f"  prefill: {sum(result.prefill.cycles.values()):,} cycles, "
                      f"{result.prefill.seconds * 1e6:.2f} us emulated, I/O {result.prefill.io_bytes:,} B")
         return "\n".join(lines)
-    lines.append(f"decode accounting, mean per token over {steps} step(s):")
+    per = f", {result.batch} sequences per step" if result.batch > 1 else ""
+    lines.append(f"decode accounting, mean per step over {steps} step(s){per}:")
     header = (f"  {'wafer / kernel':<34} {'calls':>7} {'cycles':>12} {'hops':>12} {'link bytes':>14} "
               f"{'peak PE B':>10}")
     lines.append(header)
@@ -262,4 +312,11 @@ def format_accounting(result: RunResult, clock_hz: float) -> str:
     if result.predicted_step_s:
         pred = result.predicted_step_s
         lines.append(f"performance model:       {pred * 1e6:.3f} us; emulated / predicted = {emu / pred:.3f}")
+    if result.predicted_unit_s:
+        lines.append(f"  {'unit (on-wafer decode step)':<34} {'emulated us':>12} {'predicted us':>13} "
+                     f"{'ratio':>7}")
+        for unit, pred in result.predicted_unit_s.items():
+            got = result.emulated_unit_s.get(unit, 0.0)
+            ratio = f"{got / pred:7.3f}" if pred else f"{'-':>7}"
+            lines.append(f"  {unit:<34} {got * 1e6:>12.3f} {pred * 1e6:>13.3f} {ratio}")
     return "\n".join(lines)

@@ -13,13 +13,13 @@ FAMILIES = ("llama", "mistral", "qwen2", "gpt2", "mixtral")
 TOKENS = 32
 
 
-def _inputs(graph, seed: int = 0) -> dict[str, np.ndarray]:  # noqa: ANN001
-    ids = np.random.default_rng(seed).integers(0, 160, (1, 6)).astype(np.int64)
+def _inputs(graph, seed: int = 0, batch: int = 1) -> dict[str, np.ndarray]:  # noqa: ANN001
+    ids = np.random.default_rng(seed).integers(0, 160, (batch, 6)).astype(np.int64)
     feeds = {"input_ids": ids}
     for name in graph.inputs:
         if name != "input_ids":
             t = graph.type_of(name)
-            feeds[name] = np.zeros((1, int(t.shape[1]), 0, int(t.shape[3])), np.float32)
+            feeds[name] = np.zeros((batch, int(t.shape[1]), 0, int(t.shape[3])), np.float32)
     return feeds
 
 
@@ -75,10 +75,10 @@ def test_placed_model_matches_onnxruntime(placed, family: str) -> None:  # noqa:
     assert result.wafers == 3
     # Three wafers: two boundaries per token cross the I/O link.
     assert all(step.io_hops == 2 for step in result.decode)
-    # Emulated time per token within 20 % of the performance model's prediction (Mixtral's
+    # Emulated time per token within 10 % of the performance model's prediction (Mixtral's
     # experts run as GEMVs on resident expert tiles, as the model costs them).
     ratio = result.emulated_step_s / result.predicted_step_s
-    assert 0.8 <= ratio <= 1.2, ratio
+    assert 0.9 <= ratio <= 1.1, ratio
 
 
 def test_cli_run_prints_accounting_and_writes_outputs(placed, tmp_path) -> None:  # noqa: ANN001
@@ -115,3 +115,50 @@ def test_bad_inputs_are_one_line_user_errors(placed, tmp_path) -> None:  # noqa:
                                    str(tmp_path / "in.npz")])
     assert res.exit_code == 2
     assert "missing key 'past_key_0'" in res.output and "Traceback" not in res.output
+
+
+BATCH = 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_batched_decode_matches_onnxruntime(placed, family: str) -> None:  # noqa: ANN001
+    """B = 3 different prompts decoded together: every step is one micro-batch (B-row GEMVs,
+    each collective's latency paid once), tokens equal onnxruntime's batched greedy loop."""
+    from placer.runner import run_plan
+
+    path, plan, graph = placed(family)
+    feeds = _inputs(graph, seed=1, batch=BATCH)
+    expected_logits, expected_ids = _ort_greedy(path, feeds, 8)
+    result = run_plan(str(path), plan, feeds, tokens=8, predict=False)
+    assert result.batch == BATCH
+    scale = np.abs(expected_logits).max()
+    assert np.abs(result.prefill_outputs["logits"] - expected_logits).max() <= 1e-4 * scale
+    np.testing.assert_array_equal(result.tokens, expected_ids)
+    single = run_plan(str(path), plan, {k: v[:1] for k, v in feeds.items()}, tokens=8, predict=False)
+    np.testing.assert_array_equal(single.tokens, expected_ids[:1])
+    # One collective per weight MatMul per step, whatever the batch: the same GEMV calls.
+    def calls(r):  # noqa: ANN001, ANN202
+        obs = r.decode_stats
+        return {k: s.calls for w in obs.per_wafer() for k, s in obs.per_kernel(w).items()
+                if k in ("gemv", "expert-gemv")}
+    assert calls(result) == calls(single)
+    assert result.emulated_step_s < BATCH * single.emulated_step_s
+
+
+def test_cli_run_batch_repeats_one_sequence(placed, tmp_path) -> None:  # noqa: ANN001
+    from placer.cli.main import cli
+
+    path, plan, graph = placed("llama")
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    np.savez(tmp_path / "in.npz", **_inputs(graph))
+    args = ["run", str(path), "--plan", str(tmp_path / "plan.json"), "--inputs", str(tmp_path / "in.npz"),
+            "--tokens", "2"]
+    res = CliRunner().invoke(cli, [*args, "--batch", "1"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, [*args[:5], str(tmp_path / "in.npz"), "--tokens", "2", "--batch", "2"])
+    assert res.exit_code == 0, res.output
+    assert "(sequence 1)" in res.output and "2 sequences per step" in res.output
+    np.savez(tmp_path / "in3.npz", **_inputs(graph, batch=3))
+    res = CliRunner().invoke(cli, [*args[:5], str(tmp_path / "in3.npz"), "--batch", "2"])
+    assert res.exit_code == 2 and "option --batch" in res.output and "Traceback" not in res.output

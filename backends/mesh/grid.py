@@ -71,6 +71,7 @@ class Wafer:
         # not broadcast again by a sibling GEMV reading them (fused QKV, gate/up).
         self.decode = False
         self.broadcast_inputs: set[str] = set()
+        self.cycles = 0  # every cycle charged so far (the executor attributes them to units)
 
     # --- accounting -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -92,6 +93,7 @@ class Wafer:
         (``mesh_physics.compute_cycles``); returns them."""
         flops = float(np.max(flops_per_pe)) if np.size(flops_per_pe) else 0.0
         cycles = mesh_physics.compute_cycles(flops, self.spec.flops_per_cycle_per_pe)
+        self.cycles += cycles
         for o in self.observers:
             o.on_compute(self.name, self.label, cycles)
         return cycles
@@ -102,6 +104,7 @@ class Wafer:
                 + mesh_physics.stream_cycles(tile_bytes, self.spec.link_bytes_per_cycle))
 
     def charge(self, hops: int, link_bytes: int, cycles: int) -> None:
+        self.cycles += cycles
         for o in self.observers:
             o.on_transfer(self.name, self.label, hops, link_bytes, cycles)
 

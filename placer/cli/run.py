@@ -21,9 +21,11 @@ from placer.progress import progress
               help="Write the last step's outputs (keys: output names; 'tokens' when decoding) to this .npz.")
 @click.option("--tokens", default=0, show_default=True, type=click.IntRange(min=0),
               help="Greedy-decode this many tokens with the KV cache after the prefill.")
+@click.option("--batch", default=None, type=click.IntRange(min=1),
+              help="Sequences per decode step (default: the inputs' batch; one sequence is repeated).")
 @set_option
 def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str | None, tokens: int,
-                target_sets: tuple[str, ...]) -> None:
+                batch: int | None, target_sets: tuple[str, ...]) -> None:
     """Execute MODEL under a plan on the numpy mesh emulator (one emulated wafer per plan wafer)."""
     from placer.runner import _assignment, format_accounting, run_plan
 
@@ -32,11 +34,13 @@ def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str 
     if target_sets and target is not None:
         target = target.with_overrides(parse_sets(target_sets))
     with progress(f"emulating {model} on {target.name if target is not None else 'the plan target'}"):
-        result = run_plan(model, plan_path, inputs_path, tokens=tokens, target=target)
+        result = run_plan(model, plan_path, inputs_path, tokens=tokens, target=target, batch=batch)
     click.echo(f"{model}: {result.wafers} emulated wafer(s) of {target.mesh_rows} x {target.mesh_cols} PEs "
                f"({target.name})")
     if result.tokens is not None:
-        click.echo("generated token ids: " + " ".join(str(t) for t in result.tokens[0].tolist()))
+        for i, seq in enumerate(result.tokens.tolist()):
+            label = f" (sequence {i})" if len(result.tokens) > 1 else ""
+            click.echo(f"generated token ids{label}: " + " ".join(str(t) for t in seq))
     click.echo(format_accounting(result, target.clock_hz))
     if outputs_path:
         arrays = dict(result.outputs)
