@@ -115,6 +115,12 @@ class KVCache:
     ``value`` is the SSA value that is cached (a K or V projection, or MLA's compressed latent);
     each token adds ``elements_per_token`` elements. ``window`` > 0 caps the tokens kept
     (sliding-window attention). ``dtype`` is the native element type of the cache.
+
+    ``tokens_per_entry`` > 1: the cache adds one entry of ``elements_per_token`` elements per
+    that many tokens (DeepSeek-V4's compressed KV: one row per closed window of tokens), so a
+    sequence of T tokens holds ``T // tokens_per_entry`` entries. ``state_elements``: elements
+    held per sequence whatever its length (a linear-attention layer's recurrent and convolution
+    state, a compressor's open window); a cache may have only state (``elements_per_token`` 0).
     """
 
     name: str
@@ -122,6 +128,13 @@ class KVCache:
     elements_per_token: int
     dtype: DType
     window: int = 0
+    tokens_per_entry: int = 1
+    state_elements: int = 0
+
+    def elements_for(self, tokens: int) -> int:
+        """Elements one sequence of ``tokens`` tokens holds in this cache."""
+        held = min(tokens, self.window) if self.window else tokens
+        return self.elements_per_token * (held // self.tokens_per_entry) + self.state_elements
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,10 @@ def print_graph(graph: Graph) -> str:
         lines.append(f"  unit {u.name}: {u.kind.value}" + (f" layer={u.layer}" if u.layer >= 0 else ""))
     for kv in graph.kv_caches:
         win = f" window={kv.window}" if kv.window else ""
-        lines.append(f"  kv_cache {kv.name}: %{kv.value} {kv.elements_per_token}/token "
-                     f"{kv.dtype.value}{win}")
+        per = f"/{kv.tokens_per_entry} tokens" if kv.tokens_per_entry > 1 else "/token"
+        state = f" state={kv.state_elements}" if kv.state_elements else ""
+        lines.append(f"  kv_cache {kv.name}: %{kv.value} {kv.elements_per_token}{per} "
+                     f"{kv.dtype.value}{win}{state}")
     for n in graph.nodes:
         lines.append("  " + format_node(graph, n))
     lines.append("}")

@@ -31,7 +31,8 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         "units": [{"name": u.name, "kind": u.kind.value, "layer": u.layer} for u in graph.units],
         "kv_caches": [
             {"name": k.name, "value": k.value, "elements_per_token": k.elements_per_token,
-             "dtype": k.dtype.value, "window": k.window} for k in graph.kv_caches
+             "dtype": k.dtype.value, "window": k.window, "tokens_per_entry": k.tokens_per_entry,
+             "state_elements": k.state_elements} for k in graph.kv_caches
         ],
     }
 
@@ -90,7 +91,8 @@ def graph_from_dict(data: dict[str, Any]) -> Graph:
         weights=weights,
         units=tuple(Unit(u["name"], UnitKind(u["kind"]), u["layer"]) for u in data["units"]),
         kv_caches=tuple(KVCache(k["name"], k["value"], k["elements_per_token"], DType(k["dtype"]),
-                                k["window"]) for k in data["kv_caches"]),
+                                k["window"], k.get("tokens_per_entry", 1), k.get("state_elements", 0))
+                      for k in data["kv_caches"]),
     )
 
 

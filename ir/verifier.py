@@ -75,6 +75,8 @@ def verify(graph: Graph, *, require_types: bool = False, require_units: bool = F
     for kv in graph.kv_caches:
         if kv.value not in defined:
             raise _fail(graph, None, f"kv cache {kv.name} refers to undefined value %{kv.value}")
+        if kv.tokens_per_entry < 1 or kv.state_elements < 0 or kv.elements_per_token < 0:
+            raise _fail(graph, None, f"kv cache {kv.name}: tokens_per_entry must be >= 1 and sizes >= 0")
     if graph.units or require_units:
         _verify_units(graph)
 

@@ -408,8 +408,9 @@ def _kv_by_unit(graph: Graph, rank: Mapping[str, int], workload: Workload) -> di
         else:
             readers = [c.unit for c in graph.consumers.get(kv.value, [])]
             unit = min(readers, key=rank.__getitem__) if readers else graph.units[0].name
-        nbytes = workload.kv_dtype_for(kv.dtype).storage_bytes(kv.elements_per_token)
-        out.setdefault(unit, []).append(KVCost(kv.name, nbytes, kv.window))
+        dtype = workload.kv_dtype_for(kv.dtype)
+        out.setdefault(unit, []).append(KVCost(kv.name, dtype.storage_bytes(kv.elements_per_token), kv.window,
+                                               kv.tokens_per_entry, dtype.storage_bytes(kv.state_elements)))
     return out
 
 

@@ -98,15 +98,21 @@ class NodeCost:
 
 @dataclass(frozen=True)
 class KVCost:
-    """One KV cache of a unit: bytes per token at the workload's KV dtype, and its window."""
+    """One KV cache of a unit: bytes per token at the workload's KV dtype, and its window.
+
+    A compressed cache (``tokens_per_entry`` > 1) adds ``bytes_per_token`` bytes once per that
+    many tokens; ``state_bytes`` are held per sequence whatever its length (linear-attention
+    state), so they reach the solver's memory as a per-sequence constant."""
 
     name: str
     bytes_per_token: int
     window: int = 0  # 0 = holds the whole context
+    tokens_per_entry: int = 1
+    state_bytes: int = 0
 
     def bytes_for(self, context_tokens: int) -> int:
         tokens = min(context_tokens, self.window) if self.window else context_tokens
-        return self.bytes_per_token * tokens
+        return self.bytes_per_token * (tokens // self.tokens_per_entry) + self.state_bytes
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,14 @@ class UnitCost:
 
     @property
     def kv_bytes_per_token(self) -> int:
-        return sum(k.bytes_per_token for k in self.kv)
+        """Bytes per token of context (a compressed cache's entry spread over its tokens, rounded
+        down; per-sequence state excluded: see ``kv_state_bytes``)."""
+        return sum(k.bytes_per_token // k.tokens_per_entry for k in self.kv)
+
+    @property
+    def kv_state_bytes(self) -> int:
+        """Bytes each sequence holds whatever its length (linear-attention state)."""
+        return sum(k.state_bytes for k in self.kv)
 
     def kv_bytes(self, context_tokens: int) -> int:
         """KV bytes of one sequence holding ``context_tokens`` tokens (windows capped)."""

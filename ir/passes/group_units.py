@@ -11,8 +11,9 @@ How the structure is found (names are never needed; scopes only name experts):
    integer ids) and follows data edges, except edges out of ``Shape`` nodes.
 2. Dominators of the logits' producer in that flow form the *residual chain*: values every
    activation path passes through (the residual stream after each add, the final norm).
-3. Attention cores (an ``attention`` node, or a Softmax whose output feeds a MatMul with an
-   activation) mark the layers; residual adds on the chain mark where each layer ends.
+3. Attention cores (an ``attention`` node, a Softmax whose output feeds a MatMul with an
+   activation, or the producer of a value the graph declares as a KV cache or recurrent state)
+   mark the layers; residual adds on the chain mark where each layer ends.
 4. A node off the chain belongs with the chain node that follows its deepest chain dominator.
    Nodes outside the flow (shape arithmetic, masks, rotary tables, past-KV concats' shape
    parts) go to the earliest unit that consumes them, so units stay connected and acyclic.
@@ -202,7 +203,11 @@ def _analyze_structure(graph: Graph) -> Structure:
         reachable.add(node.name)
         idom[node.name] = dom
         depth[node.name] = depth[dom] + 1
-    cores = [n.name for n in graph.nodes if n.name in reachable and is_attention_core(graph, n)]
+    # A value the graph declares as cached per sequence (a frontend's KV cache or recurrent
+    # state) marks its layer too: linear-attention layers have no softmax to find.
+    cached = {producers[kv.value].name for kv in graph.kv_caches if kv.value in producers}
+    cores = [n.name for n in graph.nodes
+             if n.name in reachable and (n.name in cached or is_attention_core(graph, n))]
     sink = _find_sink(graph, reachable, set(cores), order)
     chain: list[str] = []
     cur = sink
@@ -350,10 +355,12 @@ def _assign_reachable(s: Structure, granularity: str) -> tuple[dict[str, str], l
     if not s.cores or not s.chain:
         return {n: "model" for n in s.reachable}, [Unit("model", UnitKind.OTHER)]
     pos = s.chain_pos
-    seg: dict[str, int] = {}
+    # Chain position of each node's deepest chain dominator; -1 for nodes that come before the
+    # chain (GPT-2's token and position gathers, whose sum starts the chain): they go with it.
+    seg: dict[str, int] = {"": -1}
     for node in s.graph.nodes:
         if node.name in s.reachable:
-            seg[node.name] = pos[node.name] if node.name in pos else seg.get(s.idom[node.name], 0)
+            seg[node.name] = pos[node.name] if node.name in pos else seg.get(s.idom[node.name], -1)
     last = len(s.chain) - 1
     starts = sorted({seg[c] for c in s.cores})  # chain position of the stream entering each layer
     adds = [i for i, n in enumerate(s.chain) if _is_residual_add(s, n)]

@@ -38,6 +38,7 @@ from placer.ir.attrs import (
     SplitAttrs,
     SqueezeAttrs,
     TopKAttrs,
+    TransposeAttrs,
 )
 from placer.ir.symbolic import Dim
 
@@ -51,9 +52,14 @@ class _Emitter:
         self.b = GraphBuilder(name)
         self.act = act
         self.quant = quant
+        self.input_ids = ""     # graph inputs, set by build_graph
+        self.positions = ""
+        self.vocab = 0
 
-    def param(self, name: str, shape: tuple[int, ...]) -> str:
-        dtype, nbytes = self.quant.storage(name, shape)
+    def param(self, name: str, shape: tuple[int, ...], checkpoint: tuple[int, ...] | None = None) -> str:
+        """A parameter stored as ``shape``; ``checkpoint`` is its 2-D shape in the checkpoint when
+        that differs (a grouped projection), which decides its quantized storage."""
+        dtype, nbytes = self.quant.storage(name, checkpoint or shape)
         return self.b.weight(name, TensorType(dtype, shape), role=WeightRole.PARAMETER, nbytes=nbytes)
 
     def const(self, name: str, value: np.ndarray, dtype: DType) -> str:
@@ -101,6 +107,7 @@ def build_graph(spec: ModelSpec, quant: Quantization, name: str) -> Graph:
     e = _Emitter(name, act, quant)
     nm = spec.naming
     ids = e.b.input("input_ids", TensorType(DType.INT64, (BATCH, SEQ)))
+    e.input_ids, e.vocab = ids, spec.vocab_size
     needs_positions = bool(spec.max_positions) or any(l.attention.rope for l in spec.layers)
     positions = e.b.input("position_ids", TensorType(DType.INT64, (BATCH, SEQ))) if needs_positions else ""
     table = e.param(f"{nm.embed}.weight", (spec.vocab_size, spec.hidden_size))
@@ -109,6 +116,12 @@ def build_graph(spec: ModelSpec, quant: Quantization, name: str) -> Graph:
         wpe = e.param(f"{nm.positions}.weight", (spec.max_positions, spec.hidden_size))
         p = e.op(OpKind.GATHER, [wpe, positions], e.act3(spec.hidden_size), nm.positions, AxisAttrs(0))
         h = e.op(OpKind.ADD, [h, p], e.act3(spec.hidden_size), nm.positions)
+    e.positions = positions
+    if spec.hc_mult:  # DeepSeek-V4: hyper-connected residual streams, its own layer structure
+        from placer.frontends.hf_builder_v4 import build_v4_layers
+
+        h = build_v4_layers(e, h, spec)
+        return _finish(e, h, spec, table)
     rope = _rotary_tables(e, spec, positions) if spec.rope_dim and needs_positions else ("", "")
     for i, layer in enumerate(spec.layers):
         scope = f"{nm.layers}.{i}"
@@ -122,6 +135,13 @@ def build_graph(spec: ModelSpec, quant: Quantization, name: str) -> Graph:
         else:
             m = _mlp(e, x, layer.mlp, mlp_scope, spec.hidden_size)
         h = e.op(OpKind.ADD, [h, m], e.act3(spec.hidden_size), scope)
+    return _finish(e, h, spec, table)
+
+
+def _finish(e: _Emitter, h: str, spec: ModelSpec, table: str) -> Graph:
+    """Final norm and LM head."""
+    nm = spec.naming
+    act = e.act
     h = e.norm(h, spec.hidden_size, nm.final_norm, spec)
     if spec.tie_embeddings:
         w = e.op(OpKind.TRANSPOSE, [table], (spec.hidden_size, spec.vocab_size), nm.head)
@@ -133,12 +153,13 @@ def build_graph(spec: ModelSpec, quant: Quantization, name: str) -> Graph:
     return e.b.build()
 
 
-def _rotary_tables(e: _Emitter, spec: ModelSpec, positions: str) -> tuple[str, str]:
+def _rotary_tables(e: _Emitter, spec: ModelSpec, positions: str, scope: str = "",
+                   theta: float = 0.0) -> tuple[str, str]:
     """cos and sin ``f32[batch, seq, rope_dim/2]`` from the positions, computed once (as HF's
     ``rotary_emb`` does) and read by every layer's rotary embedding."""
-    scope = spec.naming.rotary
+    scope = scope or spec.naming.rotary
     half = spec.rope_dim // 2
-    inv_freq = _inv_freq(spec)
+    inv_freq = _inv_freq(spec, theta)
     table = e.const(f"{scope}.inv_freq", inv_freq.reshape(1, half), DType.FLOAT32)
     f32 = DType.FLOAT32
     pos = e.op(OpKind.CAST, [positions], (BATCH, SEQ), scope, CastAttrs(to=f32), dtype=f32)
@@ -149,11 +170,11 @@ def _rotary_tables(e: _Emitter, spec: ModelSpec, positions: str) -> tuple[str, s
     return cos, sin
 
 
-def _inv_freq(spec: ModelSpec) -> np.ndarray:
+def _inv_freq(spec: ModelSpec, theta: float = 0.0) -> np.ndarray:
     """Rotary inverse frequencies; Llama-3's frequency-dependent scaling is applied, other
     scalings (YaRN) change only values, not shapes or costs, and are left at the default."""
     d = spec.rope_dim
-    inv = 1.0 / (spec.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
+    inv = 1.0 / ((theta or spec.rope_theta) ** (np.arange(0, d, 2, dtype=np.float64) / d))
     s = spec.rope_scaling or {}
     if s.get("rope_type") == "llama3":
         factor, lo, hi = float(s["factor"]), float(s["low_freq_factor"]), float(s["high_freq_factor"])
@@ -168,9 +189,11 @@ def _inv_freq(spec: ModelSpec) -> np.ndarray:
 
 
 def _rotary(e: _Emitter, x: str, heads: int, width: int, scope: str, interleaved: bool,
-            rope: tuple[str, str]) -> str:
+            rope: tuple[str, str], rotary_dim: int = 0) -> str:
+    """ONNX RotaryEmbedding; ``rotary_dim`` (partial rotary) rotates that many dims of each head."""
+    partial = rotary_dim if rotary_dim and rotary_dim < width // heads else 0
     return e.op(OpKind.ROTARY_EMBEDDING, [x, rope[0], rope[1]], e.act3(width), scope,
-                RotaryAttrs(interleaved=interleaved, num_heads=heads))
+                RotaryAttrs(interleaved=interleaved, num_heads=heads, rotary_embedding_dim=partial))
 
 
 def _head_norm(e: _Emitter, x: str, heads: int, dim: int, module: str, spec: ModelSpec) -> str:
@@ -190,6 +213,10 @@ def _attention(e: _Emitter, x: str, a: AttentionSpec, scope: str, spec: ModelSpe
                rope: tuple[str, str]) -> str:
     if a.kind is AttentionKind.MLA:
         return _mla(e, x, a, scope, spec, rope)
+    if a.kind is AttentionKind.LINEAR:
+        from placer.frontends.hf_builder_linear import linear_attention
+
+        return linear_attention(e, x, a, scope, spec)
     hidden = spec.hidden_size
     q_w, kv_w = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
     if a.kind is AttentionKind.FUSED_QKV:
@@ -197,17 +224,31 @@ def _attention(e: _Emitter, x: str, a: AttentionSpec, scope: str, spec: ModelSpe
         q, k, v = e.multi(OpKind.SPLIT, [qkv], [TensorType(e.act, e.act3(q_w))] * 3, f"{scope}.c_attn",
                           SplitAttrs(axis=-1, num_outputs=3))
         out_module = f"{scope}.c_proj"
+    elif a.output_gate:  # Qwen3-Next: per head [query | gate] from one q_proj
+        q2 = e.linear(x, hidden, 2 * q_w, f"{scope}.q_proj", a.qkv_bias)
+        q4 = e.reshape(q2, (BATCH, SEQ, a.num_heads, 2 * a.head_dim), [0, 0, a.num_heads, 2 * a.head_dim],
+                       scope)
+        half = TensorType(e.act, (BATCH, SEQ, a.num_heads, a.head_dim))
+        q4, g4 = e.multi(OpKind.SPLIT, [q4], [half, half], scope, SplitAttrs(axis=3, num_outputs=2))
+        q = e.reshape(q4, e.act3(q_w), [0, 0, q_w], scope)
+        gate = e.reshape(g4, e.act3(q_w), [0, 0, q_w], scope)
+        k = e.linear(x, hidden, kv_w, f"{scope}.k_proj", a.qkv_bias)
+        v = e.linear(x, hidden, kv_w, f"{scope}.v_proj", a.qkv_bias)
+        out_module = f"{scope}.o_proj"
     else:
         q = e.linear(x, hidden, q_w, f"{scope}.q_proj", a.qkv_bias)
         k = e.linear(x, hidden, kv_w, f"{scope}.k_proj", a.qkv_bias)
         v = e.linear(x, hidden, kv_w, f"{scope}.v_proj", a.qkv_bias)
         out_module = f"{scope}.o_proj"
-    if a.qk_norm:
+    if a.qk_norm and a.qk_norm_whole:  # MiniMax-M2: one RMSNorm over all heads
+        q = e.norm(q, q_w, f"{scope}.q_norm", spec)
+        k = e.norm(k, kv_w, f"{scope}.k_norm", spec)
+    elif a.qk_norm:
         q = _head_norm(e, q, a.num_heads, a.head_dim, f"{scope}.q_norm", spec)
         k = _head_norm(e, k, a.num_kv_heads, a.head_dim, f"{scope}.k_norm", spec)
     if a.rope:
-        q = _rotary(e, q, a.num_heads, q_w, scope, a.rope_interleaved, rope)
-        k = _rotary(e, k, a.num_kv_heads, kv_w, scope, a.rope_interleaved, rope)
+        q = _rotary(e, q, a.num_heads, q_w, scope, a.rope_interleaved, rope, a.rotary_dim)
+        k = _rotary(e, k, a.num_kv_heads, kv_w, scope, a.rope_interleaved, rope, a.rotary_dim)
     _declare_kv(e, scope, [("key", k, kv_w), ("value", v, kv_w)], a.window)
     inputs = [q, k, v]
     if a.sinks:
@@ -217,6 +258,8 @@ def _attention(e: _Emitter, x: str, a: AttentionSpec, scope: str, spec: ModelSpe
     attrs = AttentionAttrs(is_causal=True, q_num_heads=a.num_heads, kv_num_heads=a.num_kv_heads,
                            scale=a.head_dim ** -0.5, window=a.window)
     y = e.op(OpKind.ATTENTION, inputs, e.act3(q_w), scope, attrs)
+    if a.output_gate:
+        y = e.op(OpKind.MUL, [y, e.op(OpKind.SIGMOID, [gate], e.act3(q_w), scope)], e.act3(q_w), scope)
     return e.linear(y, q_w, hidden, out_module, a.o_bias)
 
 
@@ -226,9 +269,10 @@ def _mla(e: _Emitter, x: str, a: AttentionSpec, scope: str, spec: ModelSpec, rop
     hidden, nh = spec.hidden_size, a.num_heads
     nope, rd, vd, rank = a.qk_nope_head_dim, a.qk_rope_head_dim, a.v_head_dim, a.kv_lora_rank
     qk = nope + rd
+    q_low = ""
     if a.q_lora_rank:
         q = e.linear(x, hidden, a.q_lora_rank, f"{scope}.q_a_proj", a.qkv_bias)
-        q = e.norm(q, a.q_lora_rank, f"{scope}.q_a_layernorm", spec)
+        q = q_low = e.norm(q, a.q_lora_rank, f"{scope}.q_a_layernorm", spec)
         q = e.linear(q, a.q_lora_rank, nh * qk, f"{scope}.q_b_proj", False)
     else:
         q = e.linear(x, hidden, nh * qk, f"{scope}.q_proj", False)
@@ -263,8 +307,42 @@ def _mla(e: _Emitter, x: str, a: AttentionSpec, scope: str, spec: ModelSpec, rop
     k = e.reshape(k4, e.act3(nh * qk), [0, 0, nh * qk], scope)
     v = e.reshape(v4, e.act3(nh * vd), [0, 0, nh * vd], scope)
     attrs = AttentionAttrs(is_causal=True, q_num_heads=nh, kv_num_heads=nh, scale=qk ** -0.5, window=a.window)
-    y = e.op(OpKind.ATTENTION, [q, k, v], e.act3(nh * vd), scope, attrs)
+    inputs = [q, k, v]
+    if a.index_heads:  # GLM-5 (DSA): the indexer's scores select the keys each query sees
+        inputs.append(_indexer(e, x, q_low, a, scope, spec, rope))
+    # Layers whose indexer is "shared" reuse the last indexer's top-k indices (a few thousand
+    # integers per token); that cross-layer edge is not drawn, so that layers stay separable.
+    y = e.op(OpKind.ATTENTION, inputs, e.act3(nh * vd), scope, attrs)
     return e.linear(y, nh * vd, hidden, f"{scope}.o_proj", a.o_bias)
+
+
+def _indexer(e: _Emitter, x: str, q_low: str, a: AttentionSpec, scope: str, spec: ModelSpec,
+             rope: tuple[str, str]) -> str:
+    """DSA's lightning indexer: per-head ReLU(q . k) weighted by a projection of x, summed over
+    heads: one score per (query, key), the additive attention bias ``[batch, 1, seq, seq]``.
+    Its keys (``index_head_dim`` per token) are cached."""
+    s, ih, idim, hidden = f"{scope}.indexer", a.index_heads, a.index_head_dim, spec.hidden_size
+    q = e.linear(q_low or x, a.q_lora_rank or hidden, ih * idim, f"{s}.wq_b", False)
+    q = _rotary(e, q, ih, ih * idim, s, True, rope, a.qk_rope_head_dim)
+    k = e.linear(x, hidden, idim, f"{s}.wk", False)
+    w, b = e.param(f"{s}.k_norm.weight", (idim,)), e.param(f"{s}.k_norm.bias", (idim,))
+    k = e.op(OpKind.LAYER_NORM, [k, w, b], e.act3(idim), s, NormAttrs(epsilon=1e-6))
+    k = _rotary(e, k, 1, idim, s, True, rope, a.qk_rope_head_dim)
+    _declare_kv(e, scope, [("index_key", k, idim)], a.window)
+    return index_scores(e, q, k, e.linear(x, hidden, ih, f"{s}.weights_proj", False), ih, idim, s)
+
+
+def index_scores(e: _Emitter, q: str, k: str, weights: str, heads: int, dim: int, scope: str) -> str:
+    """sum_h w[t, h] * ReLU(q[t, h] . k[s]) as ``[batch, 1, seq, keys]`` (an attention bias)."""
+    q4 = e.reshape(q, (BATCH, SEQ, heads, dim), [0, 0, heads, dim], scope)
+    k4 = e.op(OpKind.UNSQUEEZE, [k], (BATCH, 1, SEQ, dim), scope, SqueezeAttrs(axes=(1,)))
+    kt = e.op(OpKind.TRANSPOSE, [k4], (BATCH, 1, dim, SEQ), scope, TransposeAttrs(perm=(0, 1, 3, 2)))
+    sc = e.op(OpKind.MATMUL, [q4, kt], (BATCH, SEQ, heads, SEQ), scope)
+    sc = e.op(OpKind.RELU, [sc], (BATCH, SEQ, heads, SEQ), scope)
+    w4 = e.op(OpKind.UNSQUEEZE, [weights], (BATCH, SEQ, heads, 1), scope, SqueezeAttrs(axes=(3,)))
+    sc = e.op(OpKind.MUL, [sc, w4], (BATCH, SEQ, heads, SEQ), scope)
+    sc = e.op(OpKind.REDUCE_SUM, [sc], (BATCH, SEQ, SEQ), scope, ReduceAttrs(axes=(2,), keepdims=False))
+    return e.op(OpKind.UNSQUEEZE, [sc], (BATCH, 1, SEQ, SEQ), scope, SqueezeAttrs(axes=(1,)))
 
 
 def _mlp(e: _Emitter, x: str, m: MlpSpec, scope: str, hidden: int) -> str:
@@ -287,8 +365,13 @@ def _router(e: _Emitter, x: str, m: MoeSpec, scope: str, hidden: int) -> tuple[s
     kk = e.const(f"{r}.k", np.array([k], dtype=np.int64), DType.INT64)
     idx_t = TensorType(DType.INT64, (BATCH, SEQ, k))
     val_t = TensorType(e.act, (BATCH, SEQ, k))
-    if m.router_buffer:  # DeepSeek: sigmoid scores, bias-corrected choice, weights from the scores
-        scores = e.op(OpKind.SIGMOID, [logits], e.act3(E), r)
+    if m.hash_routing:  # DeepSeek-V4 hash layers: experts fixed per token id, weights from scores
+        scores = _scores(e, logits, m, r, E)
+        table = e.b.weight(f"{r}.tid2eid", TensorType(DType.INT64, (e.vocab, k)), role=WeightRole.CONSTANT)
+        idx = e.op(OpKind.GATHER, [table, e.input_ids], (BATCH, SEQ, k), r, AxisAttrs(0), dtype=DType.INT64)
+        weights = e.op(OpKind.GATHER_ELEMENTS, [scores, idx], (BATCH, SEQ, k), r, AxisAttrs(-1))
+    elif m.router_buffer:  # DeepSeek: sigmoid scores, bias-corrected choice, weights from the scores
+        scores = _scores(e, logits, m, r, E)
         bias = e.b.weight(f"{r}.e_score_correction_bias", TensorType(DType.FLOAT32, (E,)),
                           role=WeightRole.CONSTANT)
         choice = e.op(OpKind.ADD, [scores, bias], e.act3(E), r)
@@ -315,6 +398,16 @@ def _router(e: _Emitter, x: str, m: MoeSpec, scope: str, hidden: int) -> tuple[s
                    SplitAttrs(axis=-1, num_outputs=E))
 
 
+def _scores(e: _Emitter, logits: str, m: MoeSpec, scope: str, experts: int) -> str:
+    """Router scores: sigmoid, or DeepSeek-V4's sqrt(softplus(logits))."""
+    if m.score != "sqrtsoftplus":
+        return e.op(OpKind.SIGMOID, [logits], e.act3(experts), scope)
+    one = e.const(f"{scope}.one", np.array(1.0, dtype=np.float32), e.act)
+    t = e.op(OpKind.EXP, [logits], e.act3(experts), scope)
+    t = e.op(OpKind.LOG, [e.op(OpKind.ADD, [t, one], e.act3(experts), scope)], e.act3(experts), scope)
+    return e.op(OpKind.SQRT, [t], e.act3(experts), scope)
+
+
 def _expert(e: _Emitter, x: str, m: MoeSpec, scope: str, hidden: int) -> str:
     inter = m.expert_intermediate
     if m.fused_gate_up:
@@ -339,5 +432,8 @@ def _moe(e: _Emitter, x: str, m: MoeSpec, scope: str, hidden: int) -> str:
         acc = e.op(OpKind.ADD, [acc, y], e.act3(hidden), xs) if acc else y
     if m.shared is not None:
         s = _mlp(e, x, m.shared, f"{scope}.{m.shared_name}", hidden)
+        if m.shared_gate:  # Qwen3-Next: sigmoid(x W_g) scales the shared expert
+            g = e.linear(x, hidden, 1, f"{scope}.shared_expert_gate", False)
+            s = e.op(OpKind.MUL, [s, e.op(OpKind.SIGMOID, [g], e.act3(1), scope)], e.act3(hidden), scope)
         acc = e.op(OpKind.ADD, [acc, s], e.act3(hidden), scope)
     return acc

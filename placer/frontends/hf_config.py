@@ -26,11 +26,13 @@ from typing import Any
 from placer.errors import UserError
 from placer.frontends.hf_builder import build_graph
 from placer.frontends.hf_families import FAMILIES, ModelSpec, read_spec
+from placer.frontends.hf_families_new import NEW_FAMILIES
 from placer.frontends.hf_quant import Quantization, read_quantization
 from placer.frontends.hf_reader import ConfigReader
 from placer.ir import Graph, VerificationError, verify
 from placer.validate import parse_json, read_text
 
+FAMILIES.update(NEW_FAMILIES)  # the newer families build on hf_families' readers
 SUPPORTED_FAMILIES = tuple(sorted(FAMILIES))
 
 
@@ -57,7 +59,8 @@ def read_model_spec(path_or_dict: ConfigSource) -> tuple[ModelSpec, Quantization
     spec = read_spec(reader)
     text = reader.sub("text_config")
     quant_reader = reader if reader.has("quantization_config") or text is None else text
-    return spec, read_quantization(quant_reader, spec.dtype)
+    return spec, read_quantization(quant_reader, spec.dtype, fp32=spec.fp32_params,
+                                   unquantized=spec.unquantized, expert_dtype=spec.expert_dtype)
 
 
 def from_config(path_or_dict: ConfigSource, *, name: str | None = None) -> Graph:

@@ -21,6 +21,39 @@ class AttentionKind(enum.Enum):
     GQA = "gqa"          # separate q/k/v projections, grouped KV heads
     FUSED_QKV = "fused"  # GPT-2's c_attn: one [H, 3H] projection
     MLA = "mla"          # DeepSeek's multi-head latent attention
+    LINEAR = "linear"    # Qwen3-Next's gated DeltaNet: a fixed-size recurrent state, no KV
+    COMPRESSED = "compressed"  # DeepSeek-V4: shared-KV MQA, sliding window + compressed KV
+
+
+@dataclass(frozen=True)
+class LinearAttentionSpec:
+    """A gated DeltaNet layer (``linear_attn``): fused or split input projections, a causal
+    depthwise convolution over q/k/v, and a per-value-head recurrent state."""
+
+    key_heads: int
+    value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int
+    split_projections: bool = False  # Qwen3.5: in_proj_qkv/z/b/a; Qwen3-Next: in_proj_qkvz/ba
+
+    @property
+    def conv_dim(self) -> int:
+        return 2 * self.key_heads * self.key_head_dim + self.value_heads * self.value_head_dim
+
+
+@dataclass(frozen=True)
+class CompressedAttentionSpec:
+    """DeepSeek-V4 attention: grouped low-rank output projection and, unless ``compress`` is 0
+    (sliding-window-only layers), a compressor pooling every ``compress`` tokens into one KV
+    entry; CSA layers (``indexer``) pool two overlapping series and run a lightning indexer."""
+
+    compress: int = 0
+    indexer: bool = False
+    o_groups: int = 1
+    o_lora_rank: int = 0
+    index_heads: int = 0
+    index_head_dim: int = 0
 
 
 @dataclass(frozen=True)
@@ -41,6 +74,13 @@ class AttentionSpec:
     qk_rope_head_dim: int = 0
     qk_nope_head_dim: int = 0
     v_head_dim: int = 0
+    rotary_dim: int = 0         # partial rotary: dims rotated per head (0 = all of head_dim)
+    qk_norm_whole: bool = False  # MiniMax-M2: q_norm/k_norm over all heads at once, not per head
+    output_gate: bool = False   # Qwen3-Next: q_proj also yields a sigmoid gate on the output
+    index_heads: int = 0        # GLM-5 (DSA): lightning-indexer heads on this layer (0 = none)
+    index_head_dim: int = 0
+    linear: LinearAttentionSpec | None = None
+    compressed: CompressedAttentionSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +102,9 @@ class MoeSpec:
     router_name: str = "gate"
     router_bias: bool = False
     router_buffer: bool = False      # DeepSeek's e_score_correction_bias (a buffer, not a parameter)
-    score: str = "softmax"           # "softmax" or "sigmoid" on the router logits
+    score: str = "softmax"           # "softmax", "sigmoid" or "sqrtsoftplus" on the router logits
+    hash_routing: bool = False       # DeepSeek-V4 hash layers: experts from a tid2eid[token] table
+    shared_gate: bool = False        # Qwen3-Next: a sigmoid gate [H, 1] on the shared expert
     fused_gate_up: bool = False      # gpt-oss: one gate_up_proj [H, 2I] with biases per expert
     expert_bias: bool = False
     shared: MlpSpec | None = None
@@ -106,6 +148,11 @@ class ModelSpec:
     rope_dim: int = 0                # rotary dims (0: no rotary anywhere)
     rope_scaling: dict | None = None
     dtype: str = "bfloat16"
+    hc_mult: int = 0                 # DeepSeek-V4 hyper-connections: residual streams (0 = plain)
+    compress_rope_theta: float = 0.0  # DeepSeek-V4: rotary base of the compressed layers
+    fp32_params: tuple[str, ...] = ()   # parameter-name patterns the checkpoint keeps in float32
+    unquantized: tuple[str, ...] = ()   # module patterns a quantized checkpoint leaves unquantized
+    expert_dtype: str = ""           # DeepSeek-V4: "fp4" routed experts in an fp8 checkpoint
 
 
 FamilyReader = Callable[[ConfigReader], ModelSpec]
@@ -136,6 +183,19 @@ def _rope(r: ConfigReader) -> dict:
     if params is not None and not isinstance(params, dict):
         raise r.fail("rope_scaling", f"must be a JSON object or null, got {params!r}")
     return dict(rope_theta=theta or 10000.0, rope_scaling=params)
+
+
+def _rotary_dim(r: ConfigReader, head_dim: int, default_factor: float = 1.0) -> int:
+    """Rotated dims per head: ``partial_rotary_factor`` (top level or in ``rope_parameters``)
+    or MiniMax's ``rotary_dim``; the whole head by default."""
+    if r.has("rotary_dim"):
+        return r.int("rotary_dim")
+    params = r.raw("rope_parameters")
+    factor = r.float("partial_rotary_factor", 0.0)
+    nested = params.get("partial_rotary_factor") if isinstance(params, dict) else None
+    if not factor and isinstance(nested, (int, float)):
+        factor = float(nested)
+    return int(head_dim * (factor or default_factor))
 
 
 def _dtype(r: ConfigReader) -> str:
@@ -309,18 +369,24 @@ def read_gpt_oss(r: ConfigReader) -> ModelSpec:
                      **common, **_rope(r))
 
 
-def read_deepseek_v3(r: ConfigReader) -> ModelSpec:
+_DEEPSEEK_V3_DEFAULTS = dict(qk_nope_head_dim=128, v_head_dim=128, q_lora_rank=1536)
+
+
+def read_deepseek_v3(r: ConfigReader, family: str = "deepseek_v3",
+                     defaults: dict[str, int] = _DEEPSEEK_V3_DEFAULTS) -> ModelSpec:
     """DeepSeek-V3. The multi-token-prediction layers (``num_nextn_predict_layers``) are not
     built: transformers' DeepseekV3ForCausalLM does not build them either, and a server uses
-    them only for speculative decoding, so the published 671B (not 685B) is what gets placed."""
+    them only for speculative decoding, so the published 671B (not 685B) is what gets placed.
+    ``defaults`` are the config class's for the MLA dims (GLM-5 differs from DeepSeek-V3)."""
     common = _common(r)
     n = r.int("num_hidden_layers")
     heads = r.int("num_attention_heads")
     rope_dim = r.int("qk_rope_head_dim", 64)
-    nope = r.int("qk_nope_head_dim", 128)
-    v_dim = r.int("v_head_dim", 128)
-    # q_lora_rank null: queries use one q_proj (DeepSeek-V2-Lite); absent: transformers' 1536.
-    q_rank = 0 if "q_lora_rank" in r.data and not r.has("q_lora_rank") else r.int("q_lora_rank", 1536)
+    nope = r.int("qk_nope_head_dim", defaults["qk_nope_head_dim"])
+    v_dim = r.int("v_head_dim", defaults["v_head_dim"])
+    # q_lora_rank null: queries use one q_proj (DeepSeek-V2-Lite); absent: the config class's.
+    q_rank = 0 if "q_lora_rank" in r.data and not r.has("q_lora_rank") else r.int("q_lora_rank",
+                                                                                 defaults["q_lora_rank"])
     kv_rank = r.int("kv_lora_rank", 512)
     attn = AttentionSpec(AttentionKind.MLA, heads, heads, nope + rope_dim, o_bias=False,
                          qkv_bias=r.bool("attention_bias", False),
@@ -334,7 +400,7 @@ def read_deepseek_v3(r: ConfigReader) -> ModelSpec:
     first_dense = r.int("first_k_dense_replace", 3, minimum=0)
     dense = MlpSpec(r.int("intermediate_size"))
     layers = tuple(LayerSpec(attn, moe if i >= first_dense else dense) for i in range(n))
-    return ModelSpec("deepseek_v3", layers=layers, naming=Naming(), norm_eps=r.float("rms_norm_eps", 1e-6),
+    return ModelSpec(family, layers=layers, naming=Naming(), norm_eps=r.float("rms_norm_eps", 1e-6),
                      tie_embeddings=r.bool("tie_word_embeddings", False), rope_dim=rope_dim, dtype=_dtype(r),
                      **common, **_rope(r))
 
@@ -362,6 +428,6 @@ def read_spec(r: ConfigReader) -> ModelSpec:
         raise r.fail("model_type", f"{family!r} is not supported; supported: {', '.join(sorted(FAMILIES))}")
     spec = reader(r)
     if spec.rope_dim % 2 or any(l.attention.rope and spec.rope_dim == 0 for l in spec.layers
-                                if l.attention.kind is not AttentionKind.FUSED_QKV):
+                                if l.attention.kind not in (AttentionKind.FUSED_QKV, AttentionKind.LINEAR)):
         raise UserError(f"{r.source}: rotary dimension {spec.rope_dim} must be even and > 0")
     return spec

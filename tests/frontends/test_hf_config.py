@@ -97,6 +97,39 @@ TINY = {
         interleave_moe_layer_step=2,
     ),
 }
+_MOE_SMALL = dict(moe_intermediate_size=32, num_experts_per_tok=2)
+_LINEAR = dict(linear_num_value_heads=4, linear_num_key_heads=2, linear_key_head_dim=8,
+               linear_value_head_dim=16, linear_conv_kernel_dim=4)
+_V4_TYPES = ["sliding_attention", "compressed_sparse_attention", "heavily_compressed_attention",
+             "compressed_sparse_attention"]
+TINY.update({
+    "glm4_moe": dict(model_type="glm4_moe", **_BASE, **_MOE_SMALL, n_routed_experts=4,
+                     first_k_dense_replace=1, use_qk_norm=True, head_dim=16, attention_bias=True),
+    "minimax_m2": dict(model_type="minimax_m2", **{**_BASE, "intermediate_size": 32},
+                       num_local_experts=4, num_experts_per_tok=2, head_dim=16, rotary_dim=8),
+    "glm_moe_dsa": dict(model_type="glm_moe_dsa",
+                        **{**_BASE, "num_hidden_layers": 3, "num_key_value_heads": 4}, **_MOE_SMALL,
+                        n_routed_experts=4, first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16,
+                        qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16, index_head_dim=16,
+                        index_n_heads=2, index_topk=4, index_topk_pattern="FSF"),
+    "kimi_k2": dict(TINY["deepseek_v3"], model_type="kimi_k2"),
+    # No intermediate_size: transformers maps it onto moe_intermediate_size for this family.
+    "deepseek_v4": dict(model_type="deepseek_v4",
+                        **{**{k: v for k, v in _BASE.items() if k != "intermediate_size"},
+                           "num_hidden_layers": 4, "num_key_value_heads": 1},
+                        head_dim=32, qk_rope_head_dim=8, q_lora_rank=32, moe_intermediate_size=32,
+                        n_routed_experts=4, num_experts_per_tok=2, o_groups=2, o_lora_rank=16,
+                        index_n_heads=2, index_head_dim=16, index_topk=4, sliding_window=32, hc_mult=2,
+                        num_hash_layers=1, layer_types=_V4_TYPES,
+                        compress_rates={"compressed_sparse_attention": 4, "heavily_compressed_attention": 8}),
+    "qwen3_next": dict(model_type="qwen3_next", **{**_BASE, "num_hidden_layers": 4}, head_dim=16,
+                       **_MOE_SMALL, shared_expert_intermediate_size=48, num_experts=4, mlp_only_layers=[1],
+                       **_LINEAR),
+})
+TINY["kimi_k25"] = dict(model_type="kimi_k25", text_config=dict(TINY["kimi_k2"]))
+TINY["qwen3_5_moe"] = dict(model_type="qwen3_5_moe", text_config=dict(
+    model_type="qwen3_5_moe_text", **{**_BASE, "num_hidden_layers": 4}, head_dim=16, **_MOE_SMALL,
+    shared_expert_intermediate_size=48, num_experts=4, **_LINEAR))
 # The multimodal form: only text_config is placed.
 TINY["llama4"] = dict(
     model_type="llama4",
@@ -111,16 +144,23 @@ TINY["llama4"] = dict(
 )
 
 
+def _transformers_config(config: dict) -> tuple[str, dict]:
+    """The model type and fields transformers builds the (text) causal LM from: multimodal
+    configs place their text_config; Kimi-K2 is DeepSeek-V3 under another name."""
+    d = dict(config)
+    model_type = d.pop("model_type")
+    if model_type in ("llama4", "kimi_k25", "qwen3_5_moe"):
+        d = dict(d["text_config"])
+        model_type = d.pop("model_type")
+    d.pop("quantization_config", None)
+    return ("deepseek_v3" if model_type == "kimi_k2" else model_type), d
+
+
 def transformers_parameters(config: dict) -> int:
     """Parameters of transformers' causal LM for ``config``, built on the meta device."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    d = dict(config)
-    model_type = d.pop("model_type")
-    if model_type == "llama4":
-        d = dict(d["text_config"])
-        model_type = d.pop("model_type")
-    d.pop("quantization_config", None)
+    model_type, d = _transformers_config(config)
     cfg = transformers.AutoConfig.for_model(model_type, **d)
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(cfg)
@@ -255,13 +295,13 @@ MALFORMED = {k: ("n_layer" if k == "gpt2" else "num_hidden_layers") for k in TIN
 
 
 def _without(config: dict, field: str) -> dict:
-    if config["model_type"] == "llama4":
+    if "text_config" in config:
         return dict(config, text_config={k: v for k, v in config["text_config"].items() if k != field})
     return {k: v for k, v in config.items() if k != field}
 
 
 def _with(config: dict, field: str, value: object) -> dict:
-    if config["model_type"] == "llama4":
+    if "text_config" in config:
         return dict(config, text_config=dict(config["text_config"], **{field: value}))
     return dict(config, **{field: value})
 
@@ -287,7 +327,7 @@ def test_malformed_field_names_it(key: str) -> None:
         ({"num_key_value_heads": 3}, "num_key_value_heads"),
         ({"num_experts_per_tok": 9}, "num_experts_per_tok"),
         ({"tie_word_embeddings": "yes"}, "tie_word_embeddings"),
-        ({"quantization_config": {"quant_method": "awq"}}, "quant_method"),
+        ({"quantization_config": {"quant_method": "hqq"}}, "quant_method"),
         ({"quantization_config": {"quant_method": "fp8", "weight_block_size": [128]}}, "weight_block_size"),
     ],
 )
@@ -306,3 +346,60 @@ def test_unreadable_files(tmp_path) -> None:
     bad.write_text("[1, 2]")
     with pytest.raises(UserError, match="JSON object"):
         from_config(bad)
+
+
+# 23 tokens: below every sliding window of the tiny configs, and 23 mod 4 = 3, 23 mod 8 = 7, so
+# DeepSeek-V4's open compressor windows hold their most (the per-sequence state is at its bound).
+CACHE_TOKENS = 23
+NEW_FAMILIES = ("deepseek_v4", "glm4_moe", "glm_moe_dsa", "kimi_k2", "kimi_k25", "minimax_m2", "qwen3_next",
+                "qwen3_5_moe")
+
+
+def _tensors(obj: object):
+    torch = pytest.importorskip("torch")
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
+def transformers_cache_elements(config: dict, tokens: int) -> int:
+    """Elements of the cache tensors transformers holds after a forward pass over ``tokens``
+    tokens of one sequence (DynamicCache and the families' own cache layers). A tensor read as
+    both key and value (DeepSeek-V4's shared KV) counts once: its own cache layers store it once,
+    the generic sliding-window layer of its window-only layers stores two equal copies."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    model_type, d = _transformers_config(config)
+    cfg = transformers.AutoConfig.for_model(model_type, **d)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+    ids = torch.randint(0, cfg.vocab_size, (1, tokens))
+    with torch.no_grad():
+        out = model(input_ids=ids, use_cache=True)
+    cache = getattr(out, "cache", None) or out.past_key_values
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    total = 0
+    for layer in cache.layers:
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if isinstance(keys, torch.Tensor) and isinstance(values, torch.Tensor) \
+                and keys.shape == values.shape and keys.data_ptr() != values.data_ptr() \
+                and torch.equal(keys, values):
+            seen.add((values.data_ptr(), tuple(values.shape)))
+        for t in _tensors(vars(layer)):
+            key = (t.data_ptr(), tuple(t.shape))
+            if t.dim() >= 2 and key not in seen:
+                seen.add(key)
+                total += t.numel()
+    return total
+
+
+@pytest.mark.parametrize("key", NEW_FAMILIES)
+def test_cache_elements_equal_transformers_cache(key: str) -> None:
+    graph = from_config(TINY[key])
+    ours = sum(kv.elements_for(CACHE_TOKENS) for kv in graph.kv_caches)
+    assert ours == transformers_cache_elements(TINY[key], CACHE_TOKENS)
