@@ -126,7 +126,8 @@ def build_graph(spec: ModelSpec, quant: Quantization, name: str) -> Graph:
     for i, layer in enumerate(spec.layers):
         scope = f"{nm.layers}.{i}"
         x = e.norm(h, spec.hidden_size, f"{scope}.{nm.input_norm}", spec)
-        a = _attention(e, x, layer.attention, f"{scope}.{nm.attn}", spec, rope)
+        attn = nm.linear_attn if layer.attention.kind is AttentionKind.LINEAR else nm.attn
+        a = _attention(e, x, layer.attention, f"{scope}.{attn}", spec, rope)
         h = e.op(OpKind.ADD, [h, a], e.act3(spec.hidden_size), scope)
         x = e.norm(h, spec.hidden_size, f"{scope}.{nm.post_norm}", spec)
         mlp_scope = f"{scope}.{nm.mlp}"

@@ -125,6 +125,7 @@ class Naming:
     positions: str = ""              # learned position embedding (GPT-2's wpe)
     layers: str = "model.layers"
     attn: str = "self_attn"
+    linear_attn: str = "linear_attn"  # Qwen3-Next's gated DeltaNet layers
     mlp: str = "mlp"
     input_norm: str = "input_layernorm"
     post_norm: str = "post_attention_layernorm"

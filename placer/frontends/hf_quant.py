@@ -138,7 +138,7 @@ def read_quantization(r: ConfigReader, base_dtype: str, *, fp32: tuple[str, ...]
         return Quantization(base, "mxfp4", not_convert=not_convert, fp32=fp32)
     if method == "fp8":
         fmt = q.str("fmt", "e4m3")
-        if fmt != "e4m3":
+        if fmt not in ("e4m3", "float8_e4m3fn"):  # MiniMax-M2 spells out the torch dtype
             raise q.fail("fmt", f"{fmt!r} is not supported; placer reads fp8 e4m3 checkpoints")
         block = q.int_list("weight_block_size", [128, 128], minimum=1)
         if len(block) != 2:

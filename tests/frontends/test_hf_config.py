@@ -403,3 +403,118 @@ def test_cache_elements_equal_transformers_cache(key: str) -> None:
     graph = from_config(TINY[key])
     ours = sum(kv.elements_for(CACHE_TOKENS) for kv in graph.kv_caches)
     assert ours == transformers_cache_elements(TINY[key], CACHE_TOKENS)
+
+
+def _kv_sizes(graph) -> dict[str, tuple[int, int, int, int]]:
+    """name -> (elements per entry, tokens per entry, state elements, window)."""
+    return {kv.name: (kv.elements_per_token, kv.tokens_per_entry, kv.state_elements, kv.window)
+            for kv in graph.kv_caches}
+
+
+def test_kv_hand_formulas_new_families() -> None:
+    # DeepSeek-V4: K=V shared (head_dim 32) over the window; CSA: head_dim per 4 tokens, open
+    # window 2*(4-1)*2*32 kv+gate plus the overlap 2*4*32; its indexer the same at 16; HCA: per 8.
+    kv = _kv_sizes(from_config(TINY["deepseek_v4"]))
+    assert kv["model.layers.0.self_attn.kv"] == (32, 1, 0, 32)
+    assert kv["model.layers.1.self_attn.compressed"] == (32, 4, 2 * 3 * 64 + 2 * 4 * 32, 0)
+    assert kv["model.layers.1.self_attn.index_key"] == (16, 4, 2 * 3 * 32 + 2 * 4 * 16, 0)
+    assert kv["model.layers.2.self_attn.compressed"] == (32, 8, 2 * 7 * 32, 0)
+    assert len(kv) == 4 + 2 * 2 + 1
+    # Qwen3-Next: full layer 3 is GQA (2 KV heads x 16); linear layers hold a fixed state:
+    # conv (2*2*8 + 4*16 = 96 channels x 4 taps) + recurrent (4 value heads x 8 x 16).
+    kv = _kv_sizes(from_config(TINY["qwen3_next"]))
+    assert kv["model.layers.3.self_attn.key"] == (32, 1, 0, 0)
+    assert kv["model.layers.0.linear_attn.state"] == (0, 1, 96 * 4 + 4 * 8 * 16, 0)
+    assert sorted(kv) == ["model.layers.0.linear_attn.state", "model.layers.1.linear_attn.state",
+                          "model.layers.2.linear_attn.state", "model.layers.3.self_attn.key",
+                          "model.layers.3.self_attn.value"]
+    assert _kv_sizes(from_config(TINY["qwen3_5_moe"])) == kv
+    # GLM-5: MLA latent (16) + rope key (8); layers 0 and 2 index ("FSF") with a 16-wide key.
+    kv = _kv_sizes(from_config(TINY["glm_moe_dsa"]))
+    assert {k: v[0] for k, v in kv.items() if ".0." in k} == {
+        "model.layers.0.self_attn.latent": 16, "model.layers.0.self_attn.rope_key": 8,
+        "model.layers.0.self_attn.index_key": 16}
+    assert "model.layers.1.self_attn.index_key" not in kv and "model.layers.2.self_attn.index_key" in kv
+    # GQA families: 2 KV heads x head_dim 16, K and V.
+    for key in ("glm4_moe", "minimax_m2"):
+        kv = _kv_sizes(from_config(TINY[key]))
+        assert sum(v[0] for v in kv.values()) == 2 * 2 * 2 * 16
+
+
+def test_linear_state_is_per_sequence_in_the_cost_model() -> None:
+    from placer.cost_model import annotate_costs
+    from placer.pipeline import load_graph
+    from placer.targets import load_target
+    from placer.workload import Workload
+
+    costs = annotate_costs(load_graph(from_config(TINY["qwen3_next"])), load_target("wse3"),
+                           Workload(context_tokens=1000))
+    state = 3 * (96 * 4 + 4 * 8 * 16) * 2  # three linear layers, bf16
+    assert costs.kv_bytes_per_token == 2 * 2 * 16 * 2  # only the full-attention layer grows
+    for context in (1, 1000, 5000):
+        assert sum(u.kv_bytes(context) for u in costs.units) == state + context * 128
+    assert sum(u.kv_state_bytes for u in costs.units) == state
+
+
+def test_deepseek_v4_native_precisions() -> None:
+    config = dict(TINY["deepseek_v4"], hidden_size=256, expert_dtype="fp4",
+                  quantization_config={"quant_method": "fp8", "fmt": "e4m3", "scale_fmt": "ue8m0",
+                                       "weight_block_size": [128, 128]})
+    graph = from_config(config)
+    assert graph.parameter_count() == transformers_parameters(config)
+    w = graph.weights
+    assert w["model.layers.0.mlp.experts.1.up_proj.weight"].type.dtype is DType.MXFP4
+    q = w["model.layers.0.self_attn.q_a_proj.weight"]  # [256, 32]: 2 x 1 blocks, one byte each
+    assert q.type.dtype is DType.FP8_E4M3 and q.nbytes == 256 * 32 + 2
+    o = w["model.layers.0.self_attn.o_a_proj.weight"]  # checkpoint [2*16, 64]: one block
+    assert o.type.shape == (2, 64, 16) and o.nbytes == 2 * 64 * 16 + 1
+    for name in ("model.layers.0.attn_hc.fn", "model.layers.1.self_attn.compressor.position_bias",
+                 "model.layers.0.self_attn.sinks", "model.layers.0.input_layernorm.weight", "model.norm.weight",
+                 "model.hc_head.hc_fn", "model.layers.1.self_attn.kv_norm.weight"):
+        assert w[name].type.dtype is DType.FLOAT32, name
+    for name in ("model.layers.1.self_attn.compressor.kv_proj.weight", "model.layers.0.mlp.gate.weight",
+                 "model.layers.1.self_attn.compressor.indexer.scorer.weights_proj.weight", "lm_head.weight"):
+        assert w[name].type.dtype is DType.BFLOAT16, name
+
+
+_INT4 = {
+    "gptq": {"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": False, "sym": True},
+    "awq": {"quant_method": "awq", "bits": 4, "group_size": 32, "zero_point": True, "version": "gemm"},
+    "compressed-tensors": {
+        "quant_method": "compressed-tensors", "format": "pack-quantized", "ignore": ["lm_head", "re:.*mlp.gate$"],
+        "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
+            "num_bits": 4, "type": "int", "symmetric": True, "strategy": "group", "group_size": 32}}}},
+}
+
+
+@pytest.mark.parametrize("method", sorted(_INT4))
+def test_int4_checkpoints_count_packed_weights_scales_and_zeros(method: str) -> None:
+    config = dict(TINY["qwen3_moe"], quantization_config=_INT4[method])
+    graph = from_config(config)
+    assert graph.parameter_count() == transformers_parameters(config)
+    w = graph.weights
+    q = w["model.layers.0.self_attn.q_proj.weight"]  # [in 64, out 64]: 2 groups of 32 inputs
+    assert q.type.dtype is DType.INT4
+    packed, groups = 64 * 64 // 2, 2
+    expected = {
+        "gptq": packed + groups * 64 // 2 + groups * 64 * 2 + 64 * 4,  # qweight, qzeros, scales, g_idx
+        "awq": packed + groups * 64 // 2 + groups * 64 * 2,          # qweight, qzeros, scales
+        "compressed-tensors": packed + 64 * groups * 2 + 16,         # packed, scales, weight_shape
+    }[method]
+    assert q.nbytes == expected
+    assert w["model.layers.1.mlp.experts.0.down_proj.weight"].type.dtype is DType.INT4
+    for name in ("model.embed_tokens.weight", "lm_head.weight", "model.layers.1.mlp.gate.weight",
+                 "model.layers.0.input_layernorm.weight"):
+        assert w[name].type.dtype is DType.BFLOAT16, name
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"quant_method": "gptq", "bits": 8}, "bits"),
+    ({"quant_method": "compressed-tensors"}, "config_groups"),
+    ({"quant_method": "compressed-tensors", "config_groups": {"g": {"weights": {"num_bits": 8}}}}, "num_bits"),
+    ({"quant_method": "compressed-tensors", "ignore": ["re:("], "config_groups": {"g": {"weights": {}}}},
+     "ignore"),
+])
+def test_bad_int4_configs_name_the_field(change: dict, field: str) -> None:
+    with pytest.raises(UserError, match=field):
+        from_config(dict(TINY["llama"], quantization_config=change))
