@@ -25,6 +25,7 @@ class LoadedModel:
     graph: Graph
     name: str
     sha256: str
+    structure_warning: str = ""  # why grouping found fewer layers than the graph has ("" if none)
 
 
 PathArg = str | os.PathLike[str]
@@ -64,7 +65,16 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
             verify(graph, require_units=True)
         except VerificationError as e:
             raise UserError(f"{name}: {e.short}") from None
-    return LoadedModel(graph, name, sha)
+        from placer.ir.passes.group_units import grouping_shortfall
+
+        reason = "" if overrides else grouping_shortfall(graph)
+    if reason:
+        import warnings
+
+        from placer._warnings import PlacerWarning
+
+        warnings.warn(f"{name}: {reason}", PlacerWarning, stacklevel=2)
+    return LoadedModel(graph, name, sha, reason)
 
 
 def _import(model: Any) -> tuple[Graph, str, str]:

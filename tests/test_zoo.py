@@ -158,7 +158,8 @@ def test_cli_bad_config_exits_2_naming_the_field(tmp_path, field: str, value: ob
 def test_new_zoo_kv_and_state_bytes(graphs: dict) -> None:
     """KV bytes per token and per-sequence state (bf16) of the newer zoo models, by hand."""
     def per_token(name: str) -> int:
-        return sum(c.dtype.storage_bytes(c.elements_per_token) // c.tokens_per_entry for c in graphs[name].kv_caches)
+        return sum(c.dtype.storage_bytes(c.elements_per_token) // c.tokens_per_entry
+                   for c in graphs[name].kv_caches)
 
     def state(name: str) -> int:
         return sum(c.dtype.storage_bytes(c.state_elements) for c in graphs[name].kv_caches)

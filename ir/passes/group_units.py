@@ -451,6 +451,57 @@ def apply_unit_overrides(graph: Graph, rules: Sequence[UnitOverride]) -> Graph:
     return out
 
 
+# A decoder layer's index in a node scope or name: HF module paths (model.layers.3, h.3),
+# torch.onnx's /model/layers.3/..., Optimum's /model/layers.3/... and node names like layers_3_...
+_LAYER_NAME = re.compile(r"(?:^|[./_])(?:layers|layer|h|blocks|block)[./_](\d+)(?=$|[./_])")
+
+
+def _layer_index(node: Node) -> int | None:
+    for text in (node.scope, node.name):
+        m = _LAYER_NAME.search(text) if text else None
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def grouping_shortfall(graph: Graph) -> str:
+    """Why grouped ``graph`` has fewer layer units than its node names number decoder layers
+    (one line), or "" when it has as many or the names number none.
+
+    Layers are told apart by their attention cores and the residual stream between them; a
+    layer without a core (an architecture placer does not recognise) merges into a neighbour,
+    and a value crossing layers beside the residual stream hides a boundary.
+    """
+    layer_of = {n.name: _layer_index(n) for n in graph.nodes}
+    named = {i for i in layer_of.values() if i is not None}
+    found = len({u.layer for u in graph.units if u.layer >= 0})
+    if not named or found >= len(named):
+        return ""
+    s = analyze_structure(graph)
+    with_core = {layer_of[c] for c in s.cores if layer_of.get(c) is not None}
+    missing = sorted(named - with_core)
+    if missing:
+        why = (f"no attention core (an Attention node, a Softmax whose output multiplies V, or a declared "
+               f"KV cache) was found in layer {_ranges(missing)}, so it was merged with its neighbour")
+    else:
+        why = ("every layer has an attention core, but values other than the residual stream cross "
+               "layers, so some layer boundaries could not be found")
+    return (f"grouping found {found} decoder layer unit(s) but node names number {len(named)} layers: "
+            f"{why}; costs are per merged unit (pass --unit-overrides to set units by node name)")
+
+
+def _ranges(values: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"`` (at most a few groups)."""
+    groups: list[list[int]] = []
+    for v in values:
+        if groups and v == groups[-1][-1] + 1:
+            groups[-1].append(v)
+        else:
+            groups.append([v])
+    text = [f"{g[0]}-{g[-1]}" if len(g) > 1 else str(g[0]) for g in groups]
+    return ", ".join(text[:4]) + (f" and {len(text) - 4} more ranges" if len(text) > 4 else "")
+
+
 def _unit_range(graph: Graph) -> str:
     names = [u.name for u in graph.units]
     return ", ".join(names) if len(names) <= 6 else f"{', '.join(names[:3])}, ..., {names[-1]}"

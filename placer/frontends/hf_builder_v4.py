@@ -56,7 +56,8 @@ def build_v4_layers(e: _Emitter, h: str, spec: ModelSpec) -> str:
     used = {"compress" if layer.attention.compressed and layer.attention.compressed.compress else "main"
             for layer in spec.layers}
     thetas = {"main": spec.rope_theta, "compress": spec.compress_rope_theta}
-    ropes = {k: _rotary_tables(e, spec, e.positions, f"model.rotary_emb.{k}", thetas[k]) for k in sorted(used)}
+    ropes = {k: _rotary_tables(e, spec, e.positions, f"model.rotary_emb.{k}", thetas[k])
+             for k in sorted(used)}
     h1 = e.op(OpKind.UNSQUEEZE, [h], (BATCH, SEQ, 1, hidden), "model", SqueezeAttrs(axes=(2,)))
     copies = e.const("model.hc_copies", np.array([1, 1, n, 1], dtype=np.int64), DType.INT64)
     h4 = e.op(OpKind.EXPAND, [h1, copies], (BATCH, SEQ, n, hidden), "model")

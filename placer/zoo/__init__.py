@@ -32,7 +32,7 @@ ZOO_MODELS: tuple[str, ...] = (
 # (named here), checked against each other and against the model cards' parameter totals.
 ZOO_SOURCES: dict[str, str] = {
     "deepseek-v4-flash": "https://huggingface.co/deepseek-ai/DeepSeek-V4-Flash/blob/main/config.json "
-                         "(fields as quoted in public V4-Flash config fixtures; 284B total per the model card)",
+                         "(fields as quoted in public V4-Flash config fixtures; 284B total per the card)",
     "deepseek-v4-pro": "https://huggingface.co/deepseek-ai/DeepSeek-V4-Pro/blob/main/config.json "
                        "(a public copy of the full file; 1.6T total per the model card)",
     "glm-4.7": "https://huggingface.co/zai-org/GLM-4.7/blob/main/config.json (GLM-4.5/4.6 architecture; "

@@ -469,8 +469,8 @@ def test_deepseek_v4_native_precisions() -> None:
     o = w["model.layers.0.self_attn.o_a_proj.weight"]  # checkpoint [2*16, 64]: one block
     assert o.type.shape == (2, 64, 16) and o.nbytes == 2 * 64 * 16 + 1
     for name in ("model.layers.0.attn_hc.fn", "model.layers.1.self_attn.compressor.position_bias",
-                 "model.layers.0.self_attn.sinks", "model.layers.0.input_layernorm.weight", "model.norm.weight",
-                 "model.hc_head.hc_fn", "model.layers.1.self_attn.kv_norm.weight"):
+                 "model.layers.0.self_attn.sinks", "model.layers.0.input_layernorm.weight",
+                 "model.norm.weight", "model.hc_head.hc_fn", "model.layers.1.self_attn.kv_norm.weight"):
         assert w[name].type.dtype is DType.FLOAT32, name
     for name in ("model.layers.1.self_attn.compressor.kv_proj.weight", "model.layers.0.mlp.gate.weight",
                  "model.layers.1.self_attn.compressor.indexer.scorer.weights_proj.weight", "lm_head.weight"):
@@ -481,7 +481,8 @@ _INT4 = {
     "gptq": {"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": False, "sym": True},
     "awq": {"quant_method": "awq", "bits": 4, "group_size": 32, "zero_point": True, "version": "gemm"},
     "compressed-tensors": {
-        "quant_method": "compressed-tensors", "format": "pack-quantized", "ignore": ["lm_head", "re:.*mlp.gate$"],
+        "quant_method": "compressed-tensors", "format": "pack-quantized",
+        "ignore": ["lm_head", "re:.*mlp.gate$"],
         "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
             "num_bits": 4, "type": "int", "symmetric": True, "strategy": "group", "group_size": 32}}}},
 }
@@ -511,10 +512,25 @@ def test_int4_checkpoints_count_packed_weights_scales_and_zeros(method: str) -> 
 @pytest.mark.parametrize("change, field", [
     ({"quant_method": "gptq", "bits": 8}, "bits"),
     ({"quant_method": "compressed-tensors"}, "config_groups"),
-    ({"quant_method": "compressed-tensors", "config_groups": {"g": {"weights": {"num_bits": 8}}}}, "num_bits"),
+    ({"quant_method": "compressed-tensors", "config_groups": {"g": {"weights": {"num_bits": 8}}}},
+     "num_bits"),
     ({"quant_method": "compressed-tensors", "ignore": ["re:("], "config_groups": {"g": {"weights": {}}}},
      "ignore"),
 ])
 def test_bad_int4_configs_name_the_field(change: dict, field: str) -> None:
     with pytest.raises(UserError, match=field):
         from_config(dict(TINY["llama"], quantization_config=change))
+
+
+def test_grouping_shortfall_warns_and_says_why() -> None:
+    from placer._warnings import PlacerWarning
+    from placer.ir.passes.group_units import grouping_shortfall
+    from placer.pipeline import load_graph, load_model
+
+    # Without their declared state, Qwen3-Next's linear-attention layers have no attention core.
+    graph = from_config(TINY["qwen3_next"]).replace(kv_caches=())
+    with pytest.warns(PlacerWarning, match=r"found 1 decoder layer unit\(s\) but node names number 4 layers: "
+                                           r"no attention core .* in layer 0-2"):
+        loaded = load_model(graph)
+    assert "layer 0-2" in loaded.structure_warning and "\n" not in loaded.structure_warning
+    assert grouping_shortfall(load_graph(from_config(TINY["qwen3_next"]))) == ""  # and no warning
