@@ -75,7 +75,7 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
     tgt = opts.load_target()
     opts = opts.resolve(tgt)
     workload = opts.workload
-    cost, name, sha = _cost_of(model, tgt, workload, opts.granularity.value)
+    cost, name, sha, structure_warning = _cost_of(model, tgt, workload, opts.granularity.value)
     names = [u.name for u in cost.units]
     problem = build_problem(cost, tgt, opts, resolve_pins(opts.deployment.pins, names))
     check_pins(problem)
@@ -90,13 +90,14 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
         if opts.output.compare else ()
     provenance = Provenance(__version__, name, opts)
     plan = build_plan(cost, tgt, workload, problem, solution, ModelInfo(name, sha, cost.parameters,
-                      cost.weight_bytes, len(cost.units)), provenance)
+                      cost.weight_bytes, len(cost.units), structure_warning), provenance)
     return CompileResult(plan, cost, problem, solution, others)
 
 
-def _cost_of(model: Any, target: Target, workload: Workload, granularity: str) -> tuple[ModelCost, str, str]:
+def _cost_of(model: Any, target: Target, workload: Workload,
+             granularity: str) -> tuple[ModelCost, str, str, str]:
     if isinstance(model, ModelCost):
-        return model, model.model, hashlib.sha256(repr(model).encode()).hexdigest()
+        return model, model.model, hashlib.sha256(repr(model).encode()).hexdigest(), ""
     from placer.pipeline import load_model
 
     loaded = load_model(model, granularity=granularity)
@@ -105,7 +106,8 @@ def _cost_of(model: Any, target: Target, workload: Workload, granularity: str) -
     except ImportError:
         raise UserError("cost model not available in this build (placer.cost_model); "
                         "pass a ModelCost") from None
-    return annotate_costs(loaded.graph, target, workload), loaded.name, loaded.sha256
+    cost = annotate_costs(loaded.graph, target, workload)
+    return cost, loaded.name, loaded.sha256, loaded.structure_warning
 
 
 def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Problem, solution: Solution,

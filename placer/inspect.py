@@ -26,6 +26,7 @@ class Inspection:
     granularity: str
     cost: ModelCost
     options: dict[str, Any] = field(default_factory=dict)
+    structure_warning: str = ""  # why grouping found fewer layers than the graph has
 
 
 def inspect_model(model: Any, *, target: Target | str = "wse3", workload: Workload | None = None,
@@ -44,7 +45,8 @@ def inspect_model(model: Any, *, target: Target | str = "wse3", workload: Worklo
         target = load_target(target)
     loaded = load_model(model, granularity=granularity, unit_overrides=unit_overrides)
     cost = annotate_costs(loaded.graph, target, workload)
-    return Inspection(loaded.name, target, workload, granularity, cost)
+    return Inspection(loaded.name, target, workload, granularity, cost,
+                      structure_warning=loaded.structure_warning)
 
 
 def parse_workload(*, context: str | int = 8192, weights_dtype: str = "native",
@@ -116,7 +118,8 @@ def inspection_to_dict(result: Inspection) -> dict[str, Any]:
             "constant_bytes": u.constant_bytes,
             "kv_bytes_per_token": u.kv_bytes_per_token,
             "kv_bytes": u.kv_bytes(result.workload.context_tokens),
-            "kv_caches": [{"name": k.name, "bytes_per_token": k.bytes_per_token, "window": k.window}
+            "kv_caches": [{"name": k.name, "bytes_per_token": k.bytes_per_token, "window": k.window,
+                           "tokens_per_entry": k.tokens_per_entry, "state_bytes": k.state_bytes}
                           for k in u.kv],
             "decode_flops_per_token": u.decode.flops,
             "decode_weight_read_bytes": u.decode.weight_read_bytes,
@@ -132,8 +135,10 @@ def inspection_to_dict(result: Inspection) -> dict[str, Any]:
             "weight_bytes": cost.weight_bytes,
             "kv_bytes_per_token": cost.kv_bytes_per_token,
             "kv_bytes": cost.kv_bytes(result.workload.context_tokens),
+            "kv_state_bytes_per_sequence": sum(u.kv_state_bytes for u in cost.units),
             "decode_flops_per_token": sum(u.decode.flops for u in cost.units),
         },
+        "structure_warning": result.structure_warning or None,
     }
 
 

@@ -27,6 +27,7 @@ class ModelInfo:
     parameters: int
     weight_bytes: int
     units: int
+    structure_warning: str = ""  # why grouping found fewer layers than the model has (omitted if none)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: _encode(getattr(self, f.name)) for f in fields(self)}
         out["assignment"] = {u: w for u, w in self.assignment}
+        if not self.model.structure_warning:
+            del out["model"]["structure_warning"]
         out["provenance"] = _encode(self.provenance.to_dict())
         out["target"] = _encode(self.target.to_dict())
         out["workload"] = _encode(self.workload.to_dict())

@@ -534,3 +534,20 @@ def test_grouping_shortfall_warns_and_says_why() -> None:
         loaded = load_model(graph)
     assert "layer 0-2" in loaded.structure_warning and "\n" not in loaded.structure_warning
     assert grouping_shortfall(load_graph(from_config(TINY["qwen3_next"]))) == ""  # and no warning
+
+
+def test_structure_warning_reaches_inspect_and_compile_json() -> None:
+    from placer._warnings import PlacerWarning
+    from placer.compiler import compile_result
+    from placer.inspect import inspect_model, inspection_to_dict
+
+    graph = from_config(TINY["qwen3_next"]).replace(kv_caches=())
+    with pytest.warns(PlacerWarning):
+        inspected = inspection_to_dict(inspect_model(graph))
+    assert "no attention core" in inspected["structure_warning"]
+    with pytest.warns(PlacerWarning):
+        plan = json.loads(compile_result(graph, compare=False).plan.to_json())
+    assert "no attention core" in plan["model"]["structure_warning"]
+    clean = json.loads(compile_result(from_config(TINY["qwen3_next"]), compare=False).plan.to_json())
+    assert "structure_warning" not in clean["model"]
+    assert inspection_to_dict(inspect_model(from_config(TINY["qwen3_next"])))["structure_warning"] is None
