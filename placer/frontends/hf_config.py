@@ -1,5 +1,8 @@
 """``from_config``: the IR of a Hugging Face decoder model from its ``config.json`` alone.
 
+Any other ``model_type`` transformers knows as a causal LM goes through
+``placer.frontends.hf_fallback`` (built on the meta device, exported, cached; torch extra).
+
 No weights are read or allocated: a 405B-parameter model builds in about a second. Supported
 ``model_type`` values: llama, mistral, qwen2, qwen3, mixtral, qwen3_moe, gpt2, llama4 (its text
 model; ``llama4_text`` too), gpt_oss and deepseek_v3 (without its multi-token-prediction layer,
@@ -75,6 +78,12 @@ def from_config(path_or_dict: ConfigSource, *, name: str | None = None) -> Graph
             missing or malformed (the message names the field and the file).
     """
     data, source = read_config(path_or_dict)
+    model_type = data.get("model_type")
+    if isinstance(model_type, str) and model_type not in FAMILIES:
+        # Another transformers family: built on the meta device and exported (torch extra).
+        from placer.frontends.hf_fallback import from_transformers
+
+        return from_transformers(data, source, name or str(data.get("_name_or_path") or model_type))
     spec, quant = read_model_spec(data if source == "config" else path_or_dict)
     graph_name = name or str(data.get("_name_or_path") or spec.family)
     graph = build_graph(spec, quant, graph_name)

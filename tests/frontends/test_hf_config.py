@@ -323,7 +323,7 @@ def test_malformed_field_names_it(key: str) -> None:
 @pytest.mark.parametrize(
     "change, field",
     [
-        ({"model_type": "bert"}, "model_type"),
+        ({"model_type": "no_such_family"}, "model_type"),
         ({"num_key_value_heads": 3}, "num_key_value_heads"),
         ({"num_experts_per_tok": 9}, "num_experts_per_tok"),
         ({"tie_word_embeddings": "yes"}, "tie_word_embeddings"),
@@ -551,3 +551,50 @@ def test_structure_warning_reaches_inspect_and_compile_json() -> None:
     clean = json.loads(compile_result(from_config(TINY["qwen3_next"]), compare=False).plan.to_json())
     assert "structure_warning" not in clean["model"]
     assert inspection_to_dict(inspect_model(from_config(TINY["qwen3_next"])))["structure_warning"] is None
+
+
+_OLMO2 = dict(model_type="olmo2", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+              num_attention_heads=2, num_key_value_heads=1, vocab_size=64, eos_token_id=0, pad_token_id=0)
+
+
+@pytest.mark.slow
+def test_other_transformers_family_goes_through_the_meta_device_fallback(tmp_path, monkeypatch) -> None:
+    """A family without a reader (OLMo-2) is built on the meta device and exported; the graph
+    is cached by config, placer and transformers versions."""
+    pytest.importorskip("torch")
+    from placer.frontends import hf_fallback
+    from placer.pipeline import load_graph
+
+    monkeypatch.setenv("PLACER_CACHE_DIR", str(tmp_path))
+    graph = from_config(_OLMO2)
+    assert graph.parameter_count() == transformers_parameters(_OLMO2)
+    assert [u.name for u in load_graph(graph).units] == ["embed", "layers.0", "head"]
+    (entry,) = (tmp_path / "hf-fallback").iterdir()
+    monkeypatch.setattr(hf_fallback, "_export", lambda *a: pytest.fail("not read from the cache"))
+    assert from_config(_OLMO2).parameter_count() == graph.parameter_count()
+    assert entry.stem == hf_fallback.cache_key(_OLMO2, pytest.importorskip("transformers").__version__)
+
+
+def test_fallback_without_torch_is_a_one_line_error(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    with pytest.raises(UserError, match=r"model_type 'olmo2' has no built-in reader.*torch is missing.*pip"):
+        from_config(_OLMO2)
+
+
+def test_compressed_kv_in_the_cost_model() -> None:
+    """DeepSeek-V4's caches at a 1000-token context: windows capped at 32 tokens, one entry per
+    4 (CSA, indexer) or 8 (HCA) tokens, plus the open windows; bf16."""
+    from placer.cost_model import annotate_costs
+    from placer.pipeline import load_graph
+    from placer.targets import load_target
+    from placer.workload import Workload
+
+    costs = annotate_costs(load_graph(from_config(TINY["deepseek_v4"])), load_target("wse3"),
+                           Workload(context_tokens=1000))
+    window = 4 * 32 * 32
+    csa = 2 * (250 * 32 + 640 + 250 * 16 + 320)
+    hca = 125 * 32 + 448
+    assert sum(u.kv_bytes(1000) for u in costs.units) == (window + csa + hca) * 2
+    assert costs.kv_bytes_per_token == (4 * 32 + 2 * (8 + 4) + 4) * 2
