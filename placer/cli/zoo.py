@@ -16,7 +16,9 @@ from placer.zoo import ZOO_MODELS, load_zoo_config
 @dataclass(frozen=True)
 class ZooEntry:
     """One zoo model at its native (checkpoint) precisions. KV bytes are per token of one
-    sequence; ``windowed_kv_bytes_per_token`` is the part held by layers capped at ``windows``."""
+    sequence; ``windowed_kv_bytes_per_token`` is the part held by layers capped at ``windows``;
+    ``state_bytes_per_sequence`` is held whatever the length (linear-attention state, open
+    compression windows)."""
 
     name: str
     model_type: str
@@ -26,6 +28,7 @@ class ZooEntry:
     kv_bytes_per_token: int
     windowed_kv_bytes_per_token: int
     windows: tuple[int, ...]
+    state_bytes_per_sequence: int = 0
 
 
 def describe_zoo_model(name: str) -> ZooEntry:
@@ -37,10 +40,13 @@ def describe_zoo_model(name: str) -> ZooEntry:
 
 def summarize_graph(graph: Graph, name: str, model_type: str) -> ZooEntry:
     params = [w for w in graph.weights.values() if w.role is WeightRole.PARAMETER]
-    kv = [(c.dtype.storage_bytes(c.elements_per_token), c.window) for c in graph.kv_caches]
+    kv = [(c.dtype.storage_bytes(c.elements_per_token) // c.tokens_per_entry, c.window)
+          for c in graph.kv_caches]
+    state = sum(c.dtype.storage_bytes(c.state_elements) for c in graph.kv_caches)
     layers = len({c.name.rsplit(".", 2)[0] for c in graph.kv_caches})
     return ZooEntry(name, model_type, layers, sum(w.numel for w in params), sum(w.nbytes for w in params),
-                    sum(b for b, _ in kv), sum(b for b, w in kv if w), tuple(sorted({w for _, w in kv if w})))
+                    sum(b for b, _ in kv), sum(b for b, w in kv if w), tuple(sorted({w for _, w in kv if w})),
+                    state)
 
 
 def format_entry(e: ZooEntry) -> str:
@@ -48,6 +54,8 @@ def format_entry(e: ZooEntry) -> str:
     if e.windows:
         caps = ", ".join(f"{w:,}" for w in e.windows)
         kv += f" ({e.windowed_kv_bytes_per_token:,} B/token in layers capped at {caps} tokens)"
+    if e.state_bytes_per_sequence:
+        kv += f" + {e.state_bytes_per_sequence:,} B/sequence state"
     return (f"{e.name:<18} {e.model_type:<12} {e.layers:>4} layers  {e.parameters / 1e9:>8.2f} B params  "
             f"{e.weight_bytes / 1e9:>8.1f} GB native weights  KV {kv}")
 
