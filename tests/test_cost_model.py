@@ -569,6 +569,8 @@ def test_zoo_attention_flops_match_an_independent_count() -> None:
     C = 65536
     for name in ZOO_MODELS:
         cfg = _first_layers(json.loads(resources.files("placer.zoo").joinpath(f"{name}.json").read_text()))
+        if cfg.get("model_type") == "deepseek_v4":
+            continue  # window + compressed entries + indexer: not this formula (see test_hf_config)
         graph = load_graph(cfg)
         at = {c: {u.layer: u for u in annotate_costs(graph, TARGET, Workload(c, prompt_tokens=1)).units
                   if u.kind is UnitKind.LAYER} for c in (0, C)}
