@@ -1,12 +1,15 @@
 """The ``placer`` command: a thin layer over the library. One module per subcommand.
 
 User errors (``placer.errors.PlacerError``) print one line on stderr and exit with their code
-(2 bad input, 3 infeasible); click's own usage errors also exit 2.
+(2 bad input, 3 infeasible); click's own usage errors also exit 2. With ``--json`` anywhere on
+the command line, stdout also gets the error as JSON, ``{"error": "...", "exit": N}``, so that
+stdout holds only JSON.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 
 import click
@@ -22,26 +25,34 @@ _COMMANDS = [
     ("placer.cli.zoo", "zoo_command"),
     ("placer.cli.run", "run_command"),
     ("placer.cli.calibrate", "calibrate_command"),
+    ("placer.cli.diff", "diff_command"),
+    ("placer.cli.check", "check_command"),
 ]
+
+
+def _fail(message: str, code: int, as_json: bool) -> None:
+    """One line on stderr; with --json also ``{"error", "exit"}`` on stdout. Exits."""
+    click.echo(f"placer: error: {message}", err=True)
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit": code}))
+    sys.exit(code)
 
 
 class _Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None,  # type: ignore[no-untyped-def,override]
              standalone_mode=True, **extra):
         """click's own usage errors (a bad option value, a missing argument) as one line too."""
+        self.as_json = "--json" in (sys.argv[1:] if args is None else list(args))
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.UsageError as err:
             where = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
-            message = " ".join(err.format_message().split())
-            click.echo(f"placer: error: {message}{where}", err=True)
-            sys.exit(2)
+            _fail(" ".join(err.format_message().split()) + where, 2, self.as_json)
         except click.exceptions.Abort:
             click.echo("placer: aborted", err=True)
             sys.exit(1)
         except click.exceptions.ClickException as err:
-            click.echo(f"placer: error: {' '.join(err.format_message().split())}", err=True)
-            sys.exit(err.exit_code)
+            _fail(" ".join(err.format_message().split()), err.exit_code, self.as_json)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -50,9 +61,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except PlacerError as err:
-            message = " ".join(str(err).split("\n")[0].split())
-            click.echo(f"placer: error: {message}", err=True)
-            sys.exit(err.exit_code)
+            _fail(" ".join(str(err).split("\n")[0].split()), err.exit_code, getattr(self, "as_json", False))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,109 @@
+"""``placer check plan.json --max-wafers N ...``: a plan against budgets, for a CI gate.
+
+Each budget is optional; a plan fails when any budget given is broken. The result names every
+broken budget with the measured value and the option that set it, on one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from placer.errors import UserError
+
+if TYPE_CHECKING:
+    from placer.plan import Plan
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Limits a plan must meet; None (False for ``all_resident``) means not checked."""
+
+    max_wafers: int | None = None
+    min_tokens_per_s_per_user: float | None = None
+    min_total_tokens_per_s: float | None = None
+    max_time_per_output_token_s: float | None = None
+    max_ttft_s: float | None = None
+    all_resident: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_wafers is not None and self.max_wafers < 1:
+            raise UserError(f"option --max-wafers must be >= 1, got {self.max_wafers}")
+        for name in ("min_tokens_per_s_per_user", "min_total_tokens_per_s", "max_time_per_output_token_s",
+                     "max_ttft_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise UserError(f"option --{name.replace('_', '-')} must be > 0, got {value}")
+
+    @property
+    def empty(self) -> bool:
+        return self == Budgets()
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    plan: str
+    failures: tuple[str, ...]     # one phrase per broken budget
+    measured: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def line(self) -> str:
+        """One line: ``ok`` or every broken budget."""
+        if self.ok:
+            m = self.measured
+            return (f"{self.plan}: ok ({m['wafers']} wafers, {m['tokens_per_s_per_user']:,.1f} tokens/s "
+                    f"per user, {m['tokens_per_s_total']:,.1f} tokens/s total, "
+                    f"{m['parked_sequences']} parked)")
+        return f"{self.plan}: check failed: " + "; ".join(self.failures)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plan": self.plan, "ok": self.ok, "failures": list(self.failures), "measured": self.measured}
+
+
+def check_plan(plan: Plan, budgets: Budgets, label: str = "plan") -> CheckResult:
+    """Measure ``plan`` against ``budgets``.
+
+    Raises:
+        UserError: no budget given (a check that checks nothing is a mistake in a CI script).
+    """
+    if budgets.empty:
+        raise UserError("placer check: give at least one budget (--max-wafers, --min-tokens-per-s-per-user, "
+                        "--min-total-tokens-per-s, --max-time-per-output-token-ms, --max-ttft-ms, "
+                        "--all-resident)")
+    perf, kv = plan.performance, plan.kv
+    measured = {
+        "wafers": len(plan.wafers),
+        "tokens_per_s_per_user": perf.tokens_per_s_per_user,
+        "tokens_per_s_total": perf.tokens_per_s_total,
+        "time_per_output_token_s": perf.time_per_output_token_s,
+        "ttft_s": perf.ttft_s,
+        "resident_sequences": kv.resident_sequences,
+        "parked_sequences": kv.parked_sequences,
+    }
+    b = budgets
+    failures = []
+    if b.max_wafers is not None and len(plan.wafers) > b.max_wafers:
+        failures.append(f"wafers {len(plan.wafers)} > --max-wafers {b.max_wafers}")
+    if b.min_tokens_per_s_per_user is not None and perf.tokens_per_s_per_user < b.min_tokens_per_s_per_user:
+        failures.append(f"tokens/s per user {perf.tokens_per_s_per_user:,.1f} < --min-tokens-per-s-per-user "
+                        f"{b.min_tokens_per_s_per_user:g}")
+    if b.min_total_tokens_per_s is not None and perf.tokens_per_s_total < b.min_total_tokens_per_s:
+        failures.append(f"tokens/s total {perf.tokens_per_s_total:,.1f} < --min-total-tokens-per-s "
+                        f"{b.min_total_tokens_per_s:g}")
+    tpot = perf.time_per_output_token_s
+    if b.max_time_per_output_token_s is not None and tpot > b.max_time_per_output_token_s:
+        failures.append(f"time per output token {perf.time_per_output_token_s * 1e3:.4f} ms > "
+                        f"--max-time-per-output-token-ms {b.max_time_per_output_token_s * 1e3:g}")
+    if b.max_ttft_s is not None and perf.ttft_s > b.max_ttft_s:
+        failures.append(f"TTFT {perf.ttft_s * 1e3:.3f} ms > --max-ttft-ms {b.max_ttft_s * 1e3:g}")
+    if b.all_resident and kv.parked_sequences > 0:
+        failures.append(f"{kv.parked_sequences} of {plan.workload.concurrency} sequences parked "
+                        "(--all-resident)")
+    return CheckResult(label, tuple(failures), measured)
