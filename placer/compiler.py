@@ -163,10 +163,13 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
 
 
 def output_files(result: CompileResult) -> dict[str, str]:
-    """The files one compile writes, by name: ``plan.json`` and ``report.md``."""
+    """The files one compile writes, by name: ``plan.json``, ``report.md`` and ``report.html``."""
     from placer.report import render_report
 
-    return {"plan.json": result.plan.to_json(), "report.md": render_report(result)}
+    from placer.report_html import render_compile_html
+
+    return {"plan.json": result.plan.to_json(), "report.md": render_report(result),
+            "report.html": render_compile_html(result)}
 
 
 def write_outputs(result: CompileResult, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:

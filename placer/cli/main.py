@@ -27,6 +27,7 @@ _COMMANDS = [
     ("placer.cli.calibrate", "calibrate_command"),
     ("placer.cli.diff", "diff_command"),
     ("placer.cli.check", "check_command"),
+    ("placer.cli.sweep", "sweep_command"),
 ]
 
 

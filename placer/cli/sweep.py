@@ -1,0 +1,115 @@
+"""``placer sweep MODEL... --wafers 4-16 --concurrency 1-64:x2 --context 8192,32768 -o DIR``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from placer.cli.options import granularity_option, json_option, set_option, target_option
+
+
+def _option_items(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--option NAME=VALUE`` as flat compile options; a VALUE is JSON when it parses as JSON."""
+    from placer.errors import UserError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"option --option: expected NAME=VALUE, got {item!r}")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+@click.command("sweep")
+@click.argument("models", nargs=-1)
+@click.option("--file", "sweep_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML sweep file (axes as lists or ranges, an [options] table); options given here win.")
+@target_option
+@set_option
+@click.option("--wafers", default=None, help="Wafer counts: 4,8,16 / 4-16 / 4-16:4 / 1-64:x2 / auto.")
+@click.option("--concurrency", default=None, help="Concurrent sequences (list or range).")
+@click.option("--context", default=None, help="KV lengths, tokens (list or range).")
+@click.option("--weights-dtype", default=None, help="Weight dtypes, e.g. native,fp8.")
+@click.option("--kv-dtype", default=None, help="KV dtypes, e.g. native,fp8.")
+@click.option("--objective", default=None, help="Objectives, e.g. min-wafers,max-throughput.")
+@click.option("--prompt", type=int, default=None, help="Prompt length for TTFT, tokens.")
+@granularity_option
+@click.option("--min-tokens-per-s-per-user", type=float, default=None,
+              help="Per-user decode floor, tokens/s.")
+@click.option("--time-limit", type=float, default=None,
+              help="CP-SAT deterministic seconds per point (default: placer compile's).")
+@click.option("--seed", type=int, default=None)
+@click.option("--option", "extra", multiple=True, metavar="NAME=VALUE",
+              help="Any other placer compile option by its Python name, for every point (repeatable).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Local worker processes (default: all cores).")
+@click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS|local",
+              help="Run the points on a Ray cluster (needs the ray extra).")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="Row cache folder (default: DIR/cache); --no-cache to recompute everything.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--summary-context", type=click.IntRange(min=0), default=131072, show_default=True,
+              help="Per-model summary: KV of one sequence of this many tokens (0: no summary).")
+@click.option("--floor", type=float, default=100.0, show_default=True,
+              help="Per-model summary: the cheapest point with at least this many tokens/s per user.")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for sweep.jsonl, sweep.csv and summary.md.")
+@json_option
+def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: str,
+                  target_sets: tuple[str, ...], wafers: str | None, concurrency: str | None,
+                  context: str | None, weights_dtype: str | None, kv_dtype: str | None, objective: str | None,
+                  prompt: int | None, granularity: str, min_tokens_per_s_per_user: float | None,
+                  time_limit: float | None, seed: int | None, extra: tuple[str, ...], jobs: int | None,
+                  ray_address: str | None, cache_dir: str | None, no_cache: bool, summary_context: int,
+                  floor: float, out_dir: str, as_json: bool) -> None:
+    """Compile every point of a grid of settings; write one row per point and the Pareto
+    frontier of tokens/s per user against tokens/s per wafer (overall and per precision)."""
+    from pathlib import Path
+
+    from placer.cli.options import parse_sets
+    from placer.progress import progress_enabled
+    from placer.sweep import load_sweep_file, spec_from_lists
+    from placer.sweep_exec import run_sweep, write_tables
+    from placer.sweep_report import render_summary, write_summary
+
+    lists: dict[str, Any] = load_sweep_file(sweep_file) if sweep_file else {}
+    options: dict[str, Any] = dict(lists.pop("options", {}))
+    given = {"models": list(models) or None, "wafers": wafers, "concurrency": concurrency, "context": context,
+             "weights_dtype": weights_dtype, "kv_dtype": kv_dtype, "objective": objective}
+    lists.update({k: v for k, v in given.items() if v is not None})
+    fixed = {"target": target_name, "granularity": granularity, "prompt": prompt,
+             "min_tokens_per_s_per_user": min_tokens_per_s_per_user, "time_limit": time_limit, "seed": seed}
+    options.update({k: v for k, v in fixed.items() if v is not None})
+    if target_sets:
+        options["target_overrides"] = {**options.get("target_overrides", {}), **parse_sets(target_sets)}
+    options.update(_option_items(extra))
+    spec = spec_from_lists(lists.pop("models", ()), **lists, options=options)
+    cache = None if no_cache else (cache_dir or str(Path(out_dir) / "cache"))
+    result = run_sweep(spec, cache_dir=cache, jobs=jobs, ray_address=ray_address,
+                       show_progress=progress_enabled() and not as_json,
+                       summary_context=summary_context or None)
+    paths = write_tables(result, out_dir)
+    paths.update(write_summary(result, out_dir, floor))
+    if as_json:
+        from placer.sweep_summary import summarize
+
+        models = summarize(result.rows, result.summary_rows, summary_context, floor) \
+            if summary_context else []
+        click.echo(json.dumps({"points": len(result.rows), "computed": result.computed,
+                               "cached": result.cached,
+                               "files": {k: str(v) for k, v in paths.items()}, "rows": list(result.rows),
+                               "models": models}, sort_keys=True))
+        return
+    from placer.cli.console import echo_markdown
+
+    echo_markdown(render_summary(result, floor))
+    extra = f" and {len(result.summary_rows)} summary points" if result.summary_rows else ""
+    click.echo(f"{len(result.rows)} points{extra} ({result.computed} compiled, {result.cached} from the "
+               "cache "
+               f"or repeated); wrote {', '.join(str(p) for p in paths.values())}")

@@ -1,0 +1,284 @@
+"""``placer sweep``: compile a grid of settings and tabulate every point.
+
+A sweep is models x ``--wafers`` x ``--concurrency`` x ``--context`` x ``--weights-dtype`` x
+``--kv-dtype`` x objectives, on one target with fixed other options (``SweepSpec``). Each point
+is compiled with ``placer.compiler.compile_model`` exactly as ``placer compile`` would (the same
+flat options), and summarised as one row of settings and figures (``point_row``). Rows are
+cached by an input hash (``point_key``: the model file's digest, the resolved target, the
+options, placer's version and a digest of its source), so a re-run computes only new points and
+a killed sweep resumes where it stopped. Execution (local worker processes or Ray) lives in
+``placer.sweep_exec``; the Pareto frontier in ``placer.sweep_frontier``.
+
+Lists on the command line and in a TOML sweep file: ``4,8,16``; ``4-16`` (every integer);
+``4-16:4`` (step 4); ``1-64:x2`` (1, 2, 4, ..., 64); ``auto`` for wafers (the fewest that fit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from placer.errors import InfeasibleError, UserError
+
+# The swept settings, in the order of the grid (and of a row's first columns).
+AXES = ("model", "wafers", "concurrency", "context", "weights_dtype", "kv_dtype", "objective")
+
+
+def parse_int_list(text: str | int | Sequence[Any], option: str, allow_auto: bool = False) -> tuple[Any, ...]:
+    """``"1,2,8-16:4,1-64:x2"`` (or an int, or a TOML list of such items) as a tuple of ints.
+
+    ``auto`` (when ``allow_auto``) becomes None: the compiler picks the count.
+
+    Raises:
+        UserError: a malformed item, naming the option.
+    """
+    items: list[Any] = list(text) if isinstance(text, (list, tuple)) else [text]
+    out: list[Any] = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if allow_auto and part == "auto":
+                out.append(None)
+                continue
+            try:
+                out.extend(_int_range(part))
+            except ValueError:
+                raise UserError(f"option {option}: expected integers, ranges A-B, A-B:STEP or A-B:xFACTOR"
+                                f"{' or auto' if allow_auto else ''}, got {part!r}") from None
+    if not out:
+        raise UserError(f"option {option}: empty list")
+    return tuple(dict.fromkeys(out))   # keep order, drop repeats
+
+
+def _int_range(part: str) -> list[int]:
+    span, _, step = part.partition(":")
+    lo_text, dash, hi_text = span.partition("-")
+    if not dash:
+        if step:
+            raise ValueError(part)
+        return [int(span)]
+    lo, hi = int(lo_text), int(hi_text)
+    if hi < lo:
+        raise ValueError(part)
+    if step.startswith("x"):
+        factor = int(step[1:])
+        if factor < 2 or lo < 1:
+            raise ValueError(part)
+        values, v = [], lo
+        while v <= hi:
+            values.append(v)
+            v *= factor
+        return values
+    stride = int(step) if step else 1
+    if stride < 1:
+        raise ValueError(part)
+    return list(range(lo, hi + 1, stride))
+
+
+def parse_str_list(text: str | Sequence[str], option: str) -> tuple[str, ...]:
+    items = list(text) if isinstance(text, (list, tuple)) else [text]
+    out = [p.strip() for item in items for p in str(item).split(",") if p.strip()]
+    if not out:
+        raise UserError(f"option {option}: empty list")
+    return tuple(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """The grid and the options every point shares (flat ``placer compile`` option names:
+    ``target``, ``target_overrides``, ``prompt``, ``granularity``, ``time_limit``, ``seed``,
+    ``min_tokens_per_s_per_user``, ...)."""
+
+    models: tuple[str, ...]
+    wafers: tuple[int | None, ...] = (None,)
+    concurrency: tuple[int, ...] = (1,)
+    context: tuple[int, ...] = (8192,)
+    weights_dtype: tuple[str, ...] = ("native",)
+    kv_dtype: tuple[str, ...] = ("native",)
+    objective: tuple[str, ...] = ("min-wafers",)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        clash = sorted(set(self.fixed) & (set(AXES) | {"models"}))
+        if clash:
+            raise UserError(f"sweep options: {', '.join(clash)} is a sweep axis; give it as a list, "
+                            "not as a fixed option")
+        if not self.models:
+            raise UserError("placer sweep: give at least one MODEL")
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every point as flat compile options plus ``model``, in grid order."""
+        grid = itertools.product(self.models, self.wafers, self.concurrency, self.context,
+                                 self.weights_dtype, self.kv_dtype, self.objective)
+        return [{**dict(zip(AXES, values)), **self.fixed} for values in grid]
+
+
+def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML sweep file as the keyword arguments of ``spec_from_lists``.
+
+    Top-level keys are the axes (``models``, ``wafers``, ``concurrency``, ``context``,
+    ``weights_dtype``, ``kv_dtype``, ``objective``; each a list or a range string) and an
+    ``[options]`` table of fixed compile options (flat names, e.g. ``time_limit = 10``)."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{p}: no such sweep file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{p}: not TOML ({e})") from None
+    known = {"models", *AXES[1:], "options"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"{p}: unknown key(s) {', '.join(unknown)}; expected some of "
+                        f"{', '.join(sorted(known))}")
+    return data
+
+
+def spec_from_lists(models: Sequence[str] | str, wafers: Any = "auto", concurrency: Any = 1,
+                    context: Any = 8192, weights_dtype: Any = "native", kv_dtype: Any = "native",
+                    objective: Any = "min-wafers", options: Mapping[str, Any] | None = None) -> SweepSpec:
+    """A ``SweepSpec`` from command-line or TOML lists (see ``parse_int_list``)."""
+    return SweepSpec(
+        models=parse_str_list(models, "MODEL"),
+        wafers=parse_int_list(wafers, "--wafers", allow_auto=True),
+        concurrency=parse_int_list(concurrency, "--concurrency"),
+        context=parse_int_list(context, "--context"),
+        weights_dtype=parse_str_list(weights_dtype, "--weights-dtype"),
+        kv_dtype=parse_str_list(kv_dtype, "--kv-dtype"),
+        objective=parse_str_list(objective, "--objective"),
+        fixed=dict(sorted((options or {}).items())),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Input hash
+
+
+@cache
+def code_digest() -> str:
+    """sha256 over placer's own source files (placer, placer.ir, placer.backends): a cached row
+    is reused only by the code that computed it, even when ``__version__`` did not change."""
+    import placer
+
+    roots = [Path(placer.__file__).parent]
+    for sub in ("ir", "backends"):
+        try:
+            mod = __import__(f"placer.{sub}", fromlist=["__file__"])
+            roots.append(Path(mod.__file__).parent)
+        except ImportError:
+            pass
+    h = hashlib.sha256()
+    for root in roots:
+        for f in sorted(root.rglob("*")):
+            if f.suffix in (".py", ".toml", ".json") and "__pycache__" not in f.parts:
+                h.update(f.relative_to(root.parent).as_posix().encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@cache
+def model_fingerprint(model: str) -> str:
+    """sha256 of what ``model`` names: a file's bytes (a folder's config.json), or a zoo config."""
+    path = Path(model)
+    if path.is_dir():
+        path = path / "config.json"
+    if path.is_file():
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    from placer.zoo import ZOO_MODELS, load_zoo_config
+
+    if model in ZOO_MODELS:
+        return hashlib.sha256(json.dumps(load_zoo_config(model), sort_keys=True).encode()).hexdigest()
+    raise UserError(f"MODEL {model!r} is not a file, a folder with config.json, or a zoo name "
+                    "(run `placer zoo` to list them)")
+
+
+def _target_dict(point: Mapping[str, Any]) -> dict[str, Any]:
+    from placer.targets import load_target
+
+    overrides = point.get("target_overrides") or {}
+    if not isinstance(overrides, Mapping):
+        overrides = dict(str(item).split("=", 1) for item in overrides)
+    return load_target(point.get("target", "wse3"), dict(overrides)).to_dict()
+
+
+def point_key(point: Mapping[str, Any]) -> str:
+    """The input hash of a point: model digest, resolved target, options, placer version, code."""
+    from placer import __version__
+
+    options = {k: v for k, v in point.items() if k != "model"}
+    payload = {"model": model_fingerprint(point["model"]), "target": _target_dict(point),
+               "options": options, "placer_version": __version__, "code": code_digest()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# One point
+
+
+def compile_options(point: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat ``compile_model`` keyword options of a point."""
+    return {k: v for k, v in point.items() if k != "model"}
+
+
+def point_row(point: Mapping[str, Any]) -> dict[str, Any]:
+    """Compile one point and summarise it: settings, then figures (or why it has none).
+
+    ``status`` is ``ok``, ``infeasible`` (exit 3 of placer compile; ``message`` says why) or
+    ``error`` (exit 2: bad input for this point)."""
+    from placer.compiler import compile_model
+
+    settings = {k: point.get(k) for k in AXES}
+    try:
+        plan = compile_model(point["model"], **compile_options(point))
+    except InfeasibleError as e:
+        return {**settings, "status": "infeasible", "message": str(e).split("\n")[0]}
+    except UserError as e:
+        return {**settings, "status": "error", "message": str(e).split("\n")[0]}
+    return {**settings, "status": "ok", "message": "", **plan_figures(plan)}
+
+
+def plan_figures(plan: Any) -> dict[str, Any]:
+    """The figures of a plan that a sweep tabulates; every number's unit is in its name."""
+    from placer.plan import round_float
+
+    perf, kv = plan.performance, plan.kv
+    n = len(plan.wafers)
+    return {
+        "wafers_used": n,
+        "time_per_output_token_ms": round_float(perf.time_per_output_token_s * 1e3),
+        "ttft_ms": round_float(perf.ttft_s * 1e3),
+        "tokens_per_s_per_user": perf.tokens_per_s_per_user,
+        "tokens_per_s_total": perf.tokens_per_s_total,
+        "tokens_per_s_per_wafer": round_float(perf.tokens_per_s_total / n),
+        "resident_sequences": kv.resident_sequences,
+        "parked_sequences": kv.parked_sequences,
+        "bottleneck": perf.bottleneck,
+        "weights_gb": round_float(plan.model.weight_bytes / 1e9),
+        "kv_gb_per_sequence": round_float(kv.bytes_per_sequence / 1e9),
+        "min_free_sram_gb": round_float(min(w.memory.free for w in plan.wafers) / 1e9),
+        "mean_free_sram_gb": round_float(sum(w.memory.free for w in plan.wafers) / n / 1e9),
+        "swap_in_ms": round_float(kv.swap_in_seconds * 1e3),
+    }
+
+
+def precision_of(row: Mapping[str, Any]) -> str:
+    """The precision group of a row for the per-precision frontier: ``weights/kv``."""
+    return f"{row['weights_dtype']}/{row['kv_dtype']}"
+
+
+def rows_in_order(points: Iterable[Mapping[str, Any]], rows_by_key: Mapping[str, dict[str, Any]],
+                  keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows in grid order (the table is the same whichever executor ran the points, in any order)."""
+    return [rows_by_key[k] for _, k in zip(points, keys)]

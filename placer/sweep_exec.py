@@ -1,0 +1,236 @@
+"""Running a sweep: the row cache, local worker processes or Ray, progress, and the result table.
+
+Executors only decide *where* ``placer.sweep.point_row`` runs; each point's row depends on its
+inputs alone and the table is assembled in grid order, so every executor gives the same table.
+
+* local (default): a pool of ``jobs`` worker processes (default: all cores), started once with
+  placer, OR-Tools and the frontends imported (warm), each compiling many points; ``jobs=1``
+  compiles in this process.
+* Ray (``ray_address``: ``auto``, ``ray://HOST:PORT``, ``HOST:PORT``, or ``local`` for a local
+  cluster of ``jobs`` CPUs): one Ray task per point on Ray's reused worker processes; the driver
+  keeps the cache. An already initialised Ray (``ray.init(...)`` by the caller) is used as is.
+
+The cache is a folder of one JSON file per row, named by the point's input hash, written
+atomically as soon as the row arrives: a killed sweep loses only the points in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from placer.errors import UserError
+from placer.fileio import write_atomic
+from placer.sweep import SweepSpec, point_key, point_row, precision_of
+from placer.sweep_frontier import frontier_flags
+
+
+class RowCache:
+    """Rows by input hash under ``root`` (None: no cache). Only deterministic outcomes are kept
+    (``ok`` and ``infeasible``); an ``error`` row (bad input) is recomputed next time."""
+
+    def __init__(self, root: str | os.PathLike[str] | None) -> None:
+        self.root = Path(root) if root is not None else None
+
+    def _path(self, key: str) -> Path:
+        assert self.root is not None
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if self.root is None:
+            return None
+        try:
+            return json.loads(self._path(key).read_text())  # type: ignore[no-any-return]
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def put(self, key: str, row: Mapping[str, Any]) -> None:
+        if self.root is not None and row.get("status") in ("ok", "infeasible"):
+            write_atomic(self._path(key), json.dumps(row, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    rows: tuple[dict[str, Any], ...]    # grid order, with frontier flags
+    computed: int                       # points compiled in this run
+    cached: int                         # points read from the cache (or repeated)
+    summary_rows: tuple[dict[str, Any], ...] = ()   # rows of the per-model summary points
+    summary_context: int | None = None
+
+    @property
+    def frontier(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r.get("frontier")]
+
+
+def _warm_worker() -> None:
+    """Import what every point needs once per worker process (not once per point)."""
+    import placer.compiler  # noqa: F401
+    import placer.cost_model  # noqa: F401
+    import placer.frontends.hf_config  # noqa: F401
+    import placer.solver.cpsat  # noqa: F401
+
+
+def _keyed_row(key: str, point: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return key, point_row(point)
+
+
+def _run_local(todo: Sequence[tuple[str, dict[str, Any]]], jobs: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    if jobs <= 1 or len(todo) <= 1:
+        for key, point in todo:
+            yield key, point_row(point)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # forkserver: workers start from a clean server process (no threads of the parent, which
+    # fork would copy mid-state), and stay alive for many points.
+    ctx = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_warm_worker)
+    try:
+        futures = [pool.submit(_keyed_row, key, point) for key, point in todo]
+        for f in as_completed(futures):
+            yield f.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_ray(todo: Sequence[tuple[str, dict[str, Any]]], address: str,
+             jobs: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("option --ray: ray is not installed; pip install 'placer-wafer[ray]'") from None
+    if not ray.is_initialized():
+        if address == "local":
+            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
+        else:
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                first = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise UserError(f"option --ray {address}: cannot connect ({first})") from None
+    task = ray.remote(num_cpus=1)(_keyed_row)
+    pending = [task.remote(key, point) for key, point in todo]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=min(len(pending), 16), timeout=1.0)
+        for ref in done:
+            yield ray.get(ref)
+
+
+def run_points(points: Sequence[dict[str, Any]], *, cache_dir: str | os.PathLike[str] | None = None,
+               jobs: int | None = None, ray_address: str | None = None,
+               show_progress: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """The row of every point (in order) and how many were compiled (the rest: cache, repeats)."""
+    jobs = jobs or os.cpu_count() or 1
+    keys = [point_key(p) for p in points]
+    cache = RowCache(cache_dir)
+    rows: dict[str, dict[str, Any]] = {}
+    pending: dict[str, dict[str, Any]] = {}     # a point repeated in the grid is compiled once
+    for key, point in zip(keys, points):
+        if key in rows or key in pending:
+            continue
+        row = cache.get(key)
+        if row is not None:
+            rows[key] = row
+        else:
+            pending[key] = dict(point)
+    todo = list(pending.items())
+    stream = _run_ray(todo, ray_address, jobs) if ray_address else _run_local(todo, jobs)
+    with _progress(len(todo), show_progress) as advance:
+        for key, row in stream:
+            cache.put(key, row)
+            rows[key] = row
+            advance()
+    return [dict(rows[k]) for k in keys], len(todo)
+
+
+def run_sweep(spec: SweepSpec, *, cache_dir: str | os.PathLike[str] | None = None, jobs: int | None = None,
+              ray_address: str | None = None, show_progress: bool = False,
+              summary_context: int | None = None) -> SweepResult:
+    """Compile every point of ``spec`` that the cache does not hold; return the whole table.
+
+    With ``summary_context``, also the points of the per-model summary
+    (``placer.sweep_summary.summary_points``), in the same batch of work."""
+    from placer.sweep_summary import summary_points
+
+    points = spec.points()
+    extra = summary_points(spec, summary_context) if summary_context is not None else []
+    all_rows, computed = run_points([*points, *extra], cache_dir=cache_dir, jobs=jobs,
+                                    ray_address=ray_address, show_progress=show_progress)
+    table = all_rows[:len(points)]
+    for flag_name, group in (("frontier", None), ("frontier_precision", precision_of)):
+        for row, flag in zip(table, frontier_flags(table, group)):
+            row[flag_name] = flag
+    return SweepResult(tuple(table), computed, len(points) + len(extra) - computed,
+                       tuple(all_rows[len(points):]), summary_context)
+
+
+class _progress:
+    """A rich progress bar with ETA on a terminal (``show``), nothing otherwise."""
+
+    def __init__(self, total: int, show: bool) -> None:
+        self.total, self.show = total, show and total > 0
+        self._bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.show:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(TextColumn("compiling points"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                             console=Console(stderr=True), transient=False)
+        self._bar.start()
+        task = self._bar.add_task("sweep", total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Output files
+
+_FIRST = ("model", "wafers", "concurrency", "context", "weights_dtype", "kv_dtype", "objective", "status")
+
+
+def columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """CSV columns: settings and status first, then figures in first-seen order, message last."""
+    seen = dict.fromkeys(_FIRST)
+    for r in rows:
+        seen.update(dict.fromkeys(k for k in r if k != "message"))
+    return [*seen, "message"]
+
+
+def write_tables(result: SweepResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """``sweep.jsonl`` (one JSON object per point) and ``sweep.csv`` in ``out_dir``, atomically."""
+    import csv
+    import io
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"option -o: {out} exists and is not a folder")
+    jsonl = "".join(json.dumps(r, sort_keys=True) + "\n" for r in result.rows)
+    buf = io.StringIO()
+    cols = columns(result.rows)
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in result.rows:
+        w.writerow({c: "auto" if c == "wafers" and r.get(c) is None else r.get(c, "") for c in cols})
+    paths = {"jsonl": out / "sweep.jsonl", "csv": out / "sweep.csv"}
+    write_atomic(paths["jsonl"], jsonl)
+    write_atomic(paths["csv"], buf.getvalue())
+    return paths

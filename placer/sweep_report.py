@@ -1,0 +1,85 @@
+"""summary.md of a sweep: what was run, and the Pareto frontier as a table (fit for a CI job
+summary; on a terminal the CLI renders it with rich)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from placer.fileio import write_atomic
+from placer.sweep import precision_of
+
+if TYPE_CHECKING:
+    from placer.sweep_exec import SweepResult
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "auto"
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+FRONTIER_COLUMNS = ("model", "wafers_used", "concurrency", "context", "weights_dtype", "kv_dtype",
+                    "objective",
+                    "tokens_per_s_per_user", "tokens_per_s_per_wafer", "tokens_per_s_total",
+                    "time_per_output_token_ms", "parked_sequences")
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> list[str]:
+    lines = ["| " + " | ".join(c.replace("_", " ") for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return lines
+
+
+def render_summary(result: SweepResult, floor: float = 100.0) -> str:
+    rows = result.rows
+    ok = [r for r in rows if r["status"] == "ok"]
+    by_status: dict[str, int] = {}
+    for r in rows:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + 1
+    lines = ["# Sweep", "",
+             f"{len(rows)} points: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) +
+             f"; {result.computed} compiled in this run, {result.cached} from the cache.", ""]
+    front = sorted(result.frontier, key=lambda r: -r["tokens_per_s_per_user"])
+    lines += [f"## Pareto frontier: tokens/s per user against tokens/s per wafer ({len(front)} of "
+              f"{len(ok)} feasible points)", ""]
+    lines += markdown_table(front, FRONTIER_COLUMNS) if front else ["No feasible point."]
+    groups: dict[str, int] = {}
+    for r in rows:
+        if r.get("frontier_precision"):
+            groups[precision_of(r)] = groups.get(precision_of(r), 0) + 1
+    if len(groups) > 1:
+        lines += ["", "## Frontier per precision (weights/KV): points on it", "",
+                  "| precision | points |", "|---|---:|"]
+        lines += [f"| {g} | {n} |" for g, n in sorted(groups.items())]
+    if result.summary_context is not None:
+        from placer.sweep_summary import summarize, summary_markdown
+
+        lines += ["", *summary_markdown(summarize(rows, result.summary_rows, result.summary_context,
+                                                  floor))]
+    bad = [r for r in rows if r["status"] != "ok"]
+    if bad:
+        lines += ["", f"## Points without a plan ({len(bad)})", ""]
+        lines += markdown_table(bad[:20], ("model", "wafers", "concurrency", "context", "weights_dtype",
+                                           "kv_dtype", "objective", "status", "message"))
+        if len(bad) > 20:
+            lines.append(f"... and {len(bad) - 20} more (see sweep.csv).")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(result: SweepResult, out_dir: str | os.PathLike[str],
+                  floor: float = 100.0) -> dict[str, Path]:
+    """summary.md and report.html (the frontier chart) in ``out_dir``."""
+    from placer.report_html import render_sweep_html
+    from placer.sweep_summary import summarize
+
+    out = Path(out_dir)
+    summaries = summarize(result.rows, result.summary_rows, result.summary_context, floor) \
+        if result.summary_context is not None else []
+    write_atomic(out / "summary.md", render_summary(result, floor))
+    write_atomic(out / "report.html", render_sweep_html(result, summaries))
+    return {"summary": out / "summary.md", "html": out / "report.html"}
