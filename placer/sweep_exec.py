@@ -150,15 +150,22 @@ def run_points(points: Sequence[dict[str, Any]], *, cache_dir: str | os.PathLike
 
 def run_sweep(spec: SweepSpec, *, cache_dir: str | os.PathLike[str] | None = None, jobs: int | None = None,
               ray_address: str | None = None, show_progress: bool = False,
-              summary_context: int | None = None) -> SweepResult:
+              summary_context: int | None = None, shard: tuple[int, int] | None = None) -> SweepResult:
     """Compile every point of ``spec`` that the cache does not hold; return the whole table.
 
     With ``summary_context``, also the points of the per-model summary
-    (``placer.sweep_summary.summary_points``), in the same batch of work."""
+    (``placer.sweep_summary.summary_points``), in the same batch of work. With ``shard=(k, n)``
+    only the grid points ``i`` with ``i % n == k - 1`` (and the summary points in shard 1): n
+    machines sharing one cache folder each run one shard, then one more run without a shard
+    assembles the whole table from the cache."""
     from placer.sweep_summary import summary_points
 
     points = spec.points()
     extra = summary_points(spec, summary_context) if summary_context is not None else []
+    if shard is not None:
+        k, n = shard
+        points = points[k - 1::n]
+        extra = extra if k == 1 else []
     all_rows, computed = run_points([*points, *extra], cache_dir=cache_dir, jobs=jobs,
                                     ray_address=ray_address, show_progress=show_progress)
     table = all_rows[:len(points)]

@@ -119,6 +119,12 @@ def test_cache_rerun_and_resume(small_spec, reference, tmp_path):
         f.unlink()
     resumed = run_sweep(small_spec, jobs=1, cache_dir=tmp_path)
     assert resumed.rows == reference.rows and (resumed.computed, resumed.cached) == (2, 2)
+    # shards: each computes its share into the shared cache; a last run assembles the table
+    shared = tmp_path / "shared"
+    parts = [run_sweep(small_spec, jobs=1, cache_dir=shared, shard=(k, 3)) for k in (1, 2, 3)]
+    assert [len(p.rows) for p in parts] == [2, 1, 1] and sum(p.computed for p in parts) == 4
+    whole = run_sweep(small_spec, jobs=1, cache_dir=shared)
+    assert whole.rows == reference.rows and whole.computed == 0
     # a larger grid reuses the cached points
     bigger = spec_from_lists([MODEL], wafers="1,2", concurrency="1,2,4", context=[2048], options=FIXED)
     grown = run_sweep(bigger, jobs=1, cache_dir=tmp_path)

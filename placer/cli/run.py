@@ -8,7 +8,7 @@ import io
 import click
 import numpy as np
 
-from placer.cli.options import parse_sets, set_option
+from placer.cli.options import json_option, parse_sets, set_option
 from placer.fileio import write_atomic
 from placer.progress import progress
 
@@ -24,8 +24,9 @@ from placer.progress import progress
 @click.option("--batch", default=None, type=click.IntRange(min=1),
               help="Sequences per decode step (default: the inputs' batch; one sequence is repeated).")
 @set_option
+@json_option
 def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str | None, tokens: int,
-                batch: int | None, target_sets: tuple[str, ...]) -> None:
+                batch: int | None, target_sets: tuple[str, ...], as_json: bool = False) -> None:
     """Execute MODEL under a plan on the numpy mesh emulator (one emulated wafer per plan wafer)."""
     from placer.runner import _assignment, format_accounting, run_plan
 
@@ -35,6 +36,10 @@ def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str 
         target = target.with_overrides(parse_sets(target_sets))
     with progress(f"emulating {model} on {target.name if target is not None else 'the plan target'}"):
         result = run_plan(model, plan_path, inputs_path, tokens=tokens, target=target, batch=batch)
+    if as_json:
+        from placer.cli.run_json import echo_run_json
+
+        return echo_run_json(model, result, target, outputs_path)
     click.echo(f"{model}: {result.wafers} emulated wafer(s) of {target.mesh_rows} x {target.mesh_cols} PEs "
                f"({target.name})")
     if result.tokens is not None:

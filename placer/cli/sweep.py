@@ -26,6 +26,17 @@ def _option_items(items: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _shard(text: str | None) -> tuple[int, int] | None:
+    from placer.errors import UserError
+
+    if text is None:
+        return None
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise UserError(f"option --shard: expected K/N with 1 <= K <= N, got {text!r}")
+    return int(k), int(n)
+
+
 @click.command("sweep")
 @click.argument("models", nargs=-1)
 @click.option("--file", "sweep_file", type=click.Path(dir_okay=False), default=None,
@@ -54,6 +65,9 @@ def _option_items(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help="Row cache folder (default: DIR/cache); --no-cache to recompute everything.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Only every N-th point, from the K-th (1-based): split a sweep across machines that "
+                   "share --cache; a last run without --shard assembles the table.")
 @click.option("--summary-context", type=click.IntRange(min=0), default=131072, show_default=True,
               help="Per-model summary: KV of one sequence of this many tokens (0: no summary).")
 @click.option("--floor", type=float, default=100.0, show_default=True,
@@ -66,7 +80,8 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
                   context: str | None, weights_dtype: str | None, kv_dtype: str | None, objective: str | None,
                   prompt: int | None, granularity: str, min_tokens_per_s_per_user: float | None,
                   time_limit: float | None, seed: int | None, extra: tuple[str, ...], jobs: int | None,
-                  ray_address: str | None, cache_dir: str | None, no_cache: bool, summary_context: int,
+                  ray_address: str | None, cache_dir: str | None, no_cache: bool, shard: str | None,
+                  summary_context: int,
                   floor: float, out_dir: str, as_json: bool) -> None:
     """Compile every point of a grid of settings; write one row per point and the Pareto
     frontier of tokens/s per user against tokens/s per wafer (overall and per precision)."""
@@ -93,7 +108,7 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
     cache = None if no_cache else (cache_dir or str(Path(out_dir) / "cache"))
     result = run_sweep(spec, cache_dir=cache, jobs=jobs, ray_address=ray_address,
                        show_progress=progress_enabled() and not as_json,
-                       summary_context=summary_context or None)
+                       summary_context=summary_context or None, shard=_shard(shard))
     paths = write_tables(result, out_dir)
     paths.update(write_summary(result, out_dir, floor))
     if as_json:
