@@ -205,12 +205,19 @@ def model_fingerprint(model: str) -> str:
 
 
 def _target_dict(point: Mapping[str, Any]) -> dict[str, Any]:
-    from placer.targets import load_target
-
     overrides = point.get("target_overrides") or {}
     if not isinstance(overrides, Mapping):
         overrides = dict(str(item).split("=", 1) for item in overrides)
-    return load_target(point.get("target", "wse3"), dict(overrides)).to_dict()
+    return _resolved_target(str(point.get("target", "wse3")), tuple(sorted((str(k), str(v))
+                                                                          for k, v in overrides.items())))
+
+
+@cache
+def _resolved_target(name: str, overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Every field of the target after ``--set`` (a TOML file is read once per sweep)."""
+    from placer.targets import load_target
+
+    return load_target(name, dict(overrides)).to_dict()
 
 
 def point_key(point: Mapping[str, Any]) -> str:
@@ -270,7 +277,34 @@ def plan_figures(plan: Any) -> dict[str, Any]:
         "min_free_sram_gb": round_float(min(w.memory.free for w in plan.wafers) / 1e9),
         "mean_free_sram_gb": round_float(sum(w.memory.free for w in plan.wafers) / n / 1e9),
         "swap_in_ms": round_float(kv.swap_in_seconds * 1e3),
+        **cost_figures(plan),
     }
+
+
+def cost_figures(plan: Any) -> dict[str, Any]:
+    """$ per million output and input tokens (and per request), from the target's ``cost_per_hour``
+    ($ per wafer-hour); empty when the target has no cost.
+
+    Attribution (docs/sweep.md): decode keeps all N wafers busy and yields ``tokens_per_s_total``
+    output tokens per second, so an output token costs ``N x cost_per_hour / 3600 /
+    tokens_per_s_total``; a request's prefill keeps wafer w busy for its prefill time ``P_w``, so
+    the prompt's tokens share ``sum_w P_w x cost_per_hour / 3600``. A request of ``output_tokens``
+    (the workload's, when it has that field) costs both."""
+    from placer.plan import round_float
+
+    rate = getattr(plan.target, "cost_per_hour", None)
+    if not rate:
+        return {}
+    per_s = rate / 3600.0
+    n, perf = len(plan.wafers), plan.performance
+    out_usd = n * per_s / perf.tokens_per_s_total
+    prefill_usd = per_s * sum(w.prefill_seconds for w in plan.wafers)
+    figures = {"usd_per_million_output_tokens": round_float(out_usd * 1e6),
+               "usd_per_million_input_tokens": round_float(prefill_usd / plan.workload.prompt_tokens * 1e6)}
+    output_tokens = getattr(plan.workload, "output_tokens", None)
+    if output_tokens:
+        figures["usd_per_request"] = round_float(prefill_usd + output_tokens * out_usd)
+    return figures
 
 
 def precision_of(row: Mapping[str, Any]) -> str:
