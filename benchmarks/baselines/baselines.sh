@@ -32,9 +32,12 @@ case "${1:-}" in
             placer diff "$here/$name/plan.json" "$out/$name/plan.json" >> "$out/diff.md" || status=$?
         done
         cat "$out/diff.md"
-        if [ "$status" -ne 0 ]; then
-            echo "placer: a benchmark plan moved beyond the diff thresholds (exit $status); if that is" \
-                 "intended, run 'bash benchmarks/baselines/baselines.sh update' and commit the baselines" >&2
+        if [ "$status" -eq 1 ]; then
+            echo "placer: a benchmark plan moved beyond the diff thresholds; if that is intended, run" \
+                 "'bash benchmarks/baselines/baselines.sh update' and commit the baselines" >&2
+        elif [ "$status" -ne 0 ]; then
+            echo "placer: a baseline could not be compared (exit $status: another plan schema?); run" \
+                 "'bash benchmarks/baselines/baselines.sh update' and commit the baselines" >&2
         fi
         exit "$status"
         ;;
