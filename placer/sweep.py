@@ -277,6 +277,9 @@ def plan_figures(plan: Any) -> dict[str, Any]:
         "min_free_sram_gb": round_float(min(w.memory.free for w in plan.wafers) / 1e9),
         "mean_free_sram_gb": round_float(sum(w.memory.free for w in plan.wafers) / n / 1e9),
         "swap_in_ms": round_float(kv.swap_in_seconds * 1e3),
+        # activations of every prompt and output token of one request cross every boundary once
+        "io_mb_per_request": round_float(sum(w.io.out_bytes_per_token for w in plan.wafers) * (
+            plan.workload.prompt_tokens + getattr(plan.workload, "output_tokens", 0)) / 1e6),
         **cost_figures(plan),
     }
 

@@ -52,13 +52,15 @@ class DtypePolicy:
 @dataclass(frozen=True)
 class Workload:
     """``context_tokens``: KV length each sequence holds (prompt + generated); ``prompt_tokens``:
-    prefill length for time to first token; ``concurrency``: sequences served at once."""
+    prefill length for time to first token; ``concurrency``: sequences served at once;
+    ``output_tokens``: mean output length per request ($ per request, I/O per request)."""
 
     context_tokens: int = 8192
     prompt_tokens: int = 1024
     concurrency: int = 1
     weights: DtypePolicy = field(default_factory=DtypePolicy)
     kv_dtype: str = "native"
+    output_tokens: int = 256
 
     def __post_init__(self) -> None:
         if self.context_tokens < 0:
@@ -67,6 +69,8 @@ class Workload:
             raise UserError(f"option --prompt must be >= 1, got {self.prompt_tokens}")
         if self.concurrency < 1:
             raise UserError(f"option --concurrency must be >= 1, got {self.concurrency}")
+        if self.output_tokens < 1:
+            raise UserError(f"option --output-tokens must be >= 1, got {self.output_tokens}")
 
     def kv_dtype_for(self, native: DType) -> DType:
         return native if self.kv_dtype == "native" else DType(self.kv_dtype)
@@ -79,6 +83,7 @@ class Workload:
             "weights_dtype": self.weights.default,
             "dtype_overrides": [list(p) for p in self.weights.overrides],
             "kv_dtype": self.kv_dtype,
+            "output_tokens": self.output_tokens,
         }
 
     @staticmethod
@@ -87,4 +92,4 @@ class Workload:
         overrides = tuple((str(a), str(b)) for a, b in d["dtype_overrides"])  # type: ignore[union-attr]
         return Workload(int(d["context_tokens"]), int(d["prompt_tokens"]),  # type: ignore[call-overload]
                         int(d["concurrency"]), DtypePolicy(str(d["weights_dtype"]), overrides),  # type: ignore[call-overload]
-                        str(d["kv_dtype"]))
+                        str(d["kv_dtype"]), int(d.get("output_tokens", 256)))  # type: ignore[call-overload]

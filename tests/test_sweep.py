@@ -145,6 +145,20 @@ def test_ray_gives_the_same_table(small_spec, reference):
         ray.shutdown()
 
 
+def test_output_tokens_set_the_io_per_request(tmp_path):
+    spec = spec_from_lists([MODEL], wafers="2", concurrency="1", context=[2048],
+                           options={**FIXED, "prompt": 100, "output_tokens": 50})
+    (row,) = run_sweep(spec, jobs=1).rows
+    from placer.compiler import compile_model
+
+    plan = compile_model(MODEL, wafers=2, context=2048, prompt=100, output_tokens=50, time_limit=2)
+    assert plan.workload.output_tokens == 50
+    boundary = plan.wafers[0].io.out_bytes_per_token
+    assert boundary > 0 and row["io_mb_per_request"] == pytest.approx(boundary * 150 / 1e6)
+    r = CliRunner().invoke(cli, ["compile", MODEL, "--output-tokens", "0", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--output-tokens must be >= 1" in r.stderr
+
+
 def test_infeasible_points_are_rows(tmp_path):
     spec = spec_from_lists([MODEL], wafers="1", concurrency="1", context=[2048],
                            options={**FIXED, "target_overrides": {"sram_bytes": "1e10"}})

@@ -73,6 +73,7 @@ _COMPILE_OPTIONS = (
     _opt("--min-tokens-per-s-per-user", type=float, help="Per-user decode floor, tokens/s."),
     _opt("--context", type=int, help="KV length per sequence, tokens."),
     _opt("--prompt", type=int, help="Prompt length for TTFT, tokens."),
+    _opt("--output-tokens", type=int, help="Mean output length per request, tokens ($ and I/O per request)."),
     _opt("--concurrency", type=int, help="Sequences served at once."),
     _opt("--wafers", type=int, help="Use exactly N wafers, each holding units."),
     _opt("--max-wafers", type=int, help="Use at most N wafers (default: the target's count)."),
@@ -91,9 +92,9 @@ _COMPILE_OPTIONS = (
     _opt("--seed", type=int),
 )
 
-COMPILE_PARAMS = ("objective", "min_tokens_per_s_per_user", "context", "prompt", "concurrency", "wafers",
-                  "max_wafers", "weights_dtype", "dtype_overrides", "kv_dtype", "reserve",
-                  "granularity", "solver", "pins", "pin_file", "time_limit", "seed")
+COMPILE_PARAMS = ("objective", "min_tokens_per_s_per_user", "context", "prompt", "output_tokens",
+                  "concurrency", "wafers", "max_wafers", "weights_dtype", "dtype_overrides", "kv_dtype",
+                  "reserve", "granularity", "solver", "pins", "pin_file", "time_limit", "seed")
 
 
 def compile_options(fn: Callable[..., Any]) -> Callable[..., Any]:

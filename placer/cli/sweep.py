@@ -50,6 +50,8 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 @click.option("--kv-dtype", default=None, help="KV dtypes, e.g. native,fp8.")
 @click.option("--objective", default=None, help="Objectives, e.g. min-wafers,max-throughput.")
 @click.option("--prompt", type=int, default=None, help="Prompt length for TTFT, tokens.")
+@click.option("--output-tokens", type=int, default=None,
+              help="Mean output length per request, tokens ($ and I/O per request).")
 @granularity_option
 @click.option("--min-tokens-per-s-per-user", type=float, default=None,
               help="Per-user decode floor, tokens/s.")
@@ -78,7 +80,8 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: str,
                   target_sets: tuple[str, ...], wafers: str | None, concurrency: str | None,
                   context: str | None, weights_dtype: str | None, kv_dtype: str | None, objective: str | None,
-                  prompt: int | None, granularity: str, min_tokens_per_s_per_user: float | None,
+                  prompt: int | None, output_tokens: int | None, granularity: str,
+                  min_tokens_per_s_per_user: float | None,
                   time_limit: float | None, seed: int | None, extra: tuple[str, ...], jobs: int | None,
                   ray_address: str | None, cache_dir: str | None, no_cache: bool, shard: str | None,
                   summary_context: int,
@@ -99,7 +102,8 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
              "weights_dtype": weights_dtype, "kv_dtype": kv_dtype, "objective": objective}
     lists.update({k: v for k, v in given.items() if v is not None})
     fixed = {"target": target_name, "granularity": granularity, "prompt": prompt,
-             "min_tokens_per_s_per_user": min_tokens_per_s_per_user, "time_limit": time_limit, "seed": seed}
+             "output_tokens": output_tokens, "min_tokens_per_s_per_user": min_tokens_per_s_per_user,
+             "time_limit": time_limit, "seed": seed}
     options.update({k: v for k, v in fixed.items() if v is not None})
     if target_sets:
         options["target_overrides"] = {**options.get("target_overrides", {}), **parse_sets(target_sets)}
