@@ -109,6 +109,9 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
         options["target_overrides"] = {**options.get("target_overrides", {}), **parse_sets(target_sets)}
     options.update(_option_items(extra))
     spec = spec_from_lists(lists.pop("models", ()), **lists, options=options)
+    # Not placer.outputs.open_output_folder: it removes a folder it created when the run fails,
+    # and the default cache lives in that folder and must survive a killed sweep (resume). Each
+    # output file is still written atomically.
     cache = None if no_cache else (cache_dir or str(Path(out_dir) / "cache"))
     result = run_sweep(spec, cache_dir=cache, jobs=jobs, ray_address=ray_address,
                        show_progress=progress_enabled() and not as_json,
