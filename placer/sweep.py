@@ -286,22 +286,20 @@ def plan_figures(plan: Any) -> dict[str, Any]:
 
 def cost_figures(plan: Any) -> dict[str, Any]:
     """$ per million output and input tokens (and per request), from the target's ``cost_per_hour``
-    ($ per wafer-hour); empty when the target has no cost.
+    ($ per system-hour); empty when the target has no cost.
 
-    Attribution (docs/sweep.md): decode keeps all N wafers busy and yields ``tokens_per_s_total``
-    output tokens per second, so an output token costs ``N x cost_per_hour / 3600 /
-    tokens_per_s_total``; a request's prefill keeps wafer w busy for its prefill time ``P_w``, so
-    the prompt's tokens share ``sum_w P_w x cost_per_hour / 3600``. A request of ``output_tokens``
-    (the workload's, when it has that field) costs both."""
+    Output tokens: the performance model's ``usd_per_million_tokens`` (decode keeps the N wafers
+    busy for ``tokens_per_s_total`` tokens per second). Input tokens (docs/sweep.md): a request's
+    prefill keeps wafer w busy for its prefill time ``P_w``, so the prompt's tokens share
+    ``sum_w P_w x cost_per_hour / 3600``. A request of ``output_tokens`` costs both."""
     from placer.plan import round_float
 
     rate = getattr(plan.target, "cost_per_hour", None)
-    if not rate:
+    usd_out_m = getattr(plan.performance, "usd_per_million_tokens", None)
+    if not rate or not usd_out_m:
         return {}
-    per_s = rate / 3600.0
-    n, perf = len(plan.wafers), plan.performance
-    out_usd = n * per_s / perf.tokens_per_s_total
-    prefill_usd = per_s * sum(w.prefill_seconds for w in plan.wafers)
+    out_usd = usd_out_m / 1e6
+    prefill_usd = rate / 3600.0 * sum(w.prefill_seconds for w in plan.wafers)
     figures = {"usd_per_million_output_tokens": round_float(out_usd * 1e6),
                "usd_per_million_input_tokens": round_float(prefill_usd / plan.workload.prompt_tokens * 1e6)}
     output_tokens = getattr(plan.workload, "output_tokens", None)
