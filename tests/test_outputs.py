@@ -216,4 +216,4 @@ def test_concurrent_compiles_into_one_folder_leave_one_runs_files(tmp_path: Path
     context = plan["workload"]["context_tokens"]
     report = (out / "report.md").read_text()
     assert f"{context:,}" in report or str(context) in report
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "plan.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "plan.json", "report.html", "report.md"]
