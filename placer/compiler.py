@@ -165,7 +165,6 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
 def output_files(result: CompileResult) -> dict[str, str]:
     """The files one compile writes, by name: ``plan.json``, ``report.md`` and ``report.html``."""
     from placer.report import render_report
-
     from placer.report_html import render_compile_html
 
     return {"plan.json": result.plan.to_json(), "report.md": render_report(result),
