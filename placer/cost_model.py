@@ -6,7 +6,12 @@ Symbolic shapes are evaluated under bindings discovered from the graph inputs (t
 * decode, graph with a KV cache: one token (``seq = 1``) after ``past = context`` tokens;
 * decode, graph without one: the cost of a token at context C is cost(seq = C+1) - cost(seq = C)
   for FLOPs and activations; parameter reads are those of one step (seq = 1), collectives those
-  at seq = C+1 (attention's P @ V contracts over the C+1 keys);
+  at seq = C+1 (attention's P @ V contracts over the C+1 keys). A node with a ``seq x seq``
+  operand (a decomposed attention's scores, masks, P @ V) computes every (query, key) pair,
+  masked or not; with a KV cache, as a deployment decodes, the new token computes only its
+  own row: for such a node, whose cost is ``f(S) = a S^2 + b S + c``, the token's cost is
+  ``a (C+1) + b``, the difference above less ``a C`` (``2a`` is the second difference, so
+  they are costed at ``seq = C - 1`` too). A fused causal Attention counts its pairs already;
 * prefill: ``seq = prompt_tokens`` with no past;
 * activation bytes per token on an edge between units: the crossing values at decode shapes.
 
@@ -59,7 +64,7 @@ from fractions import Fraction
 
 from placer.cost_rules import COST_RULES, OpCall, Operand
 from placer.costs import Collective, CollectiveKind, EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
-from placer.ir.attrs import GemmAttrs
+from placer.ir.attrs import AttentionAttrs, GemmAttrs
 from placer.ir.dtypes import DType
 from placer.ir.graph import Graph, Node, WeightRole
 from placer.ir.ops import CONTRACTION, OpKind
@@ -210,6 +215,7 @@ class _Plan:
     node_sigs: tuple[int, ...]
     kv: frozenset[int] = frozenset()  # operand ids of KV cache values
     tokens: str | None = None  # the symbol counting a sequence's token positions
+    square: frozenset[int] = frozenset()  # signatures computing all (query, key) pairs
 
 
 class _OperandIds(dict[str, int]):
@@ -265,10 +271,31 @@ def _plan_signatures(graph: Graph, stored: Mapping[str, Operand], kv: frozenset[
             sig = sig_ids[key] = len(signatures)
             signatures.append((node, ins, outs))
         node_sigs.append(sig)
-    return _Plan(tuple(ids.operands), tuple(signatures), tuple(node_sigs), frozenset(ids.kv), tokens)
+    return _Plan(tuple(ids.operands), tuple(signatures), tuple(node_sigs), frozenset(ids.kv), tokens,
+                 _square_signatures(ids.operands, signatures, tokens))
 
 
-def _signature_costs(plan: _Plan, bindings: _Bindings) -> list[NodeCost]:
+def _square_signatures(operands: Sequence[TensorType | Operand | None],
+                       signatures: Sequence[tuple[Node, tuple[int, ...], tuple[int, ...]]],
+                       tokens: str | None) -> frozenset[int]:
+    """Signatures with an operand of degree 2 or more in ``tokens`` (``[.., seq, seq]``), other
+    than a causal fused attention (whose rule counts only the pairs it computes)."""
+    if not tokens:
+        return frozenset()
+    square = set()
+    for i, item in enumerate(operands):
+        if isinstance(item, TensorType) and sum(max((m.count(tokens) for m, _ in d.terms), default=0)
+                                                for d in item.shape if isinstance(d, Sym)) >= 2:
+            square.add(i)
+    if not square:
+        return frozenset()
+    return frozenset(k for k, (node, ins, outs) in enumerate(signatures)
+                     if not (isinstance(node.attrs, AttentionAttrs) and node.attrs.is_causal)
+                     and any(i in square for i in (*ins, *outs)))
+
+
+def _signature_costs(plan: _Plan, bindings: _Bindings, only: frozenset[int] | None = None) -> list[NodeCost]:
+    """Each signature's cost under ``bindings`` (those in ``only``; the others cost nothing)."""
     concrete: list[Operand | None] = []
     kv = plan.kv
     for i, item in enumerate(plan.operands):
@@ -281,7 +308,8 @@ def _signature_costs(plan: _Plan, bindings: _Bindings) -> list[NodeCost]:
     return [free if outs and _is_view(plan.operands[outs[0]]) else
             COST_RULES[node.op](OpCall(node, tuple(concrete[i] for i in ins),
                                        tuple(concrete[o] for o in outs), tokens))
-            for node, ins, outs in plan.signatures]
+            if only is None or k in only else free
+            for k, (node, ins, outs) in enumerate(plan.signatures)]
 
 
 # Ops through which a KV cache value stays the cache (appended to, viewed, repeated for GQA).
@@ -342,12 +370,18 @@ def _decode_costs(plan: _Plan, syms: TokenSymbols, context: int) -> list[NodeCos
     after = _signature_costs(plan, _bind(syms, seq=context + 1, past=0))
     before = _signature_costs(plan, _bind(syms, seq=context, past=0)) if context else None
     step = _signature_costs(plan, _bind(syms, seq=1, past=0))
+    square = plan.square if context else frozenset()
+    prior = _signature_costs(plan, _bind(syms, seq=context - 1, past=0), square) if square else None
     out = []
     for k, (a, s) in enumerate(zip(after, step)):
         b = before[k] if before is not None else NodeCost()
+        flops, acts = a.flops - b.flops, a.activation_bytes - b.activation_bytes
+        if prior is not None and k in square:  # only the new token's row: less a C (2a = 2nd difference)
+            p = prior[k]
+            flops -= (a.flops - 2 * b.flops + p.flops) * context // 2
+            acts -= (a.activation_bytes - 2 * b.activation_bytes + p.activation_bytes) * context // 2
         # Collectives at the token's own shapes: attention's P @ V contracts over C + 1 keys.
-        out.append(NodeCost(max(a.flops - b.flops, 0), s.weight_read_bytes,
-                            max(a.activation_bytes - b.activation_bytes, 0), a.collectives))
+        out.append(NodeCost(max(flops, 0), s.weight_read_bytes, max(acts, 0), a.collectives))
     return out
 
 

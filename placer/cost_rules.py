@@ -35,6 +35,7 @@ from placer.costs import Collective, NodeCost
 from placer.ir.attrs import AttentionAttrs, GemmAttrs
 from placer.ir.dtypes import DType
 from placer.ir.graph import Node
+from placer.ir.op_semantics import FLOPS_PER_ELEMENT, FREE_VIEWS, REDUCTIONS, ROW_STATISTICS
 from placer.ir.ops import OpKind
 
 
@@ -145,10 +146,13 @@ def _normalization(flops_per_element: int, all_reduces: int, *, softmax: bool = 
 
 
 def _reduction(call: OpCall) -> NodeCost:
+    """ReduceSum/Mean/Max, ArgMax, TopK: per input element, one statistic per output element."""
     out = call.out
     stats = Collective.row_allreduce(call.per_token(max(_numel(out), 1)),
                                      _element_bytes(out or call.input(0)))
-    return NodeCost(_numel(call.input(0)), _parameter_bytes(call), _activation_bytes(call), (stats,))
+    op = call.node.op
+    return NodeCost(FLOPS_PER_ELEMENT[op] * _numel(call.input(0)), _parameter_bytes(call),
+                    _activation_bytes(call), (stats,) * ROW_STATISTICS[op])
 
 
 def _gemv(call: OpCall, k: int) -> tuple[Collective, ...]:
@@ -212,8 +216,8 @@ def attended_keys(queries: int, keys: int, *, causal: bool, window: int = 0, rig
     return hi - lo + (last - first + 1)
 
 
-# Softmax FLOPs per score (max, subtract, exp, sum, divide), as the Softmax rule counts them.
-SOFTMAX_FLOPS_PER_SCORE = 5
+# Softmax FLOPs per score, as the Softmax rule counts them (``placer.ir.op_semantics``).
+SOFTMAX_FLOPS_PER_SCORE = FLOPS_PER_ELEMENT[OpKind.SOFTMAX]
 
 
 def _attention(call: OpCall) -> NodeCost:
@@ -280,35 +284,23 @@ def _free(call: OpCall) -> NodeCost:
     return NodeCost()
 
 
+def _semantic_rule(op: OpKind) -> CostRule:
+    """The rule of an op the semantics table (``placer.ir.op_semantics``) describes."""
+    if op in REDUCTIONS:
+        return _reduction
+    if op in ROW_STATISTICS:
+        return _normalization(FLOPS_PER_ELEMENT[op], ROW_STATISTICS[op], softmax=op is OpKind.SOFTMAX)
+    return _elementwise(FLOPS_PER_ELEMENT[op])
+
+
 COST_RULES: dict[OpKind, CostRule] = {
+    # FLOPs per element and statistics per norm from the table the mesh kernels use too:
+    # elementwise ops, transcendental ones (8), SiLU, GELU, rotary, softmax, norms, reductions.
+    **{op: _semantic_rule(op) for op in FLOPS_PER_ELEMENT},
+    **{op: _view for op in FREE_VIEWS},  # reinterpret a buffer: free
     OpKind.MATMUL: _matmul,
     OpKind.GEMM: _gemm,
-    # elementwise: one FLOP per output element; transcendental ones count the same, because
-    # on the target they are a handful of cycles and never the bottleneck of a decoder.
-    **{k: _elementwise(1) for k in (
-        OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.DIV, OpKind.POW, OpKind.MAX, OpKind.MIN,
-        OpKind.EQUAL, OpKind.LESS, OpKind.LESS_OR_EQUAL, OpKind.GREATER, OpKind.GREATER_OR_EQUAL,
-        OpKind.AND, OpKind.OR, OpKind.WHERE, OpKind.NEG, OpKind.ABS, OpKind.SQRT,
-        OpKind.RECIPROCAL, OpKind.EXP, OpKind.LOG, OpKind.TANH, OpKind.SIGMOID, OpKind.ERF,
-        OpKind.RELU, OpKind.COS, OpKind.SIN, OpKind.NOT, OpKind.IS_NAN, OpKind.IS_INF,
-        OpKind.CAST, OpKind.CLIP)},
-    OpKind.GELU: _elementwise(8),   # erf/tanh form: a polynomial and a few multiplies
-    OpKind.SILU: _elementwise(4),   # x * sigmoid(x)
-    OpKind.IDENTITY: _view,
-    OpKind.SOFTMAX: _normalization(SOFTMAX_FLOPS_PER_SCORE, 2, softmax=True),  # max, sub, exp, sum, div
-    OpKind.LAYER_NORM: _normalization(8, 2),   # mean, centre, square, mean, rsqrt, scale, shift
-    OpKind.RMS_NORM: _normalization(5, 1),     # square, mean, rsqrt, scale, weight
-    OpKind.ROTARY_EMBEDDING: _elementwise(3),
     OpKind.ATTENTION: _attention,
-    OpKind.REDUCE_MEAN: _reduction,
-    OpKind.REDUCE_SUM: _reduction,
-    OpKind.REDUCE_MAX: _reduction,
-    OpKind.ARG_MAX: _reduction,
-    OpKind.TOP_K: _reduction,
-    OpKind.RESHAPE: _view,
-    OpKind.SQUEEZE: _view,
-    OpKind.UNSQUEEZE: _view,
-    OpKind.FLATTEN: _view,
     OpKind.TRANSPOSE: _moves_data,
     OpKind.CONCAT: _moves_data,
     OpKind.SPLIT: _moves_data,
@@ -324,7 +316,6 @@ COST_RULES: dict[OpKind, CostRule] = {
     OpKind.SHAPE: _free,
     OpKind.CONSTANT_OF_SHAPE: _writes_output,
     OpKind.RANGE: _writes_output,
-    OpKind.CUM_SUM: _elementwise(1),  # a running sum: one add per element
 }
 
 

@@ -15,6 +15,8 @@ from placer.costs import CollectiveKind, NodeCost
 from placer.frontends.onnx import from_onnx
 from placer.ir import DType, GraphBuilder, OpKind, TensorType, WeightRole
 from placer.ir.dtypes import DType as D
+from placer.ir.graph import UnitKind
+from placer.ir.op_semantics import FLOPS_PER_ELEMENT
 from placer.ir.passes.find_kv_caches import FindKVCaches
 from placer.ir.passes.group_units import group_units
 from placer.ir.symbolic import Sym
@@ -66,11 +68,13 @@ def test_decode_and_prefill_flops_follow_the_formulas() -> None:
     cost = annotate_costs(graph, TARGET, Workload(context_tokens=C, prompt_tokens=P))
     layer = cost.unit("layers.0")
     proj = 4 * 2 * d * d  # four d x d GEMVs per token
-    # Token C+1 attends to C+1 positions: QK^T adds 2d((C+1)^2 - C^2), PV the same.
-    attn = 2 * 2 * d * ((C + 1) ** 2 - C ** 2)
-    softmax = 5 * ((C + 1) ** 2 - C ** 2)
+    # The graph computes all seq x seq scores; decoding with a KV cache, token C+1 computes
+    # only its own row over C+1 positions: QK^T 2d(C+1), PV the same, softmax per score.
+    attn = 2 * 2 * d * (C + 1)
+    per_score = FLOPS_PER_ELEMENT[OpKind.SOFTMAX]
+    softmax = per_score * (C + 1)
     assert layer.decode.flops == proj + attn + softmax + d  # + the residual add
-    assert layer.prefill.flops == P * proj + 4 * d * P * P + 5 * P * P + P * d
+    assert layer.prefill.flops == P * proj + 4 * d * P * P + per_score * P * P + P * d
     assert layer.decode.weight_read_bytes == 4 * d * d * 4
     # Four weight GEMVs, QK^T and PV over the context (GEMV collectives), softmax max and sum
     # (row all-reduces), per token, in program order; q, k and v share one broadcast input.
@@ -321,9 +325,9 @@ def test_each_expert_unit_costs_k_over_e_of_its_dense_flops() -> None:
     _, cost = _moe_cost(_MIXTRAL, "expert", 1)
     for i in range(2):
         for e in range(E):
-            # gate, up, down GEMVs; SiLU (4/element) and the gating product; times its gate;
+            # gate, up, down GEMVs; SiLU and the gating product; times its gate;
             # the partial-sum add (none for expert 0).
-            dense = 3 * 2 * H * I + 4 * I + I + H + (H if e else 0)
+            dense = 3 * 2 * H * I + FLOPS_PER_ELEMENT[OpKind.SILU] * I + I + H + (H if e else 0)
             flops = cost.unit(f"layers.{i}.experts.{e}").decode.flops
             residual_add = H if e == E - 1 else 0  # the layer's residual add, always computed
             assert abs(flops - residual_add - Fraction(dense * k, E)) <= 1, (i, e)
@@ -613,3 +617,41 @@ def test_window_caps_in_flops_and_kv_inspect_and_compile_agree() -> None:
     assert flops[7][0] == flops[8][0] == flops[64][0]
     per_key = 4 * (2 * (16 + 16) + SOFTMAX_FLOPS_PER_SCORE)
     assert flops[64][1] - flops[8][1] == per_key * (64 - 8)
+
+
+def test_cost_rules_count_flops_and_statistics_from_the_op_semantics_table() -> None:
+    """The cost rules and the mesh kernels read one table (``placer.ir.op_semantics``)."""
+    from placer.cost_rules import OpCall, Operand, cost_of
+    from placer.ir.attrs import ATTRIBUTES
+    from placer.ir.graph import Node
+    from placer.ir.op_semantics import FREE_VIEWS, REDUCTIONS, ROW_STATISTICS
+
+    x = Operand((2, 3, 5), DType.FLOAT32)
+    for op, per_element in FLOPS_PER_ELEMENT.items():
+        attrs = ATTRIBUTES[op]() if op in ATTRIBUTES else None
+        node = Node("n", op, ("x",), ("y",), attrs) if attrs is not None else Node("n", op, ("x",), ("y",))
+        out = Operand((2, 3, 1), DType.FLOAT32) if op in REDUCTIONS else x
+        cost = cost_of(OpCall(node, (x,), (out,)))
+        assert cost.flops == per_element * x.numel, op
+        assert cost.row_collectives == ROW_STATISTICS.get(op, 0) == len(cost.collectives), op
+    for op in FREE_VIEWS:
+        assert cost_of(OpCall(Node("n", op, ("x",), ("y",)), (x,), (x,))) == NodeCost(), op
+
+
+def test_decoding_a_graph_without_a_cache_costs_the_new_tokens_row(onnx_model) -> None:
+    """The same tiny Llama exported with and without past KV inputs: decoding costs one row of
+    attention either way (without the fix, the cache-less graph's seq x seq scores, softmax and
+    P @ V were charged (C+1)^2 - C^2 = 2C+1 keys per token: about 1.5x the cached graph here).
+    The cached export also rescales the whole K cache each step (heads x keys x head_dim)."""
+    from placer.pipeline import load_graph
+
+    workload = Workload(context_tokens=1024, prompt_tokens=16)
+    cached = annotate_costs(load_graph(onnx_model("llama", True, True)), TARGET, workload)
+    plain = annotate_costs(load_graph(onnx_model("llama", True, False)), TARGET, workload)
+    for a, b in zip(cached.units, plain.units):
+        assert a.name == b.name and a.decode.kv_read_bytes == b.decode.kv_read_bytes
+        assert [(c.kind, c.in_elements, c.out_elements) for c in a.decode.collectives] == \
+            [(c.kind, c.in_elements, c.out_elements) for c in b.decode.collectives], a.name
+        if a.kind is UnitKind.LAYER:
+            rescale = HEADS * 1025 * (HIDDEN // HEADS)
+            assert abs(a.decode.flops - rescale - b.decode.flops) <= 0.01 * b.decode.flops, a.name
