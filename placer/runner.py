@@ -44,6 +44,7 @@ class RunResult:
     batch: int = 1                                # sequences decoded together in each step
     emulated_unit_s: dict[str, float] = field(default_factory=dict)   # mean decode step, per unit
     predicted_unit_s: dict[str, float] = field(default_factory=dict)  # the model's, per unit
+    target_changes: list[str] = field(default_factory=list)  # fields the run's target changed (--set)
 
 
 def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
@@ -86,8 +87,18 @@ def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
                 if bindings.setdefault(sym, size) != size:
                     raise UserError(f"{where}: {name!r} dimension {axis} ({sym}) is {size}, but another "
                                     f"input has {sym} = {bindings[sym]}")
-        out[name] = arr.astype(t.dtype.to_numpy(), copy=False)
+        want = np.dtype(t.dtype.to_numpy())
+        if _kind(arr.dtype) != _kind(want):
+            raise UserError(f"{where}: {name!r} holds {arr.dtype} values but the model expects "
+                            f"{t.dtype.value} ({_kind(want)}); save it with that dtype")
+        out[name] = arr.astype(want, copy=False)
     return out
+
+
+def _kind(dtype: np.dtype) -> str:
+    """The family of an element type: integers, floats or booleans (no silent casts between)."""
+    return {"i": "integers", "u": "integers", "b": "booleans"}.get(dtype.kind, "floats" if dtype.kind in "fV"
+                                                                    else dtype.kind)
 
 
 def kv_pairs(graph: Graph) -> list[tuple[str, str]]:
@@ -98,20 +109,29 @@ def kv_pairs(graph: Graph) -> list[tuple[str, str]]:
     return list(zip(pasts, presents)) if len(pasts) == len(presents) else []
 
 
-def _assignment(plan: Any) -> tuple[dict[str, int], Any, str]:
-    """(unit -> wafer, target or None, granularity) from a Plan, a plan.json path or a dict."""
-    if isinstance(plan, (str, os.PathLike)):
-        from placer.plan import Plan
+def _load_plan(plan: Any) -> Any:
+    """A Plan from a plan.json path (checked), or ``plan`` itself."""
+    if not isinstance(plan, (str, os.PathLike)):
+        return plan
+    from placer.plan import Plan
+    from placer.validate import read_text
 
-        path = Path(plan)
-        if not path.is_file():
-            raise UserError(f"option --plan: no such file {str(path)!r}; write one with placer compile")
-        try:
-            plan = Plan.from_json(path.read_text())
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(f"{path}: not a placer plan ({type(e).__name__}: {e})") from None
+    path = Path(plan)
+    if not path.is_file():
+        raise UserError(f"option --plan: no such file {str(path)!r}; write one with placer compile")
+    text = read_text(path, "plan")
+    try:
+        return Plan.from_json(text)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        raise UserError(f"{path}: not a placer plan ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
+                        ) from None
+
+
+def _assignment(plan: Any) -> tuple[dict[str, Any], Any, str]:
+    """(unit -> wafer, target or None, granularity) from a Plan, a plan.json path or a dict."""
+    plan = _load_plan(plan)
     if isinstance(plan, Mapping):
-        return {str(k): int(v) for k, v in plan.items()}, None, "layer"
+        return {str(k): v for k, v in plan.items()}, None, "layer"
     return dict(plan.assignment), plan.target, plan.provenance.options.granularity.value
 
 
@@ -204,15 +224,25 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     Raises:
         UserError: bad inputs, a plan that does not match the model, or a PE out of SRAM.
     """
-    from placer.pipeline import load_graph
+    from placer.ir.verifier import unit_graph
+    from placer.pipeline import load_model
+    from placer.plan import Plan
+    from placer.plan_checks import check_plan_assignment, check_plan_provenance
     from placer.targets import load_target
 
+    source = str(plan) if isinstance(plan, (str, os.PathLike)) else "plan"
+    plan = _load_plan(plan)
     assignment, plan_target, granularity = _assignment(plan)
+    overridden = target is not None
     target = target or plan_target or load_target("wse-mini")
-    graph = load_graph(model, granularity=granularity)
-    unknown = sorted(set(assignment) - {u.name for u in graph.units})
-    if unknown:
-        raise UserError(f"plan does not match the model: unknown unit(s) {', '.join(unknown[:5])}")
+    loaded = load_model(model, granularity=granularity)
+    graph = loaded.graph
+    is_plan = isinstance(plan, Plan)
+    unit_edges = list(unit_graph(graph).edges)
+    assignment = check_plan_assignment(assignment, [u.name for u in graph.units], unit_edges, source,
+                                       len(plan.wafers) if is_plan else None, target.wafers)
+    target_changes = check_plan_provenance(plan.model.sha256 if is_plan else "", loaded.sha256,
+                                           plan_target, target, source, overridden)
     feeds, batch = _batched(load_inputs(inputs, graph), batch)
     pairs = kv_pairs(graph)
     if tokens > 0 and not pairs:
@@ -248,7 +278,7 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     n_wafers = len(executor.wafers)
     result = RunResult(outputs, np.stack(generated, axis=1) if generated else None, prefill, steps,
                        decode_obs, n_wafers, {w.name: w.ledger.peak for w in executor.wafers},
-                       prefill_outputs=prefill_outputs, batch=batch)
+                       prefill_outputs=prefill_outputs, batch=batch, target_changes=target_changes)
     if steps:
         # The sampled token returns to the first wafer: one more link latency per step.
         ret = target.io_latency_s if n_wafers > 1 else 0.0

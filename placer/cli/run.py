@@ -42,6 +42,8 @@ def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str 
         return echo_run_json(model, result, target, outputs_path)
     click.echo(f"{model}: {result.wafers} emulated wafer(s) of {target.mesh_rows} x {target.mesh_cols} PEs "
                f"({target.name})")
+    if result.target_changes:
+        click.echo("target fields changed from the plan's (--set): " + "; ".join(result.target_changes))
     if result.tokens is not None:
         for i, seq in enumerate(result.tokens.tolist()):
             label = f" (sequence {i})" if len(result.tokens) > 1 else ""
