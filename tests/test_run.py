@@ -162,3 +162,52 @@ def test_cli_run_batch_repeats_one_sequence(placed, tmp_path) -> None:  # noqa: 
     np.savez(tmp_path / "in3.npz", **_inputs(graph, batch=3))
     res = CliRunner().invoke(cli, [*args[:5], str(tmp_path / "in3.npz"), "--batch", "2"])
     assert res.exit_code == 2 and "option --batch" in res.output and "Traceback" not in res.output
+
+
+def _tampered(plan_json: str, change: str) -> str:
+    import json
+
+    d = json.loads(plan_json)
+    units = sorted(d["assignment"])
+    if change == "huge-wafer":
+        d["assignment"][units[-1]] = 10**7
+    elif change == "missing-unit":
+        del d["assignment"]["embed"]
+    elif change == "backwards":
+        d["assignment"]["embed"] = max(d["assignment"].values())
+    elif change == "string-wafer":
+        d["assignment"]["embed"] = "0"
+    elif change == "other-model":
+        d["model"]["sha256"] = "0" * 64
+    elif change == "not-json":
+        return plan_json[: len(plan_json) // 2]
+    return json.dumps(d)
+
+
+@pytest.mark.parametrize("change, message", [
+    ("huge-wafer", "outside the plan's wafers"), ("missing-unit", "embed have no wafer"),
+    ("backwards", "never flow back"), ("string-wafer", "not an integer"),
+    ("other-model", "another model file"), ("not-json", "not a placer plan")])
+def test_tampered_plans_are_refused_by_the_binary(placed, tmp_path, change: str, message: str) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    path, plan, graph = placed("llama")
+    (tmp_path / "plan.json").write_text(_tampered(plan.to_json(), change))
+    np.savez(tmp_path / "in.npz", **_inputs(graph))
+    run = subprocess.run([sys.executable, "-m", "placer", "run", str(path), "--plan",
+                          str(tmp_path / "plan.json"), "--inputs", str(tmp_path / "in.npz")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in run.stderr
+
+
+def test_float_token_ids_are_refused(placed) -> None:  # noqa: ANN001
+    from placer.runner import run_plan
+
+    path, plan, graph = placed("llama")
+    feeds = dict(_inputs(graph))
+    feeds["input_ids"] = feeds["input_ids"].astype(np.float32)
+    with pytest.raises(UserError, match=r"'input_ids' holds float32 values but the model expects i64 \(int"):
+        run_plan(str(path), plan, feeds)
