@@ -176,7 +176,8 @@ def calibrate(points: PointSet, base: Target, *, name: str, candidates: Sequence
     loo = leave_one_out(predict, fitted, measured, constants, physics)
     loo_of = {p.id: r for p, r in zip(fitted, loo)}
     used = sorted(p.id for p in fitted)
-    note = (f"fitted {', '.join(fit.selection.chosen) or 'nothing'} to {', '.join(used)} "
+    values = ", ".join(f"{n} = {fit.values[n]:.6g}" for n in fit.selection.chosen) or "nothing"
+    note = (f"fitted {values} to {', '.join(used)} "
             f"({points.source}) on {base.name}" + (f" by `{command}`" if command else ""))
     described = base.description.replace("physics only", "overheads calibrated")
     if described == base.description:
@@ -247,7 +248,10 @@ def render_calibration(c: Calibration) -> str:
         shown = f"{value:.6g} {by_name[name].unit}"
         if name == "prefill_slowdown":
             shown += f" (prefill_utilisation = {1 / (1 + value):.4g})"
-        tag = "fitted" if name in fit.selection.chosen else "kept"
+        tag = "kept at the physics value"
+        if name in fit.selection.chosen:
+            tag = "fitted" if value > 0 else "fitted; at its bound 0: the physics alone is not faster " \
+                "than measured"
         out.append(f"- {name} = {shown} ({tag})")
     out += ["", f"Predicted / measured (physics: {c.base.name}; calibrated: {c.target.name}; leave-one-out: "
             "the point's own fit without it; a validation point is never fitted):", ""]

@@ -386,14 +386,17 @@ def _decode_costs(plan: _Plan, syms: TokenSymbols, context: int) -> list[NodeCos
 
 
 def _weighted_sum(costs: list[NodeCost], counts: Counter[int]) -> NodeCost:
-    """FLOPs and bytes of ``counts[sig]`` nodes of each signature (collectives apart)."""
-    flops = weights = activations = 0
+    """FLOPs and bytes of ``counts[sig]`` nodes of each signature (collectives apart), and how
+    many of the nodes are kernels (cost anything: the calibrated per-kernel overhead's count)."""
+    flops = weights = activations = kernels = 0
     for sig, n in counts.items():
         c = costs[sig]
         flops += n * c.flops
         weights += n * c.weight_read_bytes
         activations += n * c.activation_bytes
-    return NodeCost(flops, weights, activations)
+        if c.flops or c.weight_read_bytes or c.activation_bytes or c.collectives:
+            kernels += n
+    return NodeCost(flops, weights, activations, kernels=kernels)
 
 
 def _collectives(plan: _Plan, costs: list[NodeCost], nodes: Sequence[tuple[int, Node]]) -> NodeCost:

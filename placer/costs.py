@@ -74,6 +74,7 @@ class NodeCost:
     activation_bytes: int = 0  # activations read and written, KV cache reads excluded
     collectives: tuple[Collective, ...] = ()
     kv_read_bytes: int = 0
+    kernels: int = 0  # mesh ops one step launches: the nodes that cost anything (free views do not)
 
     @property
     def gemv_collectives(self) -> int:
@@ -93,7 +94,8 @@ class NodeCost:
     def __add__(self, other: NodeCost) -> NodeCost:
         return NodeCost(self.flops + other.flops, self.weight_read_bytes + other.weight_read_bytes,
                         self.activation_bytes + other.activation_bytes,
-                        self.collectives + other.collectives, self.kv_read_bytes + other.kv_read_bytes)
+                        self.collectives + other.collectives, self.kv_read_bytes + other.kv_read_bytes,
+                        self.kernels + other.kernels)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def overhead_seconds(cost: NodeCost, target: Target) -> float:
     ``-physics`` target): ``kernel_overhead_cycles`` per kernel, ``collective_overhead_cycles``
     per collective. The host's time per token and the TTFT overheads enter in
     ``predict_performance``; nothing else in the model depends on the overhead fields."""
-    kernels = getattr(cost, "kernels", 0)
+    kernels = cost.kernels
     collectives = cost.gemv_collectives + cost.row_collectives
     return (kernels * target.kernel_overhead_cycles
             + collectives * target.collective_overhead_cycles) / target.clock_hz
