@@ -177,6 +177,73 @@ class IsInfAttrs:
     detect_positive: bool = True
 
 
+@dataclass(frozen=True)
+class MatMulNBitsAttrs:
+    """com.microsoft MatMulNBits: ``A [..., K] @ W [K, N]`` with W stored transposed as
+    ``[N, ceil(K / block_size), block_size * bits / 8]`` bytes (low bits first), one scale per
+    block of K and optional zero points (default ``2 ** (bits - 1)``)."""
+
+    k: int = 0
+    n: int = 0
+    bits: int = 4
+    block_size: int = 32
+    accuracy_level: int = 0
+
+
+@dataclass(frozen=True)
+class GatherBlockQuantizedAttrs:
+    """com.microsoft GatherBlockQuantized: gather rows of a block-quantized table."""
+
+    gather_axis: int = 0
+    quantize_axis: int = 1
+    block_size: int = 128
+    bits: int = 4
+    # placer's own: the table is uint8 bytes holding two 4-bit values each (along the last
+    # axis), rather than ONNX INT4/UINT4 elements; ``signed``: INT4 storage (zero point 0).
+    packed: bool = True
+    signed: bool = False
+
+
+@dataclass(frozen=True)
+class GroupQueryAttentionAttrs:
+    """com.microsoft GroupQueryAttention: 3-D Q/K/V (or packed QKV in Q), past/present KV in
+    [batch, kv_heads, seq, head], causal over ``seqlens_k + 1`` keys, rotary inside."""
+
+    num_heads: int = 0
+    kv_num_heads: int = 0
+    scale: float = 0.0  # 0: 1 / sqrt(head_size)
+    softcap: float = 0.0
+    local_window_size: int = -1
+    do_rotary: bool = False
+    rotary_interleaved: bool = False
+    smooth_softmax: bool = False
+
+
+@dataclass(frozen=True)
+class MultiHeadAttentionAttrs:
+    """com.microsoft MultiHeadAttention (3-D Q/K/V, optional bias, masks, past/present KV)."""
+
+    num_heads: int = 0
+    scale: float = 0.0  # 0: 1 / sqrt(head_size)
+    unidirectional: bool = False
+    mask_filter_value: float = -10000.0
+
+
+@dataclass(frozen=True)
+class MsRotaryAttrs:
+    """com.microsoft RotaryEmbedding (inputs: x, position_ids, cos_cache, sin_cache)."""
+
+    interleaved: bool = False
+    num_heads: int = 0
+    rotary_embedding_dim: int = 0
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class QuickGeluAttrs:
+    alpha: float = 1.702
+
+
 ATTRIBUTES: dict[OpKind, type] = {
     OpKind.GEMM: GemmAttrs,
     OpKind.CAST: CastAttrs,
@@ -208,6 +275,12 @@ ATTRIBUTES: dict[OpKind, type] = {
     OpKind.CUM_SUM: CumSumAttrs,
     OpKind.ATTENTION: AttentionAttrs,
     OpKind.IS_INF: IsInfAttrs,
+    OpKind.MATMUL_NBITS: MatMulNBitsAttrs,
+    OpKind.GATHER_BLOCK_QUANTIZED: GatherBlockQuantizedAttrs,
+    OpKind.GROUP_QUERY_ATTENTION: GroupQueryAttentionAttrs,
+    OpKind.MULTI_HEAD_ATTENTION: MultiHeadAttentionAttrs,
+    OpKind.MS_ROTARY_EMBEDDING: MsRotaryAttrs,
+    OpKind.QUICK_GELU: QuickGeluAttrs,
 }
 
 

@@ -31,10 +31,12 @@ from placer.ir.types import TensorType
 
 
 class WeightRole(enum.Enum):
-    """What a stored tensor is: a trained parameter, or a constant (rotary cache, masks, shapes)."""
+    """What a stored tensor is: a trained parameter, a constant (rotary cache, masks, shapes),
+    or the block scales / zero points of a quantized parameter (weight bytes, not parameters)."""
 
     PARAMETER = "parameter"
     CONSTANT = "constant"
+    QUANTIZATION = "quantization"
     UNKNOWN = "unknown"
 
 

@@ -85,6 +85,15 @@ class OpKind(enum.Enum):
     RANGE = "range"
     # scans
     CUM_SUM = "cum_sum"
+    # onnxruntime contrib ops (com.microsoft) with no exact default-domain equivalent
+    MATMUL_NBITS = "matmul_nbits"
+    GATHER_BLOCK_QUANTIZED = "gather_block_quantized"
+    GROUP_QUERY_ATTENTION = "group_query_attention"
+    MULTI_HEAD_ATTENTION = "multi_head_attention"
+    MS_ROTARY_EMBEDDING = "ms_rotary_embedding"
+    FAST_GELU = "fast_gelu"
+    QUICK_GELU = "quick_gelu"
+    BIAS_GELU = "bias_gelu"
 
 
 ELEMENTWISE_BINARY = frozenset({
@@ -102,7 +111,8 @@ COMPARISON = frozenset({
     OpKind.AND, OpKind.OR, OpKind.NOT, OpKind.IS_NAN, OpKind.IS_INF,
 })
 ELEMENTWISE = ELEMENTWISE_BINARY | ELEMENTWISE_UNARY | {OpKind.WHERE}
-CONTRACTION = frozenset({OpKind.MATMUL, OpKind.GEMM})
+# MatMulNBits multiplies by a block-quantized [K, N] parameter (the IR types it as [K, N]).
+CONTRACTION = frozenset({OpKind.MATMUL, OpKind.GEMM, OpKind.MATMUL_NBITS})
 REDUCTION = frozenset({
     OpKind.REDUCE_MEAN, OpKind.REDUCE_SUM, OpKind.REDUCE_MAX, OpKind.ARG_MAX, OpKind.TOP_K,
 })
@@ -116,5 +126,15 @@ INDEXING = frozenset({
     OpKind.GATHER, OpKind.GATHER_ND, OpKind.GATHER_ELEMENTS, OpKind.SCATTER_ND, OpKind.ONE_HOT,
     OpKind.TRILU,
 })
+# Fused attention ops and the positions of their (K, V, past K, past V) inputs (-1: none).
+ATTENTION_INPUTS: dict[OpKind, tuple[int, int, int, int]] = {
+    OpKind.ATTENTION: (1, 2, 4, 5),
+    OpKind.GROUP_QUERY_ATTENTION: (1, 2, 3, 4),
+    OpKind.MULTI_HEAD_ATTENTION: (1, 2, 6, 7),
+}
+ATTENTION_OPS = frozenset(ATTENTION_INPUTS)
+# Elementwise activations of onnxruntime (one output like the first input; BiasGelu and
+# FastGelu add an optional bias first).
+CONTRIB_ACTIVATIONS = frozenset({OpKind.FAST_GELU, OpKind.QUICK_GELU, OpKind.BIAS_GELU})
 # Ops whose outputs are shapes or index arithmetic rather than model activations.
 SHAPE_COMPUTATION = frozenset({OpKind.SHAPE, OpKind.CONSTANT_OF_SHAPE, OpKind.RANGE})

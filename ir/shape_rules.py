@@ -21,6 +21,7 @@ from placer.ir import shape_layout_rules as _layout
 from placer.ir.dtypes import DType
 from placer.ir.graph import Node
 from placer.ir.ops import COMPARISON, ELEMENTWISE_BINARY, ELEMENTWISE_UNARY, OpKind
+from placer.ir.shape_rules_contrib import CONTRIB_SHAPE_RULES
 from placer.ir.shape_values import (
     Info,
     RuleContext,
@@ -321,4 +322,5 @@ SHAPE_RULES: dict[OpKind, Rule] = {
     OpKind.TOP_K: _rule_top_k,
     OpKind.CUM_SUM: _rule_cum_sum,
     **_layout.LAYOUT_RULES,
+    **CONTRIB_SHAPE_RULES,
 }

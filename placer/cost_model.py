@@ -108,9 +108,11 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
     weights_of: dict[str, list[str]] = {u.name: [] for u in units}
     for name, w in graph.weights.items():
         shape = tuple(int(d) for d in w.type.shape)
-        if w.role is WeightRole.PARAMETER:
+        if w.role in (WeightRole.PARAMETER, WeightRole.QUANTIZATION):
             unit = owner.get(name, "")
-            dtype = workload.weights.dtype_for(name, w.type.dtype, unit)
+            # Block scales and zero points keep their stored type (the weights they scale too).
+            dtype = workload.weights.dtype_for(name, w.type.dtype, unit) \
+                if w.role is WeightRole.PARAMETER else w.type.dtype
             nbytes = w.nbytes if dtype == w.type.dtype else dtype.storage_bytes(w.numel)
             stored[name] = Operand(shape, w.type.dtype, stored_bytes=nbytes)
         else:
@@ -173,7 +175,8 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
         params = [n for n in weights_of[u.name] if stored[n].is_parameter]
         costs.append(UnitCost(
             name=u.name, kind=u.kind, layer=u.layer,
-            parameters=sum(graph.weights[n].numel for n in params),
+            parameters=sum(graph.weights[n].numel for n in params
+                           if graph.weights[n].role is WeightRole.PARAMETER),
             weight_bytes=sum(stored[n].stored_bytes or 0 for n in params),
             constant_bytes=sum(graph.weights[n].nbytes for n in weights_of[u.name]
                                if not stored[n].is_parameter),

@@ -322,3 +322,9 @@ COST_RULES: dict[OpKind, CostRule] = {
 def cost_of(call: OpCall) -> NodeCost:
     """The cost of ``call`` by its op kind's rule."""
     return COST_RULES[call.node.op](call)
+
+
+# onnxruntime's contrib ops (their rules build on the ones above).
+from placer.cost_rules_contrib import CONTRIB_COST_RULES  # noqa: E402
+
+COST_RULES.update(CONTRIB_COST_RULES)

@@ -11,7 +11,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from placer.backends.kernels import elementwise, indexing, layout, linalg, nn, reduce, shape
+from placer.backends.kernels import (
+    contrib_nn,
+    contrib_quant,
+    elementwise,
+    indexing,
+    layout,
+    linalg,
+    nn,
+    reduce,
+    shape,
+)
 from placer.ir.ops import OpKind
 
 Kernel = Callable[..., "np.ndarray | tuple[np.ndarray, ...]"]
@@ -19,6 +29,7 @@ Kernel = Callable[..., "np.ndarray | tuple[np.ndarray, ...]"]
 KERNELS: dict[OpKind, Kernel] = {
     **elementwise.KERNELS, **linalg.KERNELS, **nn.KERNELS, **reduce.KERNELS,
     **layout.KERNELS, **indexing.KERNELS, **shape.KERNELS,
+    **contrib_nn.KERNELS, **contrib_quant.KERNELS,  # onnxruntime's com.microsoft ops
 }
 
 __all__ = ["KERNELS", "Kernel"]

@@ -254,3 +254,8 @@ MESH_KERNELS: dict[OpKind, MeshKernel] = {
     OpKind.SOFTMAX: softmax, OpKind.LAYER_NORM: normalization, OpKind.RMS_NORM: normalization,
     OpKind.ATTENTION: attention, OpKind.ROTARY_EMBEDDING: rotary, OpKind.GATHER: gather,
 }
+
+# onnxruntime's contrib ops (their kernels build on the ones above).
+from placer.backends.mesh.contrib_ops import CONTRIB_MESH_KERNELS  # noqa: E402
+
+MESH_KERNELS.update(CONTRIB_MESH_KERNELS)

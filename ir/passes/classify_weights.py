@@ -11,6 +11,8 @@ looks at how a weight meets the hidden-state data path:
   per-channel vector (numel > 1, one non-1 dim equal to the activation's last dim) added to
   or multiplied with an activation, or a gathered table added to an activation (learned
   position embeddings);
+* the packed weights of MatMulNBits / GatherBlockQuantized are parameters and their block
+  scales and zero points ``QUANTIZATION`` (bytes of the parameter, not parameters);
 * everything else is a constant: integer tensors, shape constants, scalars (epsilon, scales),
   rotary ``inv_freq`` (it meets position ids, not hidden states), cos/sin caches, masks.
 """
@@ -36,6 +38,11 @@ _INDEX_CARRY = frozenset({
     OpKind.FLATTEN, OpKind.EXPAND,
 })
 _NORMS = frozenset({OpKind.LAYER_NORM, OpKind.RMS_NORM})
+# Quantized ops: (packed parameter inputs, scale/zero-point inputs, bias inputs) by position.
+_QUANTIZED: dict[OpKind, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = {
+    OpKind.MATMUL_NBITS: ((1,), (2, 3), (5,)),
+    OpKind.GATHER_BLOCK_QUANTIZED: ((0,), (2, 3), ()),
+}
 _ELEMENTWISE_PARAM = frozenset({OpKind.ADD, OpKind.MUL, OpKind.SUB})
 
 
@@ -50,9 +57,15 @@ def classify_weights(graph: Graph) -> Graph:
         if w is not None:
             params.add(w)
 
+    quant: set[str] = set()
     for node in graph.nodes:
         ins = node.inputs
-        if node.op in (OpKind.MATMUL, OpKind.GEMM) and len(ins) >= 2:
+        if node.op in _QUANTIZED and (ins[0] in activations or _inputs_indices(graph, node)):
+            # Packed weights are integers (not in ``roots``): the op's operands say what they are.
+            packed, extra, bias = _QUANTIZED[node.op]
+            params.update(ins[i] for i in packed + bias if i < len(ins) and ins[i] in graph.weights)
+            quant.update(ins[i] for i in extra if i < len(ins) and ins[i] in graph.weights)
+        elif node.op in (OpKind.MATMUL, OpKind.GEMM) and len(ins) >= 2:
             a, b = ins[0], ins[1]
             if a in activations:
                 mark(b)
@@ -75,9 +88,18 @@ def classify_weights(graph: Graph) -> Graph:
                     mark(w)
     weights = {}
     for name, w in graph.weights.items():
-        role = WeightRole.PARAMETER if name in params else WeightRole.CONSTANT
+        role = WeightRole.PARAMETER if name in params else \
+            WeightRole.QUANTIZATION if name in quant else WeightRole.CONSTANT
         weights[name] = w if w.role is role else replace(w, role=role)
     return graph.replace(weights=weights)
+
+
+def _inputs_indices(graph: Graph, node: Node) -> set[str]:
+    """The stored table of a GatherBlockQuantized indexed by graph-input ids (an embedding)."""
+    if node.op is OpKind.GATHER_BLOCK_QUANTIZED and len(node.inputs) > 1 and \
+            _is_input_indices(graph, node.inputs[1]):
+        return {node.inputs[0]}
+    return set()
 
 
 def _weight_roots(graph: Graph) -> dict[str, str]:
@@ -108,7 +130,7 @@ def _activations(graph: Graph, roots: dict[str, str]) -> set[str]:
     act = {i for i in graph.inputs if i in types and types[i].dtype.is_float}
     for node in graph.nodes:
         seed = (node.op is OpKind.GATHER and len(node.inputs) >= 2 and node.inputs[0] in roots
-                and _is_input_indices(graph, node.inputs[1]))
+                and _is_input_indices(graph, node.inputs[1])) or bool(_inputs_indices(graph, node))
         if seed or any(i in act for i in node.inputs if i):
             for o in node.outputs:
                 if o and (o not in types or types[o].dtype.is_float):

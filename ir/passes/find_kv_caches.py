@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from placer.ir.graph import Graph, KVCache, Node
-from placer.ir.ops import OpKind
+from placer.ir.ops import ATTENTION_INPUTS, OpKind
 from placer.ir.passes.base import PassResult
 from placer.ir.passes.group_units import (
     Structure,
@@ -29,6 +29,7 @@ from placer.ir.passes.group_units import (
 )
 from placer.ir.symbolic import Dim, Sym, dim_div, dim_prod
 
+_GATHERS = frozenset({OpKind.GATHER, OpKind.GATHER_BLOCK_QUANTIZED})
 _SCORE_OPS = frozenset({OpKind.ADD, OpKind.MUL, OpKind.DIV, OpKind.WHERE, OpKind.CAST,
                         OpKind.IDENTITY, OpKind.TANH, OpKind.SUB})
 _LAYOUT_UP = frozenset({OpKind.CAST, OpKind.IDENTITY, OpKind.RESHAPE, OpKind.TRANSPOSE,
@@ -57,7 +58,7 @@ def find_token_symbols(graph: Graph) -> TokenSymbols:
     """Discover the symbols from graph inputs: token ids ``[batch, seq]``, past KV inputs
     ``[batch, heads, past, head_dim]``, and masks whose length is ``past + seq``."""
     ints = [i for i in graph.inputs if graph.types[i].dtype.is_integer and graph.types[i].rank == 2]
-    feeding = {i for i in ints if any(c.op is OpKind.GATHER and c.inputs[1:2] == (i,)
+    feeding = {i for i in ints if any(c.op in _GATHERS and c.inputs[1:2] == (i,)
                                       for c in graph.consumers.get(i, []))}
     token = next((i for i in ints if i in feeding), ints[0] if ints else None)
     batch = seq = past = None
@@ -140,9 +141,10 @@ def find_kv_caches(graph: Graph, structure: Structure | None = None) -> tuple[KV
 
 def _kv_operands(graph: Graph, core: Node) -> tuple[str, str, str, str] | None:
     """(K, V, past K, past V) operands of an attention core; past ones may be ''."""
-    if core.op is OpKind.ATTENTION:
-        ins = core.inputs + ("",) * 6
-        return ins[1], ins[2], ins[4], ins[5]
+    if core.op in ATTENTION_INPUTS:
+        ins = core.inputs + ("",) * 8
+        k, v, pk, pv = (ins[i] for i in ATTENTION_INPUTS[core.op])
+        return k or ins[0], v or ins[0], pk, pv  # packed QKV: K and V come in with Q
     qk = _score_matmul(graph, core.inputs[0])
     pv = probability_matmul(graph, core.outputs[0])
     if qk is None or pv is None:

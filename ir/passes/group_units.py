@@ -32,13 +32,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
 from placer.ir.graph import Graph, Node, Unit, UnitKind, WeightRole
-from placer.ir.ops import CONTRACTION, OpKind
+from placer.ir.ops import ATTENTION_OPS, CONTRACTION, OpKind
 from placer.ir.passes.base import PassResult
 
 if TYPE_CHECKING:
     from placer.ir.passes.moe_experts import MoeLayer
 
 GRANULARITIES = ("layer", "block", "expert")
+_EMBEDDING_GATHERS = frozenset({OpKind.GATHER, OpKind.GATHER_BLOCK_QUANTIZED})
 _PASS_THROUGH = frozenset({OpKind.CAST, OpKind.IDENTITY, OpKind.WHERE, OpKind.RESHAPE,
                            OpKind.MUL, OpKind.DIV})
 
@@ -231,7 +232,7 @@ def _embedding_sources(graph: Graph) -> list[str]:
     int_inputs = {i for i in graph.inputs if graph.types[i].dtype.is_integer}
     out = []
     for node in graph.nodes:
-        if node.op is OpKind.GATHER and len(node.inputs) == 2 and is_parameter(graph, node.inputs[0]):
+        if node.op in _EMBEDDING_GATHERS and len(node.inputs) >= 2 and is_parameter(graph, node.inputs[0]):
             if _derives_from(graph, node.inputs[1], int_inputs):
                 out.append(node.name)
     return out
@@ -254,7 +255,7 @@ def _derives_from(graph: Graph, value: str, roots: set[str], limit: int = 64) ->
 
 def is_attention_core(graph: Graph, node: Node) -> bool:
     """An ``attention`` node, or a Softmax whose probabilities multiply an activation (V)."""
-    if node.op is OpKind.ATTENTION:
+    if node.op in ATTENTION_OPS:
         return True
     return node.op is OpKind.SOFTMAX and probability_matmul(graph, node.outputs[0]) is not None
 

@@ -23,10 +23,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from placer.errors import UserError
 from placer.frontends.onnx_checks import check_model_proto
+from placer.frontends.onnx_contrib import CONTRIB_EXPANDERS, CONTRIB_OPS
 from placer.ir import attrs as A
 from placer.ir.dtypes import DType
 from placer.ir.graph import ExternalLocation, Graph, Node, Weight, WeightRole
-from placer.ir.ops import OpKind
+from placer.ir.ops import ATTENTION_INPUTS, OpKind
 from placer.ir.passes.classify_weights import classify_weights
 from placer.ir.passes.infer_shapes import infer_shapes
 from placer.ir.symbolic import Dim, Sym, parse_dim
@@ -89,11 +90,38 @@ def from_onnx(model: str | Path | onnx.ModelProto, *, name: str | None = None) -
     graph = _Importer(proto, label).run(gname)
     try:
         graph = infer_shapes(graph)
+        graph = _pin_cache_dims(graph)
         graph = classify_weights(graph)
         verify(graph, require_types=True)
     except VerificationError as err:
         raise UserError(f"{label}: {err.short}") from None
     return graph
+
+
+def _pin_cache_dims(graph: Graph) -> Graph:
+    """Give a past-KV input's symbolic head dim (onnxruntime-genai's ``kv_cache_dim``) the head
+    size its attention node implies, so that KV bytes per token are known; shapes re-inferred."""
+    subst: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op not in ATTENTION_INPUTS:
+            continue
+        for past_at, present_at in zip(ATTENTION_INPUTS[node.op][2:], (1, 2)):
+            past = node.inputs[past_at] if past_at < len(node.inputs) else ""
+            present = node.outputs[present_at] if present_at < len(node.outputs) else ""
+            if not past or past not in graph.inputs or not present or present not in graph.types:
+                continue
+            d, got = graph.types[past].shape[-1], graph.types[present].shape[-1]
+            if isinstance(d, Sym) and isinstance(got, int) and len(d.symbols) == 1 and \
+                    d == Sym.var(next(iter(d.symbols))):
+                subst[next(iter(d.symbols))] = got
+    if not subst:
+        return graph
+    types = dict(graph.types)
+    for i in graph.inputs:
+        t = types[i]
+        types[i] = TensorType(t.dtype, tuple(subst.get(next(iter(d.symbols)), d) if isinstance(d, Sym) and
+                                              d in [Sym.var(k) for k in subst] else d for d in t.shape))
+    return infer_shapes(graph.replace(types={i: types[i] for i in graph.inputs}))
 
 
 def _sym_name(text: str) -> str:
@@ -109,14 +137,18 @@ class _Importer:
     types: dict[str, TensorType] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
     node_names: set[str] = field(default_factory=set)
+    retyped: set[str] = field(default_factory=set)  # quantized weights given their logical type
+    _elem_types: dict[str, int] | None = None
 
     def fail(self, message: str) -> UserError:
         return UserError(f"{self.label}: {message}")
 
     def run(self, gname: str) -> Graph:
         g = self.proto.graph
-        self.opset = next((o.version for o in self.proto.opset_import if o.domain in ("", "ai.onnx")),
-                          1)
+        self.opsets = {("" if o.domain == "ai.onnx" else o.domain): int(o.version)
+                       for o in self.proto.opset_import}
+        self.opset = self.opsets.get("", 1)
+        self.used_values = {i for n in g.node for i in n.input if i} | {o.name for o in g.output}
         for t in g.initializer:
             self.weights[t.name] = self.weight(t)
         if g.sparse_initializer:
@@ -215,25 +247,66 @@ class _Importer:
                                      dtype.storage_bytes(arr.size), WeightRole.CONSTANT, None, arr)
         return cname
 
+    def fresh_name(self, base: str) -> str:
+        """A node name not used yet (for the extra nodes of an expanded op)."""
+        name, k = base, 0
+        while name in self.node_names:
+            k += 1
+            name = f"{base}_{k}"
+        self.node_names.add(name)
+        return name
+
+    def elem_type(self, value: str) -> int | None:
+        """The ONNX element type of ``value`` (stored, input, value_info, or ONNX's own type
+        inference, run once on demand)."""
+        if value in self.weights:
+            return _ONNX_CODE.get(self.weights[value].type.dtype)
+        if self._elem_types is None:
+            g = self.proto.graph
+            known = {vi.name: vi.type.tensor_type.elem_type for vi in (*g.input, *g.value_info, *g.output)
+                     if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type}
+            if any(n.op_type == "CastLike" and n.input[1] not in known and n.input[1] not in self.weights
+                   for n in g.node):
+                try:
+                    inferred = onnx.shape_inference.infer_shapes(self.proto)
+                    known.update({vi.name: vi.type.tensor_type.elem_type for vi in inferred.graph.value_info
+                                  if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type})
+                except Exception:  # noqa: BLE001 - inference is a best effort; the caller reports
+                    pass
+            self._elem_types = known
+        return self._elem_types.get(value)
+
     def convert(self, n: onnx.NodeProto) -> None:
         name = self.unique_name(n)
-        if n.domain not in ("", "ai.onnx"):
-            raise self.fail(f"node {name!r}: op {n.domain}.{n.op_type} is not supported "
-                            "(only the default ONNX domain)")
+        domain = "" if n.domain in ("", "ai.onnx") else n.domain
         attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        if n.op_type == "Constant":
+        if domain == "" and n.op_type == "Constant":
             self.add_constant_node(n, name, attrs)
             return
-        spec = _OPS.get(n.op_type)
+        key = (domain, n.op_type)
+        scope = _scope_of(n)
+        expand = CONTRIB_EXPANDERS.get(key)
+        if expand is not None:
+            try:
+                expand(self, name, attrs, list(n.input), list(n.output), scope)
+            except (KeyError, ValueError, TypeError) as err:
+                raise self.fail(f"node {name!r} ({n.op_type}): bad attributes: {err}") from None
+            return
+        spec = ONNX_OPS.get(key)
         if spec is None:
-            raise self.fail(f"node {name!r}: op {n.op_type} is not supported by placer")
+            raise self.fail(f"node {name!r}: op {n.op_type} of domain {domain or 'ai.onnx'} "
+                            f"(opset {self.opsets.get(domain, '?')}) is not supported by placer; "
+                            "it supports the ops listed in docs/onnx-ops.md")
+        since = _SINCE.get(key, 1)
+        if self.opsets.get(domain, 1) < since:
+            raise self.fail(f"node {name!r}: op {n.op_type} exists from opset {since}, but the model "
+                            f"imports opset {self.opsets.get(domain, 1)} of {domain or 'ai.onnx'}")
         kind, convert = spec
         inputs, outputs = list(n.input), list(n.output)
         try:
             op_attrs, inputs, outputs = convert(self, name, attrs, inputs, outputs)
         except (KeyError, ValueError, TypeError) as err:
             raise self.fail(f"node {name!r} ({n.op_type}): bad attributes: {err}") from None
-        scope = _scope_of(n)
         if kind in _VARIADIC and len(inputs) != 2:
             self.add_chain(kind, name, inputs, outputs, scope)
             return
@@ -349,6 +422,14 @@ def _cast(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -
         raise imp.fail(f"node {name!r}: Cast to {TensorProto.DataType.Name(int(a['to']))} is not "
                        "supported; cast to FLOAT8E4M3FN or FLOAT8E5M2 instead")
     return A.CastAttrs(imp.dtype(int(a["to"]), f"Cast {name!r}"), bool(a.get("saturate", 1))), ins, outs
+
+
+def _cast_like(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
+    code = imp.elem_type(ins[1])
+    if code is None:
+        raise imp.fail(f"node {name!r}: CastLike target %{ins[1]} has no known element type; "
+                       "export with value_info or run onnx.shape_inference first")
+    return _cast(imp, name, {"to": code, "saturate": a.get("saturate", 1)}, ins[:1], outs)
 
 
 def _clip(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:
@@ -517,6 +598,7 @@ _OPS: dict[str, tuple[OpKind, Callable[..., Converted]]] = {
     **{k: (v, _plain) for k, v in _SIMPLE.items()},
     "Gemm": (OpKind.GEMM, _gemm),
     "Cast": (OpKind.CAST, _cast),
+    "CastLike": (OpKind.CAST, _cast_like),
     "Clip": (OpKind.CLIP, _clip),
     "Gelu": (OpKind.GELU, _gelu),
     "Dropout": (OpKind.IDENTITY, _dropout),
@@ -550,4 +632,13 @@ _OPS: dict[str, tuple[OpKind, Callable[..., Converted]]] = {
     "CumSum": (OpKind.CUM_SUM, _cum_sum),
 }
 
-SUPPORTED_OPS = frozenset(_OPS) | {"Constant"}
+# Every (domain, op type) placer imports: ONNX's default domain and onnxruntime's contrib ops.
+ONNX_OPS: dict[tuple[str, str], tuple[OpKind, Callable[..., Converted]]] = {
+    **{("", k): v for k, v in _OPS.items()}, **CONTRIB_OPS,
+}
+# The first opset of the default domain that defines an op (earlier opsets: a UserError).
+_SINCE = {("", "RMSNormalization"): 23, ("", "RotaryEmbedding"): 23, ("", "Attention"): 23,
+          ("", "CastLike"): 15}
+_ONNX_CODE = {v: k for k, v in reversed(list(ONNX_DTYPES.items()))}
+
+SUPPORTED_OPS = frozenset(_OPS) | {"Constant"} | {f"{d}.{o}" for d, o in (*CONTRIB_OPS, *CONTRIB_EXPANDERS)}
