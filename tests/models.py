@@ -103,12 +103,13 @@ def _make_exportable(model: Any, with_cache: bool) -> Any:
 
 
 def export_onnx(family: str, path: str | Path, *, dynamo: bool = True, with_cache: bool = False,
-                opset: int | None = None, seed: int = 0) -> Path:
+                opset: int | None = None, seed: int = 0, optimize: bool = True) -> Path:
     """Export the tiny ``family`` model to ``path``; dynamic dims are named batch, seq, past.
 
     Inputs: ``input_ids`` i64[batch, seq] and, with ``with_cache``, ``past_key_{i}`` and
     ``past_value_{i}`` of shape [batch, kv_heads, past, head_dim] for each layer. Outputs:
-    ``logits`` and, with the cache, ``present_key_{i}``/``present_value_{i}``.
+    ``logits`` and, with the cache, ``present_key_{i}``/``present_value_{i}``. ``optimize=False``
+    keeps the dynamo exporter's raw graph (CastLike, Constant, SplitToSequence, ...).
     """
     import torch
 
@@ -144,7 +145,8 @@ def export_onnx(family: str, path: str | Path, *, dynamo: bool = True, with_cach
                 kwargs["dynamic_shapes"] = (ids_dims, past_dims)
             else:
                 kwargs["dynamic_shapes"] = (ids_dims,)
-            torch.onnx.export(wrapper, args, str(path), dynamo=True, verbose=False, **kwargs)
+            torch.onnx.export(wrapper, args, str(path), dynamo=True, verbose=False, optimize=optimize,
+                              **kwargs)
         else:
             axes = {"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}}
             for i in range(n_layers if with_cache else 0):

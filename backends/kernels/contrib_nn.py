@@ -8,9 +8,9 @@ matmuls and the softmax.
 GroupQueryAttention (onnxruntime's CPU kernel): the keys are ``past_key`` followed by the new
 keys; batch b holds ``seqlens_k[b] + 1`` tokens in all, so its past is
 ``seqlens_k[b] + 1 - seq`` tokens, its query i sits at position ``past_b + i`` and attends the
-keys at positions ``<= past_b + i`` (and ``> position - local_window_size - 1`` with a local
-window). With ``do_rotary`` the new Q and K are rotated at those positions (or at
-``position_ids``) first.
+keys at positions ``<= past_b + i`` (and ``> position - local_window_size`` with a local
+window: the last ``local_window_size`` positions). With ``do_rotary`` the new Q and K are
+rotated at those positions (or at ``position_ids``) first.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def gqa_operands(node: Node, *args: np.ndarray | None):  # noqa: ANN201
                             np.ones((batch, seq), bool)], axis=1)
     allowed = valid[:, None, :] & (key_pos[:, None, :] <= positions[:, :, None])
     if at.local_window_size > 0:
-        allowed &= key_pos[:, None, :] > positions[:, :, None] - at.local_window_size - 1
+        allowed &= key_pos[:, None, :] > positions[:, :, None] - at.local_window_size
     neg, zero = q.dtype.type(-np.inf), q.dtype.type(0)
     mask = np.where(allowed, zero, neg)[:, None, :, :]                       # [batch, 1, seq, keys]
     if bias_in is not None:

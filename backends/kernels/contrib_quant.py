@@ -3,7 +3,8 @@
 Packed weights arrive as stored in the ONNX file (bytes, low bits first). One dequantization
 routine serves both ops, the reference kernels and the mesh kernels:
 ``w = (q - zero_point) * scale`` per block of ``block_size`` elements along the quantized axis;
-a missing zero point is ``2 ** (bits - 1)`` for unsigned storage and 0 for ONNX INT4.
+a missing zero point is ``2 ** (bits - 1)`` for uint8 bytes and 0 for ONNX INT4/UINT4 elements
+(onnxruntime's convention).
 """
 
 from __future__ import annotations
@@ -112,9 +113,8 @@ def gather_block_quantized_table(node: Node, data: np.ndarray, scales: np.ndarra
         dm = np.moveaxis(d, qa, -1)
         cols = dm.shape[-1]
         q = dm.reshape(rows, cols).astype(np.int16)
-        zp = np.zeros((rows, blocks), np.float32) if zero_points is None and at.signed else (
-            np.full((rows, blocks), 2 ** (at.bits - 1), np.float32) if zero_points is None else
-            np.moveaxis(np.asarray(zero_points), qa, -1).reshape(rows, blocks).astype(np.float32))
+        zp = np.zeros((rows, blocks), np.float32) if zero_points is None else \
+            np.moveaxis(np.asarray(zero_points), qa, -1).reshape(rows, blocks).astype(np.float32)
     w = dequantize_rows(q, s.reshape(rows, blocks), zp, block_size=at.block_size, cols=cols)
     return np.moveaxis(w.reshape(s.shape[:-1] + (cols,)), -1, qa).astype(scales.dtype)
 

@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 from placer.errors import UserError
 from placer.frontends.onnx_checks import check_model_proto
 from placer.frontends.onnx_contrib import CONTRIB_EXPANDERS, CONTRIB_OPS
+from placer.frontends.onnx_sequences import SEQUENCE_EXPANDERS
 from placer.ir import attrs as A
 from placer.ir.dtypes import DType
 from placer.ir.graph import ExternalLocation, Graph, Node, Weight, WeightRole
@@ -138,6 +139,7 @@ class _Importer:
     nodes: list[Node] = field(default_factory=list)
     node_names: set[str] = field(default_factory=set)
     retyped: set[str] = field(default_factory=set)  # quantized weights given their logical type
+    sequences: dict[str, Any] = field(default_factory=dict)  # SplitToSequence outputs
     _elem_types: dict[str, int] | None = None
 
     def fail(self, message: str) -> UserError:
@@ -285,7 +287,7 @@ class _Importer:
             return
         key = (domain, n.op_type)
         scope = _scope_of(n)
-        expand = CONTRIB_EXPANDERS.get(key)
+        expand = CONTRIB_EXPANDERS.get(key) or SEQUENCE_EXPANDERS.get(key)
         if expand is not None:
             try:
                 expand(self, name, attrs, list(n.input), list(n.output), scope)
@@ -294,9 +296,10 @@ class _Importer:
             return
         spec = ONNX_OPS.get(key)
         if spec is None:
-            raise self.fail(f"node {name!r}: op {n.op_type} of domain {domain or 'ai.onnx'} "
-                            f"(opset {self.opsets.get(domain, '?')}) is not supported by placer; "
-                            "it supports the ops listed in docs/onnx-ops.md")
+            qualified = f"{domain}.{n.op_type}" if domain else n.op_type
+            raise self.fail(f"node {name!r}: op {qualified} (domain {domain or 'ai.onnx'}, opset "
+                            f"{self.opsets.get(domain, '?')}) is not supported by placer; "
+                            "docs/onnx-ops.md lists the supported ops")
         since = _SINCE.get(key, 1)
         if self.opsets.get(domain, 1) < since:
             raise self.fail(f"node {name!r}: op {n.op_type} exists from opset {since}, but the model "
@@ -641,4 +644,5 @@ _SINCE = {("", "RMSNormalization"): 23, ("", "RotaryEmbedding"): 23, ("", "Atten
           ("", "CastLike"): 15}
 _ONNX_CODE = {v: k for k, v in reversed(list(ONNX_DTYPES.items()))}
 
-SUPPORTED_OPS = frozenset(_OPS) | {"Constant"} | {f"{d}.{o}" for d, o in (*CONTRIB_OPS, *CONTRIB_EXPANDERS)}
+SUPPORTED_OPS = frozenset(_OPS) | {"Constant", "SplitToSequence", "SequenceAt"} | {
+    f"{d}.{o}" if d else o for d, o in (*CONTRIB_OPS, *CONTRIB_EXPANDERS)}
