@@ -66,6 +66,7 @@ def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
                 data = {k: npz[k] for k in npz.files}
         except (OSError, ValueError) as e:
             raise UserError(f"{where}: not a readable .npz file ({e})") from None
+    data = _with_empty_cache(graph, data)
     out: dict[str, np.ndarray] = {}
     bindings: dict[str, int] = {}
     for name in graph.inputs:
@@ -99,6 +100,32 @@ def _kind(dtype: np.dtype) -> str:
     """The family of an element type: integers, floats or booleans (no silent casts between)."""
     return {"i": "integers", "u": "integers", "b": "booleans"}.get(dtype.kind, "floats" if dtype.kind in "fV"
                                                                     else dtype.kind)
+
+
+def _with_empty_cache(graph: Graph, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Past-KV inputs left out start as an empty cache: past length 0, the other dims static or
+    bound by the given inputs (the batch of ``input_ids``)."""
+    missing = [p for p, _ in kv_pairs(graph) if p not in data]
+    if not missing:
+        return data
+    from placer.ir.passes.find_kv_caches import find_token_symbols
+
+    past = find_token_symbols(graph).past
+    bound: dict[Sym, int] = {}
+    for name, arr in data.items():
+        if name in graph.types and np.ndim(arr) == graph.types[name].rank:
+            bound.update({d: size for d, size in zip(graph.types[name].shape, np.shape(arr))
+                          if isinstance(d, Sym)})
+    out = dict(data)
+    for name in missing:
+        t = graph.type_of(name)
+        shape = [d if isinstance(d, int) else 0 if past and d == Sym.var(past) else bound.get(d)
+                 for d in t.shape]
+        if any(s is None for s in shape):
+            raise UserError(f"inputs: {name!r} ({t}) is missing and its shape is not known from the "
+                            "other inputs; pass it (a zero-length past) in the .npz")
+        out[name] = np.zeros(shape, t.dtype.to_numpy())
+    return out
 
 
 def kv_pairs(graph: Graph) -> list[tuple[str, str]]:

@@ -28,6 +28,7 @@ _COMMANDS = [
     ("placer.cli.diff", "diff_command"),
     ("placer.cli.check", "check_command"),
     ("placer.cli.sweep", "sweep_command"),
+    ("placer.cli.export", "export_command"),
 ]
 
 
