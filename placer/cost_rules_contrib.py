@@ -65,9 +65,11 @@ def _group_query_attention(call: OpCall) -> NodeCost:
         q, k, v = _split(q, (heads * head, kvh * head, kvh * head))
     if attrs.do_rotary:  # type: ignore[attr-defined]
         rotated = q.numel + k.numel  # type: ignore[union-attr]
-    proxy = OpCall(replace(call.node, op=OpKind.ATTENTION,
-                           attrs=AttentionAttrs(True, kvh, heads)),
-                   (q, k, v, None, call.input(3), call.input(4)), call.outputs)
+    window = max(attrs.local_window_size, 0)  # type: ignore[attr-defined]
+    sink = call.input(11) or (Operand((heads,), q.dtype) if attrs.smooth_softmax else None)  # type: ignore[attr-defined]
+    proxy = replace(call, node=replace(call.node, op=OpKind.ATTENTION,
+                                       attrs=AttentionAttrs(True, kvh, heads, window=window)),
+                    inputs=(q, k, v, None, call.input(3), call.input(4), None, sink))
     core = COST_RULES[OpKind.ATTENTION](proxy)
     # The packed input is read once (not as three slices): activation bytes of the real call.
     return replace(core, activation_bytes=core.activation_bytes - _activation_bytes(proxy)
@@ -77,8 +79,10 @@ def _group_query_attention(call: OpCall) -> NodeCost:
 def _multi_head_attention(call: OpCall) -> NodeCost:
     heads = call.node.attrs.num_heads  # type: ignore[attr-defined]
     q, k, v = call.input(0), call.input(1), call.input(2)
-    proxy = OpCall(replace(call.node, op=OpKind.ATTENTION, attrs=AttentionAttrs(False, heads, heads)),
-                   (q, k, v, call.input(5), call.input(6), call.input(7)), call.outputs)
+    causal = call.node.attrs.unidirectional  # type: ignore[attr-defined]
+    proxy = replace(call, node=replace(call.node, op=OpKind.ATTENTION,
+                                       attrs=AttentionAttrs(causal, heads, heads)),
+                    inputs=(q, k, v, call.input(5), call.input(6), call.input(7)))
     core = COST_RULES[OpKind.ATTENTION](proxy)
     bias = sum(x.numel for x in (q, k, v) if x is not None) if call.input(3) is not None else 0
     return replace(core, activation_bytes=core.activation_bytes - _activation_bytes(proxy)
