@@ -103,10 +103,12 @@ def _kind(dtype: np.dtype) -> str:
 
 
 def _with_empty_cache(graph: Graph, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Past-KV inputs left out start as an empty cache: past length 0, the other dims static or
-    bound by the given inputs (the batch of ``input_ids``)."""
-    missing = [p for p, _ in kv_pairs(graph) if p not in data]
-    if not missing:
+    """When every past-KV input is left out, they start as an empty cache: past length 0, the
+    other dims static or bound by the given inputs (the batch of ``input_ids``). Some given and
+    some not is an error (reported as a missing key by the caller)."""
+    pairs = kv_pairs(graph)
+    missing = [p for p, _ in pairs if p not in data]
+    if not missing or len(missing) != len(pairs):
         return data
     from placer.ir.passes.find_kv_caches import find_token_symbols
 
