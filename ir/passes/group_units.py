@@ -474,7 +474,10 @@ def grouping_shortfall(graph: Graph) -> str:
     and a value crossing layers beside the residual stream hides a boundary.
     """
     layer_of = {n.name: _layer_index(n) for n in graph.nodes}
-    named = {i for i in layer_of.values() if i is not None}
+    # A name counts a decoder layer only where that layer holds a weighted contraction: exporters
+    # also number non-layer nodes (onnxruntime-genai names the final norm layers.{num_layers}).
+    named = {layer_of[n.name] for n in graph.nodes
+             if layer_of[n.name] is not None and is_weighted_contraction(graph, n)}
     found = len({u.layer for u in graph.units if u.layer >= 0})
     if not named or found >= len(named):
         return ""
