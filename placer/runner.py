@@ -379,3 +379,17 @@ def format_accounting(result: RunResult, clock_hz: float) -> str:
             ratio = f"{got / pred:7.3f}" if pred else f"{'-':>7}"
             lines.append(f"  {unit:<34} {got * 1e6:>12.3f} {pred * 1e6:>13.3f} {ratio}")
     return "\n".join(lines)
+
+
+def write_run_outputs(result: RunResult, path: str | os.PathLike[str]) -> None:
+    """The last step's outputs (and ``tokens`` when decoding) as one .npz, written atomically."""
+    import io
+
+    from placer.fileio import write_atomic
+
+    arrays = dict(result.outputs)
+    if result.tokens is not None:
+        arrays["tokens"] = result.tokens
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_atomic(path, buf.getvalue())

@@ -3,13 +3,9 @@ wafers and print the accounting beside the performance model's prediction."""
 
 from __future__ import annotations
 
-import io
-
 import click
-import numpy as np
 
 from placer.cli.options import json_option, parse_sets, set_option
-from placer.fileio import write_atomic
 from placer.progress import progress
 
 
@@ -28,7 +24,7 @@ from placer.progress import progress
 def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str | None, tokens: int,
                 batch: int | None, target_sets: tuple[str, ...], as_json: bool = False) -> None:
     """Execute MODEL under a plan on the numpy mesh emulator (one emulated wafer per plan wafer)."""
-    from placer.runner import _assignment, format_accounting, run_plan
+    from placer.runner import _assignment, format_accounting, run_plan, write_run_outputs
 
     _, plan_target, _ = _assignment(plan_path)
     target = plan_target
@@ -50,10 +46,5 @@ def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str 
             click.echo(f"generated token ids{label}: " + " ".join(str(t) for t in seq))
     click.echo(format_accounting(result, target.clock_hz))
     if outputs_path:
-        arrays = dict(result.outputs)
-        if result.tokens is not None:
-            arrays["tokens"] = result.tokens
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        write_atomic(outputs_path, buf.getvalue())
+        write_run_outputs(result, outputs_path)
         click.echo(f"wrote {outputs_path}")

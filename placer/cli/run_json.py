@@ -43,18 +43,10 @@ def run_result_dict(model: str, result: Any, target: Any) -> dict[str, Any]:
 def echo_run_json(model: str, result: Any, target: Any, outputs_path: str | None) -> None:
     """Print the run as one JSON object; write ``--outputs`` as the text mode does (keys: output
     names, and ``tokens`` when decoding)."""
-    import io
     import json
 
-    import numpy as np
-
-    from placer.fileio import write_atomic
+    from placer.runner import write_run_outputs
 
     click.echo(json.dumps(run_result_dict(model, result, target), sort_keys=True))
     if outputs_path:
-        arrays = dict(result.outputs)
-        if result.tokens is not None:
-            arrays["tokens"] = result.tokens
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        write_atomic(outputs_path, buf.getvalue())
+        write_run_outputs(result, outputs_path)
