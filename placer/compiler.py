@@ -15,7 +15,9 @@ from placer import __version__
 from placer.costs import ModelCost
 from placer.errors import InfeasibleError, UserError
 from placer.options import CompileOptions
-from placer.perf import predict_performance, swap_in_seconds, unit_decode_seconds, unit_prefill_seconds
+from placer.perf import swap_in_seconds
+from placer.perf.formulas import sequences_that_fit, wafer_bytes
+from placer.perf.placement import place
 from placer.pins import check_pins, resolve_pins
 from placer.plan import (
     SCHEMA_VERSION,
@@ -115,50 +117,44 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
     """The Plan of a feasible solution, with memory, I/O, KV and performance per the perf model."""
     assert solution.assignment is not None
     ev = solution.evaluation
-    resident, n = ev.resident, ev.wafers
-    context = workload.context_tokens
-    groups: list[list[int]] = [[] for _ in range(n)]
-    for u, w in enumerate(solution.assignment):
-        groups[w].append(u)
-    units = cost.units
-    stage = [sum(unit_decode_seconds(units[u], target) for u in g) for g in groups]
-    prefill = [sum(unit_prefill_seconds(units[u], target) for u in g) for g in groups]
-    boundary = list(ev.boundary_bytes)
-    perf = predict_performance(target, stage, prefill, boundary, resident, workload.prompt_tokens)
+    resident = ev.resident
+    placed = place(cost, target, workload, solution.assignment, resident, ev.batch)
+    perf, boundary, n = placed.performance, placed.boundary_bytes, len(placed.wafers)
     reserved = target.sram_bytes - problem.capacity
-    kv_seq = [sum(units[u].kv_bytes(context) for u in g) for g in groups]
+    rate = perf.tokens_per_s_total
     wafer_plans = []
-    for w, g in enumerate(groups):
-        weights = sum(units[u].weight_bytes + units[u].constant_bytes for u in g)
-        acts = max(problem.act_bytes[u] for u in g)
-        kv = resident * kv_seq[w]
+    for w, fig in enumerate(placed.wafers):
+        kv = resident * fig.kv_per_sequence
         in_b = boundary[w - 1] if w > 0 else 0
         out_b = boundary[w] if w < n - 1 else 0
-        fit = (problem.capacity - weights - acts) // kv_seq[w] if kv_seq[w] else workload.concurrency
+        used = wafer_bytes(fig.weights, fig.kv_per_sequence, resident, fig.buffer)
+        link = max(in_b, out_b) * rate + perf.swap_bytes_per_s_per_wafer * (fig.kv_per_sequence > 0)
         wafer_plans.append(WaferPlan(
-            index=w, units=tuple(units[u].name for u in g),
-            memory=WaferMemory(weights, kv, acts, reserved,
-                               target.sram_bytes - weights - kv - acts - reserved),
-            io=WaferIO(in_b, out_b, in_b + out_b,
-                       max(in_b, out_b) * perf.tokens_per_s_total / target.io_bandwidth_bytes_per_s),
-            stage_seconds=stage[w], prefill_seconds=prefill[w], kv_bytes_per_sequence=kv_seq[w],
-            sequences_that_fit=fit))
+            index=w, units=tuple(cost.units[u].name for u in fig.units),
+            memory=WaferMemory(fig.weights, kv, fig.buffer, reserved, target.sram_bytes - used - reserved),
+            io=WaferIO(in_b, out_b, in_b + out_b, link / target.io_bandwidth_bytes_per_s),
+            stage_seconds=fig.stage_seconds, prefill_seconds=fig.prefill_chunk_seconds,
+            kv_bytes_per_sequence=fig.kv_per_sequence,
+            sequences_that_fit=sequences_that_fit(problem.capacity, fig.weights, fig.buffer,
+                                                  fig.kv_per_sequence, workload.concurrency)))
     parked = workload.concurrency - resident
+    kv_seq = [fig.kv_per_sequence for fig in placed.wafers]
     per_seq = sum(kv_seq)
-    if parked * per_seq > target.external_kv_bytes:
+    worst = max(range(n), key=lambda w: (kv_seq[w], -w))
+    if parked * kv_seq[worst] > target.external_kv_bytes:
         raise InfeasibleError(
             f"infeasible: external KV store binds: {parked} parked sequences need "
-            f"{parked * per_seq / 1e9:.3f} GB "
-            f"but target {target.name!r} has {target.external_kv_bytes / 1e9:.3f} GB external KV; lower "
+            f"{parked * kv_seq[worst] / 1e9:.3f} GB in the store of wafer {worst}'s system but target "
+            f"{target.name!r} has {target.external_kv_bytes / 1e9:.3f} GB of external KV per system; lower "
             f"--concurrency or --context, add wafers (--max-wafers), or --set external_kv_bytes=...")
-    kv_plan = KVPlan(cost.kv_bytes_per_token, per_seq, context, resident, parked, parked * per_seq,
-                     swap_in_seconds(target, kv_seq))
+    kv_plan = KVPlan(cost.kv_bytes_per_token, per_seq, workload.context_tokens, resident, parked,
+                     parked * per_seq, swap_in_seconds(target, kv_seq))
     info = SolverInfo(solution.method, solution.status, solution.objective, solution.bound, solution.gap,
                       provenance.options.solver.seed, provenance.options.solver.time_limit_s,
                       objective_description(problem))
     plan = Plan(SCHEMA_VERSION, model, target, workload, provenance.options.objective.value, info,
                 tuple(wafer_plans), kv_plan, perf,
-                tuple(sorted((units[u].name, w) for u, w in enumerate(solution.assignment))), provenance)
+                tuple(sorted((cost.units[u].name, w) for u, w in enumerate(solution.assignment))), provenance)
     return Plan.from_json(plan.to_json())  # canonical: floats rounded as in the file
 
 

@@ -60,6 +60,7 @@ class Objective(_Choice):
     MIN_WAFERS = "min-wafers"
     MIN_LATENCY = "min-latency"
     MAX_THROUGHPUT = "max-throughput"
+    MIN_COST = "min-cost"
 
 
 class Solver(_Choice):

@@ -17,7 +17,7 @@ from placer.perf import Performance
 from placer.targets import Target
 from placer.workload import Workload
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: typed provenance (CompileOptions), batched-decode performance
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,8 @@ class WaferPlan:
     units: tuple[str, ...]
     memory: WaferMemory
     io: WaferIO
-    stage_seconds: float     # decode of one token of one sequence
-    prefill_seconds: float   # the whole prompt of one sequence
+    stage_seconds: float     # one decode step of the plan's micro-batch
+    prefill_seconds: float   # one prefill chunk (performance.prefill_chunk_tokens)
     kv_bytes_per_sequence: int
     sequences_that_fit: int  # resident sequences this wafer alone could hold
 

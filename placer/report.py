@@ -20,6 +20,10 @@ def _gb(x: float) -> str:
     return f"{x / 1e9:.3f}"
 
 
+def _usd(x: float) -> str:
+    return f"{x:,.3f}" if x else "n/a (no cost_per_hour)"
+
+
 def summarize_units(names: tuple[str, ...], layer_of: dict[str, int], layer_units: dict[int, int]) -> str:
     """``embed, layers 0-19, layers.20.attn``: whole layers as ranges, the rest by name."""
     count: dict[int, int] = {}
@@ -65,14 +69,25 @@ def binding_constraints(plan: Plan) -> list[str]:
                      f"wafer {limit.index} limits it ({limit.sequences_that_fit} sequences fit there, "
                      f"{_gb(limit.kv_bytes_per_sequence)} GB of KV per sequence); "
                      f"{kv.parked_sequences} parked "
-                     f"({_gb(kv.parked_bytes)} GB in the external store, {kv.swap_in_seconds * 1e3:.3f} ms "
-                     f"to swap one in).")
+                     f"({_gb(kv.parked_bytes)} GB in the external stores, one per system; "
+                     f"{kv.swap_in_seconds * 1e3:.3f} ms to swap one in; "
+                     f"{perf.swap_bytes_per_s_per_wafer / 1e9:.3f} GB/s of swaps on the busiest wafer's "
+                     f"I/O).")
     else:
         lines.append("KV residency: no KV cache at this context; every sequence is resident.")
     what = {"round-trip": "the decode round trip (stage times plus I/O hops)",
-            "stage": "the slowest stage times the resident sequences",
-            "io": "boundary I/O bandwidth times the resident sequences"}[perf.bottleneck]
-    lines.append(f"Time per output token: {perf.time_per_output_token_s * 1e3:.4f} ms, set by {what}.")
+            "stage": "the slowest stage times the micro-batches in flight",
+            "io": "boundary I/O bandwidth times the micro-batches in flight"}[perf.bottleneck]
+    lines.append(f"Time per output token: {perf.time_per_output_token_s * 1e3:.4f} ms, set by {what}; "
+                 f"{perf.micro_batches_in_flight} micro-batch(es) of {perf.micro_batch} sequence(s).")
+    why = {"compute": "the wafers' FLOPs",
+           "SRAM bandwidth": "SRAM bandwidth (weights, activations, KV reads)",
+           "fabric latency": "fabric latency of the collectives (paid once per step, whatever the batch)",
+           "I/O": "off-wafer I/O (activations between wafers and KV swaps)",
+           "SRAM capacity": "SRAM capacity: the KV of more sequences does not fit, the rest rotate through "
+                            "the external store"}
+    lines.append(f"Total throughput: {perf.tokens_per_s_total:,.1f} tokens/s, bound by "
+                 f"{why.get(perf.throughput_bound, perf.throughput_bound)}.")
     busiest = max(plan.wafers, key=lambda w: (w.io.utilization, -w.index))
     lines.append(f"I/O: busiest wafer is {busiest.index} at {100 * busiest.io.utilization:.4f} % of "
                  f"{plan.target.io_bandwidth_bytes_per_s / 1e9:.1f} GB/s.")
@@ -87,12 +102,12 @@ def _method_row(result: CompileResult, sol) -> str:  # type: ignore[no-untyped-d
     ev = sol.evaluation
     p = result.problem
     if not sol.feasible:
-        return f"| {sol.method} | - | - | - | - | - | no: {ev.reason} | {sol.seconds:.3f} |"
+        return f"| {sol.method} | - | - | - | - | - | - | no: {ev.reason} | {sol.seconds:.3f} |"
     tps_user = 1 / (ev.tpot * TICK_S) if ev.tpot else float("inf")
     gap = "" if sol.gap is None else f", gap {100 * sol.gap:.2f} %"
     return (f"| {sol.method} | {ev.wafers} | {ev.tpot * TICK_S * 1e3:.4f} | {tps_user:,.1f} | "
-            f"{ev.resident * tps_user:,.1f} | {p.concurrency - ev.resident} | yes ({sol.status}{gap}) | "
-            f"{sol.seconds:.3f} |")
+            f"{ev.resident * tps_user:,.1f} | {ev.batch} | {p.concurrency - ev.resident} | "
+            f"yes ({sol.status}{gap}) | {sol.seconds:.3f} |")
 
 
 def render_report(result: CompileResult) -> str:
@@ -122,18 +137,24 @@ def render_report(result: CompileResult) -> str:
         "",
         "## Performance",
         "",
-        "| time per output token | TTFT | tokens/s per user | tokens/s total | sequences to fill pipeline |",
-        "|---|---|---|---|---|",
+        "| time per output token | TTFT | tokens/s per user (resident) | per user, mean / min over all "
+        "| tokens/s total | tokens/s per wafer | $ per million tokens | micro-batch | in flight |",
+        "|---|---|---|---|---|---|---|---|---|",
         f"| {perf.time_per_output_token_s * 1e3:.4f} ms | {perf.ttft_s * 1e3:.3f} ms | "
-        f"{perf.tokens_per_s_per_user:,.1f} | {perf.tokens_per_s_total:,.1f} | "
-        f"{perf.sequences_to_fill_pipeline} |",
+        f"{perf.tokens_per_s_per_user:,.1f} | {perf.tokens_per_s_per_user_mean:,.1f} / "
+        f"{perf.tokens_per_s_per_user_min:,.1f} | {perf.tokens_per_s_total:,.1f} | "
+        f"{perf.tokens_per_s_per_wafer:,.1f} | "
+        f"{_usd(perf.usd_per_million_tokens)} | "
+        f"{perf.micro_batch} | {perf.micro_batches_in_flight} |",
         "",
-        f"Decode round trip {perf.round_trip_s * 1e3:.4f} ms, slowest stage {perf.max_stage_s * 1e3:.4f} ms.",
+        f"Decode round trip {perf.round_trip_s * 1e3:.4f} ms, slowest stage {perf.max_stage_s * 1e3:.4f} ms "
+        f"(one step of {perf.micro_batch} sequence(s)); {perf.sequences_to_fill_pipeline} sequences fill the "
+        f"pipeline; prefill in chunks of {perf.prefill_chunk_tokens} tokens.",
         "",
         "## Wafers",
         "",
         "| wafer | units | weights GB | KV GB | activations GB | reserved GB | free GB | I/O bytes/token "
-        "| I/O use % | stage ms | sequences that fit |",
+        "| I/O use % | stage ms (one step) | sequences that fit |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for w in plan.wafers:
@@ -150,10 +171,11 @@ def render_report(result: CompileResult) -> str:
               "", "## Binding constraints", ""]
     lines += [f"- {line}" for line in binding_constraints(plan)]
     lines += ["", "## Every method on the same problem", "",
-              "| method | wafers | time/token ms | tokens/s per user | tokens/s total | parked | feasible "
-              "| solve s |", "|---|---|---|---|---|---|---|---|"]
+              "| method | wafers | time/token ms | tokens/s per user | tokens/s total | micro-batch | parked "
+              "| feasible | solve s |", "|---|---|---|---|---|---|---|---|---|"]
     for sol in sorted((result.solution, *result.others), key=lambda x: x.method):
         lines.append(_method_row(result, sol))
-    lines += ["", "Times in this table come from the solver's integer model (0.1 ns ticks); the "
-              "performance section uses the floating-point model. Solve times are wall-clock seconds.", ""]
+    lines += ["", "Times in this table come from the solver's integer model (0.1 ns ticks; swaps of parked "
+              "sequences not charged); the performance section uses the floating-point model. Solve times "
+              "are wall-clock seconds.", ""]
     return "\n".join(lines)

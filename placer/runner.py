@@ -187,22 +187,10 @@ def _decode_cost(graph: Graph, target: Any, context: int, prompt: int) -> Any:
 def predicted_step_seconds(graph: Graph, target: Any, assignment: Mapping[str, int], context: int,
                            prompt: int, batch: int = 1) -> float:
     """The performance model's decode round trip of a micro-batch of ``batch`` sequences at
-    ``context`` tokens (``placer.perf``: unit times, boundary bytes per token times the batch)."""
-    from placer.perf import predict_performance, unit_decode_seconds, unit_prefill_seconds
+    ``context`` tokens (``placer.perf.placement.predicted_round_trip``)."""
+    from placer.perf.placement import predicted_round_trip
 
-    cost = _decode_cost(graph, target, context, prompt)
-    n = max(assignment.values(), default=0) + 1
-    stages, prefill = [0.0] * n, [0.0] * n
-    for u in cost.units:
-        w = assignment.get(u.name, 0)
-        stages[w] += unit_decode_seconds(u, target, batch) if batch != 1 else unit_decode_seconds(u, target)
-        prefill[w] += unit_prefill_seconds(u, target)
-    boundary = [0] * max(n - 1, 0)
-    for e in cost.edges:
-        a, b = assignment.get(e.src, 0), assignment.get(e.dst, 0)
-        for i in range(min(a, b), max(a, b)):
-            boundary[i] += e.bytes_per_token * batch
-    return predict_performance(target, stages, prefill, boundary, 1, max(prompt, 1)).round_trip_s
+    return predicted_round_trip(_decode_cost(graph, target, context, prompt), target, assignment, batch)
 
 
 def predicted_unit_seconds(graph: Graph, target: Any, context: int, prompt: int,

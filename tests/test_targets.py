@@ -93,3 +93,12 @@ def test_overheads_description_names_the_variant():
     assert load_target("wse3-physics").overheads_description().startswith("physics only")
     t = load_target("wse3-physics", {"host_overhead_s_per_token": 1e-5, "calibration": "fitted x to p"})
     assert t.overheads_description() == "overheads host_overhead_s_per_token = 1e-05; fitted x to p"
+
+
+def test_cost_per_hour_per_system_from_hardware_md():
+    assert load_target("wse3").cost_per_hour == 23.35          # owned TCO per CS-3 system-hour
+    rented = load_target("wse3-rented")
+    assert rented.cost_per_hour == 41.96 and rented.mesh_rows == 762
+    assert load_target("wse3").external_kv_bytes == 6_000_000_000_000  # one 6 TB KVSS node per CS-3
+    with pytest.raises(UserError, match="cost_per_hour must be >= 0"):
+        load_target("wse3", {"cost_per_hour": -1})

@@ -34,5 +34,6 @@ def compile_command(model: str, out_dir: str, as_json: bool, **params: object) -
     click.echo(f"{p.model.name}: {len(p.wafers)} wafer(s) of {p.target.name}, solver {p.solver.name} "
                f"{p.solver.status}; {p.performance.time_per_output_token_s * 1e3:.4f} ms per token, "
                f"{p.performance.tokens_per_s_per_user:,.1f} tokens/s per user, "
+               f"{p.performance.tokens_per_s_total:,.1f} in total (micro-batch {p.performance.micro_batch}), "
                f"{p.kv.resident_sequences} resident / {p.kv.parked_sequences} parked sequences")
     click.echo(f"wrote {plan_path} and {report_path}")

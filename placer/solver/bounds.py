@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from placer.perf import formulas as f
 from placer.solver.dp import fill_first_fit, solve_contiguous
 from placer.solver.problem import TICK_S, Objective, Problem
 
@@ -30,14 +31,16 @@ def objective_lower_bound(problem: Problem, resident: int) -> int:
     """A bound no placement at ``resident`` sequences can beat: at least ``N_lb`` wafers (bytes
     over capacity), a stage of at least ``D / N`` and the longest unit, a round trip of at least
     ``D + N x hop``."""
-    p = problem
+    p = problem.timed(resident)
     lower, _ = fewest_wafers(p, resident)
     lower = max(lower, p.min_wafers)
     longest = max(p.ticks, default=0)
     if p.objective is Objective.MIN_WAFERS:  # more wafers than `lower` cost more than any stage
         return lower * (p.total_ticks + 1) + max(longest, math.ceil(p.total_ticks / lower))
     stage = max(longest, math.ceil(p.total_ticks / p.max_wafers))
-    tpot = max(p.total_ticks + lower * p.hop_ticks, resident * stage)
+    tpot = f.tpot(f.round_trip(p.total_ticks, 0, lower, p.hop_ticks, p.host_ticks), stage, 0, p.micro_batches(resident))
+    if p.objective is Objective.MIN_COST:
+        return lower * tpot * (p.max_wafers + 1) + lower
     return tpot * (p.max_wafers + 1) + lower
 
 
@@ -47,7 +50,7 @@ def _gb(x: int) -> str:
 
 def explain_infeasible(problem: Problem, sram_bytes: int, reserve: float) -> str:
     """Why no placement exists, in one line."""
-    p = problem
+    p = problem.timed(1)
     sizes = [p.alone(u, 1) for u in range(p.n)]
     big = max(range(p.n), key=lambda u: (sizes[u], -u))
     cap = p.capacity

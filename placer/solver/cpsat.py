@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
+from placer.perf import formulas as f
 from placer.solver.problem import Objective, Problem
 
 _CLOSURE_MAX_UNITS = 40_000  # reachability as a packed bit matrix (n^2 / 8 bytes) up to this size
@@ -113,7 +114,8 @@ def solver_parameters(solver: cp_model.CpSolver, time_limit_s: float, seed: int)
 def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | None,
                 time_limit_s: float, seed: int) -> CpResult:
     """Optimise the placement at ``resident`` sequences on at most ``wafers`` wafers."""
-    p = problem
+    p = problem.timed(resident)
+    m_flight = p.micro_batches(resident)
     K = max(1, min(wafers, p.n))
     domains = unit_domains(p, resident, K) if p.min_wafers <= K else None  # K < n: too few units
     if domains is None:
@@ -151,7 +153,9 @@ def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | 
                 if p.act_bytes[u] > min(acts):
                     model.Add(buffer >= p.act_bytes[u] * on[u])
             model.Add(buffer >= min(acts) * used[w])
-        model.Add(sum(sizes[u] * on[u] for u in members) + buffer <= p.capacity * used[w])
+        model.Add(f.wafer_bytes(sum(p.weight_bytes[u] * on[u] for u in members),
+                                sum(p.kv_bytes[u] * on[u] for u in members), resident, buffer)
+                  <= p.capacity * used[w])
         model.Add(sum(p.ticks[u] * on[u] for u in members) <= stage_max)
         model.Add(sum(on[u] for u in members) >= 1).OnlyEnforceIf(used[w])  # used[0] is constant 1
     if p.min_wafers > 1:
@@ -173,19 +177,27 @@ def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | 
             bvar = model.NewIntVar(0, sum(e.ticks for e in p.edges), f"io{b}")
             model.Add(bvar == sum(terms))
             boundaries.append(bvar)
-        upper = resident * (p.total_ticks + sum(e.ticks for e in p.edges)) + p.total_ticks + \
+        upper = m_flight * (p.total_ticks + sum(e.ticks for e in p.edges)) + p.total_ticks + \
             K * p.hop_ticks + sum(e.ticks for e in p.edges) * K
         if p.max_tpot_ticks is not None:
             upper = min(upper, p.max_tpot_ticks)
         tpot = model.NewIntVar(0, max(0, upper), "tpot")
-        model.Add(tpot >= p.total_ticks + p.hop_ticks * n_used + sum(boundaries))
-        model.Add(tpot >= resident * stage_max)
+        # T >= every term of formulas.tpot; the busiest boundary's term, one per boundary
+        trip = f.round_trip(p.total_ticks, sum(boundaries), n_used, p.hop_ticks, p.host_ticks)
+        for name, term in f.tpot_terms(trip, stage_max, 0, m_flight):
+            if name != "io":
+                model.Add(tpot >= term)
         for bvar in boundaries:
-            model.Add(tpot >= resident * bvar)
+            model.Add(tpot >= dict(f.tpot_terms(trip, stage_max, bvar, m_flight))["io"])
         for k in range(1, K + 1):
-            model.Add(tpot >= resident * math.ceil(p.total_ticks / k) * exactly[k - 1])
+            model.Add(tpot >= m_flight * math.ceil(p.total_ticks / k) * exactly[k - 1])
     if p.objective is Objective.MIN_WAFERS:
         model.Minimize(n_used * (p.total_ticks + 1) + stage_max)
+    elif p.objective is Objective.MIN_COST:
+        assert tpot is not None
+        wafer_ticks = model.NewIntVar(0, K * max(0, upper), "wafer_ticks")
+        model.AddMultiplicationEquality(wafer_ticks, [n_used, tpot])
+        model.Minimize(wafer_ticks * (p.max_wafers + 1) + n_used)
     else:
         assert tpot is not None
         model.Minimize(tpot * (p.max_wafers + 1) + n_used)

@@ -15,7 +15,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from itertools import accumulate
 
-from placer.solver.problem import Evaluation, Problem, evaluate
+from placer.perf import formulas as f
+from placer.solver.problem import Evaluation, Problem, evaluate, objective_value
 
 _State = tuple[int, int, int, int, int, int]  # max stage, sum B, max B, parent i, parent k, parent idx
 
@@ -112,10 +113,11 @@ def solve_contiguous(problem: Problem, resident: int, max_states: int | None = N
         DPBudgetExceeded: more than ``max_states`` states were generated (a count, not a time,
             so the outcome does not depend on the machine).
     """
-    p = problem
+    p = problem.timed(resident)
     n, cap, limit = p.n, p.capacity, p.max_tpot_ticks
     if n == 0:
         return None
+    m_flight = p.micro_batches(resident)
     sizes = p.sizes(resident)
     size_prefix = [0, *accumulate(sizes)]
     tick_prefix = [0, *accumulate(p.ticks)]
@@ -138,7 +140,7 @@ def solve_contiguous(problem: Problem, resident: int, max_states: int | None = N
                     break
                 seg_pin = pin[i]
             seg = tick_prefix[j] - tick_prefix[i]
-            if limit is not None and resident * seg > limit:
+            if limit is not None and m_flight * seg > limit:
                 break
             for k_prev, states in fronts[i].items():
                 if k_prev + 1 > p.max_wafers or (seg_pin >= 0 and seg_pin != k_prev):
@@ -146,8 +148,8 @@ def solve_contiguous(problem: Problem, resident: int, max_states: int | None = N
                 b = cut[i] if i else 0
                 for idx, (m, sb, mb, *_rest) in enumerate(states):
                     new = (max(m, seg), sb + b, max(mb, b), i, k_prev, idx)
-                    if limit is not None and (resident * new[2] > limit
-                                              or fixed + (k_prev + 1) * p.hop_ticks + new[1] > limit):
+                    trip = f.round_trip(fixed, new[1], k_prev + 1, p.hop_ticks, p.host_ticks)
+                    if limit is not None and (m_flight * new[2] > limit or trip > limit):
                         continue
                     found.setdefault(k_prev + 1, []).append(new)
                     generated += 1
@@ -176,10 +178,8 @@ def solve_contiguous(problem: Problem, resident: int, max_states: int | None = N
 
 
 def _score(p: Problem, state: _State, k: int, resident: int) -> int | None:
-    from placer.solver.problem import objective_value
-
     m, sb, mb = state[0], state[1], state[2]
-    tpot = max(p.total_ticks + k * p.hop_ticks + sb, resident * m, resident * mb)
+    tpot = f.tpot(f.round_trip(p.total_ticks, sb, k, p.hop_ticks, p.host_ticks), m, mb, p.micro_batches(resident))
     if p.max_tpot_ticks is not None and tpot > p.max_tpot_ticks:
         return None
     return objective_value(p, k, m, tpot)
@@ -194,7 +194,7 @@ def fill_first_fit(problem: Problem, resident: int, wafers: int | None = None) -
     assignment: list[int] = []
     w, load, buffer = 0, 0, 0
     for u in range(p.n):
-        if sizes[u] + p.act_bytes[u] > p.capacity:
+        if p.alone(u, resident) > p.capacity:
             return None
         target = pin.get(u)
         if target is not None and target < w:

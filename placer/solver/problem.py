@@ -8,37 +8,64 @@ An *assignment* maps unit index -> wafer index. It is valid when every edge goes
 a later wafer, wafers ``0 .. N-1`` are each used, N respects ``--wafers``/``--max-wafers``, pins
 hold, and with ``S`` resident sequences every wafer fits
 ``sum(weights) + S x sum(KV(context)) + max(activation buffer) <= capacity`` (capacity = SRAM x
-(1 - reserve)). A unit's activation buffer holds its output for one prompt plus one token per
-sequence in flight, ``activation_out_bytes_per_token x (prompt_tokens + concurrency)``; the units
+(1 - reserve)). A unit's activation buffer holds its output for one prefill chunk plus one token per
+sequence in flight (``placer.perf.activation_buffer_bytes``); the units
 of a wafer run one after another and reuse one buffer, so a wafer pays for its largest.
 
-Time terms (ticks; see ``placer.perf`` for the formulas in seconds):
-``D = sum of unit decode ticks``, stage ``t_w``, boundary ``B_b`` (I/O ticks of the activations
-crossing the cut after wafer b), ``R = D + N x hop + sum_b B_b``, and time per output token
-``T = max(R, S x max_w t_w, S x max_b B_b)``.
+Time terms are the float model's (``placer.perf``) rounded to ticks of ``TICK_S`` seconds,
+combined by the same functions (``placer.perf.formulas``): at ``S`` resident sequences the
+problem is timed at the micro-batch ``B = batch_for(S, N_fill)`` (``Problem.timed``), unit
+ticks ``t_u(B)``, ``D = sum of unit ticks``, stage ``t_w``, boundary ``I_b`` (I/O ticks of
+``B`` tokens of activations crossing the cut after wafer b), ``R = D + N x hop + sum_b I_b``,
+``M = ceil(S / B)`` micro-batches and time per output token ``T = max(R, M x max_w t_w,
+M x max_b I_b)``.
 
 Objectives, all lexicographic after "keep as many of the ``concurrency`` sequences resident as
-possible" (parked sequences are swapped in over I/O, which the plan reports):
+fit" (parked sequences rotate through the external KV store, which the plan charges):
 
 * ``min-wafers``: ``N x (D + 1) + max_w t_w`` (fewest wafers, then the most balanced stages)
-* ``min-latency``: ``T x (max_wafers + 1) + N`` (lowest time per token, then fewest wafers)
-* ``max-throughput``: the resident count ``S <= concurrency`` that maximises ``S / T``; at a
-  fixed S it is ``min-latency``. ``--min-tokens-per-s-per-user X`` adds ``T <= 1 / X`` to all.
+* ``min-latency`` and ``max-throughput``: ``T x (max_wafers + 1) + N``. At a fixed resident
+  count the total ``S / T`` is highest exactly where ``T`` is lowest, so both place alike; ties
+  go to fewer wafers, so max-throughput never takes a wafer that does not raise tokens/s.
+* ``min-cost``: ``N x T x (max_wafers + 1) + N`` (wafer-seconds per token, proportional to $ per
+  token at a fixed per-system price; a wafer must pay for itself in tokens/s).
+
+``--min-tokens-per-s-per-user X`` adds ``T <= 1 / X`` to all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from placer.costs import ModelCost
 from placer.errors import UserError
 from placer.options import CompileOptions, Objective
-from placer.perf import unit_decode_seconds
+from placer.perf import activation_buffer_bytes, prefill_chunk, unit_decode_seconds
+from placer.perf import formulas as f
+from placer.perf.formulas import TICK_S
 from placer.targets import Target
 
-TICK_S = 1e-10  # integer time unit of the solver: 0.1 ns
+__all__ = ["TICK_S", "Edge", "Evaluation", "Objective", "Problem", "build_problem", "evaluate"]
+
+
+class DecodeTimes:
+    """Unit and edge ticks at any micro-batch (the float model rounded), cached per batch."""
+
+    def __init__(self, cost: ModelCost, target: Target, edge_bytes: Sequence[int]) -> None:
+        self._units, self._target, self._edge_bytes = cost.units, target, tuple(edge_bytes)
+        self._cache: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+
+    def at(self, batch: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(unit ticks, edge ticks) of one step of ``batch`` sequences."""
+        if batch not in self._cache:
+            bw = self._target.io_bandwidth_bytes_per_s
+            self._cache[batch] = (
+                tuple(f.to_ticks(unit_decode_seconds(u, self._target, batch)) for u in self._units),
+                tuple(f.to_ticks(batch * b / bw) for b in self._edge_bytes))
+        return self._cache[batch]
 
 
 @dataclass(frozen=True)
@@ -69,6 +96,10 @@ class Problem:
     max_wafers: int = 1
     max_tpot_ticks: int | None = None
     pins: tuple[tuple[int, int], ...] = ()  # (unit index, wafer)
+    host_ticks: int = 0             # the host's time per output token (target overhead; issue 10)
+    batch: int = 1                  # sequences per micro-batch that ``ticks`` are for
+    decode: DecodeTimes | None = field(default=None, compare=False, repr=False)  # ticks at any batch
+    _timed: dict[int, Problem] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for e in self.edges:
@@ -93,26 +124,60 @@ class Problem:
 
     def size(self, u: int, resident: int) -> int:
         """Bytes of unit u that add up on a wafer: weights and the resident sequences' KV."""
-        return self.weight_bytes[u] + resident * self.kv_bytes[u]
+        return f.wafer_bytes(self.weight_bytes[u], self.kv_bytes[u], resident, 0)
 
     def sizes(self, resident: int) -> list[int]:
         return [self.size(u, resident) for u in range(self.n)]
 
     def alone(self, u: int, resident: int) -> int:
         """Bytes unit u needs on a wafer of its own."""
-        return self.size(u, resident) + self.act_bytes[u]
+        return f.wafer_bytes(self.weight_bytes[u], self.kv_bytes[u], resident, self.act_bytes[u])
+
+    def micro_batches(self, resident: int) -> int:
+        return f.micro_batches(resident, self.batch)
+
+    def timed(self, resident: int) -> Problem:
+        """This problem with unit and edge ticks at the micro-batch of ``resident`` sequences
+        (``formulas.batch_for`` over the fewest wafers that hold them); itself when its ticks
+        are fixed (a problem built without a cost model)."""
+        if self.decode is None:
+            return self
+        if resident not in self._timed:
+            batch = f.batch_for(resident, max(self.min_wafers, self.fill_wafers(resident)))
+            ticks, edge_ticks = self.decode.at(batch)
+            edges = tuple(Edge(e.src, e.dst, e.bytes_per_token, t) for e, t in zip(self.edges, edge_ticks))
+            self._timed[resident] = dataclasses.replace(self, ticks=ticks, edges=edges, batch=batch,
+                                                        decode=None, _timed={})
+        return self._timed[resident]
+
+    def fill_wafers(self, resident: int) -> int:
+        """Wafers a first-fit fill in topological order uses with ``resident`` sequences (the
+        fewest on a chain; pins ignored)."""
+        w, load, buffer = 1, 0, 0
+        for u in range(self.n):
+            size = self.size(u, resident)
+            if load and f.wafer_bytes(load, 0, 0, max(buffer, self.act_bytes[u])) + size > self.capacity:
+                w, load, buffer = w + 1, 0, 0
+            load += size
+            buffer = max(buffer, self.act_bytes[u])
+        return w
 
 
 def objective_value(problem: Problem, wafers: int, max_stage: int, tpot: int) -> int:
     """The integer objective at a fixed resident count (smaller is better)."""
     if problem.objective is Objective.MIN_WAFERS:
         return wafers * (problem.total_ticks + 1) + max_stage
+    if problem.objective is Objective.MIN_COST:
+        return wafers * tpot * (problem.max_wafers + 1) + wafers
     return tpot * (problem.max_wafers + 1) + wafers
 
 
 def objective_description(problem: Problem) -> str:
     if problem.objective is Objective.MIN_WAFERS:
         return f"wafers x {problem.total_ticks + 1} + max stage time (ticks of {TICK_S:g} s)"
+    if problem.objective is Objective.MIN_COST:
+        return (f"wafers x time per output token (ticks of {TICK_S:g} s) x {problem.max_wafers + 1} "
+                f"+ wafers")
     return f"time per output token (ticks of {TICK_S:g} s) x {problem.max_wafers + 1} + wafers"
 
 
@@ -132,6 +197,7 @@ class Evaluation:
     boundary_ticks: tuple[int, ...] = ()
     boundary_bytes: tuple[int, ...] = ()
     memory: tuple[int, ...] = ()    # bytes used per wafer (weights + activations + resident KV)
+    batch: int = 1                  # sequences per micro-batch
 
 
 def _infeasible(reason: str) -> Evaluation:
@@ -140,7 +206,7 @@ def _infeasible(reason: str) -> Evaluation:
 
 def evaluate(problem: Problem, assignment: Sequence[int], resident: int) -> Evaluation:
     """Score ``assignment`` with ``resident`` sequences kept in SRAM; never raises."""
-    p = problem
+    p = problem.timed(resident) if 1 <= resident <= problem.concurrency else problem
     if len(assignment) != p.n:
         return _infeasible("assignment length differs from the unit count")
     if p.n == 0:
@@ -163,14 +229,16 @@ def evaluate(problem: Problem, assignment: Sequence[int], resident: int) -> Eval
     for u, w in p.pins:
         if assignment[u] != w:
             return _infeasible(f"unit {p.names[u]} is pinned to wafer {w}")
-    memory = [0] * n_wafers
+    weights = [0] * n_wafers
+    kv = [0] * n_wafers
     buffer = [0] * n_wafers
     stage = [0] * n_wafers
     for u, w in enumerate(assignment):
-        memory[w] += p.size(u, resident)
+        weights[w] += p.weight_bytes[u]
+        kv[w] += p.kv_bytes[u]
         buffer[w] = max(buffer[w], p.act_bytes[u])
         stage[w] += p.ticks[u]
-    memory = [m + b for m, b in zip(memory, buffer)]
+    memory = [f.wafer_bytes(a, k, resident, b) for a, k, b in zip(weights, kv, buffer)]
     for w, used in enumerate(memory):
         if used > p.capacity:
             return _infeasible(f"wafer {w} needs {used / 1e9:.3f} GB > {p.capacity / 1e9:.3f} GB usable")
@@ -181,14 +249,14 @@ def evaluate(problem: Problem, assignment: Sequence[int], resident: int) -> Eval
             b_ticks[b] += e.ticks
             b_bytes[b] += e.bytes_per_token
     max_stage = max(stage)
-    round_trip = p.total_ticks + n_wafers * p.hop_ticks + sum(b_ticks)
-    tpot = max(round_trip, resident * max_stage, resident * max(b_ticks, default=0))
+    round_trip = f.round_trip(p.total_ticks, sum(b_ticks), n_wafers, p.hop_ticks, p.host_ticks)
+    tpot = f.tpot(round_trip, max_stage, max(b_ticks, default=0), p.micro_batches(resident))
     if p.max_tpot_ticks is not None and tpot > p.max_tpot_ticks:
         return _infeasible(f"time per token {tpot * TICK_S:.3g} s exceeds the per-user floor's "
                            f"{p.max_tpot_ticks * TICK_S:.3g} s")
     return Evaluation(True, "", n_wafers, resident, objective_value(p, n_wafers, max_stage, tpot),
                       max_stage, tpot, round_trip, tuple(stage), tuple(b_ticks), tuple(b_bytes),
-                      tuple(memory))
+                      tuple(memory), p.batch)
 
 
 def max_resident_fit(problem: Problem, assignment: Sequence[int]) -> int:
@@ -201,43 +269,26 @@ def max_resident_fit(problem: Problem, assignment: Sequence[int]) -> int:
         fixed[w] += problem.weight_bytes[u]
         buffer[w] = max(buffer[w], problem.act_bytes[u])
         kv[w] += problem.kv_bytes[u]
-    best = problem.concurrency
-    for f, b, k in zip(fixed, buffer, kv):
-        room = problem.capacity - f - b
-        if room < 0:
-            return 0
-        if k:
-            best = min(best, room // k)
-    return best
+    return min(f.sequences_that_fit(problem.capacity, a, b, k, problem.concurrency)
+               for a, b, k in zip(fixed, buffer, kv))
 
 
 def best_evaluation(problem: Problem, assignment: Sequence[int]) -> Evaluation:
-    """Score an assignment at its best resident count (the most resident sequences; for
-    ``max-throughput`` the count with the most tokens/s), as baselines are scored."""
+    """Score an assignment at the most resident sequences that fit beside it (every objective
+    keeps as many resident as fit), as baselines are scored."""
     top = max_resident_fit(problem, assignment)
     if top < 1:
         ev = evaluate(problem, assignment, 1)
         return ev if not ev.feasible else _infeasible("no room for one sequence's KV")
-    best: Evaluation | None = None
-    for s in range(top, 0, -1):
+    for s in range(top, 0, -1):  # fewer only when a per-user floor rules out more
         ev = evaluate(problem, assignment, s)
-        if not ev.feasible:
-            if best is None and s == 1:
-                return ev
-            continue
-        if problem.objective is not Objective.MAX_THROUGHPUT:
+        if ev.feasible or s == 1:
             return ev
-        if best is None or ev.resident * best.tpot > best.resident * ev.tpot:
-            best = ev
-    return best if best is not None else _infeasible("no feasible resident count")
+    return _infeasible("no feasible resident count")
 
 
 def rank_key(problem: Problem, ev: Evaluation) -> tuple[object, ...]:
-    """Sort key of feasible evaluations: smaller is better under the problem's objective."""
-    if problem.objective is Objective.MAX_THROUGHPUT:
-        from fractions import Fraction
-
-        return (-Fraction(ev.resident, ev.tpot), ev.objective)
+    """Sort key of feasible evaluations: the most resident sequences, then the objective."""
     return (-ev.resident, ev.objective)
 
 
@@ -259,22 +310,25 @@ def build_problem(cost: ModelCost, target: Target, options: CompileOptions,
             raise UserError(f"model {cost.model!r}: edge {e.src} -> {e.dst} is not in topological order")
         edges[key] = edges.get(key, 0) + e.bytes_per_token
     bw = target.io_bandwidth_bytes_per_s
+    chunk = prefill_chunk(target, workload.prompt_tokens)
+    edge_list = sorted(edges.items())
     return Problem(
         names=tuple(u.name for u in cost.units),
         layers=tuple(u.layer for u in cost.units),
         parameters=tuple(u.parameters for u in cost.units),
         weight_bytes=tuple(u.weight_bytes + u.constant_bytes for u in cost.units),
-        act_bytes=tuple(u.activation_out_bytes_per_token * (workload.prompt_tokens + workload.concurrency)
-                        for u in cost.units),
+        act_bytes=tuple(activation_buffer_bytes(u, chunk, workload.concurrency) for u in cost.units),
         kv_bytes=tuple(u.kv_bytes(workload.context_tokens) for u in cost.units),
-        ticks=tuple(round(unit_decode_seconds(u, target) / TICK_S) for u in cost.units),
-        edges=tuple(Edge(s, d, b, round(b / bw / TICK_S)) for (s, d), b in sorted(edges.items())),
+        ticks=tuple(f.to_ticks(unit_decode_seconds(u, target)) for u in cost.units),
+        edges=tuple(Edge(s, d, b, f.to_ticks(b / bw)) for (s, d), b in edge_list),
         capacity=math.floor(target.sram_bytes * (1 - dep.reserve)),
-        hop_ticks=round(target.io_latency_s / TICK_S),
+        hop_ticks=f.to_ticks(target.io_latency_s),
+        host_ticks=f.to_ticks(target.host_overhead_s_per_token),
         concurrency=workload.concurrency,
         objective=options.objective,
         min_wafers=dep.wafers or 1,
         max_wafers=dep.limit,
         max_tpot_ticks=None if floor is None else math.floor(1.0 / floor / TICK_S),
         pins=tuple(sorted(pins)),
+        decode=DecodeTimes(cost, target, [b for _, b in edge_list]),
     )

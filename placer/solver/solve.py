@@ -1,10 +1,11 @@
 """Solve a ``Problem`` with any method: CP-SAT (default), the exact DP, or a baseline.
 
-Every method keeps as many of the ``concurrency`` sequences resident as it can (the rest are
-parked in the external KV store), then optimises the objective at that resident count. CP-SAT
-and the DP find the largest feasible resident count by bisection (feasibility only shrinks as
-more sequences stay resident); ``max-throughput`` then walks down from it while a smaller
-count could still give more tokens/s.
+Every method keeps as many of the ``concurrency`` sequences resident as fit (the rest are
+parked in the external KV store and rotate through it), then optimises the objective at that
+resident count, timed at that count's micro-batch (``Problem.timed``). CP-SAT and the DP find
+the largest feasible resident count by bisection (feasibility only shrinks as more sequences
+stay resident). Batched decode is why no objective parks a sequence that fits: a stage step
+serves its whole micro-batch at nearly the latency of one sequence.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from placer.solver.baselines import BASELINES, SPLITTERS, run_baseline
 from placer.solver.bounds import objective_lower_bound
 from placer.solver.cpsat import solve_cpsat
 from placer.solver.dp import DPBudgetExceeded, dp_work, fill_first_fit, solve_contiguous
-from placer.solver.problem import Evaluation, Objective, Problem, evaluate, rank_key
+from placer.solver.problem import Evaluation, Objective, Problem, evaluate
 
 SOLVERS = ("cp-sat", "dp", *BASELINES)
 _DP_MAX_WORK = 3_000_000
@@ -97,12 +98,16 @@ def _solve_at(problem: Problem, resident: int, method: str, time_limit_s: float,
         return ("OPTIMAL" if exact_dp else "FEASIBLE"), hint[0], hint[1], hint[1].objective, \
             hint[1].objective if exact_dp else None
     wafers = problem.max_wafers
+    timed = problem.timed(resident)
     if hint is not None and not problem.exact_wafers:
         ev = hint[1]
         if problem.objective is Objective.MIN_WAFERS:
             wafers = min(wafers, ev.wafers)
-        elif problem.hop_ticks > 0:
-            wafers = min(wafers, max(ev.wafers, (ev.tpot - problem.total_ticks) // problem.hop_ticks))
+        elif problem.objective is Objective.MIN_COST:  # N x T <= the hint's, and T >= D + N x hop
+            cheapest = max(1, timed.total_ticks + timed.hop_ticks)
+            wafers = min(wafers, max(ev.wafers, ev.wafers * ev.tpot // cheapest))
+        elif timed.hop_ticks > 0:
+            wafers = min(wafers, max(ev.wafers, (ev.tpot - timed.total_ticks) // timed.hop_ticks))
     result = solve_cpsat(problem, resident, wafers, hint[0] if hint else None, time_limit_s, seed)
     if hint is not None and result.objective is not None and result.objective > hint[1].objective:
         # Never answer worse than the hint. The model admits the hint, so an "OPTIMAL" worse than
@@ -162,17 +167,9 @@ def solve(problem: Problem, method: str = "cp-sat", time_limit_s: float = 10.0, 
         return Solution(method, "INFEASIBLE", None, Evaluation(False, "no placement fits"), None, None,
                         time.perf_counter() - start)
     best: tuple[str, list[int], Evaluation, int | None, int | None] | None = None
-    for resident in range(top, 0, -1):
-        status, assignment, ev, objective, bound = _solve_at(problem, resident, method, time_limit_s, seed)
-        if assignment is not None and ev is not None:
-            if best is None or rank_key(problem, ev) < rank_key(problem, best[2]):
-                best = (status, assignment, ev, objective, bound)
-        if problem.objective is not Objective.MAX_THROUGHPUT or best is None:
-            break
-        # tokens/s at a smaller count is at most (count) / (the shortest possible round trip)
-        shortest = problem.total_ticks + problem.hop_ticks
-        if (resident - 1) * best[2].tpot < best[2].resident * shortest:
-            break
+    status, assignment, ev, objective, bound = _solve_at(problem, top, method, time_limit_s, seed)
+    if assignment is not None and ev is not None:
+        best = (status, assignment, ev, objective, bound)
     if best is None:
         return Solution(method, "INFEASIBLE", None, Evaluation(False, "no placement fits"), None, None,
                         time.perf_counter() - start)

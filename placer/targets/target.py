@@ -35,7 +35,7 @@ class Target:
     routing_colors: int
     io_bandwidth_bytes_per_s: float  # off-wafer I/O per wafer
     io_latency_s: float              # fixed latency of one inter-wafer hop
-    external_kv_bytes: int           # external KV store capacity (0 = none)
+    external_kv_bytes: int           # external KV store per system (one KVSS node per CS-3; 0 = none)
     default_reserve: float = 0.05    # fraction of SRAM kept for code, buffers, routing tables
     # Overheads the physics leaves out (issue 10; fitted by `placer calibrate`, 0 and
     # utilisation 1 in a `-physics` target, which is what the emulator is compared against):
@@ -45,6 +45,7 @@ class Target:
     request_overhead_s: float = 0.0          # per-request time in TTFT (request handling)
     prefill_utilisation: float = 1.0         # fraction (0, 1] of the mesh GEMM rate prefill reaches
     calibration: str = ""                    # how the overheads were fitted (empty: not fitted)
+    cost_per_hour: float = 0.0       # $ per system-hour, KV node included (0 = unknown; min-cost needs it)
 
     @property
     def pes(self) -> int:
@@ -123,7 +124,7 @@ def _convert(key: str, type_name: str, value: object) -> object:
 
 
 # Fields that may be 0; every other number must be > 0.
-_NON_NEGATIVE = {"external_kv_bytes", "io_latency_s"}
+_NON_NEGATIVE = {"external_kv_bytes", "io_latency_s", "cost_per_hour"}
 # Caps on sizes that placer allocates or loops over (the emulator builds per-PE arrays; the
 # solver loops over wafer counts). Far above any built machine: WSE-3 has 762 x 1172 PEs.
 _CAPS: dict[str, float] = {"wafers": 4096, "mesh_rows": 16384, "mesh_cols": 16384, "routing_colors": 4096,
@@ -134,7 +135,7 @@ _CAPS: dict[str, float] = {"wafers": 4096, "mesh_rows": 16384, "mesh_cols": 1638
 OVERHEAD_FIELDS = ("kernel_overhead_cycles", "collective_overhead_cycles", "host_overhead_s_per_token",
                    "request_overhead_s")
 
-BUILTIN_TARGETS = ("wse2", "wse3", "wse3-physics", "wse-mini")
+BUILTIN_TARGETS = ("wse2", "wse3", "wse3-physics", "wse3-rented", "wse-mini")
 
 
 def load_target(name_or_path: str, overrides: dict[str, object] | None = None) -> Target:

@@ -1,0 +1,106 @@
+"""A whole assignment through the model: per-wafer memory, I/O, stage times and performance.
+
+What the plan and the report show; the solver's integer image of the same terms is
+``placer.solver.problem`` (built from ``formulas``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from placer.costs import ModelCost
+from placer.perf import formulas as f
+from placer.perf.pipeline import Performance, StageParts, predict_performance
+from placer.perf.unit import (
+    activation_buffer_bytes,
+    prefill_chunk,
+    unit_decode_parts,
+    unit_decode_seconds,
+    unit_prefill_chunk_seconds,
+)
+from placer.targets import Target
+from placer.workload import Workload
+
+
+@dataclass(frozen=True)
+class WaferFigures:
+    """One wafer of a placement (bytes; seconds of one step of the plan's micro-batch)."""
+
+    units: tuple[int, ...]
+    weights: int
+    kv_per_sequence: int
+    buffer: int
+    stage_seconds: float
+    prefill_chunk_seconds: float
+    parts: StageParts
+
+
+@dataclass(frozen=True)
+class Placement:
+    wafers: tuple[WaferFigures, ...]
+    boundary_bytes: tuple[int, ...]   # per token of one sequence, each of the N - 1 boundaries
+    performance: Performance
+    chunk_tokens: int
+
+
+def decode_tokens(workload: Workload) -> int:
+    """Tokens a sequence decodes per residency: what a request generates, ``context - prompt``."""
+    return max(1, workload.context_tokens - workload.prompt_tokens)
+
+
+def place(cost: ModelCost, target: Target, workload: Workload, assignment: Sequence[int], resident: int,
+          batch: int) -> Placement:
+    """The float model of ``assignment`` with ``resident`` sequences in micro-batches of ``batch``."""
+    n = max(assignment) + 1
+    units = cost.units
+    chunk = prefill_chunk(target, workload.prompt_tokens)
+    groups: list[list[int]] = [[] for _ in range(n)]
+    for u, w in enumerate(assignment):
+        groups[w].append(u)
+    wafers = []
+    for g in groups:
+        unit_parts = [unit_decode_parts(units[u], target, batch) for u in g]
+        parts = sum(unit_parts, StageParts())
+        wafers.append(WaferFigures(
+            units=tuple(g),
+            weights=sum(units[u].weight_bytes + units[u].constant_bytes for u in g),
+            kv_per_sequence=sum(units[u].kv_bytes(workload.context_tokens) for u in g),
+            buffer=max(activation_buffer_bytes(units[u], chunk, workload.concurrency) for u in g),
+            stage_seconds=sum(p.seconds for p in unit_parts),
+            prefill_chunk_seconds=sum(unit_prefill_chunk_seconds(units[u], target, chunk,
+                                                                 workload.prompt_tokens) for u in g),
+            parts=parts))
+    index = {u.name: i for i, u in enumerate(units)}
+    boundary = f.boundary_bytes(assignment, [(index[e.src], index[e.dst], e.bytes_per_token)
+                                             for e in cost.edges], n)
+    one = [w.stage_seconds for w in wafers] if batch == 1 else \
+        [sum(unit_decode_seconds(units[u], target, 1) for u in g) for g in groups]
+    trip_of_one = f.round_trip(sum(one), sum(b / target.io_bandwidth_bytes_per_s for b in boundary), n,
+                               target.io_latency_s, target.host_overhead_s_per_token)
+    perf = predict_performance(
+        target, [w.stage_seconds for w in wafers], [w.prefill_chunk_seconds for w in wafers], boundary,
+        resident, workload.prompt_tokens, batch=batch, chunk_tokens=chunk, concurrency=workload.concurrency,
+        kv_bytes_per_wafer=[w.kv_per_sequence for w in wafers], decode_tokens=decode_tokens(workload),
+        stage_parts=[w.parts for w in wafers], trip_of_one=trip_of_one)
+    return Placement(tuple(wafers), tuple(boundary), perf, chunk)
+
+
+def predicted_round_trip(cost: ModelCost, target: Target, assignment: Mapping[str, int],
+                         batch: int = 1) -> float:
+    """The decode round trip of one micro-batch of ``batch`` sequences under ``assignment``
+    (unit name -> wafer; units not named sit on wafer 0): ``placer run``'s predicted step."""
+    order = [assignment.get(u.name, 0) for u in cost.units]
+    n = max(order, default=0) + 1
+    stages = [0.0] * n
+    for u, w in zip(cost.units, order):
+        stages[w] += unit_decode_seconds(u, target, batch)
+    index = {u.name: i for i, u in enumerate(cost.units)}
+    edges = [(index[e.src], index[e.dst], e.bytes_per_token) for e in cost.edges]
+    lo_hi = [(min(order[s], order[d]), max(order[s], order[d])) for s, d, _ in edges]
+    boundary = [0] * max(0, n - 1)
+    for (a, b), (_, _, nbytes) in zip(lo_hi, edges):
+        for i in range(a, b):
+            boundary[i] += nbytes
+    io = sum(batch * b / target.io_bandwidth_bytes_per_s for b in boundary)
+    return f.round_trip(sum(stages), io, n, target.io_latency_s, target.host_overhead_s_per_token)

@@ -1,0 +1,118 @@
+"""One unit on a whole-wafer layout: a decode step of a micro-batch, a prefill chunk, buffers.
+
+See the package docstring for the formulas. The fabric cycles of every collective come from
+``placer.ir.mesh_physics``, the functions the mesh emulator runs, so the two agree exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+
+from placer.costs import ModelCost, NodeCost, UnitCost
+from placer.ir import mesh_physics as mp
+from placer.perf.pipeline import StageParts
+from placer.targets import Target
+
+
+def _collectives(cost: NodeCost) -> Iterator[tuple[tuple[str, int, int, int, str], int]]:
+    """``((kind, in_elements, out_elements, element_bytes, input_key), count)`` of ``cost``'s
+    collectives (``placer.costs.Collective``, per token of one sequence), alike ones together."""
+    return iter(Counter((c.kind.value, c.in_elements, c.out_elements, c.element_bytes, c.input_key)
+                        for c in cost.collectives).items())
+
+
+def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1) -> int:
+    """Fabric cycles of ``cost``'s collectives for ``rows`` rows at once (a micro-batch of
+    ``rows`` sequences, or a prefill chunk of ``rows`` tokens): the latency once, the tiles
+    ``rows`` times as large. GEMVs that share an ``input_key`` share one broadcast."""
+    r, c = target.mesh_rows, target.mesh_cols
+    hop, link = target.cycles_per_hop, target.link_bytes_per_cycle
+    total = 0
+    seen: set[str] = set()
+    for (kind, n_in, n_out, size, key), count in _collectives(cost):
+        if count <= 0:
+            continue
+        if kind == "gemv":
+            in_tile = math.ceil(n_in / r) * size * rows
+            out_tile = math.ceil(n_out / c) * size * rows
+            full = mp.gemv_collective_cycles(r, c, in_tile, out_tile, hop, link)
+            if not key:
+                total += count * full
+                continue
+            shared = mp.gemv_collective_cycles(r, c, in_tile, out_tile, hop, link, broadcast=False)
+            total += (count - 1) * shared + (shared if key in seen else full)
+            seen.add(key)
+        else:
+            total += count * mp.allreduce_cycles(c, n_in * size * rows, hop, link)
+    return total
+
+
+def step_parts(cost: NodeCost, target: Target, rows: int = 1, share: float = 1.0,
+               weight_cap: int | None = None) -> StageParts:
+    """``cost`` run on ``rows`` rows in one step, split into compute, SRAM, fabric and overhead
+    seconds.
+
+    ``share``: the fraction of ``cost``'s FLOPs, activation and KV bytes per row (1 for a decode
+    cost, which is per token; ``1 / prompt`` for a prefill cost of the whole prompt). Weights
+    are read once per step; with ``weight_cap`` (the unit's stored weights) the per-token
+    expected reads of a MoE unit add up over the rows, to at most the cap."""
+    reads = cost.weight_read_bytes
+    if weight_cap is not None:
+        reads = min(reads * rows, max(weight_cap, reads))
+    streamed = reads + (cost.activation_bytes + cost.kv_read_bytes) * share * rows
+    return StageParts(compute=cost.flops * share * rows / target.peak_flops,
+                      memory=streamed / target.sram_bandwidth_bytes_per_s,
+                      fabric=fabric_cycles(cost, target, rows) / target.clock_hz,
+                      overhead=overhead_seconds(cost, target))
+
+
+def overhead_seconds(cost: NodeCost, target: Target) -> float:
+    """Fixed overheads of one step of ``cost`` (issue 10; fitted by ``placer calibrate``, 0 on a
+    ``-physics`` target): ``kernel_overhead_cycles`` per kernel, ``collective_overhead_cycles``
+    per collective, once per step whatever its rows. The host's time per token enters the round
+    trip and the TTFT overheads ``ttft_seconds``; nothing else depends on the overhead fields."""
+    kernels = getattr(cost, "kernels", 0)
+    collectives = cost.gemv_collectives + cost.row_collectives
+    return (kernels * target.kernel_overhead_cycles
+            + collectives * target.collective_overhead_cycles) / target.clock_hz
+
+
+def step_seconds(cost: NodeCost, target: Target, rows: int = 1, share: float = 1.0,
+                 weight_cap: int | None = None) -> float:
+    """Seconds of ``step_parts``: ``max(compute, SRAM) + fabric + overhead``."""
+    return step_parts(cost, target, rows, share, weight_cap).seconds
+
+
+def unit_decode_parts(unit: UnitCost, target: Target, batch: int = 1) -> StageParts:
+    return step_parts(unit.decode, target, batch, 1.0, unit.weight_bytes + unit.constant_bytes)
+
+
+def unit_decode_seconds(unit: UnitCost, target: Target, batch: int = 1) -> float:
+    """Seconds of one decode step of a micro-batch of ``batch`` sequences through ``unit``."""
+    return unit_decode_parts(unit, target, batch).seconds
+
+
+def unit_prefill_chunk_seconds(unit: UnitCost, target: Target, chunk: int, prompt: int) -> float:
+    """Seconds of one prefill chunk of ``chunk`` prompt tokens through ``unit`` (the unit's
+    prefill cost is for the whole ``prompt``; a chunk does ``1 / prompt`` of its work per token,
+    reads the weights once and pays every collective's latency once)."""
+    return step_seconds(unit.prefill, target, chunk, 1.0 / max(1, prompt))
+
+
+def decode_seconds_by_unit(cost: ModelCost, target: Target, batch: int = 1) -> dict[str, float]:
+    """Per-unit decode seconds at ``batch`` (what ``placer run``'s predicted column compares)."""
+    return {u.name: unit_decode_seconds(u, target, batch) for u in cost.units}
+
+
+def prefill_chunk(target: Target, prompt_tokens: int) -> int:
+    """Prompt tokens per prefill chunk: the smallest power of two >= ``mesh_rows`` (every PE row
+    holds at least one token of a chunk), at most the prompt."""
+    return max(1, min(prompt_tokens, 1 << max(0, target.mesh_rows - 1).bit_length()))
+
+
+def activation_buffer_bytes(unit: UnitCost, chunk_tokens: int, concurrency: int) -> int:
+    """The unit's activation buffer: its output for one prefill chunk plus one token of every
+    sequence in flight."""
+    return unit.activation_out_bytes_per_token * (chunk_tokens + concurrency)
