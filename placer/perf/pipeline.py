@@ -155,7 +155,8 @@ def predict_performance(target: Target, stage_seconds: Sequence[float],
     usd = n * cost / 3600 / total * 1e6 if cost and total > 0 else 0.0
     return Performance(
         time_per_output_token_s=tpot, ttft_s=ttft, tokens_per_s_per_user=per_user, tokens_per_s_total=total,
-        sequences_to_fill_pipeline=max(1, fill) * batch, round_trip_s=trip, max_stage_s=max_stage, bottleneck=term,
+        sequences_to_fill_pipeline=max(1, fill) * batch, round_trip_s=trip, max_stage_s=max_stage,
+        bottleneck=term,
         micro_batch=batch, micro_batches_in_flight=m, tokens_per_s_per_user_mean=mean,
         tokens_per_s_per_user_min=mean, tokens_per_s_per_wafer=total / max(1, n), prefill_chunk_tokens=chunk,
         throughput_bound=bound, swap_bytes_per_s_per_wafer=swap_rate, usd_per_million_tokens=usd)
