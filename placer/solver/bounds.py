@@ -38,7 +38,8 @@ def objective_lower_bound(problem: Problem, resident: int) -> int:
     if p.objective is Objective.MIN_WAFERS:  # more wafers than `lower` cost more than any stage
         return lower * (p.total_ticks + 1) + max(longest, math.ceil(p.total_ticks / lower))
     stage = max(longest, math.ceil(p.total_ticks / p.max_wafers))
-    tpot = f.tpot(f.round_trip(p.total_ticks, 0, lower, p.hop_ticks, p.host_ticks), stage, 0, p.micro_batches(resident))
+    trip = f.round_trip(p.total_ticks, 0, lower, p.hop_ticks, p.host_ticks)
+    tpot = f.tpot(trip, stage, 0, p.micro_batches(resident))
     if p.objective is Objective.MIN_COST:
         return lower * tpot * (p.max_wafers + 1) + lower
     return tpot * (p.max_wafers + 1) + lower

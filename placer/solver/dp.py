@@ -179,7 +179,8 @@ def solve_contiguous(problem: Problem, resident: int, max_states: int | None = N
 
 def _score(p: Problem, state: _State, k: int, resident: int) -> int | None:
     m, sb, mb = state[0], state[1], state[2]
-    tpot = f.tpot(f.round_trip(p.total_ticks, sb, k, p.hop_ticks, p.host_ticks), m, mb, p.micro_batches(resident))
+    trip = f.round_trip(p.total_ticks, sb, k, p.hop_ticks, p.host_ticks)
+    tpot = f.tpot(trip, m, mb, p.micro_batches(resident))
     if p.max_tpot_ticks is not None and tpot > p.max_tpot_ticks:
         return None
     return objective_value(p, k, m, tpot)
