@@ -32,12 +32,13 @@ def test_fabric_is_the_emulators_collectives_latency_once_per_step():
     t = load_target("wse3")
     g, r = Collective.gemv(4096, 1024, 2), Collective.row_allreduce(1, 4)
     gemv = mp.gemv_collective_cycles(762, 1172, 6 * 2, 1 * 2, 1, 4)  # ceil(4096/762), ceil(1024/1172)
-    row = mp.allreduce_cycles(1172, 4, 1, 4)
+    row = mp.allreduce_cycles(1172, mp.row_tile_bytes(1, 1, 762, 4), 1, 4)
     cost = NodeCost(collectives=(g,) * 5 + (r,) * 4)
     assert fabric_cycles(cost, t) == 5 * gemv + 4 * row
     # a micro-batch of 64 pays the latency once; only the tiles (64 x as large) stream longer
     gemv64 = mp.gemv_collective_cycles(762, 1172, 64 * 12, 64 * 2, 1, 4)
-    assert fabric_cycles(cost, t, rows=64) == 5 * gemv64 + 4 * mp.allreduce_cycles(1172, 64 * 4, 1, 4)
+    assert fabric_cycles(cost, t, rows=64) == 5 * gemv64 + 4 * mp.allreduce_cycles(
+        1172, mp.row_tile_bytes(64, 1, 762, 4), 1, 4)
     assert fabric_cycles(cost, t, rows=64) < 2 * fabric_cycles(cost, t)
     # GEMVs sharing an input (fused QKV) share one broadcast
     q, k = Collective.gemv(4096, 4096, 2, "x"), Collective.gemv(4096, 1024, 2, "x")

@@ -6,7 +6,6 @@ See the package docstring for the formulas. The fabric cycles of every collectiv
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterator
 
@@ -35,8 +34,7 @@ def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1) -> int:
         if count <= 0:
             continue
         if kind == "gemv":
-            in_tile = math.ceil(n_in / r) * size * rows
-            out_tile = math.ceil(n_out / c) * size * rows
+            in_tile, out_tile = mp.gemv_tile_bytes(rows, n_in, n_out, r, c, size)
             full = mp.gemv_collective_cycles(r, c, in_tile, out_tile, hop, link)
             if not key:
                 total += count * full
@@ -45,7 +43,8 @@ def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1) -> int:
             total += (count - 1) * shared + (shared if key in seen else full)
             seen.add(key)
         else:
-            total += count * mp.allreduce_cycles(c, n_in * size * rows, hop, link)
+            # one statistic per normalised row (heads x tokens x sequences), spread over grid rows
+            total += count * mp.allreduce_cycles(c, mp.row_tile_bytes(n_in * rows, 1, r, size), hop, link)
     return total
 
 
