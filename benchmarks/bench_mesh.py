@@ -80,6 +80,7 @@ def llama8b_layer(past: int, batch: int = 1):  # noqa: ANN201
     from placer.ir.dtypes import DType
     from placer.ir.graph import GraphBuilder, WeightRole
     from placer.ir.ops import OpKind
+    from placer.ir.symbolic import Sym
     from placer.ir.types import TensorType
 
     hidden, heads, kv_heads, hd, ffn = 4096, 32, 8, 128, 14336
@@ -91,9 +92,13 @@ def llama8b_layer(past: int, batch: int = 1):  # noqa: ANN201
         data = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(ml_dtypes.bfloat16)
         return b.weight(name, TensorType(DType.BFLOAT16, shape), data=data, role=WeightRole.PARAMETER)
 
-    x = b.input("x", f32(batch, 1, hidden))
-    pk = b.input("past_key", f32(batch, kv_heads, past, hd))
-    pv = b.input("past_value", f32(batch, kv_heads, past, hd))
+    # Symbolic batch and past, as an export has them: the cost model finds the KV cache's token
+    # axis and binds the workload's context (the emulator runs the feeds' concrete shapes).
+    del past, batch
+    bs, ps = Sym.var("batch"), Sym.var("past")
+    x = b.input("x", f32(bs, 1, hidden))
+    pk = b.input("past_key", f32(bs, kv_heads, ps, hd))
+    pv = b.input("past_value", f32(bs, kv_heads, ps, hd))
     cos = b.input("cos", f32(1, 1, hd // 2))
     sin = b.input("sin", f32(1, 1, hd // 2))
     h = b.op(OpKind.RMS_NORM, [x, weight("input_norm", hidden)], A.NormAttrs(epsilon=1e-5))
@@ -119,19 +124,14 @@ def llama8b_layer(past: int, batch: int = 1):  # noqa: ANN201
 
 def _predicted_layer_seconds(graph, target, context: int, batch: int) -> float:  # noqa: ANN001
     """The performance model's decode step of the layer's units for ``batch`` sequences."""
+    import placer
     from placer.cost_model import annotate_costs
-    from placer.ir.passes.find_kv_caches import FindKVCaches
-    from placer.ir.passes.group_units import GroupUnits
     from placer.perf import unit_decode_seconds
     from placer.workload import Workload
 
-    grouped = GroupUnits(granularity="layer").run(FindKVCaches().run(graph).graph).graph
+    grouped = placer.load_graph(graph)  # the compile pipeline: shapes, KV caches, units
     cost = annotate_costs(grouped, target, Workload(context_tokens=context, prompt_tokens=1))
-    import inspect
-
-    if batch != 1 and "batch" not in inspect.signature(unit_decode_seconds).parameters:
-        return float("nan")  # placer.perf does not predict micro-batches yet (contract C)
-    return sum(unit_decode_seconds(u, target, *([batch] if batch != 1 else [])) for u in cost.units)
+    return sum(unit_decode_seconds(u, target, batch) for u in cost.units)
 
 
 def bench_llama8b_layer(past: int = 1023, batch: int = 1) -> None:

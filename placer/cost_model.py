@@ -66,6 +66,7 @@ from placer.cost_rules import COST_RULES, OpCall, Operand
 from placer.costs import Collective, CollectiveKind, EdgeCost, KVCost, ModelCost, NodeCost, UnitCost
 from placer.ir.attrs import AttentionAttrs, GemmAttrs
 from placer.ir.dtypes import DType
+from placer.ir.expert_selection import expert_selections, selects_whole_matrices
 from placer.ir.graph import Graph, Node, WeightRole
 from placer.ir.ops import CONTRACTION, OpKind
 from placer.ir.passes.find_kv_caches import TokenSymbols, find_token_symbols
@@ -123,7 +124,7 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
     stored.update(views)
     # The structure's graph has the same values and its consumer index is already built.
     syms = find_token_symbols(analyze_structure(graph).graph)
-    plan = _plan_signatures(graph, stored, _kv_values(graph, syms), syms.seq)
+    plan = _plan_signatures(graph, stored, _kv_values(graph, syms), syms.seq, _selected_values(graph))
     context, prompt = workload.context_tokens, workload.prompt_tokens
     decode = _decode_costs(plan, syms, context)
     prefill = _signature_costs(plan, _bind(syms, seq=prompt, past=0))
@@ -219,6 +220,7 @@ class _Plan:
     kv: frozenset[int] = frozenset()  # operand ids of KV cache values
     tokens: str | None = None  # the symbol counting a sequence's token positions
     square: frozenset[int] = frozenset()  # signatures computing all (query, key) pairs
+    selected: frozenset[int] = frozenset()  # operand ids of selected expert matrices
 
 
 class _OperandIds(dict[str, int]):
@@ -228,12 +230,15 @@ class _OperandIds(dict[str, int]):
     that 300k lookups on a 100k-node graph stay cheap.
     """
 
-    def __init__(self, graph: Graph, stored: Mapping[str, Operand], kv: frozenset[str]) -> None:
+    def __init__(self, graph: Graph, stored: Mapping[str, Operand], kv: frozenset[str],
+                 selected: frozenset[str] = frozenset()) -> None:
         super().__init__({"": 0})
         self.types = graph.types
         self.stored = stored
         self.kv_values = kv
+        self.selected_values = selected
         self.kv: set[int] = set()
+        self.selected: set[int] = set()
         self.ids: dict[object, int] = {None: 0}
         self.operands: list[TensorType | Operand | None] = [None]
 
@@ -248,19 +253,23 @@ class _OperandIds(dict[str, int]):
                 [d if d.__class__ is int else d.terms for d in item.shape]))  # type: ignore[union-attr]
             if item is not None and value in self.kv_values:
                 key = ("kv", key)
+            elif item is not None and value in self.selected_values:
+                key = ("selected", key)
         found = self.ids.get(key)
         if found is None:
             found = self.ids[key] = len(self.operands)
             self.operands.append(item)
             if key.__class__ is tuple and key[0] == "kv":  # type: ignore[index]
                 self.kv.add(found)
+            elif key.__class__ is tuple and key[0] == "selected":  # type: ignore[index]
+                self.selected.add(found)
         self[value] = found
         return found
 
 
 def _plan_signatures(graph: Graph, stored: Mapping[str, Operand], kv: frozenset[str] = frozenset(),
-                     tokens: str | None = None) -> _Plan:
-    ids = _OperandIds(graph, stored, kv)
+                     tokens: str | None = None, selected: frozenset[str] = frozenset()) -> _Plan:
+    ids = _OperandIds(graph, stored, kv, selected)
     get = ids.__getitem__
     sig_ids: dict[tuple[object, ...], int] = {}
     signatures = []
@@ -275,7 +284,7 @@ def _plan_signatures(graph: Graph, stored: Mapping[str, Operand], kv: frozenset[
             signatures.append((node, ins, outs))
         node_sigs.append(sig)
     return _Plan(tuple(ids.operands), tuple(signatures), tuple(node_sigs), frozenset(ids.kv), tokens,
-                 _square_signatures(ids.operands, signatures, tokens))
+                 _square_signatures(ids.operands, signatures, tokens), frozenset(ids.selected))
 
 
 def _square_signatures(operands: Sequence[TensorType | Operand | None],
@@ -300,11 +309,11 @@ def _square_signatures(operands: Sequence[TensorType | Operand | None],
 def _signature_costs(plan: _Plan, bindings: _Bindings, only: frozenset[int] | None = None) -> list[NodeCost]:
     """Each signature's cost under ``bindings`` (those in ``only``; the others cost nothing)."""
     concrete: list[Operand | None] = []
-    kv = plan.kv
+    kv, selected = plan.kv, plan.selected
     for i, item in enumerate(plan.operands):
         if isinstance(item, TensorType):
             item = Operand(tuple(d if isinstance(d, int) else max(d.evaluate(bindings), 0)
-                                 for d in item.shape), item.dtype, kv=i in kv)
+                                 for d in item.shape), item.dtype, kv=i in kv, selected=i in selected)
         concrete.append(item)
     free = NodeCost()
     tokens = bindings[plan.tokens] if plan.tokens else 1
@@ -337,6 +346,15 @@ def _kv_values(graph: Graph, syms: TokenSymbols) -> frozenset[str]:
                 if i < len(node.inputs) and node.inputs[i] in kv and o < len(node.outputs):
                     kv.add(node.outputs[o])
     return frozenset(kv)
+
+
+def _selected_values(graph: Graph) -> frozenset[str]:
+    """Outputs of selections of whole expert matrices (``placer.ir.expert_selection``): the
+    matrices stay resident, so their MatMuls read them as weights and broadcast the other
+    operand, as the mesh emulator runs them."""
+    nodes = {n.name: n for n in graph.nodes}
+    return frozenset(nodes[name].outputs[0] for name in expert_selections(graph)
+                     if selects_whole_matrices(graph, nodes[name]))
 
 
 def _is_view(item: TensorType | Operand | None) -> bool:

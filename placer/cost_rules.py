@@ -49,6 +49,13 @@ class Operand:
     stored_bytes: int | None = None
     constant: bool = False
     kv: bool = False  # a KV cache value (past KV input, its concatenation): read per unit
+    selected: bool = False  # resident expert matrices a gather selected (``placer.ir.expert_selection``)
+
+    @property
+    def stored(self) -> bool:
+        """Held on the wafer rather than computed per token: a parameter, a constant or
+        selected expert matrices."""
+        return self.is_parameter or self.constant or self.selected
 
     @property
     def numel(self) -> int:
@@ -103,8 +110,7 @@ def _element_bytes(x: Operand | None) -> int:
 def _activation_bytes(call: OpCall) -> int:
     """Bytes of activations read (inputs that are not stored tensors) and written, KV cache
     values (``Operand.kv``: charged once per unit as ``kv_read_bytes``) left out."""
-    read = sum(x.nbytes for x in call.inputs
-               if x is not None and not x.is_parameter and not x.constant and not x.kv)
+    read = sum(x.nbytes for x in call.inputs if x is not None and not x.stored and not x.kv)
     return read + sum(x.nbytes for x in call.outputs if x is not None and not x.kv)
 
 
@@ -160,7 +166,7 @@ def _gemv(call: OpCall, k: int) -> tuple[Collective, ...]:
     activation operand (input 0, or input 1 when input 0 is stored) is broadcast."""
     if k <= 1:
         return ()
-    i = 1 if (a := call.input(0)) is not None and (a.is_parameter or a.constant) else 0
+    i = 1 if (a := call.input(0)) is not None and a.stored else 0
     x = call.input(i)
     key = call.node.inputs[i] if i < len(call.node.inputs) else ""
     return (Collective.gemv(call.per_token(_numel(x)), call.per_token(_numel(call.out)), _element_bytes(x),
@@ -271,7 +277,8 @@ def _gather(call: OpCall) -> NodeCost:
     if table is not None and table.is_parameter and out is not None and table.numel:
         rows = table.stored_bytes * out.numel // table.numel  # type: ignore[operator]
         idx = call.input(1)
-        return NodeCost(0, rows, out.nbytes + (idx.nbytes if idx is not None else 0))
+        written = 0 if out.selected else out.nbytes  # selected experts stay where they are
+        return NodeCost(0, rows, written + (idx.nbytes if idx is not None else 0))
     return _moves_data(call)
 
 

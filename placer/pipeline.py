@@ -83,7 +83,18 @@ def _import(model: Any) -> tuple[Graph, str, str]:
     if isinstance(model, Graph):
         from placer.ir import to_json
 
-        return model, model.name, hashlib.sha256(to_json(model).encode()).hexdigest()
+        sha = hashlib.sha256(to_json(model).encode()).hexdigest()
+        if any(o and o not in model.types for n in model.nodes for o in n.outputs):
+            # A hand-built graph (GraphBuilder) types only its inputs and weights; costs need
+            # every value's shape (an untyped MatMul output would cost 0 FLOPs).
+            from placer.ir.passes.infer_shapes import infer_shapes
+            from placer.ir.shape_values import ShapeError
+
+            try:
+                model = infer_shapes(model)
+            except ShapeError as e:
+                raise UserError(f"{model.name}: {e}") from None
+        return model, model.name, sha
     if isinstance(model, dict):
         from placer.frontends.hf_config import from_config
 

@@ -24,20 +24,9 @@ from placer.backends.kernels import KERNELS
 from placer.backends.mesh import linalg
 from placer.backends.mesh.grid import Wafer
 from placer.backends.mesh.tiling import tile_matrix
+from placer.ir.expert_selection import ExpertSelection, expert_selections
 from placer.ir.graph import Graph, Node
 from placer.ir.ops import OpKind
-
-SELECTING = (OpKind.GATHER, OpKind.GATHER_ND, OpKind.EXPAND)
-
-
-@dataclass(frozen=True)
-class ExpertGather:
-    """A node selecting whole matrices of ``weight`` for MatMuls; ``operand`` is the position
-    (0 or 1) of the selected matrices in every consuming MatMul."""
-
-    weight: str
-    operand: int
-
 
 @dataclass(frozen=True)
 class ExpertView:
@@ -49,31 +38,11 @@ class ExpertView:
     ids: np.ndarray
 
 
-def find_expert_gathers(graph: Graph, node_wafer: Mapping[str, int]) -> dict[str, ExpertGather]:
-    """Nodes (by name) that select whole matrices of a stacked weight for MatMuls only, on the
-    same wafer, at one operand position. Their selection runs on resident expert tiles."""
-    consumers = graph.consumers
-    outputs = set(graph.outputs)
-    found: dict[str, ExpertGather] = {}
-    for node in graph.nodes:
-        if node.op not in SELECTING or not node.inputs or node.inputs[0] not in graph.weights:
-            continue
-        rank = graph.weights[node.inputs[0]].type.rank
-        if rank < (2 if node.op is OpKind.EXPAND else 3):
-            continue
-        if node.op is OpKind.GATHER and node.attrs.axis % rank >= rank - 2:
-            continue
-        out = node.outputs[0]
-        users = consumers.get(out, [])
-        if not users or out in outputs or any(u.op is not OpKind.MATMUL for u in users):
-            continue
-        positions = {u.inputs.index(out) for u in users if u.inputs.count(out) == 1}
-        if len(positions) != 1 or any(u.inputs.count(out) != 1 for u in users):
-            continue
-        if any(node_wafer[u.name] != node_wafer[node.name] for u in users):
-            continue
-        found[node.name] = ExpertGather(node.inputs[0], positions.pop())
-    return found
+def find_expert_gathers(graph: Graph, node_wafer: Mapping[str, int]) -> dict[str, ExpertSelection]:
+    """The graph's expert selections (``placer.ir.expert_selection``) whose MatMuls run on the
+    same wafer as the selection: they run on resident expert tiles."""
+    return {name: sel for name, sel in expert_selections(graph).items()
+            if all(node_wafer[u] == node_wafer[name] for u in sel.users)}
 
 
 def stack_experts(weight: np.ndarray) -> np.ndarray:
