@@ -28,6 +28,7 @@ from placer.ir.expert_selection import ExpertSelection, expert_selections
 from placer.ir.graph import Graph, Node
 from placer.ir.ops import OpKind
 
+
 @dataclass(frozen=True)
 class ExpertView:
     """A value that is ``W[ids]``: expert matrices of ``weight`` resident on ``wafer``; ``ids``
