@@ -1,8 +1,9 @@
 """Predicted decode speed of every zoo model beside the published CS-3 figures.
 
-Single stream (``--concurrency 1 --context 8192 --objective min-latency``) on wse3, through the
-CLI (``placer compile --json``), so the numbers are what a user sees. Published figures come
-from ``../shared/HARDWARE.md`` (vendor or third-party claims, order-of-magnitude checks).
+Single stream (``--concurrency 1 --context 8192 --objective min-latency``) on ``wse3-physics``
+(no fitted overhead: the bound) and the built-in ``wse3`` (overheads calibrated to the two
+August 2024 points), through the CLI (``placer compile --json``), so the numbers are what a user
+sees. Published figures come from ``../shared/HARDWARE.md`` (vendor or third-party claims).
 
 Run: ``python benchmarks/bench_predictions.py [NAME ...]`` (default: every zoo model).
 """
@@ -27,12 +28,14 @@ PUBLISHED = {
     "gpt-oss-120b": "~3,000",
     "qwen3-235b-a22b": "~1,400",
 }
-FLAGS = ("--target", "wse3", "--concurrency", "1", "--context", "8192", "--objective", "min-latency")
+FLAGS = ("--concurrency", "1", "--context", "8192", "--objective", "min-latency")
+TARGETS = ("wse3-physics", "wse3")
 
 
-def predict(name: str, extra: tuple[str, ...] = ()) -> dict[str, object]:
+def predict(name: str, target: str, extra: tuple[str, ...] = ()) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as out:
-        proc = subprocess.run([sys.executable, "-m", "placer", "compile", name, *FLAGS, *extra, "-o", out,
+        proc = subprocess.run([sys.executable, "-m", "placer", "compile", name, "--target", target, *FLAGS,
+                               *extra, "-o", out,
                                "--json"], capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stdout + proc.stderr).strip().splitlines()[-1]}
@@ -44,19 +47,21 @@ def main() -> None:
 
     names = sys.argv[1:] or list(ZOO_MODELS)
     print(machine_header())
-    print("# wse3, concurrency 1, context 8192, min-latency")
-    print("| model | wafers | time per token ms | tokens/s per user | TTFT ms | published tokens/s |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("# concurrency 1, context 8192, min-latency; tokens/s per user (TTFT ms)")
+    print("| model | wafers | " + " | ".join(f"{t} tok/s | {t} TTFT ms" for t in TARGETS) +
+          " | published tokens/s |")
+    print("|---|---:|" + "---:|---:|" * len(TARGETS) + "---|")
     for name in names:
-        plan = predict(name)
-        if "error" in plan:
-            print(f"| {name} | - | - | - | - | {PUBLISHED.get(name, '')} ({plan['error']}) |", flush=True)
-            continue
-        perf = plan["performance"]
-        print(f"| {name} | {len(plan['wafers'])} | {perf['time_per_output_token_s'] * 1e3:.3f} | "
-              f"{perf['tokens_per_s_per_user']:,.0f} | {perf['ttft_s'] * 1e3:.2f} | "
-              f"{PUBLISHED.get(name, '')} |", flush=True)
-
+        cells, wafers = [], "-"
+        for target in TARGETS:
+            plan = predict(name, target)
+            if "error" in plan:
+                cells += ["-", str(plan["error"])]
+                continue
+            perf = plan["performance"]
+            wafers = str(len(plan["wafers"]))  # type: ignore[arg-type]
+            cells += [f"{perf['tokens_per_s_per_user']:,.0f}", f"{perf['ttft_s'] * 1e3:.2f}"]  # type: ignore[index]
+        print(f"| {name} | {wafers} | " + " | ".join(cells) + f" | {PUBLISHED.get(name, '')} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,7 @@ overheads are fitted back through the CLI; the written target loads and holds th
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from click.testing import CliRunner
@@ -138,3 +139,28 @@ def test_overheads_enter_the_model_as_documented():
     _, p = run(prefill_utilisation=0.5)
     prefill = base.plan.wafers[0].prefill_seconds
     assert p.ttft_s - p0.ttft_s == pytest.approx(prefill, rel=1e-6)  # one wafer: TTFT holds it once
+
+
+def test_shipped_wse3_holds_the_fit_of_the_published_points():
+    """The built-in wse3's overheads are what `placer calibrate` fits today to the shipped
+    calibration points on wse3-physics (a physics change that moves the fit fails here until
+    the target is recalibrated on purpose)."""
+    from pathlib import Path
+
+    import placer
+    from placer.calibrate_points import load_points
+
+    points = load_points(Path(placer.__file__).parent / "calibration" / "published.toml")
+    physics = load_target("wse3-physics")
+    c = calibrate(points, physics, name="fit")
+    shipped = load_target("wse3")
+    fitted = target_with(physics, c.fit.values)  # prefill_slowdown maps to prefill_utilisation
+    for name in ("kernel_overhead_cycles", "collective_overhead_cycles", "host_overhead_s_per_token",
+                 "request_overhead_s", "prefill_utilisation"):
+        assert getattr(shipped, name) == pytest.approx(getattr(fitted, name), rel=1e-3, abs=1e-9), name
+    assert shipped.kernel_overhead_cycles > 0 and "llama-3.1-8b-2024-08" in shipped.calibration
+    # both calibration points move toward the measurements; every constant >= 0
+    for row in c.rows:
+        if row.point.set == "calibration":
+            assert abs(math.log(row.calibrated / row.measured)) < abs(math.log(row.physics / row.measured))
+    assert all(v >= 0 for v in c.fit.values.values())

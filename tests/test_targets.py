@@ -1,9 +1,12 @@
+import dataclasses
+
 import pytest
 from click.testing import CliRunner
 
 from placer.cli.main import cli
 from placer.errors import UserError
 from placer.targets import load_target
+from placer.targets.target import OVERHEAD_FIELDS
 
 
 def test_wse3_matches_hardware_md():
@@ -80,9 +83,17 @@ def test_physics_variant_and_overhead_fields():
                  "request_overhead_s"):
         assert getattr(physics, name) == 0.0
     assert physics.prefill_utilisation == 1.0 and physics.calibration == ""
-    calibrated = load_target("wse3")
-    for f in ("sram_bytes", "mesh_rows", "mesh_cols", "clock_hz", "io_latency_s", "flops_per_cycle_per_pe"):
-        assert getattr(calibrated, f) == getattr(physics, f)  # only the overheads differ
+    # wse3 and wse3-rented are the same hardware as wse3-physics with the same fitted overheads
+    overheads = {*OVERHEAD_FIELDS, "prefill_utilisation", "calibration"}
+    labels = {"name", "description", "cost_per_hour"}
+    for name in ("wse3", "wse3-rented"):
+        calibrated = load_target(name)
+        for f in dataclasses.fields(calibrated):
+            if f.name not in overheads | labels:
+                assert getattr(calibrated, f.name) == getattr(physics, f.name), (name, f.name)
+            if f.name in overheads:
+                assert getattr(calibrated, f.name) == getattr(load_target("wse3"), f.name), (name, f.name)
+    assert load_target("wse3").kernel_overhead_cycles > 0
     with pytest.raises(UserError, match=r"prefill_utilisation must be in \(0, 1\]"):
         load_target("wse3-physics", {"prefill_utilisation": 1.5})
     with pytest.raises(UserError, match="request_overhead_s must be >= 0"):
