@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,16 @@ from typing import Any
 from placer import __version__
 from placer.costs import ModelCost
 from placer.errors import InfeasibleError, UserError
-from placer.options import CompileOptions
-from placer.perf import swap_in_seconds
+from placer.floorplan.layout import WaferLayout, layout_name, layout_records, layout_wafers
+from placer.floorplan.svg import floorplan_svg
+from placer.options import CompileOptions, Layout
+from placer.perf import swap_in_seconds, unit_decode_seconds
 from placer.perf.formulas import sequences_that_fit, wafer_bytes
 from placer.perf.placement import place
 from placer.pins import check_pins, resolve_pins
 from placer.plan import (
     SCHEMA_VERSION,
+    FloorplanRect,
     KVPlan,
     ModelInfo,
     Plan,
@@ -46,6 +50,12 @@ class CompileResult:
     problem: Problem
     solution: Solution
     others: tuple[Solution, ...]     # every other method on the same problem
+    floorplans: tuple[tuple[int, str], ...] = ()   # (wafer, SVG text) of every regions wafer
+
+    @property
+    def floorplan_svgs(self) -> tuple[tuple[str, str], ...]:
+        """(caption, SVG text) per floorplanned wafer (what report.html embeds)."""
+        return tuple((f"wafer {w}", svg) for w, svg in self.floorplans)
 
 
 def compile_model(model: Any, options: CompileOptions | None = None, /, **flat: Any) -> Plan:
@@ -90,10 +100,38 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
         raise InfeasibleError(why)
     others = tuple(solve(problem, m, limit, seed) for m in SOLVERS if m != method) \
         if opts.output.compare else ()
+    layouts = wafer_layouts(cost, tgt, opts, solution)
     provenance = Provenance(__version__, name, opts)
     plan = build_plan(cost, tgt, workload, problem, solution, ModelInfo(name, sha, cost.parameters,
-                      cost.weight_bytes, len(cost.units), structure_warning), provenance)
-    return CompileResult(plan, cost, problem, solution, others)
+                      cost.weight_bytes, len(cost.units), structure_warning), provenance, layouts)
+    pictures = tuple((w, floorplan_svg(x.floorplan.problem, x.floorplan.floorplan,
+                                       f"{name}: wafer {w} of {tgt.name}", tgt.clock_hz))
+                     for w, x in enumerate(layouts) if x.floorplan is not None)
+    return CompileResult(plan, cost, problem, solution, others, pictures)
+
+
+def wafer_layouts(cost: ModelCost, target: Target, opts: CompileOptions,
+                  solution: Solution) -> tuple[WaferLayout, ...]:
+    """Each wafer's on-wafer layout under ``--layout regions|auto`` (empty under ``whole``).
+
+    One pass, not iterated: the across-wafer partition is solved with whole-wafer unit costs,
+    then each wafer's units are floorplanned at the plan's micro-batch (CP-SAT, one worker,
+    ``placer.floorplan.cpsat.DEFAULT_TIME_LIMIT_S`` deterministic seconds per phase, the
+    partition's seed), and the plan's performance is computed from those floorplans.
+
+    Raises:
+        InfeasibleError: under ``regions``, a unit fits no rectangle (named, with its bytes per
+            PE and the target's limit) or a wafer's units do not pack.
+    """
+    if opts.layout is Layout.WHOLE:
+        return ()
+    assert solution.assignment is not None
+    batch, assignment = solution.evaluation.batch, solution.assignment
+    groups = [[u.name for u, w in zip(cost.units, assignment) if w == k] for k in range(max(assignment) + 1)]
+    return tuple(layout_wafers(
+        cost, target, groups, layout=opts.layout.value, context_tokens=opts.workload.context_tokens,
+        resident=solution.evaluation.resident, batch=batch, seed=opts.solver.seed,
+        whole_seconds=lambda u: unit_decode_seconds(u, target, batch)))
 
 
 def _cost_of(model: Any, target: Target, workload: Workload,
@@ -113,12 +151,14 @@ def _cost_of(model: Any, target: Target, workload: Workload,
 
 
 def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Problem, solution: Solution,
-               model: ModelInfo, provenance: Provenance) -> Plan:
-    """The Plan of a feasible solution, with memory, I/O, KV and performance per the perf model."""
+               model: ModelInfo, provenance: Provenance, layouts: Sequence[WaferLayout] = ()) -> Plan:
+    """The Plan of a feasible solution, with memory, I/O, KV and performance per the perf model
+    (``layouts``: each wafer's from ``wafer_layouts``; empty for the whole layout)."""
     assert solution.assignment is not None
     ev = solution.evaluation
     resident = ev.resident
-    placed = place(cost, target, workload, solution.assignment, resident, ev.batch)
+    regions = [(x.latency_s, x.interval_s) if x.layout == "regions" else None for x in layouts]
+    placed = place(cost, target, workload, solution.assignment, resident, ev.batch, regions)
     perf, boundary, n = placed.performance, placed.boundary_bytes, len(placed.wafers)
     reserved = target.sram_bytes - problem.capacity
     rate = perf.tokens_per_s_total
@@ -136,7 +176,8 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
             stage_seconds=fig.stage_seconds, prefill_seconds=fig.prefill_chunk_seconds,
             kv_bytes_per_sequence=fig.kv_per_sequence,
             sequences_that_fit=sequences_that_fit(problem.capacity, fig.weights, fig.buffer,
-                                                  fig.kv_per_sequence, workload.concurrency)))
+                                                  fig.kv_per_sequence, workload.concurrency),
+            interval_seconds=regions[w][1] if w < len(regions) and regions[w] else None))
     parked = workload.concurrency - resident
     kv_seq = [fig.kv_per_sequence for fig in placed.wafers]
     per_seq = sum(kv_seq)
@@ -154,7 +195,9 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
                       objective_description(problem))
     plan = Plan(SCHEMA_VERSION, model, target, workload, provenance.options.objective.value, info,
                 tuple(wafer_plans), kv_plan, perf,
-                tuple(sorted((cost.units[u].name, w) for u, w in enumerate(solution.assignment))), provenance)
+                tuple(sorted((cost.units[u].name, w) for u, w in enumerate(solution.assignment))), provenance,
+                layout_name(layouts) if layouts else None,
+                tuple(FloorplanRect(**r) for r in layout_records(layouts)))  # type: ignore[arg-type]
     return Plan.from_json(plan.to_json())  # canonical: floats rounded as in the file
 
 
@@ -163,8 +206,24 @@ def output_files(result: CompileResult) -> dict[str, str]:
     from placer.report import render_report
     from placer.report_html import render_compile_html
 
-    return {"plan.json": result.plan.to_json(), "report.md": render_report(result),
-            "report.html": render_compile_html(result)}
+    files = {"plan.json": result.plan.to_json(), "report.md": render_report(result),
+             "report.html": render_compile_html(result)}
+    if result.floorplans:
+        files["report.md"] += _floorplan_links(result)
+        files.update({f"floorplan-wafer{w}.svg": svg for w, svg in result.floorplans})
+    return files
+
+
+def _floorplan_links(result: CompileResult) -> str:
+    """report.md's floorplan section: one link per ``floorplan-wafer{N}.svg`` written beside it."""
+    lines = ["", "## Floorplans", "",
+             f"Layout `{result.plan.layout}`: each unit on its own rectangle of PEs, the wafer run as a "
+             "spatial pipeline (interval = slowest region, latency = longest data path with hops).", ""]
+    for w, _ in result.floorplans:
+        wp = result.plan.wafers[w]
+        lines.append(f"- [wafer {w}](floorplan-wafer{w}.svg): {len(wp.units)} units, interval "
+                     f"{(wp.interval_seconds or 0.0) * 1e6:.3f} us, latency {wp.stage_seconds * 1e6:.3f} us")
+    return "\n".join(lines) + "\n"
 
 
 def write_outputs(result: CompileResult, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -4,7 +4,8 @@
 (name and ``--set`` overrides), the ``Workload`` (context, prompt, concurrency, dtypes),
 ``Goal`` (objective and the per-user floor), ``Deployment`` (wafer counts, SRAM reserve,
 pins), ``SolverSettings`` (method, deterministic time limit, seed), the placement
-``Granularity`` and ``Output`` choices (which do not change the plan and are not recorded).
+``Granularity``, the on-wafer ``Layout`` (``whole``, ``regions``, ``auto``) and ``Output``
+choices (which do not change the plan and are not recorded).
 
 Build it in Python directly or from the flat keyword names the CLI uses::
 
@@ -75,6 +76,16 @@ class Granularity(_Choice):
     LAYER = "layer"
     BLOCK = "block"
     EXPERT = "expert"
+
+
+class Layout(_Choice):
+    """How a wafer lays out its units (``placer.floorplan.layout``): ``whole`` spreads every
+    unit over the full PE grid and runs them in turn; ``regions`` gives each unit its own
+    rectangle and runs the wafer as a spatial pipeline; ``auto`` chooses per wafer."""
+
+    WHOLE = "whole"
+    REGIONS = "regions"
+    AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -151,6 +162,7 @@ class CompileOptions:
     deployment: Deployment = field(default_factory=Deployment)
     solver: SolverSettings = field(default_factory=SolverSettings)
     granularity: Granularity = Granularity.LAYER
+    layout: Layout = Layout.WHOLE
     output: Output = field(default_factory=Output)
 
     @property
@@ -178,9 +190,10 @@ class CompileOptions:
             d, reserve=reserve, max_wafers=None if d.wafers is not None else max_wafers))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for plan.json's provenance (``Output`` left out: it never changes a plan)."""
+        """Plain data for plan.json's provenance (``Output`` left out: it never changes a plan;
+        ``layout`` only when it is not ``whole``, so whole-layout plans keep their bytes)."""
         w = self.workload
-        return {
+        out = {
             "target": self.target if isinstance(self.target, str) else self.target.name,
             "target_overrides": [f"{k}={v}" for k, v in self.target_overrides],
             "workload": w.to_dict(),
@@ -192,6 +205,9 @@ class CompileOptions:
                        "seed": self.solver.seed},
             "granularity": self.granularity.value,
         }
+        if self.layout is not Layout.WHOLE:
+            out["layout"] = self.layout.value
+        return out
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> CompileOptions:
@@ -205,6 +221,7 @@ class CompileOptions:
             deployment=Deployment(dep["wafers"], dep["max_wafers"], dep["reserve"], tuple(dep["pins"])),
             solver=SolverSettings(Solver(s["method"]), s["time_limit_s"], s["seed"]),
             granularity=Granularity(d["granularity"]),
+            layout=Layout(d.get("layout", Layout.WHOLE.value)),
         )
 
     @staticmethod
@@ -232,6 +249,7 @@ class CompileOptions:
             solver=SolverSettings(Solver.parse(v["solver"], "--solver"), float(v["time_limit"]),
                                   int(v["seed"])),
             granularity=Granularity.parse(v["granularity"], "--granularity"),
+            layout=Layout.parse(v["layout"], "--layout"),
             output=Output(bool(v["compare"])),
         )
 
@@ -254,6 +272,7 @@ FLAT_DEFAULTS: dict[str, Any] = {
     "kv_dtype": "native",
     "reserve": None,
     "granularity": Granularity.LAYER.value,
+    "layout": Layout.WHOLE.value,
     "solver": Solver.CP_SAT.value,
     "pins": (),
     "pin_file": None,

@@ -69,6 +69,21 @@ class WaferPlan:
     prefill_seconds: float   # one prefill chunk (performance.prefill_chunk_tokens)
     kv_bytes_per_sequence: int
     sequences_that_fit: int  # resident sequences this wafer alone could hold
+    # Under a regions layout (``placer.perf.regions``): stage_seconds is the wafer's latency and
+    # this its interval between micro-batches; omitted (None) on a whole-layout wafer.
+    interval_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class FloorplanRect:
+    """One unit's rectangle on its wafer: top-left corner, height and width in PEs."""
+
+    unit: str
+    wafer: int
+    row: int
+    col: int
+    rows: int
+    cols: int
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,10 @@ class Plan:
     performance: Performance
     assignment: tuple[tuple[str, int], ...]   # (unit, wafer), sorted by unit name
     provenance: Provenance
+    # ``--layout regions|auto`` only (omitted under whole, so those plans keep their bytes):
+    # "whole", "regions" or "mixed" (auto chose differently per wafer), and every rectangle.
+    layout: str | None = None
+    floorplan: tuple[FloorplanRect, ...] = ()
 
     def wafer_of(self, unit: str) -> int:
         return dict(self.assignment)[unit]
@@ -122,6 +141,11 @@ class Plan:
         out["assignment"] = {u: w for u, w in self.assignment}
         if not self.model.structure_warning:
             del out["model"]["structure_warning"]
+        for w in out["wafers"]:
+            if w["interval_seconds"] is None:
+                del w["interval_seconds"]
+        if self.layout is None:
+            del out["layout"], out["floorplan"]
         out["provenance"] = _encode(self.provenance.to_dict())
         out["target"] = _encode(self.target.to_dict())
         out["workload"] = _encode(self.workload.to_dict())
@@ -152,6 +176,8 @@ class Plan:
             performance=Performance(**d["performance"]),
             assignment=tuple(sorted(d["assignment"].items())),
             provenance=Provenance.from_dict(d["provenance"]),
+            layout=d.get("layout"),
+            floorplan=tuple(FloorplanRect(**r) for r in d.get("floorplan", ())),
         )
 
 

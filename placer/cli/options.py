@@ -2,7 +2,7 @@
 
 The compile options (``compile_options``) are one click option per flat name of
 ``placer.options.FLAT_DEFAULTS``, with those defaults, and with choices taken from the enums
-they select (``Objective``, ``Solver``, ``Granularity``); ``compile_options_from`` turns the
+they select (``Objective``, ``Solver``, ``Granularity``, ``Layout``); ``compile_options_from`` turns the
 parsed values into the ``CompileOptions`` that ``placer.compile`` builds from the same names.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from placer.errors import UserError
-from placer.options import FLAT_DEFAULTS, CompileOptions, Granularity, Objective, Solver
+from placer.options import FLAT_DEFAULTS, CompileOptions, Granularity, Layout, Objective, Solver
 from placer.targets import Target, load_target
 
 target_option = click.option(
@@ -82,6 +82,9 @@ _COMPILE_OPTIONS = (
     kv_dtype_option,
     _opt("--reserve", type=float, help="SRAM fraction kept free (default: the target's)."),
     granularity_option,
+    _opt("--layout", type=click.Choice(Layout.choices()),
+         help="On each wafer: every unit on the full PE grid in turn (whole), each unit on its own "
+              "rectangle as a spatial pipeline (regions), or per wafer the faster (auto)."),
     _opt("--solver", type=click.Choice(Solver.choices())),
     _opt("--pin", "pins", multiple=True, metavar="PATTERN=WAFER",
          help="Pin units to a wafer, e.g. 'layers.0-9=0' (ranges, globs; repeatable)."),
@@ -94,7 +97,7 @@ _COMPILE_OPTIONS = (
 
 COMPILE_PARAMS = ("objective", "min_tokens_per_s_per_user", "context", "prompt", "output_tokens",
                   "concurrency", "wafers", "max_wafers", "weights_dtype", "dtype_overrides", "kv_dtype",
-                  "reserve", "granularity", "solver", "pins", "pin_file", "time_limit", "seed")
+                  "reserve", "granularity", "layout", "solver", "pins", "pin_file", "time_limit", "seed")
 
 
 def compile_options(fn: Callable[..., Any]) -> Callable[..., Any]:

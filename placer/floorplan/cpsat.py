@@ -27,6 +27,7 @@ from ortools.sat.python import cp_model
 from placer.errors import InfeasibleError
 from placer.floorplan.hint import serpentine_floorplan
 from placer.floorplan.problem import Floorplan, FloorplanProblem, Rect, Shape, evaluate, link_ticks
+from placer.perf.regions import spatial_pipeline
 from placer.solver.cpsat import solver_parameters
 
 # Deterministic seconds per phase. NoOverlap2D's propagation is cheap in CP-SAT's
@@ -145,16 +146,15 @@ def _hint(problem: FloorplanProblem, model: cp_model.CpModel, v: _Vars, rects: l
     model.AddHint(v.interval, max(ticks))
     if v.start is None or v.distances is None or v.latency is None:
         return
-    start = [0] * len(rects)
     for (dr, dc), e in zip(v.distances, problem.links):
         (ar, ac), (br, bc) = rects[e.src].centre, rects[e.dst].centre
         model.AddHint(dr, abs(ar - br))
         model.AddHint(dc, abs(ac - bc))
-    for e in sorted(problem.links, key=lambda e: (e.src, e.dst)):
-        start[e.dst] = max(start[e.dst], start[e.src] + ticks[e.src] + link_ticks(problem, e, rects))
+    _, latency, start = spatial_pipeline(ticks, [(e.src, e.dst, link_ticks(problem, e, rects))
+                                                  for e in problem.links])
     for var, value in zip(v.start, start):
         model.AddHint(var, value)
-    model.AddHint(v.latency, max(s + t for s, t in zip(start, ticks)))
+    model.AddHint(v.latency, latency)
 
 
 def _read(solver: cp_model.CpSolver, v: _Vars) -> list[Rect]:

@@ -57,11 +57,9 @@ def region_target(target: Target, rows: int, cols: int) -> Target:
 
 
 def unit_seconds_on_rectangle(unit: UnitCost, target: Target, rows: int, cols: int, batch: int = 1) -> float:
-    """Seconds of one decode step of ``unit`` on ``rows x cols`` PEs (the performance model's
-    formula on the rectangle). ``batch`` is accepted for the batched model; today's model
-    prices one sequence."""
-    del batch  # the performance model of this version prices one sequence per step
-    return perf.unit_decode_seconds(unit, region_target(target, rows, cols))
+    """Seconds of one decode step of a micro-batch of ``batch`` sequences through ``unit`` on
+    ``rows x cols`` PEs (the performance model's formula on the rectangle)."""
+    return perf.unit_decode_seconds(unit, region_target(target, rows, cols), batch)
 
 
 def code_reserve_bytes(target: Target) -> int:

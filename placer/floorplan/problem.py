@@ -12,6 +12,8 @@ hop of the Manhattan distance between the two rectangles' centres, where a centr
 
 The two objectives, in lexicographic order:
 
+The formulas are ``placer.perf.regions``'s (the one place); in ticks here:
+
 * interval: ``max_i ticks_i`` over the regions. The wafer runs as a spatial pipeline: every
   region works on a different token (or micro-batch) at once, so a new token leaves the wafer
   every interval (links stream concurrently with compute and are not part of it).
@@ -23,6 +25,8 @@ The two objectives, in lexicographic order:
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from placer.perf.regions import spatial_pipeline
 
 
 @dataclass(frozen=True)
@@ -115,15 +119,12 @@ def link_ticks(problem: FloorplanProblem, link: Link, rects: tuple[Rect, ...] | 
 
 
 def evaluate(problem: FloorplanProblem, rects: tuple[Rect, ...] | list[Rect]) -> tuple[int, int]:
-    """``(interval, latency)`` in ticks of a floorplan (the module docstring's formulas)."""
-    ticks = [shape_of(problem, r).ticks for r in rects]
-    start = [0] * len(rects)
-    for link in sorted(problem.links, key=lambda e: (e.src, e.dst)):  # src < dst: topological
-        start[link.dst] = max(
-            start[link.dst], start[link.src] + ticks[link.src] + link_ticks(problem, link, rects)
-        )
-    latency = max((s + t for s, t in zip(start, ticks)), default=0)
-    return max(ticks, default=0), latency
+    """``(interval, latency)`` in ticks of a floorplan (``placer.perf.regions.spatial_pipeline``)."""
+    interval, latency, _ = spatial_pipeline(
+        [shape_of(problem, r).ticks for r in rects],
+        [(e.src, e.dst, link_ticks(problem, e, rects)) for e in problem.links],
+    )
+    return interval, latency
 
 
 def check_floorplan(problem: FloorplanProblem, rects: tuple[Rect, ...] | list[Rect]) -> list[str]:

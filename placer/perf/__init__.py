@@ -52,6 +52,11 @@ time ``t_w(B) = sum of t_u(B)`` on wafer w; a boundary b carries ``B x B_b`` byt
   buffer holds one chunk plus one token of every sequence: ``out bytes per token x (c +
   concurrency)``, so a long prompt does not add wafers for buffers that chunking avoids.
 * per wafer SRAM ``weights + S x KV(context) + largest activation buffer <= SRAM x (1 - reserve)``.
+
+Under ``--layout regions`` a wafer is itself a spatial pipeline (``regions``): its latency
+``L_w`` replaces ``t_w`` in the round trip and its interval ``I_w`` (slowest region) replaces
+it in the stage term, ``TPOT = max(R, M x max_w I_w, M x max_b B x B_b / io_bandwidth)``, fill
+``B x ceil(R / max_w I_w)``.
 """
 
 from __future__ import annotations

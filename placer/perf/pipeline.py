@@ -99,7 +99,7 @@ def predict_performance(target: Target, stage_seconds: Sequence[float],
                         chunk_tokens: int | None = None, concurrency: int | None = None,
                         kv_bytes_per_wafer: Sequence[int] = (), decode_tokens: int = 1,
                         stage_parts: Sequence[StageParts] = (), trip_of_one: float | None = None,
-                        ) -> Performance:
+                        stage_intervals: Sequence[float] | None = None) -> Performance:
     """Apply the pipeline formulas of the package docstring.
 
     Args:
@@ -114,13 +114,18 @@ def predict_performance(target: Target, stage_seconds: Sequence[float],
         stage_parts: each wafer's step split into compute, SRAM and fabric (names the bound).
         trip_of_one: the decode round trip of a micro-batch of one (TTFT's lower bound;
             default: this round trip).
+        stage_intervals: each wafer's interval between micro-batches when it is itself a
+            spatial pipeline (``placer.perf.regions``; then ``stage_seconds`` are the wafers'
+            latencies); default: ``stage_seconds`` (a wafer takes the next micro-batch when
+            the last one has left).
     """
     n = len(stage_seconds)
     bw, alpha = target.io_bandwidth_bytes_per_s, target.io_latency_s
     s = max(1, resident_sequences)
     users = max(s, concurrency or s)
     m = f.micro_batches(s, batch)
-    max_stage = max(stage_seconds, default=0.0)
+    intervals = stage_seconds if stage_intervals is None else stage_intervals
+    max_stage = max(intervals, default=0.0)
     io = [batch * b / bw for b in boundary_bytes_per_token]
     trip = f.round_trip(sum(stage_seconds), sum(io), n, alpha, target.host_overhead_s_per_token)
     tpot = f.tpot(trip, max_stage, max(io, default=0.0), m)
@@ -142,7 +147,7 @@ def predict_performance(target: Target, stage_seconds: Sequence[float],
             total = min(total, q * max(0.0, link_room) / kv_max)  # swaps share the boundary links
         swap_rate = total / q * kv_max
         mean = total / users
-    slowest = max(range(n), key=lambda w: (stage_seconds[w], -w)) if n else 0
+    slowest = max(range(n), key=lambda w: (intervals[w], -w)) if n else 0
     bound = "SRAM capacity" if parked > 0 else _bound(term, stage_parts or [StageParts()] * n, slowest,
                                                       n * alpha + sum(io))
     if parked > 0 and swap_rate >= bw * (1 - 1e-9):

@@ -6,6 +6,7 @@ What the plan and the report show; the solver's integer image of the same terms 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -50,8 +51,14 @@ def decode_tokens(workload: Workload) -> int:
 
 
 def place(cost: ModelCost, target: Target, workload: Workload, assignment: Sequence[int], resident: int,
-          batch: int) -> Placement:
-    """The float model of ``assignment`` with ``resident`` sequences in micro-batches of ``batch``."""
+          batch: int, regions: Sequence[tuple[float, float] | None] = ()) -> Placement:
+    """The float model of ``assignment`` with ``resident`` sequences in micro-batches of ``batch``.
+
+    ``regions``: per wafer, ``(latency, interval)`` seconds of one micro-batch from its floorplan
+    (``placer.perf.regions``) when the wafer is laid out in regions, else None (whole layout:
+    latency = interval = the sum of its units' steps on the full grid). A regions wafer's
+    ``stage_seconds`` is its latency; the throughput term uses its interval.
+    """
     n = max(assignment) + 1
     units = cost.units
     chunk = prefill_chunk(target, workload.prompt_tokens)
@@ -74,15 +81,25 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
     index = {u.name: i for i, u in enumerate(units)}
     boundary = f.boundary_bytes(assignment, [(index[e.src], index[e.dst], e.bytes_per_token)
                                              for e in cost.edges], n)
-    one = [w.stage_seconds for w in wafers] if batch == 1 else \
-        [sum(unit_decode_seconds(units[u], target, 1) for u in g) for g in groups]
+    laid = list(regions) + [None] * (n - len(regions))
+    intervals = None
+    if any(x is not None for x in laid):
+        wafers = [w if x is None else dataclasses.replace(w, stage_seconds=x[0])
+                  for w, x in zip(wafers, laid)]
+        intervals = [w.stage_seconds if x is None else x[1] for w, x in zip(wafers, laid)]
+    if batch == 1 or intervals is not None:
+        # Under regions the floorplan is priced at the plan's micro-batch only: TTFT's lower
+        # bound is then this round trip (``trip_of_one`` None), an over-estimate when batch > 1.
+        one = [w.stage_seconds for w in wafers]
+    else:
+        one = [sum(unit_decode_seconds(units[u], target, 1) for u in g) for g in groups]
     trip_of_one = f.round_trip(sum(one), sum(b / target.io_bandwidth_bytes_per_s for b in boundary), n,
                                target.io_latency_s, target.host_overhead_s_per_token)
     perf = predict_performance(
         target, [w.stage_seconds for w in wafers], [w.prefill_chunk_seconds for w in wafers], boundary,
         resident, workload.prompt_tokens, batch=batch, chunk_tokens=chunk, concurrency=workload.concurrency,
         kv_bytes_per_wafer=[w.kv_per_sequence for w in wafers], decode_tokens=decode_tokens(workload),
-        stage_parts=[w.parts for w in wafers], trip_of_one=trip_of_one)
+        stage_parts=[w.parts for w in wafers], trip_of_one=trip_of_one, stage_intervals=intervals)
     return Placement(tuple(wafers), tuple(boundary), perf, chunk)
 
 
