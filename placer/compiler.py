@@ -15,6 +15,7 @@ from typing import Any
 from placer import __version__
 from placer.costs import ModelCost
 from placer.errors import InfeasibleError, UserError
+from placer.floorplan.cpsat import PackingError
 from placer.floorplan.layout import WaferLayout, layout_name, layout_records, layout_wafers
 from placer.floorplan.svg import floorplan_svg
 from placer.options import CompileOptions, Layout
@@ -51,6 +52,7 @@ class CompileResult:
     solution: Solution
     others: tuple[Solution, ...]     # every other method on the same problem
     floorplans: tuple[tuple[int, str], ...] = ()   # (wafer, SVG text) of every regions wafer
+    layouts: tuple[WaferLayout, ...] = ()          # each wafer's (``wafer_layouts``); empty if whole
 
     @property
     def floorplan_svgs(self) -> tuple[tuple[str, str], ...]:
@@ -88,26 +90,77 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
     opts = opts.resolve(tgt)
     workload = opts.workload
     cost, name, sha, structure_warning = _cost_of(model, tgt, workload, opts.granularity.value)
-    names = [u.name for u in cost.units]
-    problem = build_problem(cost, tgt, opts, resolve_pins(opts.deployment.pins, names))
-    check_pins(problem)
+    pins = resolve_pins(opts.deployment.pins, [u.name for u in cost.units])
     method, limit, seed = opts.solver.method.value, opts.solver.time_limit_s, opts.solver.seed
-    solution = solve(problem, method, limit, seed)
-    if not solution.feasible:
-        why = explain_infeasible(problem, tgt.sram_bytes, opts.deployment.reserve or 0.0)
-        if method != "cp-sat" and solution.evaluation.reason:
-            why = f"{why} (solver {method}: {solution.evaluation.reason})"
-        raise InfeasibleError(why)
+    problem, solution, layouts = _partition_and_lay_out(cost, tgt, opts, pins)
     others = tuple(solve(problem, m, limit, seed) for m in SOLVERS if m != method) \
         if opts.output.compare else ()
-    layouts = wafer_layouts(cost, tgt, opts, solution)
     provenance = Provenance(__version__, name, opts)
     plan = build_plan(cost, tgt, workload, problem, solution, ModelInfo(name, sha, cost.parameters,
                       cost.weight_bytes, len(cost.units), structure_warning), provenance, layouts)
     pictures = tuple((w, floorplan_svg(x.floorplan.problem, x.floorplan.floorplan,
                                        f"{name}: wafer {w} of {tgt.name}", tgt.clock_hz))
                      for w, x in enumerate(layouts) if x.floorplan is not None)
-    return CompileResult(plan, cost, problem, solution, others, pictures)
+    return CompileResult(plan, cost, problem, solution, others, pictures, layouts)
+
+
+# Under --layout regions, partitions tried before giving up on floorplanning every wafer; each
+# next one keeps RESERVE_STEP more of every wafer's SRAM free (see _partition_and_lay_out).
+LAYOUT_PASSES = 4
+RESERVE_STEP = 0.05
+
+
+def _partition(cost: ModelCost, target: Target, opts: CompileOptions, pins: Any,
+               reserve: float) -> tuple[Problem, Solution]:
+    """The across-wafer partition with ``reserve`` of each wafer's SRAM kept free.
+
+    Raises:
+        InfeasibleError: no placement (why, from ``explain_infeasible``).
+    """
+    opts = dataclasses.replace(opts, deployment=dataclasses.replace(opts.deployment, reserve=reserve))
+    problem = build_problem(cost, target, opts, pins)
+    check_pins(problem)
+    method = opts.solver.method.value
+    solution = solve(problem, method, opts.solver.time_limit_s, opts.solver.seed)
+    if not solution.feasible:
+        why = explain_infeasible(problem, target.sram_bytes, reserve)
+        if method != "cp-sat" and solution.evaluation.reason:
+            why = f"{why} (solver {method}: {solution.evaluation.reason})"
+        raise InfeasibleError(why)
+    return problem, solution
+
+
+def _partition_and_lay_out(cost: ModelCost, target: Target, opts: CompileOptions,
+                           pins: Any) -> tuple[Problem, Solution, tuple[WaferLayout, ...]]:
+    """The partition and each wafer's layout: the two levels.
+
+    Partition with whole-wafer costs, then floorplan each wafer (``wafer_layouts``). The
+    partition fills a wafer's SRAM up to ``1 - reserve`` in total, while rectangles lose
+    PEs to rounding (ceil tiles, band heights, a code reserve each), so under ``regions`` a full
+    wafer may not pack. Then the partition is solved again keeping ``RESERVE_STEP`` more of
+    every wafer free, at most ``LAYOUT_PASSES`` partitions in all, in this fixed order (the
+    first that packs every wafer wins, so the answer is deterministic); the time model is not
+    iterated (one pass: the partition never sees the floorplans' times).
+    """
+    reserve = opts.deployment.reserve or 0.0
+    last: InfeasibleError | None = None
+    for attempt in range(LAYOUT_PASSES):
+        step = min(reserve + attempt * RESERVE_STEP, 0.95)
+        try:
+            problem, solution = _partition(cost, target, opts, pins, step)
+        except InfeasibleError as e:
+            if last is None:
+                raise
+            raise InfeasibleError(f"{last} (and with {step:.0%} of SRAM kept free to let it pack: {e})") \
+                from None
+        try:
+            return problem, solution, wafer_layouts(cost, target, opts, solution)
+        except PackingError as e:
+            if opts.layout is not Layout.REGIONS or attempt == LAYOUT_PASSES - 1:
+                raise InfeasibleError(f"{e} (after {attempt + 1} partition(s), the last with "
+                                      f"{step:.0%} of each wafer's SRAM kept free)") from None
+            last = e
+    raise AssertionError("unreachable")
 
 
 def wafer_layouts(cost: ModelCost, target: Target, opts: CompileOptions,
@@ -218,7 +271,9 @@ def _floorplan_links(result: CompileResult) -> str:
     """report.md's floorplan section: one link per ``floorplan-wafer{N}.svg`` written beside it."""
     lines = ["", "## Floorplans", "",
              f"Layout `{result.plan.layout}`: each unit on its own rectangle of PEs, the wafer run as a "
-             "spatial pipeline (interval = slowest region, latency = longest data path with hops).", ""]
+             "spatial pipeline (interval = slowest region, latency = longest data path with hops). "
+             f"Partition with {1 - result.problem.capacity / result.plan.target.sram_bytes:.0%} of each "
+             "wafer's SRAM kept free (the reserve, raised when a wafer's rectangles did not pack).", ""]
     for w, _ in result.floorplans:
         wp = result.plan.wafers[w]
         lines.append(f"- [wafer {w}](floorplan-wafer{w}.svg): {len(wp.units)} units, interval "

@@ -35,6 +35,11 @@ from placer.solver.cpsat import solver_parameters
 # Llama-3.1-8B's 34 regions on a loaded 2-core machine), and the strip hint is within a few
 # percent of the bounds.
 DEFAULT_TIME_LIMIT_S = 0.2
+
+
+class PackingError(InfeasibleError):
+    """Every region fits some rectangle, but no packing of them all on the grid was found (the
+    compiler may then re-partition with more SRAM kept free; see ``placer.compiler``)."""
 # Above this many regions CP-SAT's presolve alone (symmetry detection, probing) outlasts any
 # useful limit (1,000 regions: 14 s of wall for 0.2 deterministic s, then no search at all;
 # with those two off, 173 s for phase 1 without improving the hint): the strip layout is the
@@ -249,14 +254,14 @@ def solve_floorplan(
     solver, status = _solve(model, time_limit_s, seed)
     if status == cp_model.INFEASIBLE:
         need = sum(min(s.rows * s.cols for s in o) for o in shapes)
-        raise InfeasibleError(
+        raise PackingError(
             f"the {len(shapes)} regions do not pack on the {problem.rows} x {problem.cols} "
             f"PE grid (their smallest rectangles cover {need:,} of {problem.rows * problem.cols:,} "
             "PEs); use more wafers or fewer units per wafer"
         )
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if hint is None:
-            raise InfeasibleError(
+            raise PackingError(
                 f"no floorplan of the {len(shapes)} regions on the {problem.rows} x "
                 f"{problem.cols} PE grid found within {time_limit_s} deterministic s; "
                 "raise the time limit or use more wafers"

@@ -78,7 +78,7 @@ def layout_wafers(
                 )
             except InfeasibleError as e:
                 if layout == "regions":
-                    raise InfeasibleError(f"wafer {w}: {e}") from None
+                    raise type(e)(f"wafer {w}: {e}") from None  # keeps PackingError
                 wf = None
             if wf is not None:
                 regions = WaferLayout(

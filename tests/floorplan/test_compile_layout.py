@@ -150,3 +150,32 @@ def test_a_unit_that_fits_no_rectangle_is_infeasible_exit_3(tmp_path):
 def test_bad_layout_exits_2(tmp_path):
     r = CliRunner().invoke(cli, ["compile", "-o", str(tmp_path / "o"), "--layout", "spiral", "llama-3.1-8b"])
     assert r.exit_code == 2 and "--layout" in r.output
+
+
+def test_a_wafer_that_does_not_pack_is_partitioned_again_with_more_sram_free(monkeypatch):
+    """The two levels: the first partition whose wafers all pack wins; each retry keeps
+    RESERVE_STEP more SRAM free; after LAYOUT_PASSES failures the answer is infeasible."""
+    from placer import compiler
+    from placer.floorplan.cpsat import PackingError
+
+    real, calls = compiler.wafer_layouts, []
+
+    def fails_first(cost, target, opts, solution):
+        calls.append(solution)
+        if len(calls) == 1:
+            raise PackingError("wafer 0: the 2 regions do not pack")
+        return real(cost, target, opts, solution)
+
+    monkeypatch.setattr(compiler, "wafer_layouts", fails_first)
+    result = compiler.compile_result(TINY_LLAMA, CompileOptions.from_flat(layout="regions", **FLAT))
+    assert len(calls) == 2 and result.plan.layout == "regions"
+    free = 1 - result.problem.capacity / MINI.sram_bytes
+    assert free == pytest.approx(MINI.default_reserve + compiler.RESERVE_STEP, abs=1e-6)
+    assert result.plan.provenance.options.deployment.reserve == MINI.default_reserve
+
+    def never(cost, target, opts, solution):
+        raise PackingError("wafer 0: the 2 regions do not pack")
+
+    monkeypatch.setattr(compiler, "wafer_layouts", never)
+    with pytest.raises(placer.errors.InfeasibleError, match=f"after {compiler.LAYOUT_PASSES} partition"):
+        compiler.compile_result(TINY_LLAMA, CompileOptions.from_flat(layout="regions", **FLAT))
