@@ -37,9 +37,11 @@ def _compile(model: str, granularity: str, layout: str) -> tuple[float, CompileR
 def main() -> None:
     cases = sys.argv[1:] or DEFAULT
     print(machine_header())
-    print("| model | granularity | wafers | whole tok/s | whole s | regions tok/s | regions s | rectangles "
-          "| regions interval us (max) | identical | valid | published tok/s |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
+    print("| model | granularity | wafers whole / regions | whole tok/s | whole s | regions tok/s "
+          "| regions s | SRAM kept free (regions) | rectangles | regions interval us (max) "
+          "| identical | valid "
+          "| published tok/s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
     for case in cases:
         model, _, granularity = case.partition(":")
         granularity = granularity or "layer"
@@ -51,9 +53,11 @@ def main() -> None:
         valid = all(not check_floorplan(x.floorplan.problem, x.floorplan.floorplan.rects)
                     for x in regions.layouts if x.floorplan is not None)
         interval = max(w.interval_seconds or 0.0 for w in plan.wafers)
-        print(f"| {model} | {granularity} | {len(plan.wafers)} | "
+        free = 1 - regions.problem.capacity / plan.target.sram_bytes
+        print(f"| {model} | {granularity} | {len(whole.plan.wafers)} / {len(plan.wafers)} | "
               f"{whole.plan.performance.tokens_per_s_per_user:,.0f} | {whole_s:.1f} | "
-              f"{plan.performance.tokens_per_s_per_user:,.0f} | {regions_s:.1f} | {len(plan.floorplan)} | "
+              f"{plan.performance.tokens_per_s_per_user:,.0f} | {regions_s:.1f} | {free:.0%} | "
+              f"{len(plan.floorplan)} | "
               f"{interval * 1e6:.2f} | {'yes' if identical else 'NO'} | {'yes' if valid else 'NO'} | "
               f"{PUBLISHED.get(model, '')} |", flush=True)
 

@@ -167,8 +167,8 @@ def wafer_layouts(cost: ModelCost, target: Target, opts: CompileOptions,
                   solution: Solution) -> tuple[WaferLayout, ...]:
     """Each wafer's on-wafer layout under ``--layout regions|auto`` (empty under ``whole``).
 
-    One pass, not iterated: the across-wafer partition is solved with whole-wafer unit costs,
-    then each wafer's units are floorplanned at the plan's micro-batch (CP-SAT, one worker,
+    The partition (solved with whole-wafer unit costs) is given; each wafer's units are
+    floorplanned at the plan's micro-batch (CP-SAT, one worker,
     ``placer.floorplan.cpsat.DEFAULT_TIME_LIMIT_S`` deterministic seconds per phase, the
     partition's seed), and the plan's performance is computed from those floorplans.
 

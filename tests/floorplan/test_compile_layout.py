@@ -128,6 +128,7 @@ def test_compile_writes_one_svg_per_wafer_and_links_them(tmp_path):
     for w in range(3):
         assert (out / f"floorplan-wafer{w}.svg").read_text().startswith("<svg")
         assert f"(floorplan-wafer{w}.svg)" in report
+    assert "<h2>Floorplans</h2>" in (out / "report.html").read_text()
 
 
 def _config(tmp_path) -> str:
