@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from placer.solver.problem import TICK_S
+from placer.sweep import cost_figures
 
 if TYPE_CHECKING:
     from placer.compiler import CompileResult
@@ -119,6 +120,7 @@ def render_report(result: CompileResult) -> str:
         if u.layer >= 0:
             layer_units[u.layer] = layer_units.get(u.layer, 0) + 1
     s = plan.solver
+    cost = cost_figures(plan)   # the sweep's $ columns: one attribution (docs/sweep.md)
     lines = [
         f"# Placement of {plan.model.name} on {len(plan.wafers)} x {t.name}",
         "",
@@ -138,13 +140,14 @@ def render_report(result: CompileResult) -> str:
         "## Performance",
         "",
         "| time per output token | TTFT | tokens/s per user (resident) | per user, mean / min over all "
-        "| tokens/s total | tokens/s per wafer | $ per million tokens | micro-batch | in flight |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tokens/s total | tokens/s per wafer | $ per million output tokens | $ per million input tokens "
+        "| micro-batch | in flight |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         f"| {perf.time_per_output_token_s * 1e3:.4f} ms | {perf.ttft_s * 1e3:.3f} ms | "
         f"{perf.tokens_per_s_per_user:,.1f} | {perf.tokens_per_s_per_user_mean:,.1f} / "
         f"{perf.tokens_per_s_per_user_min:,.1f} | {perf.tokens_per_s_total:,.1f} | "
         f"{perf.tokens_per_s_per_wafer:,.1f} | "
-        f"{_usd(perf.usd_per_million_tokens)} | "
+        f"{_usd(perf.usd_per_million_tokens)} | {_usd(cost.get('usd_per_million_input_tokens', 0.0))} | "
         f"{perf.micro_batch} | {perf.micro_batches_in_flight} |",
         "",
         f"Decode round trip {perf.round_trip_s * 1e3:.4f} ms, slowest stage {perf.max_stage_s * 1e3:.4f} ms "

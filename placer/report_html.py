@@ -210,7 +210,7 @@ def frontier_svg(rows: Sequence[Mapping[str, Any]], group: str = "precision") ->
 
 
 def render_sweep_html(result: SweepResult, summaries: Sequence[Mapping[str, Any]] = ()) -> str:
-    from placer.sweep_report import FRONTIER_COLUMNS, _cell
+    from placer.sweep_report import FRONTIER_COLUMNS, _cell, column_label
 
     rows = result.rows
     ok = [r for r in rows if r["status"] == "ok"]
@@ -220,23 +220,15 @@ def render_sweep_html(result: SweepResult, summaries: Sequence[Mapping[str, Any]
             "user against tokens/s per wafer.</p>",
             "<h2>Frontier</h2>", frontier_svg(rows),
             "<h2>Frontier points</h2>",
-            _table([c.replace("_", " ") for c in FRONTIER_COLUMNS],
+            _table([column_label(c) for c in FRONTIER_COLUMNS],
                    [[_cell(r.get(c)) for c in FRONTIER_COLUMNS] for r in front])]
     if summaries:
-        s0 = summaries[0]
-        body.append(f"<h2>Per model (KV of one {s0['context']:,}-token sequence; cheapest at &gt;= "
-                    f"{s0['floor_tokens_per_s_per_user']:g} tokens/s per user)</h2>")
-        body.append(_table(
-            ["model", "weights/KV", "min wafers for the weights", "free SRAM per wafer GB",
-             "KV of one sequence GB",
-             "time to move it over the wafers' I/O ms", "fastest tokens/s per user",
-             "cheapest point: tokens/s per wafer"],
-            [[s["model"], s["precision"], _cell(s["min_wafers_for_weights"]),
-              _cell(s["free_sram_gb_per_wafer"]), _cell(s["kv_gb_per_sequence"]), _cell(s["kv_move_ms"]),
-              "-" if not s["fastest"] else _cell(s["fastest"]["tokens_per_s_per_user"]),
-              "-" if not s["cheapest"] else _cell(s["cheapest"]["tokens_per_s_per_wafer"])]
-             for s in summaries],
-            left=2))
+        from placer.sweep_summary import SUMMARY_HEADERS, summary_cells, summary_title
+
+        ctx = f"{summaries[0]['context']:,}"
+        body.append(f"<h2>{escape(summary_title(summaries[0]))}</h2>")
+        body.append(_table([h.format(ctx=ctx) for h in SUMMARY_HEADERS],
+                           [summary_cells(s) for s in summaries], left=2))
     body.append('<p class="note">Self-contained: inline SVG and CSS, no script, no network.</p>')
     return _page("placer sweep", body)
 

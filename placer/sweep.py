@@ -279,32 +279,36 @@ def plan_figures(plan: Any) -> dict[str, Any]:
         "swap_in_ms": round_float(kv.swap_in_seconds * 1e3),
         # activations of every prompt and output token of one request cross every boundary once
         "io_mb_per_request": round_float(sum(w.io.out_bytes_per_token for w in plan.wafers) * (
-            plan.workload.prompt_tokens + getattr(plan.workload, "output_tokens", 0)) / 1e6),
+            plan.workload.prompt_tokens + plan.workload.output_tokens) / 1e6),
         **cost_figures(plan),
     }
 
 
 def cost_figures(plan: Any) -> dict[str, Any]:
     """$ per million output and input tokens (and per request), from the target's ``cost_per_hour``
-    ($ per system-hour); empty when the target has no cost.
+    ($ per wafer-hour); empty when the target has no cost. Every formula is the performance
+    model's (``placer.perf``; the attribution is in docs/sweep.md):
 
-    Output tokens: the performance model's ``usd_per_million_tokens`` (decode keeps the N wafers
-    busy for ``tokens_per_s_total`` tokens per second). Input tokens (docs/sweep.md): a request's
-    prefill keeps wafer w busy for its prefill time ``P_w``, so the prompt's tokens share
-    ``sum_w P_w x cost_per_hour / 3600``. A request of ``output_tokens`` costs both."""
+    * output tokens: ``Performance.usd_per_million_tokens`` (decode keeps the N wafers busy for
+      ``tokens_per_s_total`` tokens per second);
+    * input tokens: ``placer.perf.usd_per_million_input_tokens``, the wafer time of the whole
+      prompt's prefill (``ceil(prompt / chunk)`` chunks on every wafer; a plan's
+      ``prefill_seconds`` is one chunk) shared by the prompt's tokens;
+    * a request of ``output_tokens``: ``placer.perf.usd_per_request``."""
+    from placer.perf import usd_per_million_input_tokens, usd_per_request
     from placer.plan import round_float
 
-    rate = getattr(plan.target, "cost_per_hour", None)
-    usd_out_m = getattr(plan.performance, "usd_per_million_tokens", None)
-    if not rate or not usd_out_m:
+    perf, workload = plan.performance, plan.workload
+    if not plan.target.cost_per_hour or not perf.usd_per_million_tokens:
         return {}
-    out_usd = usd_out_m / 1e6
-    prefill_usd = rate / 3600.0 * sum(w.prefill_seconds for w in plan.wafers)
-    figures = {"usd_per_million_output_tokens": round_float(out_usd * 1e6),
-               "usd_per_million_input_tokens": round_float(prefill_usd / plan.workload.prompt_tokens * 1e6)}
-    output_tokens = getattr(plan.workload, "output_tokens", None)
-    if output_tokens:
-        figures["usd_per_request"] = round_float(prefill_usd + output_tokens * out_usd)
+    usd_in = usd_per_million_input_tokens(plan.target, [w.prefill_seconds for w in plan.wafers],
+                                          workload.prompt_tokens, perf.prefill_chunk_tokens)
+    figures = {"usd_per_million_output_tokens": round_float(perf.usd_per_million_tokens),
+               "usd_per_million_input_tokens": round_float(usd_in)}
+    if workload.output_tokens:
+        figures["usd_per_request"] = round_float(usd_per_request(usd_in, workload.prompt_tokens,
+                                                                 perf.usd_per_million_tokens,
+                                                                 workload.output_tokens))
     return figures
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from placer.errors import UserError
 from placer.fileio import write_atomic
-from placer.sweep import SweepSpec, point_key, point_row, precision_of
+from placer.sweep import SweepSpec, code_digest, point_key, point_row, precision_of
 from placer.sweep_frontier import frontier_flags
 
 
@@ -74,14 +74,29 @@ def _warm_worker() -> None:
     import placer.solver.cpsat  # noqa: F401
 
 
-def _keyed_row(key: str, point: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return key, point_row(point)
+def _keyed_row(key: str, point: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    """The row of one point, with the digest of the placer source that computed it."""
+    return key, point_row(point), code_digest()
 
 
-def _run_local(todo: Sequence[tuple[str, dict[str, Any]]], jobs: int) -> Iterator[tuple[str, dict[str, Any]]]:
+def _same_code(stream: Iterator[tuple[str, dict[str, Any], str]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of workers that run the driver's placer source, else a one-line error: a Ray node
+    with another placer installed would put its rows in a table (and a cache keyed by the
+    driver's source) that another executor computes differently."""
+    mine = code_digest()
+    for key, row, digest in stream:
+        if digest != mine:
+            raise UserError(f"placer sweep: a worker ran placer source {digest[:12]}, this process has "
+                            f"{mine[:12]} (another placer on a Ray node, or files edited during the "
+                            "sweep); install the same placer on every node and run again")
+        yield key, row
+
+
+def _run_local(todo: Sequence[tuple[str, dict[str, Any]]],
+               jobs: int) -> Iterator[tuple[str, dict[str, Any], str]]:
     if jobs <= 1 or len(todo) <= 1:
         for key, point in todo:
-            yield key, point_row(point)
+            yield _keyed_row(key, point)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -99,7 +114,7 @@ def _run_local(todo: Sequence[tuple[str, dict[str, Any]]], jobs: int) -> Iterato
 
 
 def _run_ray(todo: Sequence[tuple[str, dict[str, Any]]], address: str,
-             jobs: int) -> Iterator[tuple[str, dict[str, Any]]]:
+             jobs: int) -> Iterator[tuple[str, dict[str, Any], str]]:
     try:
         import ray
     except ImportError:
@@ -141,7 +156,7 @@ def run_points(points: Sequence[dict[str, Any]], *, cache_dir: str | os.PathLike
     todo = list(pending.items())
     stream = _run_ray(todo, ray_address, jobs) if ray_address else _run_local(todo, jobs)
     with _progress(len(todo), show_progress) as advance:
-        for key, row in stream:
+        for key, row in _same_code(stream):
             cache.put(key, row)
             rows[key] = row
             advance()

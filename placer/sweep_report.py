@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from placer.sweep_exec import SweepResult
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, column: str = "") -> str:
     if value is None:
-        return "auto"
+        return "auto" if column == "wafers" else "-"   # no wafer count asked: the compiler chose
     if isinstance(value, float):
         return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.1f}"
     return str(value)
@@ -26,12 +26,18 @@ def _cell(value: Any) -> str:
 FRONTIER_COLUMNS = ("model", "wafers_used", "concurrency", "context", "weights_dtype", "kv_dtype",
                     "objective",
                     "tokens_per_s_per_user", "tokens_per_s_per_wafer", "tokens_per_s_total",
-                    "time_per_output_token_ms", "parked_sequences")
+                    "time_per_output_token_ms", "parked_sequences", "usd_per_million_output_tokens",
+                    "usd_per_million_input_tokens")
+
+
+def column_label(name: str) -> str:
+    """A row field as a table header that says its unit: ``$ per M output tokens``, ``ttft ms``."""
+    return name.replace("usd_per_million_", "$ per M ").replace("_", " ")
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> list[str]:
-    lines = ["| " + " | ".join(c.replace("_", " ") for c in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
+    lines = ["| " + " | ".join(column_label(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_cell(r.get(c), c) for c in cols) + " |" for r in rows]
     return lines
 
 

@@ -78,30 +78,47 @@ def summarize(rows: Sequence[Mapping[str, Any]], summary_rows: Sequence[Mapping[
 def _point(r: Mapping[str, Any] | None) -> str:
     if r is None:
         return "-"
-    text = (f"{r['tokens_per_s_per_user']:,.1f} tokens/s/user on {r['wafers_used']} wafers, "
-            f"concurrency {r['concurrency']}, context {r['context']}")
-    usd = r.get("usd_per_million_output_tokens")
-    return text + (f", ${usd:,.3f}/M output tokens" if usd is not None else
-                   f", {r['tokens_per_s_per_wafer']:,.1f} tokens/s/wafer")
+    return (f"{r['tokens_per_s_per_user']:,.1f} tokens/s/user, {r['tokens_per_s_per_wafer']:,.1f} "
+            f"tokens/s/wafer on {r['wafers_used']} wafers, concurrency {r['concurrency']}, "
+            f"context {r['context']}")
+
+
+def usd(r: Mapping[str, Any] | None, which: str) -> str:
+    """``$0.123`` of ``usd_per_million_{which}_tokens`` of a row, ``-`` when it has none."""
+    x = None if r is None else r.get(f"usd_per_million_{which}_tokens")
+    return "-" if x is None else f"${x:,.3f}"
+
+
+SUMMARY_HEADERS = ("model", "weights/KV", "min wafers for the weights", "free SRAM per wafer GB",
+                   "KV of one {ctx}-token sequence GB", "time to move it over the wafers' I/O ms",
+                   "fastest point", "fastest $ per M output tokens", "cheapest point",
+                   "cheapest $ per M output tokens", "cheapest $ per M input tokens")
+
+
+def summary_cells(s: Mapping[str, Any]) -> list[str]:
+    """One summary as the cells of ``SUMMARY_HEADERS`` (Markdown and HTML tables)."""
+
+    def num(x: Any, fmt: str) -> str:
+        return "-" if x is None else format(x, fmt)
+
+    return [s["model"], s["precision"], num(s["min_wafers_for_weights"], "d"),
+            num(s["free_sram_gb_per_wafer"], ".3f"), num(s["kv_gb_per_sequence"], ".3f"),
+            num(s["kv_move_ms"], ".3f"), _point(s["fastest"]), usd(s["fastest"], "output"),
+            _point(s["cheapest"]), usd(s["cheapest"], "output"), usd(s["cheapest"], "input")]
+
+
+def summary_title(s0: Mapping[str, Any]) -> str:
+    return (f"Per model (KV of one {s0['context']:,}-token sequence; cheapest at >= "
+            f"{s0['floor_tokens_per_s_per_user']:g} tokens/s per user; $ per million tokens at the target's "
+            "cost_per_hour, docs/sweep.md)")
 
 
 def summary_markdown(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
     if not summaries:
         return []
-    s0 = summaries[0]
-    ctx, floor = s0["context"], s0["floor_tokens_per_s_per_user"]
-
-    def num(x: Any, fmt: str) -> str:
-        return "-" if x is None else format(x, fmt)
-
-    lines = [f"## Per model (KV of one {ctx:,}-token sequence; cheapest at >= {floor:g} tokens/s per user)",
-             "",
-             "| model | weights/KV | min wafers for the weights | free SRAM per wafer GB | "
-             f"KV of one {ctx:,}-token sequence GB | time to move it over the wafers' I/O ms | "
-             "fastest point | "
-             "cheapest point |", "|---|---|---:|---:|---:|---:|---|---|"]
-    for s in summaries:
-        lines.append(f"| {s['model']} | {s['precision']} | {num(s['min_wafers_for_weights'], 'd')} | "
-                     f"{num(s['free_sram_gb_per_wafer'], '.3f')} | {num(s['kv_gb_per_sequence'], '.3f')} | "
-                     f"{num(s['kv_move_ms'], '.3f')} | {_point(s['fastest'])} | {_point(s['cheapest'])} |")
+    ctx = f"{summaries[0]['context']:,}"
+    headers = [h.format(ctx=ctx) for h in SUMMARY_HEADERS]
+    lines = [f"## {summary_title(summaries[0])}", "",
+             "| " + " | ".join(headers) + " |", "|---|---|" + "---:|" * 4 + "---|---:|---|---:|---:|"]
+    lines += ["| " + " | ".join(summary_cells(s)) + " |" for s in summaries]
     return lines

@@ -201,3 +201,15 @@ def test_cli_sweep_file_and_errors(tmp_path):
     assert r.exit_code == 2 and "unknown key(s) modles" in r.stderr
     r = CliRunner().invoke(cli, ["sweep", "no-such-model", "-o", str(tmp_path / "o")])
     assert r.exit_code == 2 and "zoo name" in r.stderr
+
+
+def test_rows_of_other_placer_source_are_refused():
+    """A worker (e.g. a Ray node) running other placer source would make the table depend on the
+    executor: its rows are refused with one line, the driver's digest accepted."""
+    from placer.sweep import code_digest
+    from placer.sweep_exec import _same_code
+
+    row = {"status": "ok"}
+    assert list(_same_code(iter([("k", row, code_digest())]))) == [("k", row)]
+    with pytest.raises(UserError, match="install the same placer on every node"):
+        list(_same_code(iter([("k", row, "0" * 64)])))

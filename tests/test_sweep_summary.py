@@ -15,6 +15,7 @@ from placer.targets import load_target
 from placer.zoo import ZOO_MODELS, load_zoo_config
 
 CONTEXT = 131072
+PROMPT = 3000
 # Families whose KV arithmetic the oracle below knows (full, sliding-window, chunked, MLA).
 _CHECKED = {"llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-4-scout", "llama-4-maverick",
             "gpt-oss-20b", "gpt-oss-120b", "deepseek-v3", "qwen3-235b-a22b", "mixtral-8x7b", "mixtral-8x22b"}
@@ -41,8 +42,9 @@ def _kv_bytes_per_sequence(name: str) -> tuple[int, bool]:
 def summaries():
     # The grid point (auto wafers, concurrency 1, context 131072) is the summary's own
     # one-sequence point: the same input hash, compiled once.
+    # A prompt of PROMPT tokens: three prefill chunks (wse3's 762 PE rows: chunks of 1,024 tokens).
     spec = spec_from_lists(list(ZOO_MODELS), wafers="auto", concurrency="1", context=[CONTEXT],
-                           options={"time_limit": 2})
+                           options={"time_limit": 2, "prompt": PROMPT})
     result = run_sweep(spec, jobs=2, summary_context=CONTEXT)
     assert result.computed == 2 * len(ZOO_MODELS)
     return result, summarize(result.rows, result.summary_rows, CONTEXT, floor=1.0)
@@ -91,7 +93,47 @@ def test_wafers_free_sram_and_move_time(summaries, name):
     assert s["fastest"]["model"] == name and s["cheapest"]["model"] == name
 
 
+@pytest.mark.parametrize("name", ZOO_MODELS)
+def test_dollars_per_million_tokens_by_hand(summaries, name):
+    """$ per million output tokens = wafers x $/wafer-hour / 3600 / (tokens/s) x 1e6, from the
+    row's own wafers and tokens/s and wse3's published price; a request is its prompt's tokens at
+    the input rate plus 256 output tokens at the output rate."""
+    rate = load_target("wse3").cost_per_hour
+    assert rate == 23.35   # $ per CS-3 hour, owned (placer/targets/wse3.toml)
+    (s,) = [x for x in summaries[1] if x["model"] == name]
+    for r in (s["fastest"], s["cheapest"]):
+        by_hand = r["wafers_used"] * rate / 3600 / r["tokens_per_s_total"] * 1e6
+        assert r["usd_per_million_output_tokens"] == pytest.approx(by_hand, rel=1e-9)
+        assert r["usd_per_million_input_tokens"] > 0
+        assert r["usd_per_request"] == pytest.approx(
+            (r["usd_per_million_input_tokens"] * PROMPT + r["usd_per_million_output_tokens"] * 256) / 1e6,
+            rel=1e-9)
+
+
+def test_dollars_per_million_input_tokens_by_hand(summaries):
+    """The prompt's tokens pay for the wafer time of its whole prefill: ceil(3000 / 1024) = 3
+    chunks on every wafer, each wafer's chunk time over the prefill utilisation."""
+    from placer.compiler import compile_model
+
+    t = load_target("wse3")
+    (s,) = [x for x in summaries[1] if x["model"] == "llama-3.1-8b"]
+    row = s["fastest"]
+    plan = compile_model("llama-3.1-8b", context=CONTEXT, concurrency=1, prompt=PROMPT, time_limit=2)
+    assert len(plan.wafers) == row["wafers_used"]
+    assert plan.performance.tokens_per_s_total == row["tokens_per_s_total"]
+    assert plan.performance.prefill_chunk_tokens == 1024   # the smallest power of two >= 762 rows
+    busy = 3 * sum(w.prefill_seconds for w in plan.wafers) / t.prefill_utilisation   # wafer-seconds
+    by_hand = busy * 23.35 / 3600 / PROMPT * 1e6
+    assert row["usd_per_million_input_tokens"] == pytest.approx(by_hand, rel=1e-9)
+
+
 def test_markdown_table(summaries):
     lines = summary_markdown(summaries[1])
     assert lines[0].startswith("## Per model (KV of one 131,072-token sequence")
+    assert "cheapest $ per M output tokens" in lines[2] and "cheapest $ per M input tokens" in lines[2]
     assert [x.split(" | ")[0] for x in lines[4:]] == [f"| {name}" for name in ZOO_MODELS]
+    for line, s in zip(lines[4:], summaries[1]):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[-2] == f"${s['cheapest']['usd_per_million_output_tokens']:,.3f}"
+        assert cells[-1] == f"${s['cheapest']['usd_per_million_input_tokens']:,.3f}"
+        assert cells[7] == f"${s['fastest']['usd_per_million_output_tokens']:,.3f}"

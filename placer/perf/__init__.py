@@ -42,7 +42,10 @@ time ``t_w(B) = sum of t_u(B)`` on wafer w; a boundary b carries ``B x B_b`` byt
   max_w KV_w / io_bandwidth``): total ``S x Q / (Q x TPOT + swap)``, capped by the boundary
   links' room left by the activations; every user gets ``total / concurrency`` (mean = min
   under fair rotation). Swap traffic per wafer ``total / Q x max_w KV_w`` bytes/s each way.
-* cost ``N x cost_per_hour / 3600 / total x 1e6`` $ per million output tokens.
+* cost ``N x cost_per_hour / 3600 / total x 1e6`` $ per million output tokens; $ per million
+  input tokens: the wafer time of the whole prompt's prefill, ``C x sum_w P_w /
+  prefill_utilisation`` wafer-seconds x ``cost_per_hour / 3600``, over the prompt's tokens
+  (``usd_per_million_input_tokens``).
 * TTFT: the prompt in chunks of ``c`` tokens (``prefill_chunk``: the smallest power of two
   >= mesh_rows, so every PE row holds a token of the chunk; at most the prompt), ``C =
   ceil(prompt / c)`` chunks pipelined through the wafers: ``sum_w P_w + sum_b H_b + (C - 1) x
@@ -62,7 +65,17 @@ it in the stage term, ``TPOT = max(R, M x max_w I_w, M x max_b B x B_b / io_band
 from __future__ import annotations
 
 from placer.perf.formulas import TICK_S, to_ticks
-from placer.perf.pipeline import Performance, StageParts, predict_performance, swap_in_seconds, ttft_seconds
+from placer.perf.pipeline import (
+    Performance,
+    StageParts,
+    predict_performance,
+    prefill_chunks,
+    prefill_wafer_seconds,
+    swap_in_seconds,
+    ttft_seconds,
+    usd_per_million_input_tokens,
+    usd_per_request,
+)
 from placer.perf.unit import (
     activation_buffer_bytes,
     decode_seconds_by_unit,
@@ -76,6 +89,7 @@ from placer.perf.unit import (
 )
 
 __all__ = ["TICK_S", "Performance", "StageParts", "activation_buffer_bytes", "decode_seconds_by_unit",
-           "fabric_cycles", "predict_performance", "prefill_chunk", "step_parts", "step_seconds",
-           "swap_in_seconds", "to_ticks", "ttft_seconds", "unit_decode_parts", "unit_decode_seconds",
-           "unit_prefill_chunk_seconds"]
+           "fabric_cycles", "predict_performance", "prefill_chunk", "prefill_chunks", "prefill_wafer_seconds",
+           "step_parts", "step_seconds", "swap_in_seconds", "to_ticks", "ttft_seconds", "unit_decode_parts",
+           "unit_decode_seconds", "unit_prefill_chunk_seconds", "usd_per_million_input_tokens",
+           "usd_per_request"]

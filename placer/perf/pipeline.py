@@ -67,6 +67,39 @@ def swap_in_seconds(target: Target, kv_bytes_per_wafer: Sequence[int]) -> float:
     return target.io_latency_s + max(kv_bytes_per_wafer) / target.io_bandwidth_bytes_per_s
 
 
+def prefill_chunks(prompt_tokens: int, chunk_tokens: int) -> int:
+    """Chunks of one prompt: ``C = ceil(prompt / chunk)`` (at least one)."""
+    return -(-max(1, prompt_tokens) // max(1, chunk_tokens))
+
+
+def prefill_wafer_seconds(target: Target, chunk_seconds: Sequence[float], prompt_tokens: int,
+                          chunk_tokens: int) -> float:
+    """Wafer-seconds one whole prompt's prefill occupies: every wafer w runs all ``C`` chunks,
+    each for ``P_w`` over the target's ``prefill_utilisation`` (the chunk time TTFT charges),
+    ``sum_w C x P_w / prefill_utilisation``. Pipelining overlaps the wafers in time, not the
+    work: each wafer is still busy for its C chunks."""
+    chunks = prefill_chunks(prompt_tokens, chunk_tokens)
+    return chunks * sum(chunk_seconds) / target.prefill_utilisation
+
+
+def usd_per_million_input_tokens(target: Target, chunk_seconds: Sequence[float], prompt_tokens: int,
+                                 chunk_tokens: int) -> float:
+    """$ per million prompt tokens: a prompt is charged the wafer time of its prefill
+    (``prefill_wafer_seconds`` x ``cost_per_hour`` / 3600, ``cost_per_hour`` being $ per
+    wafer-hour as in ``usd_per_million_tokens``), shared by its ``prompt_tokens``; 0 when the
+    target has no cost."""
+    if not target.cost_per_hour or prompt_tokens <= 0:
+        return 0.0
+    wafer_seconds = prefill_wafer_seconds(target, chunk_seconds, prompt_tokens, chunk_tokens)
+    return wafer_seconds * target.cost_per_hour / 3600 / prompt_tokens * 1e6
+
+
+def usd_per_request(usd_per_million_input: float, prompt_tokens: int, usd_per_million_output: float,
+                    output_tokens: int) -> float:
+    """$ of one request: its prompt's prefill plus ``output_tokens`` decoded tokens."""
+    return (usd_per_million_input * prompt_tokens + usd_per_million_output * output_tokens) / 1e6
+
+
 def ttft_seconds(target: Target, chunk_seconds: Sequence[float], boundary_bytes_per_token: Sequence[int],
                  prompt_tokens: int, chunk_tokens: int, decode_round_trip: float) -> float:
     """Time to first token: the prompt in ``C = ceil(prompt / chunk)`` chunks pipelined
@@ -76,7 +109,7 @@ def ttft_seconds(target: Target, chunk_seconds: Sequence[float], boundary_bytes_
     across boundary b); never below one decode round trip."""
     alpha, bw = target.io_latency_s, target.io_bandwidth_bytes_per_s
     chunk_seconds = [p / target.prefill_utilisation for p in chunk_seconds]
-    chunks = -(-max(1, prompt_tokens) // max(1, chunk_tokens))
+    chunks = prefill_chunks(prompt_tokens, chunk_tokens)
     hops = [alpha + chunk_tokens * b / bw for b in boundary_bytes_per_token]
     slowest = max([*chunk_seconds, *hops], default=0.0)
     pipeline = sum(chunk_seconds) + sum(hops) + (chunks - 1) * slowest + alpha
