@@ -59,7 +59,25 @@ def main() -> None:
             print(f"ray executor (local cluster, start included), fresh cache: {t_ray:.1f} s; "
                   f"table identical to the local one: {same}")
             if not same:
+                for line in differing_rows(local / "sweep.jsonl", ray_out / "sweep.jsonl"):
+                    print(line)
                 raise SystemExit("the Ray table differs from the local one")
+
+
+def differing_rows(a: Path, b: Path, limit: int = 10) -> list[str]:
+    """The settings and the differing fields of rows that two sweeps' sweep.jsonl disagree on."""
+    import json
+
+    out = []
+    rows_a = [json.loads(x) for x in a.read_text().splitlines()]
+    rows_b = [json.loads(x) for x in b.read_text().splitlines()]
+    for ra, rb in zip(rows_a, rows_b):
+        if ra != rb:
+            keys = sorted(k for k in {*ra, *rb} if ra.get(k) != rb.get(k))
+            moved = ", ".join(f"{k} {ra.get(k)!r} vs {rb.get(k)!r}" for k in keys)
+            out.append(f"  wafers {ra.get('wafers')} concurrency {ra.get('concurrency')} context "
+                       f"{ra.get('context')}: {moved}")
+    return out[:limit] + ([f"  ... {len(out) - limit} more"] if len(out) > limit else [])
 
 
 if __name__ == "__main__":
