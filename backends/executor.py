@@ -24,6 +24,7 @@ from placer.backends.mesh.observer import StatsObserver
 from placer.backends.mesh.ops import MESH_KERNELS
 from placer.backends.mesh.tiling import ceil_div, per_pe_bytes, tile_matrix
 from placer.backends.reference import execute_reference, run_graph, to_compute, weight_values
+from placer.ir.attrs import GemmAttrs
 from placer.ir.dtypes import DType
 from placer.ir.graph import Graph, Node
 from placer.ir.ops import OpKind
@@ -147,7 +148,7 @@ class MeshExecutor:
     def _layout(self, node: Node, pos: int, name: str, data: np.ndarray) -> tuple[object, np.ndarray | None]:
         R, C = self.spec.rows, self.spec.cols
         if pos == 1 and data.ndim == 2 and node.op in (OpKind.MATMUL, OpKind.GEMM):
-            trans = node.op is OpKind.GEMM and node.attrs.trans_b
+            trans = node.op is OpKind.GEMM and node.attrs_as(GemmAttrs).trans_b
             mat = data.T if trans else data
             return ((name + ":T" if trans else name), "gemv"), tile_matrix(mat[None], R, C)
         if pos == 0 and node.name in self.expert_gathers:
@@ -256,6 +257,7 @@ class MeshExecutor:
                 return MESH_KERNELS[node.op](wafer, node, args)
         weight = self.weights[view.weight]
         tiles = wafer.resident[(view.weight, "experts", view.operand)]
+        assert tiles is not None, "expert matrices are always placed as tiles (_layout)"
         with wafer.kernel("expert-gemv"):
             y = experts.expert_matmul(wafer, tiles, view, x, weight.shape[-2:])
         return (y.astype(np.asarray(args[operand]).dtype, copy=False),)

@@ -14,12 +14,20 @@ from placer.ir.ops import OpKind
 
 
 @dataclass(frozen=True)
-class NoAttrs:
+class Attrs:
+    """Base of every op's attribute class, so ``Node.attrs`` has one static type.
+
+    Read a field through ``Node.attrs_as(SomeAttrs)``, which narrows and checks the class.
+    """
+
+
+@dataclass(frozen=True)
+class NoAttrs(Attrs):
     pass
 
 
 @dataclass(frozen=True)
-class GemmAttrs:
+class GemmAttrs(Attrs):
     alpha: float = 1.0
     beta: float = 1.0
     trans_a: bool = False
@@ -27,30 +35,30 @@ class GemmAttrs:
 
 
 @dataclass(frozen=True)
-class CastAttrs:
+class CastAttrs(Attrs):
     to: DType = DType.FLOAT32
     saturate: bool = True
 
 
 @dataclass(frozen=True)
-class ClipAttrs:
+class ClipAttrs(Attrs):
     """Bounds come as optional inputs (min, max); nothing here."""
 
 
 @dataclass(frozen=True)
-class GeluAttrs:
+class GeluAttrs(Attrs):
     approximate: str = "none"  # "none" or "tanh"
 
 
 @dataclass(frozen=True)
-class AxisAttrs:
+class AxisAttrs(Attrs):
     """Softmax, Concat, Gather, Flatten, Split's axis and similar single-axis ops."""
 
     axis: int = -1
 
 
 @dataclass(frozen=True)
-class SplitAttrs:
+class SplitAttrs(Attrs):
     """Sizes come from the optional ``split`` input or ``num_outputs`` equal chunks."""
 
     axis: int = 0
@@ -58,7 +66,7 @@ class SplitAttrs:
 
 
 @dataclass(frozen=True)
-class NormAttrs:
+class NormAttrs(Attrs):
     """LayerNormalization and RMSNormalization: normalize over axes ``axis..rank-1``."""
 
     axis: int = -1
@@ -67,7 +75,7 @@ class NormAttrs:
 
 
 @dataclass(frozen=True)
-class ReduceAttrs:
+class ReduceAttrs(Attrs):
     """Axes come from the optional ``axes`` input (opset >= 18) or here (older opsets)."""
 
     axes: tuple[int, ...] | None = None
@@ -76,65 +84,65 @@ class ReduceAttrs:
 
 
 @dataclass(frozen=True)
-class ArgMaxAttrs:
+class ArgMaxAttrs(Attrs):
     axis: int = 0
     keepdims: bool = True
     select_last_index: bool = False
 
 
 @dataclass(frozen=True)
-class TopKAttrs:
+class TopKAttrs(Attrs):
     axis: int = -1
     largest: bool = True
     sorted: bool = True
 
 
 @dataclass(frozen=True)
-class ReshapeAttrs:
+class ReshapeAttrs(Attrs):
     allowzero: bool = False
 
 
 @dataclass(frozen=True)
-class TransposeAttrs:
+class TransposeAttrs(Attrs):
     perm: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
-class SqueezeAttrs:
+class SqueezeAttrs(Attrs):
     """Axes come from the optional ``axes`` input (opset >= 13) or here."""
 
     axes: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
-class GatherNDAttrs:
+class GatherNDAttrs(Attrs):
     batch_dims: int = 0
 
 
 @dataclass(frozen=True)
-class ScatterNDAttrs:
+class ScatterNDAttrs(Attrs):
     reduction: str = "none"
 
 
 @dataclass(frozen=True)
-class TriluAttrs:
+class TriluAttrs(Attrs):
     upper: bool = True
 
 
 @dataclass(frozen=True)
-class ShapeAttrs:
+class ShapeAttrs(Attrs):
     start: int = 0
     end: int | None = None
 
 
 @dataclass(frozen=True)
-class ConstantOfShapeAttrs:
+class ConstantOfShapeAttrs(Attrs):
     value: float | int = 0.0
     dtype: DType = DType.FLOAT32
 
 
 @dataclass(frozen=True)
-class CumSumAttrs:
+class CumSumAttrs(Attrs):
     """ONNX CumSum; the axis comes as an input."""
 
     exclusive: bool = False
@@ -142,7 +150,7 @@ class CumSumAttrs:
 
 
 @dataclass(frozen=True)
-class RotaryAttrs:
+class RotaryAttrs(Attrs):
     """ONNX RotaryEmbedding (opset 23)."""
 
     interleaved: bool = False
@@ -151,7 +159,7 @@ class RotaryAttrs:
 
 
 @dataclass(frozen=True)
-class AttentionAttrs:
+class AttentionAttrs(Attrs):
     """ONNX Attention (opset 23-25). ``window`` is placer's own: a sliding-window layer attends
     to at most this many tokens ending at the query's own position p (keys j with
     p - j < window; 0 = unlimited), as HF's ``sliding_window``. An optional input 7 (after
@@ -172,13 +180,13 @@ class AttentionAttrs:
 
 
 @dataclass(frozen=True)
-class IsInfAttrs:
+class IsInfAttrs(Attrs):
     detect_negative: bool = True
     detect_positive: bool = True
 
 
 @dataclass(frozen=True)
-class MatMulNBitsAttrs:
+class MatMulNBitsAttrs(Attrs):
     """com.microsoft MatMulNBits: ``A [..., K] @ W [K, N]`` with W stored transposed as
     ``[N, ceil(K / block_size), block_size * bits / 8]`` bytes (low bits first), one scale per
     block of K and optional zero points (default ``2 ** (bits - 1)``)."""
@@ -191,7 +199,7 @@ class MatMulNBitsAttrs:
 
 
 @dataclass(frozen=True)
-class GatherBlockQuantizedAttrs:
+class GatherBlockQuantizedAttrs(Attrs):
     """com.microsoft GatherBlockQuantized: gather rows of a block-quantized table."""
 
     gather_axis: int = 0
@@ -205,7 +213,7 @@ class GatherBlockQuantizedAttrs:
 
 
 @dataclass(frozen=True)
-class GroupQueryAttentionAttrs:
+class GroupQueryAttentionAttrs(Attrs):
     """com.microsoft GroupQueryAttention: 3-D Q/K/V (or packed QKV in Q), past/present KV in
     [batch, kv_heads, seq, head], causal over ``seqlens_k + 1`` keys, rotary inside."""
 
@@ -220,7 +228,7 @@ class GroupQueryAttentionAttrs:
 
 
 @dataclass(frozen=True)
-class MultiHeadAttentionAttrs:
+class MultiHeadAttentionAttrs(Attrs):
     """com.microsoft MultiHeadAttention (3-D Q/K/V, optional bias, masks, past/present KV)."""
 
     num_heads: int = 0
@@ -230,7 +238,7 @@ class MultiHeadAttentionAttrs:
 
 
 @dataclass(frozen=True)
-class MsRotaryAttrs:
+class MsRotaryAttrs(Attrs):
     """com.microsoft RotaryEmbedding (inputs: x, position_ids, cos_cache, sin_cache)."""
 
     interleaved: bool = False
@@ -240,11 +248,11 @@ class MsRotaryAttrs:
 
 
 @dataclass(frozen=True)
-class QuickGeluAttrs:
+class QuickGeluAttrs(Attrs):
     alpha: float = 1.702
 
 
-ATTRIBUTES: dict[OpKind, type] = {
+ATTRIBUTES: dict[OpKind, type[Attrs]] = {
     OpKind.GEMM: GemmAttrs,
     OpKind.CAST: CastAttrs,
     OpKind.GELU: GeluAttrs,
@@ -284,21 +292,21 @@ ATTRIBUTES: dict[OpKind, type] = {
 }
 
 
-def attrs_class(kind: OpKind) -> type:
+def attrs_class(kind: OpKind) -> type[Attrs]:
     return ATTRIBUTES.get(kind, NoAttrs)
 
 
-def attrs_to_dict(attrs: object) -> dict[str, object]:
+def attrs_to_dict(attrs: Attrs) -> dict[str, object]:
     """Only fields that differ from their defaults, for compact text and JSON."""
     out: dict[str, object] = {}
-    for f in fields(attrs):  # type: ignore[arg-type]
+    for f in fields(attrs):
         v = getattr(attrs, f.name)
         if v != f.default:
             out[f.name] = v.value if isinstance(v, DType) else (list(v) if isinstance(v, tuple) else v)
     return out
 
 
-def attrs_from_dict(kind: OpKind, data: dict[str, object]) -> object:
+def attrs_from_dict(kind: OpKind, data: dict[str, object]) -> Attrs:
     cls = attrs_class(kind)
     kwargs: dict[str, object] = {}
     types = {f.name: f.type for f in fields(cls)}

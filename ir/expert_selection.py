@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from placer.ir.attrs import AxisAttrs
 from placer.ir.graph import Graph, Node
 from placer.ir.ops import OpKind
 
@@ -34,7 +35,7 @@ def _candidate(graph: Graph, node: Node) -> bool:
     rank = graph.weights[node.inputs[0]].type.rank
     if rank < (2 if node.op is OpKind.EXPAND else 3):
         return False
-    return not (node.op is OpKind.GATHER and node.attrs.axis % rank >= rank - 2)  # type: ignore[attr-defined]
+    return not (node.op is OpKind.GATHER and node.attrs_as(AxisAttrs).axis % rank >= rank - 2)
 
 
 def expert_selections(graph: Graph) -> dict[str, ExpertSelection]:

@@ -21,13 +21,16 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, TypeVar
 
 import numpy as np
 
-from placer.ir.attrs import NoAttrs, attrs_class
+from placer.ir.attrs import Attrs, NoAttrs, attrs_class
 from placer.ir.dtypes import DType
 from placer.ir.ops import OpKind
 from placer.ir.types import TensorType
+
+AttrsT = TypeVar("AttrsT", bound=Attrs)
 
 
 class WeightRole(enum.Enum):
@@ -80,12 +83,24 @@ class Node:
     op: OpKind
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    attrs: object = field(default_factory=NoAttrs)
+    attrs: Attrs = field(default_factory=NoAttrs)
     scope: str = ""
     unit: str = ""
 
-    def replace(self, **changes: object) -> Node:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+    def attrs_as(self, cls: type[AttrsT]) -> AttrsT:
+        """``attrs`` narrowed to ``cls``; a TypeError naming the node if it holds another class.
+
+        Kernels, shape rules and cost rules read fields through this, so a rule registered for
+        the wrong op fails with the node's name instead of a bare AttributeError.
+        """
+        a = self.attrs
+        if not isinstance(a, cls):
+            raise TypeError(f"node {self.name!r} ({self.op.value}) has {type(a).__name__}, "
+                            f"expected {cls.__name__}")
+        return a
+
+    def replace(self, **changes: Any) -> Node:
+        return dataclasses.replace(self, **changes)
 
 
 class UnitKind(enum.Enum):
@@ -150,8 +165,8 @@ class Graph:
     units: tuple[Unit, ...] = ()
     kv_caches: tuple[KVCache, ...] = ()
 
-    def replace(self, **changes: object) -> Graph:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+    def replace(self, **changes: Any) -> Graph:
+        return dataclasses.replace(self, **changes)
 
     @cached_property
     def producers(self) -> dict[str, Node]:
@@ -268,7 +283,7 @@ class GraphBuilder:
         self,
         op: OpKind,
         inputs: Iterable[str],
-        attrs: object | None = None,
+        attrs: Attrs | None = None,
         *,
         outputs: Sequence[str] | None = None,
         num_outputs: int = 1,

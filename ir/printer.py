@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from placer.ir.attrs import attrs_to_dict
+from placer.ir.attrs import Attrs, attrs_to_dict
 from placer.ir.graph import Graph, Node, Weight
 
 
-def format_attrs(attrs: object) -> str:
+def format_attrs(attrs: Attrs) -> str:
     items = attrs_to_dict(attrs)
     if not items:
         return ""

@@ -112,6 +112,7 @@ def graphs_equal(a: Graph, b: Graph) -> bool:
         da, db = wa.data, b.weights[name].data
         if (da is None) != (db is None):
             return False
+        # The ignore below: mypy does not relate da and db: db is not None here (the check above).
         if da is not None and (da.dtype != db.dtype or da.shape != db.shape  # type: ignore[union-attr]
                                or da.tobytes() != db.tobytes()):  # type: ignore[union-attr]
             return False

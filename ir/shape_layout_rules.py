@@ -6,10 +6,21 @@ when its inputs' contents are known (see ``placer.ir.shape_values.Info``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from placer.ir.attrs import (
+    AxisAttrs,
+    ConstantOfShapeAttrs,
+    GatherNDAttrs,
+    ReshapeAttrs,
+    ShapeAttrs,
+    SplitAttrs,
+    SqueezeAttrs,
+    TransposeAttrs,
+)
 from placer.ir.dtypes import DType
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind
@@ -24,6 +35,7 @@ from placer.ir.shape_values import (
     make_info,
     normalize_axis,
     require_inputs,
+    static_dims,
 )
 from placer.ir.symbolic import Dim, Sym, dim_add, dim_div, dim_mul, dim_prod, dim_sub
 
@@ -44,7 +56,7 @@ def _shape_arg(ctx: RuleContext, info: Info) -> list[Dim]:
 def _rule_reshape(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     x, s = require_inputs(ins, 2)
     target = _shape_arg(ctx, s)
-    allowzero = node.attrs.allowzero  # type: ignore[attr-defined]
+    allowzero = node.attrs_as(ReshapeAttrs).allowzero
     out: list[Dim | None] = []
     for i, d in enumerate(target):
         if d == 0 and not allowzero:
@@ -65,14 +77,15 @@ def _rule_reshape(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> l
     elif isinstance(total, int) and isinstance(known, int) and total != known:
         raise ShapeMismatch(f"cannot reshape {x.type} ({total} elements) to "
                             f"[{', '.join(str(d) for d in out)}] ({known} elements)")
-    value = x.value.reshape([int(d) for d in out]) if x.value is not None and all(  # type: ignore[arg-type]
-        isinstance(d, int) for d in out) else None
-    return [make_info(x.type.dtype, out, value)]  # type: ignore[arg-type]
+    shape = [d for d in out if d is not None]  # the -1 entry was filled in above
+    dims = static_dims(shape)
+    value = x.value.reshape(dims) if x.value is not None and dims is not None else None
+    return [make_info(x.type.dtype, shape, value)]
 
 
 def _rule_transpose(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     (x,) = require_inputs(ins, 1)
-    perm = node.attrs.perm or tuple(reversed(range(x.type.rank)))  # type: ignore[attr-defined]
+    perm = node.attrs_as(TransposeAttrs).perm or tuple(reversed(range(x.type.rank)))
     if sorted(perm) != list(range(x.type.rank)):
         raise ShapeMismatch(f"perm {perm} does not fit {x.type}")
     value = np.transpose(x.value, perm) if x.value is not None else None
@@ -84,7 +97,7 @@ def _rule_concat(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> li
     if not parts:
         raise ShapeMismatch("Concat needs inputs")
     rank = parts[0].type.rank
-    axis = normalize_axis(node.attrs.axis, rank)  # type: ignore[attr-defined]
+    axis = normalize_axis(node.attrs_as(AxisAttrs).axis, rank)
     shape = list(parts[0].type.shape)
     total: Dim = 0
     for p in parts:
@@ -100,29 +113,30 @@ def _rule_concat(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> li
     shape[axis] = total
     value = None
     if all(p.value is not None for p in parts):
-        value = np.concatenate([p.value for p in parts], axis=axis)  # type: ignore[misc]
+        value = np.concatenate([p.value for p in parts], axis=axis)
     return [make_info(parts[0].type.dtype, shape, value)]
 
 
 def _rule_split(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     (x,) = require_inputs(ins, 1)
-    axis = normalize_axis(node.attrs.axis, x.type.rank)  # type: ignore[attr-defined]
+    axis = normalize_axis(node.attrs_as(SplitAttrs).axis, x.type.rank)
     dim = x.type.shape[axis]
     n = len(node.outputs)
     sizes: list[Dim]
     if len(ins) > 1 and ins[1] is not None:
         sizes = known_ints(ins[1]) or [ctx.fresh() for _ in range(n)]
     else:
-        chunks = node.attrs.num_outputs or n  # type: ignore[attr-defined]
+        chunks = node.attrs_as(SplitAttrs).num_outputs or n
         each = dim_div(dim, chunks)
         if each is not None:
             sizes = [each] * chunks
         elif isinstance(dim, int):
             each = -(-dim // chunks)  # ONNX: all but the last chunk have ceil(dim / n)
-            sizes = [each] * (chunks - 1) + [dim - each * (chunks - 1)]
+            sizes = [*([each] * (chunks - 1)), dim - each * (chunks - 1)]
         else:
             sizes = [ctx.fresh() for _ in range(chunks)]
-    if isinstance(dim, int) and all(isinstance(s, int) for s in sizes) and sum(sizes) != dim:  # type: ignore[arg-type]
+    static_sizes = static_dims(sizes)
+    if isinstance(dim, int) and static_sizes is not None and sum(static_sizes) != dim:
         raise ShapeMismatch(f"split sizes {sizes} do not add up to dim {dim} of {x.type}")
     outs = []
     for s in sizes[:n]:
@@ -134,8 +148,8 @@ def _rule_split(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> lis
 
 def _slice_len(d: Dim, start: Dim, end: Dim, step: int) -> Dim | None:
     """Length of ``range(d)[start:end:step]``; symbols are assumed large enough."""
-    if all(isinstance(v, int) for v in (d, start, end)):
-        return len(range(int(d))[slice(int(start), int(end), step)])  # type: ignore[call-overload]
+    if isinstance(d, int) and isinstance(start, int) and isinstance(end, int):
+        return len(range(d)[slice(start, end, step)])
     if step != 1:
         return None
     if isinstance(start, int) and start < 0:
@@ -167,7 +181,10 @@ def _rule_slice(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> lis
             steps_i is not None and steps is None):
         # Unknown bounds: the sliced axes get fresh lengths (all axes when axes are unknown).
         if axes is not None:
-            sliced = {normalize_axis(int(a), rank) for a in axes}  # type: ignore[call-overload]
+            static_axes = static_dims(axes)
+            if static_axes is None:
+                raise ShapeMismatch(f"Slice axes {axes} are not integers")
+            sliced = {normalize_axis(a, rank) for a in static_axes}
         else:
             n = starts_i.type.shape[0] if starts_i.type.rank == 1 else None
             sliced = set(range(n)) if isinstance(n, int) and axes_i is None else set(range(rank))
@@ -184,18 +201,19 @@ def _rule_slice(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> lis
         length = _slice_len(shape[ax], s, e, st)
         shape[ax] = length if length is not None else ctx.fresh()
         if all(isinstance(v, int) for v in (s, e)):
-            index[ax] = slice(s, e, st)  # type: ignore[arg-type]
+            index[ax] = slice(s, e, st)
     value = x.value[tuple(index)] if x.value is not None else None
     return [make_info(x.type.dtype, shape, value)]
 
 
 def _axes_arg(node: Node, ins: Sequence[Info | None]) -> list[int] | None:
     if len(ins) > 1 and ins[1] is not None:
-        vals = known_ints(ins[1])
-        if vals is None or not all(isinstance(v, int) for v in vals):
+        known = known_ints(ins[1])
+        vals = static_dims(known) if known is not None else None
+        if vals is None:
             raise ShapeMismatch("squeeze/unsqueeze axes are not known constants")
-        return [int(v) for v in vals]  # type: ignore[call-overload]
-    axes = node.attrs.axes  # type: ignore[attr-defined]
+        return vals
+    axes = node.attrs_as(SqueezeAttrs).axes
     return list(axes) if axes is not None else None
 
 
@@ -211,7 +229,8 @@ def _rule_squeeze(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> l
             if isinstance(x.type.shape[a], int) and x.type.shape[a] != 1:
                 raise ShapeMismatch(f"cannot squeeze axis {a} of {x.type}")
     shape = [d for i, d in enumerate(x.type.shape) if i not in drop]
-    value = x.value.reshape([int(d) for d in shape]) if x.value is not None else None  # type: ignore[call-overload]
+    dims = static_dims(shape)
+    value = x.value.reshape(dims) if x.value is not None and dims is not None else None
     return [make_info(x.type.dtype, shape, value)]
 
 
@@ -222,7 +241,8 @@ def _rule_unsqueeze(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) ->
     put = {normalize_axis(a, rank) for a in axes}
     it = iter(x.type.shape)
     shape = [1 if i in put else next(it) for i in range(rank)]
-    value = x.value.reshape([int(d) for d in shape]) if x.value is not None else None  # type: ignore[call-overload]
+    dims = static_dims(shape)
+    value = x.value.reshape(dims) if x.value is not None and dims is not None else None
     return [make_info(x.type.dtype, shape, value)]
 
 
@@ -231,17 +251,18 @@ def _rule_expand(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> li
     target = _shape_arg(ctx, s)
     shape = broadcast_shapes(x.type.shape, target)
     value = None
-    if x.value is not None and all(isinstance(d, int) for d in shape):
-        value = np.broadcast_to(x.value, [int(d) for d in shape]).copy()  # type: ignore[call-overload]
+    dims = static_dims(shape)
+    if x.value is not None and dims is not None:
+        value = np.broadcast_to(x.value, dims).copy()
     return [make_info(x.type.dtype, shape, value)]
 
 
 def _rule_flatten(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     (x,) = require_inputs(ins, 1)
-    axis = node.attrs.axis  # type: ignore[attr-defined]
+    axis = node.attrs_as(AxisAttrs).axis
     axis = axis + x.type.rank if axis < 0 else axis
     if not 0 <= axis <= x.type.rank:
-        raise ShapeMismatch(f"axis {node.attrs.axis} is out of range for {x.type}")  # type: ignore[attr-defined]
+        raise ShapeMismatch(f"axis {node.attrs_as(AxisAttrs).axis} is out of range for {x.type}")
     return [make_info(x.type.dtype, (dim_prod(x.type.shape[:axis]), dim_prod(x.type.shape[axis:])))]
 
 
@@ -265,7 +286,7 @@ def _take(value: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray | None:
 
 def _rule_gather(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     x, idx = require_inputs(ins, 2)
-    axis = normalize_axis(node.attrs.axis, x.type.rank)  # type: ignore[attr-defined]
+    axis = normalize_axis(node.attrs_as(AxisAttrs).axis, x.type.rank)
     shape = x.type.shape[:axis] + idx.type.shape + x.type.shape[axis + 1:]
     value = None
     if x.value is not None and idx.value is not None:
@@ -275,7 +296,7 @@ def _rule_gather(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> li
 
 def _rule_gather_nd(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     x, idx = require_inputs(ins, 2)
-    b = node.attrs.batch_dims  # type: ignore[attr-defined]
+    b = node.attrs_as(GatherNDAttrs).batch_dims
     last = idx.type.shape[-1] if idx.type.rank else None
     if not isinstance(last, int):
         raise ShapeMismatch(f"GatherND needs a concrete last dim of the indices, got {idx.type}")
@@ -300,7 +321,7 @@ def _rule_one_hot(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> l
     idx, depth, values = require_inputs(ins, 3)
     d = known_scalar(depth)
     rank = idx.type.rank + 1
-    axis = normalize_axis(node.attrs.axis, rank)  # type: ignore[attr-defined]
+    axis = normalize_axis(node.attrs_as(AxisAttrs).axis, rank)
     shape = list(idx.type.shape)
     shape.insert(axis, d if d is not None else ctx.fresh())
     return [make_info(values.type.dtype, shape)]
@@ -309,7 +330,7 @@ def _rule_one_hot(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> l
 def _rule_shape(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     (x,) = require_inputs(ins, 1)
     dims = list(x.type.shape)
-    start, end = node.attrs.start, node.attrs.end  # type: ignore[attr-defined]
+    start, end = node.attrs_as(ShapeAttrs).start, node.attrs_as(ShapeAttrs).end
     dims = dims[slice(start, end)]
     value = np.empty(len(dims), dtype=object)
     for i, d in enumerate(dims):
@@ -320,11 +341,12 @@ def _rule_shape(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> lis
 def _rule_constant_of_shape(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     (s,) = require_inputs(ins, 1)
     shape = _shape_arg(ctx, s)
-    fill = node.attrs.value  # type: ignore[attr-defined]
+    fill = node.attrs_as(ConstantOfShapeAttrs).value
     value = None
-    if all(isinstance(d, int) for d in shape):
-        value = as_value(np.full([int(d) for d in shape], fill)) if dim_prod(shape) <= 64 else None  # type: ignore[call-overload]
-    return [make_info(node.attrs.dtype, shape, value)]  # type: ignore[attr-defined]
+    dims = static_dims(shape)
+    if dims is not None:
+        value = as_value(np.full(dims, fill)) if math.prod(dims) <= 64 else None
+    return [make_info(node.attrs_as(ConstantOfShapeAttrs).dtype, shape, value)]
 
 
 def _rule_range(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
@@ -333,8 +355,8 @@ def _rule_range(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> lis
     n: Dim | None = None
     value = None
     if a is not None and b is not None and d is not None:
-        if all(isinstance(v, int) for v in (a, b, d)) and d != 0:
-            seq = range(int(a), int(b), int(d))  # type: ignore[call-overload]
+        if isinstance(a, int) and isinstance(b, int) and isinstance(d, int) and d != 0:
+            seq = range(int(a), int(b), int(d))
             n = len(seq)
             if n <= 64:
                 value = as_value(np.asarray(list(seq), dtype=np.int64))

@@ -16,6 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from placer.ir.attrs import (
+    GatherBlockQuantizedAttrs,
+    GroupQueryAttentionAttrs,
+    MatMulNBitsAttrs,
+    MultiHeadAttentionAttrs,
+)
 from placer.ir.dtypes import DType
 from placer.ir.graph import Node
 from placer.ir.ops import CONTRIB_ACTIVATIONS, OpKind
@@ -37,24 +43,24 @@ def _present(ins: Sequence[Info | None], i: int) -> Info | None:
 
 def _rule_matmul_nbits(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     (a,) = require_inputs(ins, 1)
-    at = node.attrs
+    at = node.attrs_as(MatMulNBitsAttrs)
     k = a.type.shape[-1] if a.type.rank else None
-    if isinstance(k, int) and k != at.k:  # type: ignore[attr-defined]
-        raise ShapeMismatch(f"MatMulNBits input has K = {k}, attribute K = {at.k}")  # type: ignore[attr-defined]
-    return [make_info(a.type.dtype, tuple(a.type.shape[:-1]) + (at.n,))]  # type: ignore[attr-defined]
+    if isinstance(k, int) and k != at.k:
+        raise ShapeMismatch(f"MatMulNBits input has K = {k}, attribute K = {at.k}")
+    return [make_info(a.type.dtype, tuple(a.type.shape[:-1]) + (at.n,))]
 
 
 def _rule_gather_block_quantized(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     data, idx, scales = require_inputs(ins, 3)
-    axis = normalize_axis(node.attrs.gather_axis, data.type.rank)  # type: ignore[attr-defined]
+    axis = normalize_axis(node.attrs_as(GatherBlockQuantizedAttrs).gather_axis, data.type.rank)
     shape = tuple(data.type.shape[:axis]) + tuple(idx.type.shape) + tuple(data.type.shape[axis + 1:])
     return [make_info(scales.type.dtype, shape)]
 
 
 def _rule_group_query_attention(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     (q,) = require_inputs(ins, 1)
-    at = node.attrs
-    heads, kv_heads = at.num_heads, at.kv_num_heads  # type: ignore[attr-defined]
+    at = node.attrs_as(GroupQueryAttentionAttrs)
+    heads, kv_heads = at.num_heads, at.kv_num_heads
     if q.type.rank != 3 or not heads or not kv_heads:
         raise ShapeMismatch(f"GroupQueryAttention needs 3-D query and num_heads, kv_num_heads; got {q.type}")
     batch, seq, hidden = q.type.shape
@@ -76,7 +82,7 @@ def _rule_group_query_attention(ctx: RuleContext, node: Node, ins: Sequence[Info
 
 def _rule_multi_head_attention(ctx: RuleContext, node: Node, ins: Sequence[Info | None]) -> list[Info]:
     q, k, v = require_inputs(ins, 3)
-    heads = node.attrs.num_heads  # type: ignore[attr-defined]
+    heads = node.attrs_as(MultiHeadAttentionAttrs).num_heads
     if q.type.rank != 3 or k.type.rank != 3 or v.type.rank != 3 or not heads:
         raise ShapeMismatch("MultiHeadAttention: placer supports 3-D query, key and value "
                             f"with num_heads; got {q.type}, {k.type}, {v.type}")

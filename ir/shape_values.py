@@ -6,7 +6,7 @@ ints, floats, bools or ``Sym`` polynomials): shape tensors stay exact through ar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +85,7 @@ def as_value(arr: np.ndarray) -> np.ndarray | None:
 
 
 def make_info(dtype: DType, shape: Sequence[Dim], value: np.ndarray | None = None) -> Info:
+    # The ignore below: _norm (object -> object) turns numpy scalars into Python ones; dims pass unchanged.
     shape = tuple(_norm(d) for d in shape)  # type: ignore[misc]
     if value is not None and not isinstance(value, np.ndarray):  # numpy returned a 0-d scalar
         scalar = np.empty((), dtype=object)
@@ -92,7 +93,17 @@ def make_info(dtype: DType, shape: Sequence[Dim], value: np.ndarray | None = Non
         value = scalar
     if value is not None and (value.size > MAX_VALUE_ELEMENTS or value.shape != shape):
         value = None
-    return Info(TensorType(dtype, shape), value)  # type: ignore[arg-type]
+    return Info(TensorType(dtype, shape), value)
+
+
+def static_dims(dims: Iterable[Dim]) -> list[int] | None:
+    """``dims`` as Python ints when none of them is symbolic, else None."""
+    out: list[int] = []
+    for d in dims:
+        if not isinstance(d, int):
+            return None
+        out.append(int(d))
+    return out
 
 
 def known_ints(info: Info | None) -> list[Dim] | None:

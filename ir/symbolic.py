@@ -52,7 +52,7 @@ class Sym:
         return Sym._make({m: -c for m, c in self.terms})
 
     def __sub__(self, other: Dim) -> Dim:
-        return self + (-other if isinstance(other, int) else -other)  # type: ignore[operator]
+        return self + (-other if isinstance(other, int) else -other)
 
     def __rsub__(self, other: Dim) -> Dim:
         return (-self) + other
@@ -133,7 +133,7 @@ def dim_mul(a: Dim, b: Dim) -> Dim:
         return a * b
     if isinstance(a, int):
         a, b = b, a
-    return a * b  # type: ignore[operator]
+    return a * b
 
 
 def dim_prod(dims: tuple[Dim, ...] | list[Dim]) -> Dim:

@@ -29,6 +29,16 @@ class TensorType:
         return all(isinstance(d, int) for d in self.shape)
 
     @property
+    def static_shape(self) -> tuple[int, ...]:
+        """The shape as Python ints (a weight's, or one checked ``is_static``); TypeError if symbolic."""
+        out = []
+        for d in self.shape:
+            if not isinstance(d, int):
+                raise TypeError(f"shape of {self} is symbolic")
+            out.append(int(d))
+        return tuple(out)
+
+    @property
     def symbols(self) -> frozenset[str]:
         out: set[str] = set()
         for d in self.shape:

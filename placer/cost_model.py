@@ -108,7 +108,7 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
     stored: dict[str, Operand] = {}
     weights_of: dict[str, list[str]] = {u.name: [] for u in units}
     for name, w in graph.weights.items():
-        shape = tuple(int(d) for d in w.type.shape)
+        shape = w.type.static_shape
         if w.role in (WeightRole.PARAMETER, WeightRole.QUANTIZATION):
             unit = owner.get(name, "")
             # Block scales and zero points keep their stored type (the weights they scale too).
@@ -243,12 +243,15 @@ class _OperandIds(dict[str, int]):
         self.operands: list[TensorType | Operand | None] = [None]
 
     def __missing__(self, value: str) -> int:
-        item: TensorType | Operand | None = self.stored.get(value)
+        item: TensorType | Operand | None
         key: object
-        if item is not None:
-            key = (item.shape, id(item.dtype), item.stored_bytes, item.constant)
+        stored = self.stored.get(value)
+        if stored is not None:
+            item = stored
+            key = (stored.shape, id(stored.dtype), stored.stored_bytes, stored.constant)
         else:
             item = self.types.get(value)
+            # ``__class__ is int``, faster than isinstance on large graphs; mypy does not narrow on it.
             key = None if item is None else (id(item.dtype), tuple(
                 [d if d.__class__ is int else d.terms for d in item.shape]))  # type: ignore[union-attr]
             if item is not None and value in self.kv_values:
@@ -259,9 +262,9 @@ class _OperandIds(dict[str, int]):
         if found is None:
             found = self.ids[key] = len(self.operands)
             self.operands.append(item)
-            if key.__class__ is tuple and key[0] == "kv":  # type: ignore[index]
+            if key.__class__ is tuple and key[0] == "kv":
                 self.kv.add(found)
-            elif key.__class__ is tuple and key[0] == "selected":  # type: ignore[index]
+            elif key.__class__ is tuple and key[0] == "selected":
                 self.selected.add(found)
         self[value] = found
         return found
@@ -272,7 +275,7 @@ def _plan_signatures(graph: Graph, stored: Mapping[str, Operand], kv: frozenset[
     ids = _OperandIds(graph, stored, kv, selected)
     get = ids.__getitem__
     sig_ids: dict[tuple[object, ...], int] = {}
-    signatures = []
+    signatures: list[tuple[Node, tuple[int, ...], tuple[int, ...]]] = []
     node_sigs = []
     for node in graph.nodes:
         ins = tuple(map(get, node.inputs))
@@ -380,7 +383,7 @@ def _parameter_views(graph: Graph, stored: Mapping[str, Operand]) -> dict[str, O
         if source is None or not source.is_parameter or t is None or \
                 not all(isinstance(d, int) for d in t.shape):
             continue
-        views[node.outputs[0]] = Operand(tuple(int(d) for d in t.shape), t.dtype,
+        views[node.outputs[0]] = Operand(t.static_shape, t.dtype,
                                          stored_bytes=source.stored_bytes)
     return views
 
@@ -485,7 +488,7 @@ def _matmul_shapes(graph: Graph, nodes: list[Node],
         if view is not None:
             shape: tuple[int, ...] = view.shape
         elif w is not None and w.role is WeightRole.PARAMETER:
-            shape = tuple(int(d) for d in w.type.shape)
+            shape = w.type.static_shape
         else:
             continue
         if len(shape) < 2:

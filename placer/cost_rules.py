@@ -181,7 +181,7 @@ def _matmul(call: OpCall) -> NodeCost:
 
 def _gemm(call: OpCall) -> NodeCost:
     a, c = call.input(0), call.input(2)
-    attrs = call.node.attrs
+    attrs = call.node.attrs_as(GemmAttrs)
     assert isinstance(attrs, GemmAttrs)
     k = 1
     if a is not None and len(a.shape) == 2:
@@ -232,7 +232,7 @@ def _attention(call: OpCall) -> NodeCost:
     key) pair plus the softmax's per score. Collectives per token: QK^T and P @ V (GEMVs over
     the keys the last query attends) and the softmax's max and sum (row all-reduces)."""
     q, k, out = call.input(0), call.input(1), call.out
-    attrs = call.node.attrs
+    attrs = call.node.attrs_as(AttentionAttrs)
     assert isinstance(attrs, AttentionAttrs)
     if q is None or k is None or out is None:
         return NodeCost(activation_bytes=_activation_bytes(call))
@@ -275,6 +275,7 @@ def _gather(call: OpCall) -> NodeCost:
     table reads only the gathered rows of the table."""
     table, out = call.input(0), call.out
     if table is not None and table.is_parameter and out is not None and table.numel:
+        # The ignore below: a parameter (is_parameter) always has stored_bytes.
         rows = table.stored_bytes * out.numel // table.numel  # type: ignore[operator]
         idx = call.input(1)
         written = 0 if out.selected else out.nbytes  # selected experts stay where they are

@@ -21,7 +21,12 @@ from dataclasses import replace
 
 from placer.cost_rules import COST_RULES, CostRule, OpCall, Operand, _activation_bytes
 from placer.costs import NodeCost
-from placer.ir.attrs import AttentionAttrs
+from placer.ir.attrs import (
+    AttentionAttrs,
+    GroupQueryAttentionAttrs,
+    MatMulNBitsAttrs,
+    MultiHeadAttentionAttrs,
+)
 from placer.ir.ops import OpKind
 
 
@@ -34,8 +39,8 @@ def _elementwise(flops_per_element: int, with_bias: int = 0) -> CostRule:
 
 
 def _matmul_nbits(call: OpCall) -> NodeCost:
-    attrs = call.node.attrs
-    dequant = 2 * attrs.k * attrs.n  # type: ignore[attr-defined]
+    attrs = call.node.attrs_as(MatMulNBitsAttrs)
+    dequant = 2 * attrs.k * attrs.n
     return COST_RULES[OpKind.MATMUL](call) + NodeCost(flops=dequant)
 
 
@@ -54,8 +59,8 @@ def _split(x: Operand, sizes: tuple[int, ...]) -> tuple[Operand, ...]:
 
 
 def _group_query_attention(call: OpCall) -> NodeCost:
-    attrs = call.node.attrs
-    heads, kvh = attrs.num_heads, attrs.kv_num_heads  # type: ignore[attr-defined]
+    attrs = call.node.attrs_as(GroupQueryAttentionAttrs)
+    heads, kvh = attrs.num_heads, attrs.kv_num_heads
     q, k, v = call.input(0), call.input(1), call.input(2)
     if q is None:
         return NodeCost()
@@ -63,10 +68,10 @@ def _group_query_attention(call: OpCall) -> NodeCost:
     if k is None:  # packed QKV
         head = q.shape[-1] // (heads + 2 * kvh)
         q, k, v = _split(q, (heads * head, kvh * head, kvh * head))
-    if attrs.do_rotary:  # type: ignore[attr-defined]
-        rotated = q.numel + k.numel  # type: ignore[union-attr]
-    window = max(attrs.local_window_size, 0)  # type: ignore[attr-defined]
-    sink = call.input(11) or (Operand((heads,), q.dtype) if attrs.smooth_softmax else None)  # type: ignore[attr-defined]
+    if attrs.do_rotary:
+        rotated = q.numel + k.numel
+    window = max(attrs.local_window_size, 0)
+    sink = call.input(11) or (Operand((heads,), q.dtype) if attrs.smooth_softmax else None)
     proxy = replace(call, node=replace(call.node, op=OpKind.ATTENTION,
                                        attrs=AttentionAttrs(True, kvh, heads, window=window)),
                     inputs=(q, k, v, None, call.input(3), call.input(4), None, sink))
@@ -77,9 +82,9 @@ def _group_query_attention(call: OpCall) -> NodeCost:
 
 
 def _multi_head_attention(call: OpCall) -> NodeCost:
-    heads = call.node.attrs.num_heads  # type: ignore[attr-defined]
+    heads = call.node.attrs_as(MultiHeadAttentionAttrs).num_heads
     q, k, v = call.input(0), call.input(1), call.input(2)
-    causal = call.node.attrs.unidirectional  # type: ignore[attr-defined]
+    causal = call.node.attrs_as(MultiHeadAttentionAttrs).unidirectional
     proxy = replace(call, node=replace(call.node, op=OpKind.ATTENTION,
                                        attrs=AttentionAttrs(causal, heads, heads)),
                     inputs=(q, k, v, call.input(5), call.input(6), call.input(7)))

@@ -42,7 +42,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from placer.errors import UserError
@@ -55,7 +55,7 @@ _AT_FDCWD = -100
 DEFAULT_LOCK_TIMEOUT_S = 600.0
 
 
-def _renameat2() -> ctypes._CFuncPtr | None:
+def _renameat2() -> Callable[..., int] | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         func = libc.renameat2

@@ -111,10 +111,10 @@ def _import(model: Any) -> tuple[Graph, str, str]:
                         f"got {type(model).__name__}")
     path = Path(model)
     if path.is_dir():
-        config = path / "config.json"
-        if not config.is_file():
+        config_path = path / "config.json"
+        if not config_path.is_file():
             raise UserError(f"{path}: folder has no config.json; pass an .onnx file or a config.json")
-        path = config
+        path = config_path
     if path.is_file():
         if path.suffix == ".json":
             from placer.frontends.hf_config import from_config

@@ -123,10 +123,11 @@ def _with_empty_cache(graph: Graph, data: dict[str, np.ndarray]) -> dict[str, np
         t = graph.type_of(name)
         shape = [d if isinstance(d, int) else 0 if past and d == Sym.var(past) else bound.get(d)
                  for d in t.shape]
-        if any(s is None for s in shape):
+        known = [s for s in shape if s is not None]
+        if len(known) != len(shape):
             raise UserError(f"inputs: {name!r} ({t}) is missing and its shape is not known from the "
                             "other inputs; pass it (a zero-length past) in the .npz")
-        out[name] = np.zeros(shape, t.dtype.to_numpy())
+        out[name] = np.zeros(known, t.dtype.to_numpy())
     return out
 
 
@@ -379,5 +380,6 @@ def write_run_outputs(result: RunResult, path: str | os.PathLike[str]) -> None:
     if result.tokens is not None:
         arrays["tokens"] = result.tokens
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    # numpy's stub matches **arrays against savez's own ``allow_pickle: bool`` keyword.
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
     write_atomic(path, buf.getvalue())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,19 +69,20 @@ def write_llama_like_onnx(path: str | os.PathLike[str], *, layers: int, hidden: 
         inits.append(tensor)
         return wname
 
-    def const(values: list | np.ndarray, dt: int = TensorProto.INT64, dims: list[int] | None = None) -> str:
+    def const(values: float | list | np.ndarray, dt: int = TensorProto.INT64,
+              dims: list[int] | None = None) -> str:
         cname = name("const")
         arr = np.asarray(values)
         inits.append(helper.make_tensor(cname, dt, list(arr.shape) if dims is None else dims,
                                         arr.flatten().tolist()))
         return cname
 
-    def op(kind: str, inputs: list[str], nout: int = 1, **attrs: object) -> list[str]:
+    def op(kind: str, inputs: list[str], nout: int = 1, **attrs: Any) -> list[str]:
         outs = [name(kind.lower()) for _ in range(nout)]
         nodes.append(helper.make_node(kind, inputs, outs, name=name("n_" + kind), **attrs))
         return outs
 
-    def op1(kind: str, inputs: list[str], **attrs: object) -> str:
+    def op1(kind: str, inputs: list[str], **attrs: Any) -> str:
         return op(kind, inputs, **attrs)[0]
 
     eps_c = const([eps], atype, [])

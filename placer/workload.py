@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from placer.errors import UserError
 from placer.ir.dtypes import DType
@@ -87,9 +89,9 @@ class Workload:
         }
 
     @staticmethod
-    def from_dict(d: dict[str, object]) -> Workload:
-        """Inverse of ``to_dict``."""
-        overrides = tuple((str(a), str(b)) for a, b in d["dtype_overrides"])  # type: ignore[union-attr]
-        return Workload(int(d["context_tokens"]), int(d["prompt_tokens"]),  # type: ignore[call-overload]
-                        int(d["concurrency"]), DtypePolicy(str(d["weights_dtype"]), overrides),  # type: ignore[call-overload]
-                        str(d["kv_dtype"]), int(d.get("output_tokens", 256)))  # type: ignore[call-overload]
+    def from_dict(d: Mapping[str, Any]) -> Workload:
+        """Inverse of ``to_dict``. ``d`` is parsed JSON (plan.json), hence ``Any`` values."""
+        overrides = tuple((str(a), str(b)) for a, b in d["dtype_overrides"])
+        return Workload(int(d["context_tokens"]), int(d["prompt_tokens"]),
+                        int(d["concurrency"]), DtypePolicy(str(d["weights_dtype"]), overrides),
+                        str(d["kv_dtype"]), int(d.get("output_tokens", 256)))

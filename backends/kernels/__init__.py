@@ -8,8 +8,7 @@ arrive as ``None``. Semantics follow ONNX (broadcasting, attributes from ``place
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import numpy as np
+from typing import Any
 
 from placer.backends.kernels import (
     contrib_nn,
@@ -24,7 +23,9 @@ from placer.backends.kernels import (
 )
 from placer.ir.ops import OpKind
 
-Kernel = Callable[..., "np.ndarray | tuple[np.ndarray, ...]"]
+# A kernel returns one array, or a tuple of arrays for a multi-output op; ``Any`` because every
+# caller knows which from the op it dispatched (a union would need a check at each call).
+Kernel = Callable[..., Any]
 
 KERNELS: dict[OpKind, Kernel] = {
     **elementwise.KERNELS, **linalg.KERNELS, **nn.KERNELS, **reduce.KERNELS,

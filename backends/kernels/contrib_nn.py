@@ -15,7 +15,9 @@ rotated at those positions (or at ``position_ids``) first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +28,7 @@ from placer.ir.graph import Node
 from placer.ir.ops import OpKind
 
 
-def _proxy(node: Node, attrs: object, op: OpKind = OpKind.ATTENTION) -> Node:
+def _proxy(node: Node, attrs: A.Attrs, op: OpKind = OpKind.ATTENTION) -> Node:
     return replace(node, op=op, attrs=attrs)
 
 
@@ -39,10 +41,18 @@ def _opt(args: tuple, i: int) -> np.ndarray | None:
     return args[i] if i < len(args) else None
 
 
+def _req(node: Node, args: tuple, i: int) -> np.ndarray:
+    """Input ``i``, which the op requires (the verifier has checked the graph's arity)."""
+    x = _opt(args, i)
+    if x is None:
+        raise ValueError(f"node {node.name!r} ({node.op.value}): required input {i} is absent")
+    return x
+
+
 def gqa_operands(node: Node, *args: np.ndarray | None):  # noqa: ANN201
     """(attention node, q, k, v, bias, present K, present V, sinks) of a GroupQueryAttention."""
-    at = node.attrs
-    q, k, v = args[0], _opt(args, 1), _opt(args, 2)
+    at = node.attrs_as(A.GroupQueryAttentionAttrs)
+    q, k, v = _req(node, args, 0), _opt(args, 1), _opt(args, 2)
     past_k, past_v = _opt(args, 3), _opt(args, 4)
     seqlens, cos, sin, pos_ids = _opt(args, 5), _opt(args, 7), _opt(args, 8), _opt(args, 9)
     bias_in, sink = _opt(args, 10), _opt(args, 11)
@@ -51,6 +61,8 @@ def gqa_operands(node: Node, *args: np.ndarray | None):  # noqa: ANN201
     if k is None:  # packed QKV
         head = q.shape[2] // (heads + 2 * kvh)
         q, k, v = np.split(q, [heads * head, (heads + kvh) * head], axis=2)
+    else:
+        v = _req(node, args, 2)
     head = q.shape[2] // heads
     past = past_k.shape[2] if past_k is not None else 0
     total = (np.asarray(seqlens).reshape(-1).astype(np.int64) + 1 if seqlens is not None
@@ -59,6 +71,8 @@ def gqa_operands(node: Node, *args: np.ndarray | None):  # noqa: ANN201
     positions = past_b[:, None] + np.arange(seq)[None, :]  # [batch, seq]
     qh, kh, vh = _heads_first(q, heads), _heads_first(k, kvh), _heads_first(v, kvh)
     if at.do_rotary:
+        if cos is None or sin is None:
+            raise ValueError(f"node {node.name!r}: do_rotary needs the cos and sin cache inputs")
         rot_pos = np.asarray(pos_ids).astype(np.int64) if pos_ids is not None else positions
         rot = A.RotaryAttrs(at.rotary_interleaved, 0, cos.shape[1] * 2)
         rnode = _proxy(node, rot, OpKind.ROTARY_EMBEDDING)
@@ -87,14 +101,15 @@ def gqa_operands(node: Node, *args: np.ndarray | None):  # noqa: ANN201
 def group_query_attention(node: Node, *args: np.ndarray | None):  # noqa: ANN201
     anode, qs, ks, v, bias, pk, pv, sinks = gqa_operands(node, *args)
     qk = np.matmul(qs, np.swapaxes(ks, 2, 3))
-    y, _ = attention_result(anode, qk, bias, softmax_array, np.matmul, v, True, args[0].dtype, sinks)
+    dtype = _req(node, args, 0).dtype
+    y, _ = attention_result(anode, qk, bias, softmax_array, np.matmul, v, True, dtype, sinks)
     return y, pk, pv
 
 
 def mha_operands(node: Node, *args: np.ndarray | None):  # noqa: ANN201
     """(attention node, q, k, v, bias, present K, present V) of a MultiHeadAttention (3-D Q/K/V)."""
-    at = node.attrs
-    q, k, v = args[0], args[1], args[2]
+    at = node.attrs_as(A.MultiHeadAttentionAttrs)
+    q, k, v = _req(node, args, 0), _req(node, args, 1), _req(node, args, 2)
     qkv_bias, pad, attn_bias = _opt(args, 3), _opt(args, 4), _opt(args, 5)
     past_k, past_v = _opt(args, 6), _opt(args, 7)
     if qkv_bias is not None:
@@ -124,14 +139,14 @@ def mha_operands(node: Node, *args: np.ndarray | None):  # noqa: ANN201
 def multi_head_attention(node: Node, *args: np.ndarray | None):  # noqa: ANN201
     anode, qs, ks, v, bias, pk, pv = mha_operands(node, *args)
     qk = np.matmul(qs, np.swapaxes(ks, 2, 3))
-    y, _ = attention_result(anode, qk, bias, softmax_array, np.matmul, v, True, args[0].dtype)
+    y, _ = attention_result(anode, qk, bias, softmax_array, np.matmul, v, True, _req(node, args, 0).dtype)
     return y, pk, pv
 
 
 def ms_rotary(node: Node, x: np.ndarray, position_ids: np.ndarray, cos: np.ndarray,
               sin: np.ndarray) -> np.ndarray:
     """com.microsoft RotaryEmbedding: position_ids [batch, seq], or [1] holding the first position."""
-    at = node.attrs
+    at = node.attrs_as(A.MsRotaryAttrs)
     seq = x.shape[2] if x.ndim == 4 else x.shape[1]
     pos = np.asarray(position_ids).astype(np.int64)
     if pos.ndim == 1 or pos.size == 1:
@@ -154,7 +169,7 @@ def fast_gelu(node: Node, x: np.ndarray, bias: np.ndarray | None = None) -> np.n
 
 def quick_gelu(node: Node, x: np.ndarray) -> np.ndarray:
     """x * sigmoid(alpha x)."""
-    return (x / (1 + np.exp(-node.attrs.alpha * x))).astype(x.dtype)
+    return (x / (1 + np.exp(-node.attrs_as(A.QuickGeluAttrs).alpha * x))).astype(x.dtype)
 
 
 def bias_gelu(node: Node, x: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -163,7 +178,7 @@ def bias_gelu(node: Node, x: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return (0.5 * y * (1 + _erf(y / np.sqrt(2)))).astype(x.dtype)
 
 
-KERNELS = {
+KERNELS: dict[OpKind, Callable[..., Any]] = {
     OpKind.GROUP_QUERY_ATTENTION: group_query_attention,
     OpKind.MULTI_HEAD_ATTENTION: multi_head_attention,
     OpKind.MS_ROTARY_EMBEDDING: ms_rotary,

@@ -9,8 +9,12 @@ a missing zero point is ``2 ** (bits - 1)`` for uint8 bytes and 0 for ONNX INT4/
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
+from placer.ir.attrs import GatherBlockQuantizedAttrs, MatMulNBitsAttrs
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind
 
@@ -60,7 +64,7 @@ def _zero_points(zp: np.ndarray | None, bits: int, rows: int, blocks: int, defau
 def matmul_nbits_weight(node: Node, b: np.ndarray, scales: np.ndarray,
                         zero_points: np.ndarray | None) -> np.ndarray:
     """The dequantized [K, N] float32 weight of a MatMulNBits node (B stored as [N, blocks, bytes])."""
-    at = node.attrs
+    at = node.attrs_as(MatMulNBitsAttrs)
     blocks = -(-at.k // at.block_size)
     q = unpack_bits(np.asarray(b).reshape(at.n, -1), at.bits, blocks * at.block_size)
     zp = _zero_points(zero_points, at.bits, at.n, blocks, 2 ** (at.bits - 1))
@@ -72,7 +76,7 @@ def quantize_activations(node: Node, a: np.ndarray) -> np.ndarray:
     """``A`` as MatMulNBits computes with it: at ``accuracy_level`` 4 (int8), each block of
     ``block_size`` values along K is rounded to int8 with scale ``max|a| / 127`` (round half to
     even), as onnxruntime's CPU kernel does; unchanged at the float levels."""
-    at = node.attrs
+    at = node.attrs_as(MatMulNBitsAttrs)
     if at.accuracy_level != 4:
         return a.astype(np.float32)
     k, block = a.shape[-1], at.block_size
@@ -99,7 +103,7 @@ def matmul_nbits(node: Node, a: np.ndarray, b: np.ndarray, scales: np.ndarray,
 def gather_block_quantized_table(node: Node, data: np.ndarray, scales: np.ndarray,
                                  zero_points: np.ndarray | None) -> np.ndarray:
     """The dequantized table (float, the scales' type), quantized axis in its place."""
-    at = node.attrs
+    at = node.attrs_as(GatherBlockQuantizedAttrs)
     scales = np.asarray(scales)
     qa = at.quantize_axis % scales.ndim
     s = np.moveaxis(scales, qa, -1)
@@ -122,7 +126,10 @@ def gather_block_quantized_table(node: Node, data: np.ndarray, scales: np.ndarra
 def gather_block_quantized(node: Node, data: np.ndarray, indices: np.ndarray, scales: np.ndarray,
                            zero_points: np.ndarray | None = None) -> np.ndarray:
     table = gather_block_quantized_table(node, data, scales, zero_points)
-    return np.take(table, np.asarray(indices).astype(np.int64), axis=node.attrs.gather_axis)
+    axis = node.attrs_as(GatherBlockQuantizedAttrs).gather_axis
+    return np.take(table, np.asarray(indices).astype(np.int64), axis=axis)
 
 
-KERNELS = {OpKind.MATMUL_NBITS: matmul_nbits, OpKind.GATHER_BLOCK_QUANTIZED: gather_block_quantized}
+KERNELS: dict[OpKind, Callable[..., Any]] = {
+    OpKind.MATMUL_NBITS: matmul_nbits, OpKind.GATHER_BLOCK_QUANTIZED: gather_block_quantized,
+}

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import ml_dtypes
 import numpy as np
 
+from placer.ir.attrs import CastAttrs, GeluAttrs, IsInfAttrs
 from placer.ir.dtypes import DType
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind
@@ -51,7 +54,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def gelu(node: Node, x: np.ndarray) -> np.ndarray:
-    if node.attrs.approximate == "tanh":
+    if node.attrs_as(GeluAttrs).approximate == "tanh":
         y = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x.astype(np.float64) ** 3)))
     else:
         y = 0.5 * x * (1 + _erf(x.astype(np.float64) / np.sqrt(2)))
@@ -101,11 +104,11 @@ def round_to(x: np.ndarray, dtype: DType, saturate: bool = True) -> np.ndarray:
 
 
 def cast(node: Node, x: np.ndarray) -> np.ndarray:
-    return round_to(np.asarray(x), node.attrs.to, node.attrs.saturate)
+    return round_to(np.asarray(x), node.attrs_as(CastAttrs).to, node.attrs_as(CastAttrs).saturate)
 
 
 def is_inf(node: Node, x: np.ndarray) -> np.ndarray:
-    at = node.attrs
+    at = node.attrs_as(IsInfAttrs)
     if at.detect_positive and at.detect_negative:
         return np.isinf(x)
     if at.detect_positive:
@@ -115,7 +118,7 @@ def is_inf(node: Node, x: np.ndarray) -> np.ndarray:
     return np.zeros(np.shape(x), dtype=bool)
 
 
-KERNELS = {
+KERNELS: dict[OpKind, Callable[..., Any]] = {
     OpKind.ADD: _binary(np.add), OpKind.SUB: _binary(np.subtract), OpKind.MUL: _binary(np.multiply),
     OpKind.DIV: divide, OpKind.POW: power, OpKind.MAX: _binary(np.maximum),
     OpKind.MIN: _binary(np.minimum), OpKind.EQUAL: _binary(np.equal), OpKind.LESS: _binary(np.less),

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
+from placer.ir.attrs import AxisAttrs, GatherNDAttrs, ScatterNDAttrs, TriluAttrs
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind
 
@@ -14,17 +18,17 @@ def _wrap(idx: np.ndarray, dim: int) -> np.ndarray:
 
 
 def gather(node: Node, data: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    axis = node.attrs.axis % data.ndim
+    axis = node.attrs_as(AxisAttrs).axis % data.ndim
     return np.take(data, _wrap(indices, data.shape[axis]), axis=axis)
 
 
 def gather_elements(node: Node, data: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    axis = node.attrs.axis % data.ndim
+    axis = node.attrs_as(AxisAttrs).axis % data.ndim
     return np.take_along_axis(data, _wrap(indices, data.shape[axis]), axis=axis)
 
 
 def gather_nd(node: Node, data: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    b = node.attrs.batch_dims
+    b = node.attrs_as(GatherNDAttrs).batch_dims
     indices = np.asarray(indices).astype(np.int64)
     batch_shape = data.shape[:b]
     nb = int(np.prod(batch_shape, dtype=np.int64))
@@ -46,7 +50,7 @@ def scatter_nd(node: Node, data: np.ndarray, indices: np.ndarray, updates: np.nd
     idx = np.asarray(indices).astype(np.int64)
     flat_idx = idx.reshape(-1, idx.shape[-1])
     flat_upd = updates.reshape((flat_idx.shape[0],) + data.shape[idx.shape[-1]:])
-    reduction = node.attrs.reduction
+    reduction = node.attrs_as(ScatterNDAttrs).reduction
     for i, u in zip(flat_idx, flat_upd):  # ONNX applies updates in order
         key = tuple(i)
         if reduction == "add":
@@ -68,16 +72,16 @@ def one_hot(node: Node, indices: np.ndarray, depth: np.ndarray, values: np.ndarr
     idx = np.where(idx < 0, idx + d, idx)
     hot = idx[..., None] == np.arange(d)
     out = np.where(hot, values[1], values[0]).astype(values.dtype)
-    axis = node.attrs.axis
+    axis = node.attrs_as(AxisAttrs).axis
     return np.moveaxis(out, -1, axis % out.ndim) if axis != -1 else out
 
 
 def trilu(node: Node, x: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
     kk = int(np.asarray(k).reshape(-1)[0]) if k is not None else 0
-    return np.triu(x, kk) if node.attrs.upper else np.tril(x, kk)
+    return np.triu(x, kk) if node.attrs_as(TriluAttrs).upper else np.tril(x, kk)
 
 
-KERNELS = {
+KERNELS: dict[OpKind, Callable[..., Any]] = {
     OpKind.GATHER: gather, OpKind.GATHER_ND: gather_nd, OpKind.GATHER_ELEMENTS: gather_elements,
     OpKind.SCATTER_ND: scatter_nd, OpKind.ONE_HOT: one_hot, OpKind.TRILU: trilu,
 }

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
+from placer.ir.attrs import AxisAttrs, ReshapeAttrs, SplitAttrs, SqueezeAttrs, TransposeAttrs
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind
 
@@ -14,30 +18,30 @@ def _ints(a: np.ndarray | None) -> list[int]:
 
 def reshape(node: Node, x: np.ndarray, target: np.ndarray) -> np.ndarray:
     dims = _ints(target)
-    if not node.attrs.allowzero:
+    if not node.attrs_as(ReshapeAttrs).allowzero:
         dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
     return x.reshape(dims)
 
 
 def transpose(node: Node, x: np.ndarray) -> np.ndarray:
-    perm = node.attrs.perm
+    perm = node.attrs_as(TransposeAttrs).perm
     return np.transpose(x, perm if perm is not None else tuple(reversed(range(x.ndim))))
 
 
 def concat(node: Node, *xs: np.ndarray) -> np.ndarray:
     parts = [x for x in xs if x is not None]
-    return np.concatenate(parts, axis=node.attrs.axis % parts[0].ndim)
+    return np.concatenate(parts, axis=node.attrs_as(AxisAttrs).axis % parts[0].ndim)
 
 
 def split(node: Node, x: np.ndarray, sizes: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-    axis = node.attrs.axis % x.ndim
-    count = node.attrs.num_outputs or len(node.outputs)
+    axis = node.attrs_as(SplitAttrs).axis % x.ndim
+    count = node.attrs_as(SplitAttrs).num_outputs or len(node.outputs)
     if sizes is not None:
         bounds = np.cumsum(_ints(sizes))[:-1]
     else:
         # Equal chunks; the last one smaller when the axis does not divide (ONNX opset 18).
         chunk = -(-x.shape[axis] // count)
-        bounds = [chunk * i for i in range(1, count)]
+        bounds = np.asarray([chunk * i for i in range(1, count)], dtype=np.int64)
     return tuple(np.split(x, bounds, axis=axis))
 
 
@@ -60,7 +64,7 @@ def slice_(node: Node, x: np.ndarray, starts: np.ndarray, ends: np.ndarray,
 
 
 def _axes(node: Node, axes: np.ndarray | None) -> list[int]:
-    return _ints(axes) if axes is not None else list(node.attrs.axes or ())
+    return _ints(axes) if axes is not None else list(node.attrs_as(SqueezeAttrs).axes or ())
 
 
 def squeeze(node: Node, x: np.ndarray, axes: np.ndarray | None = None) -> np.ndarray:
@@ -85,7 +89,8 @@ def expand(node: Node, x: np.ndarray, dims: np.ndarray) -> np.ndarray:
 
 
 def flatten(node: Node, x: np.ndarray) -> np.ndarray:
-    axis = node.attrs.axis + x.ndim if node.attrs.axis < 0 else node.attrs.axis
+    axis = node.attrs_as(AxisAttrs).axis
+    axis = axis + x.ndim if axis < 0 else axis
     lead = int(np.prod(x.shape[:axis], dtype=np.int64))
     return x.reshape(lead, -1) if x.size else x.reshape(lead, int(np.prod(x.shape[axis:])))
 
@@ -94,7 +99,7 @@ def tile(node: Node, x: np.ndarray, repeats: np.ndarray) -> np.ndarray:
     return np.tile(x, _ints(repeats))
 
 
-KERNELS = {
+KERNELS: dict[OpKind, Callable[..., Any]] = {
     OpKind.RESHAPE: reshape, OpKind.TRANSPOSE: transpose, OpKind.CONCAT: concat,
     OpKind.SPLIT: split, OpKind.SLICE: slice_, OpKind.SQUEEZE: squeeze,
     OpKind.UNSQUEEZE: unsqueeze, OpKind.EXPAND: expand, OpKind.FLATTEN: flatten, OpKind.TILE: tile,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
+from placer.ir.attrs import GemmAttrs
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind
 
@@ -13,7 +17,7 @@ def matmul(node: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def gemm(node: Node, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
-    at = node.attrs
+    at = node.attrs_as(GemmAttrs)
     a = a.T if at.trans_a else a
     b = b.T if at.trans_b else b
     y = at.alpha * (a @ b) if at.alpha != 1.0 else a @ b
@@ -22,4 +26,4 @@ def gemm(node: Node, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) 
     return np.asarray(y).astype(a.dtype, copy=False)
 
 
-KERNELS = {OpKind.MATMUL: matmul, OpKind.GEMM: gemm}
+KERNELS: dict[OpKind, Callable[..., Any]] = {OpKind.MATMUL: matmul, OpKind.GEMM: gemm}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
+from placer.ir.attrs import AttentionAttrs, AxisAttrs, NormAttrs, RotaryAttrs
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind
 
@@ -17,19 +21,19 @@ def softmax_array(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def softmax(node: Node, x: np.ndarray) -> np.ndarray:
-    return softmax_array(x, node.attrs.axis)
+    return softmax_array(x, node.attrs_as(AxisAttrs).axis)
 
 
 def _norm_axes(node: Node, x: np.ndarray) -> tuple[int, ...]:
-    return tuple(range(node.attrs.axis % x.ndim, x.ndim))
+    return tuple(range(node.attrs_as(NormAttrs).axis % x.ndim, x.ndim))
 
 
 def layer_norm(node: Node, x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None = None):  # noqa: ANN201
     axes = _norm_axes(node, x)
-    xf = x.astype(np.float32) if node.attrs.stash_type == 1 else x
+    xf = x.astype(np.float32) if node.attrs_as(NormAttrs).stash_type == 1 else x
     mean = xf.mean(axis=axes, keepdims=True)
     var = ((xf - mean) ** 2).mean(axis=axes, keepdims=True)
-    inv = 1 / np.sqrt(var + node.attrs.epsilon)
+    inv = 1 / np.sqrt(var + node.attrs_as(NormAttrs).epsilon)
     y = ((xf - mean) * inv).astype(x.dtype) * scale
     if bias is not None:
         y = y + bias
@@ -38,14 +42,14 @@ def layer_norm(node: Node, x: np.ndarray, scale: np.ndarray, bias: np.ndarray | 
 
 def rms_norm(node: Node, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
     axes = _norm_axes(node, x)
-    xf = x.astype(np.float32) if node.attrs.stash_type == 1 else x
-    inv = 1 / np.sqrt((xf * xf).mean(axis=axes, keepdims=True) + node.attrs.epsilon)
+    xf = x.astype(np.float32) if node.attrs_as(NormAttrs).stash_type == 1 else x
+    inv = 1 / np.sqrt((xf * xf).mean(axis=axes, keepdims=True) + node.attrs_as(NormAttrs).epsilon)
     return ((xf * inv).astype(x.dtype) * scale).astype(x.dtype)
 
 
 def rotary(node: Node, x: np.ndarray, cos: np.ndarray, sin: np.ndarray,
            position_ids: np.ndarray | None = None) -> np.ndarray:
-    at = node.attrs
+    at = node.attrs_as(RotaryAttrs)
     shape = x.shape
     # Work in [batch, seq, heads, head_dim].
     if x.ndim == 4:
@@ -80,7 +84,7 @@ def attention_operands(node: Node, q: np.ndarray, k: np.ndarray, v: np.ndarray, 
                        past_v: np.ndarray | None = None, nonpad: np.ndarray | None = None):
     """Heads-first q, k, v (KV heads repeated for GQA, scaled by sqrt(scale) each), the additive
     bias, and the present K/V. Shared by the reference kernel and the mesh attention."""
-    at = node.attrs
+    at = node.attrs_as(AttentionAttrs)
     if q.ndim == 3:
         q, k, v = _to_heads(q, at.q_num_heads), _to_heads(k, at.kv_num_heads), _to_heads(v, at.kv_num_heads)
     if past_k is not None:
@@ -125,7 +129,7 @@ def attention_result(node: Node, qk: np.ndarray, bias: np.ndarray, probs_fn, mat
 
     ``sinks`` [heads]: per-head logits that join each softmax row as one more column whose
     value is zero (the column takes probability mass and is then dropped)."""
-    at = node.attrs
+    at = node.attrs_as(AttentionAttrs)
     if at.softcap > 0:
         qk = np.tanh(qk / at.softcap) * at.softcap
     scores = qk + bias
@@ -145,16 +149,17 @@ def attention_result(node: Node, qk: np.ndarray, bias: np.ndarray, probs_fn, mat
     return y, mode_out.astype(dtype)
 
 
-def attention(node: Node, q: np.ndarray, *rest: np.ndarray | None):  # noqa: ANN201
+def attention(node: Node, q: np.ndarray, k: np.ndarray, v_in: np.ndarray,  # noqa: ANN201
+              *rest: np.ndarray | None):
     """ONNX Attention; an optional input 7 holds per-head sink logits."""
-    qs, ks, v, bias, present_k, present_v = attention_operands(node, q, *rest[:6])
+    qs, ks, v, bias, present_k, present_v = attention_operands(node, q, k, v_in, *rest[:4])
     qk = np.matmul(qs, np.swapaxes(ks, 2, 3))
-    sinks = rest[6] if len(rest) > 6 else None
+    sinks = rest[4] if len(rest) > 4 else None  # input 7
     y, mode_out = attention_result(node, qk, bias, softmax_array, np.matmul, v, q.ndim == 3, q.dtype, sinks)
     return y, present_k, present_v, mode_out
 
 
-KERNELS = {
+KERNELS: dict[OpKind, Callable[..., Any]] = {
     OpKind.SOFTMAX: softmax, OpKind.LAYER_NORM: layer_norm, OpKind.RMS_NORM: rms_norm,
     OpKind.ROTARY_EMBEDDING: rotary, OpKind.ATTENTION: attention,
 }

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
+from placer.ir.attrs import ArgMaxAttrs, CumSumAttrs, ReduceAttrs, TopKAttrs
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind
 
 
 def reduce_axes(node: Node, x: np.ndarray, axes: np.ndarray | None) -> tuple[int, ...] | None:
     """Axes to reduce (None = all); ``()`` means nothing to reduce (noop_with_empty_axes)."""
-    chosen = tuple(int(a) for a in axes.reshape(-1)) if axes is not None else node.attrs.axes
+    chosen = tuple(int(a) for a in axes.reshape(-1)) if axes is not None else node.attrs_as(ReduceAttrs).axes
     if not chosen:
-        return () if node.attrs.noop_with_empty_axes else None
+        return () if node.attrs_as(ReduceAttrs).noop_with_empty_axes else None
     return tuple(sorted(a % max(x.ndim, 1) for a in chosen))
 
 
@@ -27,15 +31,15 @@ def _reduction(fn):  # noqa: ANN001, ANN202
                 -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min)
             shape = [1 if (ax is None or i in ax) else d for i, d in enumerate(x.shape)]
             out = np.full(shape, low, dtype=x.dtype)
-            return out if node.attrs.keepdims else out.reshape(
+            return out if node.attrs_as(ReduceAttrs).keepdims else out.reshape(
                 [d for i, d in enumerate(x.shape) if not (ax is None or i in ax)])
-        out = fn(x, axis=ax, keepdims=node.attrs.keepdims)
+        out = fn(x, axis=ax, keepdims=node.attrs_as(ReduceAttrs).keepdims)
         return np.asarray(out).astype(x.dtype, copy=False)
     return kernel
 
 
 def arg_max(node: Node, x: np.ndarray) -> np.ndarray:
-    at = node.attrs
+    at = node.attrs_as(ArgMaxAttrs)
     axis = at.axis % x.ndim
     if at.select_last_index:
         flipped = np.flip(x, axis)
@@ -48,7 +52,7 @@ def arg_max(node: Node, x: np.ndarray) -> np.ndarray:
 
 
 def top_k(node: Node, x: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    at = node.attrs
+    at = node.attrs_as(TopKAttrs)
     axis = at.axis % x.ndim
     kk = int(np.asarray(k).reshape(-1)[0])
     # Ties keep the lower index first (ONNX); a stable sort of the negated keys does that.
@@ -60,7 +64,7 @@ def top_k(node: Node, x: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def cum_sum(node: Node, x: np.ndarray, axis: np.ndarray) -> np.ndarray:
     ax = int(np.asarray(axis).reshape(-1)[0]) % x.ndim
-    at = node.attrs
+    at = node.attrs_as(CumSumAttrs)
     y = np.flip(x, ax) if at.reverse else x
     out = np.cumsum(y, axis=ax, dtype=x.dtype)
     if at.exclusive:
@@ -69,7 +73,7 @@ def cum_sum(node: Node, x: np.ndarray, axis: np.ndarray) -> np.ndarray:
     return np.flip(out, ax) if at.reverse else out
 
 
-KERNELS = {
+KERNELS: dict[OpKind, Callable[..., Any]] = {
     OpKind.CUM_SUM: cum_sum,
     OpKind.REDUCE_MEAN: _reduction(np.mean), OpKind.REDUCE_SUM: _reduction(np.sum),
     OpKind.REDUCE_MAX: _reduction(np.max), OpKind.ARG_MAX: arg_max, OpKind.TOP_K: top_k,

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
+from placer.ir.attrs import ConstantOfShapeAttrs, ShapeAttrs
 from placer.ir.graph import Node
 from placer.ir.ops import OpKind
 
 
 def shape(node: Node, x: np.ndarray) -> np.ndarray:
     dims = np.array(x.shape, dtype=np.int64)
-    at = node.attrs
+    at = node.attrs_as(ShapeAttrs)
     return dims[at.start:at.end] if at.end is not None else dims[at.start:]
 
 
 def constant_of_shape(node: Node, dims: np.ndarray) -> np.ndarray:
-    at = node.attrs
+    at = node.attrs_as(ConstantOfShapeAttrs)
     return np.full(tuple(int(d) for d in dims.reshape(-1)), at.value, dtype=at.dtype.to_numpy())
 
 
@@ -25,4 +29,6 @@ def range_(node: Node, start: np.ndarray, limit: np.ndarray, delta: np.ndarray) 
     return (s + d * np.arange(n)).astype(np.asarray(start).dtype)
 
 
-KERNELS = {OpKind.SHAPE: shape, OpKind.CONSTANT_OF_SHAPE: constant_of_shape, OpKind.RANGE: range_}
+KERNELS: dict[OpKind, Callable[..., Any]] = {
+    OpKind.SHAPE: shape, OpKind.CONSTANT_OF_SHAPE: constant_of_shape, OpKind.RANGE: range_,
+}

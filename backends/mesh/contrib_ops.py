@@ -21,8 +21,9 @@ from placer.backends.kernels.contrib_nn import gqa_operands, mha_operands
 from placer.backends.kernels.contrib_quant import matmul_nbits_weight, quantize_activations
 from placer.backends.kernels.nn import attention_result
 from placer.backends.mesh.grid import Wafer
-from placer.backends.mesh.ops import elementwise, matmul_array, softmax_rows
+from placer.backends.mesh.ops import MeshKernel, elementwise, matmul_array, softmax_rows
 from placer.backends.mesh.tiling import per_pe_bytes
+from placer.ir.attrs import GatherBlockQuantizedAttrs, GroupQueryAttentionAttrs, MatMulNBitsAttrs
 from placer.ir.graph import Node
 from placer.ir.ops import CONTRIB_ACTIVATIONS, OpKind
 
@@ -33,7 +34,7 @@ def matmul_nbits(wafer: Wafer, node: Node, args: list) -> tuple:
     bias = args[5] if len(args) > 5 else None
     if len(args) > 4 and args[4] is not None:
         raise ValueError("MatMulNBits with g_idx (act-order) is not supported")
-    at = node.attrs
+    at = node.attrs_as(MatMulNBitsAttrs)
     w = matmul_nbits_weight(node, b, scales, zp)
     wafer.compute(2 * per_pe_bytes(at.k * at.n, 1, wafer.spec.pes))
     y = matmul_array(wafer, quantize_activations(node, a), w)
@@ -48,7 +49,8 @@ def gather_block_quantized(wafer: Wafer, node: Node, args: list) -> tuple:
     rows = int(np.asarray(args[1]).size)
     if rows:
         table = np.asarray(args[0])
-        row_bytes = -(-table.nbytes // max(table.shape[node.attrs.gather_axis], 1))
+        axis = node.attrs_as(GatherBlockQuantizedAttrs).gather_axis
+        row_bytes = -(-table.nbytes // max(table.shape[axis], 1))
         dist = wafer.spec.rows + wafer.spec.cols - 2
         wafer.charge(rows * dist, rows * dist * row_bytes, wafer.transfer_cycles(dist, row_bytes))
         wafer.compute(2 * per_pe_bytes(out.size, 1, wafer.spec.pes))
@@ -68,7 +70,7 @@ def _attend(wafer: Wafer, anode: Node, qs: np.ndarray, ks: np.ndarray, v: np.nda
 
 def group_query_attention(wafer: Wafer, node: Node, args: list) -> tuple:
     anode, qs, ks, v, bias, pk, pv, sinks = gqa_operands(node, *args)
-    if node.attrs.do_rotary:
+    if node.attrs_as(GroupQueryAttentionAttrs).do_rotary:
         wafer.compute(6 * per_pe_bytes(qs.size + ks.size, 1, wafer.spec.pes))
     return _attend(wafer, anode, qs, ks, v, bias, args[0].dtype, sinks), pk, pv
 
@@ -84,7 +86,7 @@ def ms_rotary(wafer: Wafer, node: Node, args: list) -> tuple:
     return (out,)
 
 
-CONTRIB_MESH_KERNELS = {
+CONTRIB_MESH_KERNELS: dict[OpKind, MeshKernel] = {
     OpKind.MATMUL_NBITS: matmul_nbits,
     OpKind.GATHER_BLOCK_QUANTIZED: gather_block_quantized,
     OpKind.GROUP_QUERY_ATTENTION: group_query_attention,

@@ -24,6 +24,7 @@ from placer.backends.kernels import KERNELS
 from placer.backends.mesh import linalg
 from placer.backends.mesh.grid import Wafer
 from placer.backends.mesh.tiling import tile_matrix
+from placer.ir.attrs import GatherNDAttrs
 from placer.ir.expert_selection import ExpertSelection, expert_selections
 from placer.ir.graph import Graph, Node
 from placer.ir.ops import OpKind
@@ -72,7 +73,7 @@ def selected_experts(node: Node, args: list, out: np.ndarray) -> np.ndarray | No
         return ids if ids.shape == out.shape[:-2] else None
     if node.op is OpKind.GATHER_ND:
         depth = np.asarray(args[1]).shape[-1]
-        if node.attrs.batch_dims + depth > weight.ndim - 2:
+        if node.attrs_as(GatherNDAttrs).batch_dims + depth > weight.ndim - 2:
             return None
     ids = KERNELS[node.op](node, table, *args[1:])
     return ids if ids.shape == out.shape[:-2] else None

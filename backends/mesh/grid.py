@@ -64,7 +64,7 @@ class Wafer:
         self.name = name
         self.ledger = SramLedger(spec.rows, spec.cols, spec.pe_sram_bytes, name)
         self.observers: list[Observer] = list(observers or [])
-        self.resident: dict[Any, np.ndarray] = {}
+        self.resident: dict[Any, np.ndarray | None] = {}  # None: placed, but not tiled
         self.label = "idle"
         # Per execution: a decode step runs its weight MatMuls as B-row GEMVs (``decode``);
         # values already broadcast along the grid rows by a GEMV (``broadcast_inputs``) are

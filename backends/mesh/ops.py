@@ -20,6 +20,7 @@ from placer.backends.kernels.reduce import reduce_axes
 from placer.backends.mesh import collectives, linalg
 from placer.backends.mesh.grid import Wafer
 from placer.backends.mesh.tiling import per_pe_bytes, tile_flat, tile_matrix, tile_rows, untile_flat
+from placer.ir.attrs import AxisAttrs, GemmAttrs, NormAttrs, ReduceAttrs
 from placer.ir.graph import Node
 from placer.ir.op_semantics import flops_per_element, is_free_view
 from placer.ir.ops import ELEMENTWISE, OpKind
@@ -86,7 +87,7 @@ def reduction(wafer: Wafer, node: Node, args: list) -> tuple:
     if node.op is OpKind.REDUCE_MEAN:
         out = out / mat.shape[1]
     out = out.reshape(kept).astype(x.dtype)
-    if node.attrs.keepdims:
+    if node.attrs_as(ReduceAttrs).keepdims:
         out = out.reshape(tuple(1 if a in axes else x.shape[a] for a in range(x.ndim)))
     return (out,)
 
@@ -107,7 +108,7 @@ def softmax_rows(wafer: Wafer, mat: np.ndarray) -> np.ndarray:
 
 def softmax(wafer: Wafer, node: Node, args: list) -> tuple:
     x = args[0]
-    axis = node.attrs.axis % x.ndim
+    axis = node.attrs_as(AxisAttrs).axis % x.ndim
     mat, kept = _rows_layout(x, (axis,))
     p = softmax_rows(wafer, mat).reshape(kept + (x.shape[axis],))
     return (np.moveaxis(p, -1, axis).astype(x.dtype),)
@@ -117,7 +118,7 @@ def normalization(wafer: Wafer, node: Node, args: list) -> tuple:
     """LayerNorm (mean, variance) and RMSNorm (mean square): all-reduces along grid rows."""
     x, scale = args[0], args[1]
     bias = args[2] if len(args) > 2 else None
-    axis = node.attrs.axis % x.ndim
+    axis = node.attrs_as(NormAttrs).axis % x.ndim
     axes = tuple(range(axis, x.ndim))
     mat, kept = _rows_layout(x.astype(np.float32), axes)
     k = mat.shape[1]
@@ -132,7 +133,7 @@ def normalization(wafer: Wafer, node: Node, args: list) -> tuple:
             mean = np.zeros((R, C, t.shape[2], 1), np.float32)
             centered = t
             var = _row_reduce(wafer, t * t, "sum", True) / k
-        inv = 1 / np.sqrt(var + node.attrs.epsilon)
+        inv = 1 / np.sqrt(var + node.attrs_as(NormAttrs).epsilon)
         wafer.compute(flops_per_element(node.op) * t.shape[2] * t.shape[3])
     normed = (centered * inv).transpose(0, 2, 1, 3).reshape(R * t.shape[2], C * t.shape[3])
     normed = normed[: mat.shape[0], :k]
@@ -195,7 +196,7 @@ def matmul(wafer: Wafer, node: Node, args: list) -> tuple:
 
 
 def gemm(wafer: Wafer, node: Node, args: list) -> tuple:
-    at = node.attrs
+    at = node.attrs_as(GemmAttrs)
     a, b = args[0], args[1]
     c = args[2] if len(args) > 2 else None
     a = a.T if at.trans_a else a

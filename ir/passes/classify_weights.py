@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from placer.ir.graph import Graph, Node, WeightRole
+from placer.ir.graph import Graph, Node, Weight, WeightRole
 from placer.ir.ops import OpKind
 from placer.ir.passes.base import PassResult
 
@@ -86,11 +86,11 @@ def classify_weights(graph: Graph) -> Graph:
             for w, x in ((ins[0], ins[1]), (ins[1], ins[0])):
                 if w in roots and x in activations and _per_channel(graph, w, x):
                     mark(w)
-    weights = {}
-    for name, w in graph.weights.items():
+    weights: dict[str, Weight] = {}
+    for name, wt in graph.weights.items():
         role = WeightRole.PARAMETER if name in params else \
             WeightRole.QUANTIZATION if name in quant else WeightRole.CONSTANT
-        weights[name] = w if w.role is role else replace(w, role=role)
+        weights[name] = wt if wt.role is role else replace(wt, role=role)
     return graph.replace(weights=weights)
 
 

@@ -101,9 +101,10 @@ def elements_per_token(graph: Graph, value: str, syms: TokenSymbols) -> int | No
             continue
         if isinstance(numel, int) or name not in numel.symbols:
             return None
-        numel = dim_div(numel, Sym.var(name))
-        if numel is None:
+        quotient = dim_div(numel, Sym.var(name))
+        if quotient is None:
             return None
+        numel = quotient
     return static * numel if isinstance(numel, int) and numel > 0 else None
 
 
@@ -146,17 +147,17 @@ def _kv_operands(graph: Graph, core: Node) -> tuple[str, str, str, str] | None:
         k, v, pk, pv = (ins[i] for i in ATTENTION_INPUTS[core.op])
         return k or ins[0], v or ins[0], pk, pv  # packed QKV: K and V come in with Q
     qk = _score_matmul(graph, core.inputs[0])
-    pv = probability_matmul(graph, core.outputs[0])
-    if qk is None or pv is None:
+    pv_matmul = probability_matmul(graph, core.outputs[0])
+    if qk is None or pv_matmul is None:
         return None
-    return qk.inputs[1], pv.inputs[1], "", ""
+    return qk.inputs[1], pv_matmul.inputs[1], "", ""
 
 
 def _score_matmul(graph: Graph, scores: str) -> Node | None:
     """The activation MatMul (Q @ K^T) feeding a Softmax's input through scale, mask and cast ops."""
     frontier = [scores]
     for _ in range(6):
-        nxt = []
+        nxt: list[str] = []
         for v in frontier:
             p = graph.producers.get(v)
             if p is None:

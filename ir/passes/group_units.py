@@ -239,7 +239,7 @@ def _embedding_sources(graph: Graph) -> list[str]:
 
 
 def _derives_from(graph: Graph, value: str, roots: set[str], limit: int = 64) -> bool:
-    stack, seen = [value], set()
+    stack, seen = [value], set[str]()
     while stack and len(seen) < limit:
         v = stack.pop()
         if v in roots:
@@ -265,7 +265,7 @@ def probability_matmul(graph: Graph, probabilities: str) -> Node | None:
     through casts, masks, scales and reshapes; None when there is none within a few ops."""
     frontier = [probabilities]
     for _ in range(6):
-        nxt = []
+        nxt: list[str] = []
         for v in frontier:
             for c in graph.consumers.get(v, []):
                 if c.op is OpKind.MATMUL and c.inputs[0] == v and c.inputs[1] not in graph.weights:
@@ -476,13 +476,13 @@ def grouping_shortfall(graph: Graph) -> str:
     layer_of = {n.name: _layer_index(n) for n in graph.nodes}
     # A name counts a decoder layer only where that layer holds a weighted contraction: exporters
     # also number non-layer nodes (onnxruntime-genai names the final norm layers.{num_layers}).
-    named = {layer_of[n.name] for n in graph.nodes
-             if layer_of[n.name] is not None and is_weighted_contraction(graph, n)}
+    named = {ix for n in graph.nodes
+             if (ix := layer_of[n.name]) is not None and is_weighted_contraction(graph, n)}
     found = len({u.layer for u in graph.units if u.layer >= 0})
     if not named or found >= len(named):
         return ""
     s = analyze_structure(graph)
-    with_core = {layer_of[c] for c in s.cores if layer_of.get(c) is not None}
+    with_core = {ix for c in s.cores if (ix := layer_of.get(c)) is not None}
     missing = sorted(named - with_core)
     if missing:
         why = (f"no attention core (an Attention node, a Softmax whose output multiplies V, or a declared "
@@ -534,8 +534,8 @@ def split_experts(s: Structure, assign: dict[str, str], units: list[Unit],
             continue
         sizes[unit.name] = expert_group_size_for(moe.num_experts, group_size)
         new_units.extend(moe.units(sizes[unit.name]))
-    for name, unit in assign.items():
-        moe = layers.get(unit)
+    for name, unit_name in assign.items():
+        moe = layers.get(unit_name)
         if moe is not None:
-            out[name] = moe.unit_of(name, sizes[unit])
+            out[name] = moe.unit_of(name, sizes[unit_name])
     return out, new_units

@@ -111,7 +111,7 @@ def _analyze_moe(graph: Graph, unit: Unit, members: list[Node]) -> MoeLayer | No
 
     names = {n.name for n in members}
     producers = graph.producers
-    inner = [[p.name for i in n.inputs if (p := producers.get(i)) is not None and p.name in names]
+    inner = [[q.name for i in n.inputs if (q := producers.get(i)) is not None and q.name in names]
              for n in members]
     inputs_of = {n.name: ins for n, ins in zip(members, inner)}
     reaches_topk: set[str] = set()  # the TopK and its ancestors among the members
@@ -204,11 +204,11 @@ def _analyze_moe(graph: Graph, unit: Unit, members: list[Node]) -> MoeLayer | No
         else:
             b = ROUTER
             for p in ins:
-                x = rank_of.get(p)
-                if x is None:
-                    x = branch[p]
-                if x > b:
-                    b = x
+                rk = rank_of.get(p)
+                if rk is None:
+                    rk = branch[p]
+                if rk > b:
+                    b = rk
             alone = rank.get(contrib[name] or "", ROUTER)
         branch[name] = b
         if alone >= S:

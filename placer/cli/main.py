@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from typing import NoReturn
 
 import click
 
@@ -32,7 +33,7 @@ _COMMANDS = [
 ]
 
 
-def _fail(message: str, code: int, as_json: bool) -> None:
+def _fail(message: str, code: int, as_json: bool) -> NoReturn:
     """One line on stderr; with --json also ``{"error", "exit"}`` on stdout. Exits."""
     click.echo(f"placer: error: {message}", err=True)
     if as_json:
@@ -41,7 +42,7 @@ def _fail(message: str, code: int, as_json: bool) -> None:
 
 
 class _Group(click.Group):
-    def main(self, args=None, prog_name=None, complete_var=None,  # type: ignore[no-untyped-def,override]
+    def main(self, args=None, prog_name=None, complete_var=None,
              standalone_mode=True, **extra):
         """click's own usage errors (a bad option value, a missing argument) as one line too."""
         self.as_json = "--json" in (sys.argv[1:] if args is None else list(args))

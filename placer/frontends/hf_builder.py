@@ -29,6 +29,7 @@ from placer.frontends.hf_quant import Quantization
 from placer.ir import DType, Graph, GraphBuilder, KVCache, OpKind, Sym, TensorType, WeightRole
 from placer.ir.attrs import (
     AttentionAttrs,
+    Attrs,
     AxisAttrs,
     CastAttrs,
     GeluAttrs,
@@ -65,13 +66,13 @@ class _Emitter:
     def const(self, name: str, value: np.ndarray, dtype: DType) -> str:
         return self.b.constant(value, name=name, dtype=dtype)
 
-    def op(self, kind: OpKind, inputs: list[str], shape: tuple[Dim, ...], scope: str, attrs: object = None,
-           dtype: DType | None = None) -> str:
+    def op(self, kind: OpKind, inputs: list[str], shape: tuple[Dim, ...], scope: str,
+           attrs: Attrs | None = None, dtype: DType | None = None) -> str:
         t = TensorType(dtype or self.act, shape)
         return self.b.op(kind, inputs, attrs, scope=scope, types=[t])
 
     def multi(self, kind: OpKind, inputs: list[str], types: list[TensorType], scope: str,
-              attrs: object = None) -> tuple[str, ...]:
+              attrs: Attrs | None = None) -> tuple[str, ...]:
         self.b.op(kind, inputs, attrs, scope=scope, num_outputs=len(types), types=types)
         return self.b.last_outputs
 

@@ -69,6 +69,7 @@ def build_v4_layers(e: _Emitter, h: str, spec: ModelSpec) -> str:
             x = e.norm(x, hidden, f"{scope}.input_layernorm", spec)
             return _attention(e, x, a, f"{scope}.self_attn", spec, ropes)
 
+        # The ignore below: LayerSpec.mlp is MlpSpec | MoeSpec; every DeepSeek-V4 layer is MoE.
         def mlp(x: str, m: MoeSpec = layer.mlp, scope: str = scope) -> str:  # type: ignore[assignment]
             x = e.norm(x, hidden, f"{scope}.post_attention_layernorm", spec)
             return _moe(e, x, m, f"{scope}.mlp", hidden)

@@ -284,6 +284,7 @@ def read_qwen3_moe(r: ConfigReader) -> ModelSpec:
         sparse = moe is not None and i not in dense_only and (i + 1) % step == 0
         attn = AttentionSpec(AttentionKind.GQA, heads, kv, head_dim, qkv_bias=bias, o_bias=bias, qk_norm=True,
                              window=window if window and i >= first else 0)
+        # The ignore below: sparse implies moe is not None, which mypy cannot see.
         layers.append(LayerSpec(attn, moe if sparse else dense))  # type: ignore[arg-type]
     return ModelSpec("qwen3_moe", layers=tuple(layers), naming=Naming(),
                      norm_eps=r.float("rms_norm_eps", 1e-6),

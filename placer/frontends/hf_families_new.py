@@ -154,6 +154,7 @@ def read_glm_moe_dsa(r: ConfigReader) -> ModelSpec:
 def _replace_layers(spec: ModelSpec, layers: tuple[LayerSpec, ...], **changes: object) -> ModelSpec:
     import dataclasses
 
+    # The ignore below: changes are ModelSpec fields of several types.
     return dataclasses.replace(spec, layers=layers, **changes)  # type: ignore[arg-type]
 
 
@@ -206,6 +207,7 @@ def read_qwen3_next(r: ConfigReader, family: str = "qwen3_next") -> ModelSpec:
     split = family != "qwen3_next"
     text = r
     if split and r.sub("text_config") is not None:  # qwen3_5_moe: the multimodal wrapper
+        # The ignore below: not None: checked on the line above (two calls, so mypy cannot tell).
         text = r.sub("text_config")  # type: ignore[assignment]
     common = _common(text)
     n = text.int("num_hidden_layers")

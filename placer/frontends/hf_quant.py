@@ -172,7 +172,8 @@ def _compressed_tensors(q: ConfigReader, base: DType, not_convert: tuple[str, ..
     if groups is None or not groups.data:
         raise q.fail("config_groups", "is missing; a compressed-tensors config needs its weight scheme")
     name = sorted(groups.data)[0]
-    weights = groups.sub(name).sub("weights") if groups.sub(name) else None  # type: ignore[union-attr]
+    group = groups.sub(name)
+    weights = group.sub("weights") if group else None
     if weights is None:
         raise groups.fail(name, "has no 'weights' scheme; placer reads weight-quantized checkpoints")
     bits, kind = weights.int("num_bits", 4), weights.str("type", "int")

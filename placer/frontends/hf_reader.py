@@ -7,6 +7,7 @@ reported as the user's mistake, never as a traceback.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -52,7 +53,7 @@ class ConfigReader:
         if value is None:
             if default is _MISSING:
                 raise self.fail(key, "is missing; add it to the config (an integer)")
-            return default  # type: ignore[no-any-return]
+            return default
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
@@ -66,7 +67,9 @@ class ConfigReader:
                             f"(placer.frontends.hf_reader); is the config corrupt?")
         return value
 
-    def int_alias(self, keys: tuple[str, ...], default: Any = _MISSING, *, minimum: int = 1) -> int:
+    # ``builtins.`` from here on: the methods ``int`` and ``str`` shadow the types in this class body.
+    def int_alias(self, keys: tuple[builtins.str, ...], default: Any = _MISSING, *,
+                  minimum: builtins.int = 1) -> builtins.int:
         """The first of ``keys`` present (GPT-2's ``n_embd`` or ``hidden_size``); a missing field
         is reported under its first name."""
         for key in keys:
@@ -75,9 +78,9 @@ class ConfigReader:
         if default is _MISSING:
             raise self.fail(keys[0], f"is missing (or {', '.join(repr(k) for k in keys[1:])}); "
                             "add it to the config (an integer)")
-        return default  # type: ignore[no-any-return]
+        return default
 
-    def optional_int(self, key: str, *, minimum: int = 1) -> int | None:
+    def optional_int(self, key: builtins.str, *, minimum: builtins.int = 1) -> builtins.int | None:
         """An integer field that may be absent or null."""
         return self.int(key, None, minimum=minimum) if self.has(key) else None
 
@@ -109,8 +112,8 @@ class ConfigReader:
             raise self.fail(key, f"must be a string, got {value!r}")
         return value
 
-    def int_list(self, key: str, default: list[int] | None = None, *, length: int | None = None,
-                 minimum: int = 0) -> list[int]:
+    def int_list(self, key: builtins.str, default: list[builtins.int] | None = None, *,
+                 length: builtins.int | None = None, minimum: builtins.int = 0) -> list[builtins.int]:
         value = self.data.get(key)
         if value is None:
             return list(default or [])
@@ -121,8 +124,8 @@ class ConfigReader:
             raise self.fail(key, f"must have {length} entries (one per layer), got {len(value)}")
         return list(value)
 
-    def str_list(self, key: str, *, length: int | None = None,
-                 allowed: tuple[str, ...] = ()) -> list[str] | None:
+    def str_list(self, key: builtins.str, *, length: builtins.int | None = None,
+                 allowed: tuple[builtins.str, ...] = ()) -> list[builtins.str] | None:
         value = self.data.get(key)
         if value is None:
             return None
@@ -135,7 +138,7 @@ class ConfigReader:
             raise self.fail(key, f"has unknown entry {bad[0]!r}; expected one of {', '.join(allowed)}")
         return list(value)
 
-    def sub(self, key: str) -> ConfigReader | None:
+    def sub(self, key: builtins.str) -> ConfigReader | None:
         """The nested object ``key`` as a reader, or None when absent."""
         value = self.data.get(key)
         if value is None:

@@ -205,7 +205,7 @@ class _Importer:
             loc = ExternalLocation(info.get("location", ""), int(info.get("offset", 0)), length)
             return Weight(t.name, ttype, length, role, loc)
         try:
-            data = numpy_helper.to_array(t).astype(dtype.to_numpy()).reshape(ttype.shape)
+            data = numpy_helper.to_array(t).astype(dtype.to_numpy()).reshape(ttype.static_shape)
         except Exception:  # an exotic packing numpy_helper cannot decode: keep only the size
             data = None
         return Weight(t.name, ttype, size, role, None, data)
@@ -403,7 +403,7 @@ def _scope_of(n: onnx.NodeProto) -> str:
 
 # -- converters: (importer, node name, attrs, inputs, outputs) -> (attrs, inputs, outputs) ----
 
-Converted = tuple[object, list[str], list[str]]
+Converted = tuple[A.Attrs, list[str], list[str]]
 
 
 def _plain(imp: _Importer, name: str, a: dict, ins: list[str], outs: list[str]) -> Converted:

@@ -28,7 +28,7 @@ from placer.ir.types import TensorType
 if TYPE_CHECKING:
     from placer.frontends.onnx import _Importer
 
-Converted = tuple[object, list[str], list[str]]
+Converted = tuple[A.Attrs, list[str], list[str]]
 MS = "com.microsoft"
 
 
@@ -108,14 +108,14 @@ def _gather_block_quantized(imp: _Importer, name: str, a: dict, ins: list[str],
     if packed and quantize_axis != rank - 1:
         raise imp.fail(f"node {name!r}: uint8-packed GatherBlockQuantized must quantize the last axis")
     if ins[0] not in imp.retyped:
-        shape = tuple(int(d) for d in data.type.shape)
+        shape = data.type.static_shape
         if packed:
             shape = shape[:-1] + (shape[-1] * 2,)
             _retype(imp, ins[0], DType.UINT4, shape, data.nbytes)
         if len(ins) > 3 and ins[3]:
             zp = _stored(imp, name, ins[3], "the zero points")
             if zp.type.dtype is DType.UINT8 and bits == 4:
-                zshape = tuple(int(d) for d in zp.type.shape)
+                zshape = zp.type.static_shape
                 _retype(imp, ins[3], DType.UINT4, zshape[:-1] + (zshape[-1] * 2,), zp.nbytes)
         imp.retyped.add(ins[0])
     attrs = A.GatherBlockQuantizedAttrs(gather_axis, quantize_axis, block, bits, packed, signed)

@@ -25,7 +25,7 @@ import numpy as np
 
 from placer.errors import UserError
 from placer.frontends.torch_ops import ATEN_OPS, constant_of_shape_attrs
-from placer.ir.attrs import AxisAttrs, CastAttrs, ShapeAttrs, SqueezeAttrs
+from placer.ir.attrs import Attrs, AxisAttrs, CastAttrs, ShapeAttrs, SqueezeAttrs
 from placer.ir.dtypes import DType
 from placer.ir.graph import Graph, GraphBuilder, WeightRole
 from placer.ir.ops import OpKind
@@ -169,11 +169,12 @@ def _symbol_names(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], sp
     users = [s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
     placeholders = {n.name: n for n in ep.graph_module.graph.nodes if n.op == "placeholder"}
     tensors = [placeholders[u] for u in users if isinstance(placeholders[u].meta.get("val"), torch.Tensor)]
+    matched: list[torch.Tensor | None] = list(leaves)
     if len(tensors) != len(leaves):
-        leaves = [None] * len(tensors)
+        matched = [None] * len(tensors)
     out: dict[str, str] = {}
     taken: set[str] = set()
-    for node, leaf in zip(tensors, leaves):
+    for node, leaf in zip(tensors, matched):
         given = per_tensor.get(id(leaf), {}) if leaf is not None else {}
         for axis, d in enumerate(node.meta["val"].shape):
             if isinstance(d, int) or not d.node.expr.is_Symbol:
@@ -535,7 +536,7 @@ class _Lowerer:
         raise UserError(f"from_torch: node {self.name} ({self.node.target}) has an operand of type "
                         f"{type(x).__name__}, which placer does not support")
 
-    def emit(self, kind: OpKind, inputs: list[str], type: TensorType, attrs: object | None = None, *,
+    def emit(self, kind: OpKind, inputs: list[str], type: TensorType, attrs: Attrs | None = None, *,
              hint: str | None = None) -> str:
         """One node; without ``hint`` it is the fx node's own result and takes its name."""
         out = self.name if hint is None else self._fresh(hint)
@@ -544,7 +545,7 @@ class _Lowerer:
         return out
 
     def emit_multi(self, kind: OpKind, inputs: list[str], types: list[TensorType],
-                   attrs: object | None = None, *, hint: str | None = None) -> tuple[str, ...]:
+                   attrs: Attrs | None = None, *, hint: str | None = None) -> tuple[str, ...]:
         base = self.name if hint is None else self._fresh(hint)
         outs = [f"{base}.{i}" for i in range(len(types))]
         self.builder.op(kind, inputs, attrs, outputs=outs, name=base, scope=self.scope)
@@ -585,7 +586,7 @@ class _Lowerer:
         from placer.frontends.torch_ops import INLINE_FILL_LIMIT
 
         if t.is_static and isinstance(t.numel, int) and t.numel <= INLINE_FILL_LIMIT:
-            return self.const(np.full(tuple(int(d) for d in t.shape), value), t.dtype)
+            return self.const(np.full(t.static_shape, value), t.dtype)
         return self.emit(OpKind.CONSTANT_OF_SHAPE, [self.shape_value(t.shape)], t,
                          constant_of_shape_attrs(value, t.dtype), hint=None if name else "fill")
 
@@ -630,6 +631,7 @@ class _Lowerer:
     def shape_value(self, dims: tuple[Dim, ...]) -> str:
         """A 1-D i64 tensor holding ``dims``; static runs become one constant."""
         if all(isinstance(d, int) for d in dims):
+            # The ignore below: all ints (the all(...) above); mypy does not narrow through all().
             return self.ints([int(d) for d in dims])  # type: ignore[arg-type]
         parts: list[str] = []
         run: list[int] = []
@@ -652,6 +654,7 @@ class _Lowerer:
         """Reshape's shape input: the first symbolic dim becomes -1, so the rule can divide."""
         first = next((i for i, d in enumerate(shape) if not isinstance(d, int)), None)
         if first is None:
+            # The ignore below: all ints (first is None); mypy does not narrow through next(...).
             return self.ints([int(d) for d in shape])  # type: ignore[arg-type]
         return self.shape_value(tuple(-1 if i == first else d for i, d in enumerate(shape)))
 

@@ -82,7 +82,8 @@ def explain_infeasible(problem: Problem, sram_bytes: int, reserve: float) -> str
 def _explain_floor(p: Problem, largest: str, fit: str) -> str:
     free = dataclasses.replace(p, max_tpot_ticks=None, objective=Objective.MIN_LATENCY)
     found = solve_contiguous(free, 1) if p.n <= 4096 else None
-    floor_tps = 1 / (p.max_tpot_ticks * TICK_S) if p.max_tpot_ticks else math.inf
+    tpot_s = p.max_tpot_ticks * TICK_S if p.max_tpot_ticks else 0.0
+    floor_tps = 1 / tpot_s if tpot_s else math.inf
     if found is None:
         return f"infeasible: no placement meets --min-tokens-per-s-per-user {floor_tps:.4g}; {largest}; {fit}"
     ev = found[1]
@@ -95,7 +96,7 @@ def _explain_floor(p: Problem, largest: str, fit: str) -> str:
     }
     name = max(terms, key=lambda k: terms[k])
     return (f"infeasible: the per-user floor of {floor_tps:.4g} tokens/s needs <= "
-            f"{p.max_tpot_ticks * TICK_S:.4g} s per token but the best placement takes "
+            f"{tpot_s:.4g} s per token but the best placement takes "
             f"{ev.tpot * TICK_S:.4g} s, dominated by {name} ({terms[name] * TICK_S:.4g} s); {largest}; "
             f"{fit}; lower --min-tokens-per-s-per-user" + (" or raise the target's "
             "io_bandwidth_bytes_per_s (--set)" if name.startswith("I/O") else ""))

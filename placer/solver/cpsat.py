@@ -121,52 +121,52 @@ def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | 
     if domains is None:
         return CpResult("INFEASIBLE", None, None, None, 0.0)
     model = cp_model.CpModel()
-    one = model.NewConstant(1)
-    zero = model.NewConstant(0)
+    one = model.new_constant(1)
+    zero = model.new_constant(0)
     y: list[list[cp_model.IntVar]] = []
     for u, (lo, hi) in enumerate(domains):
-        row = [one if w <= lo else zero if w > hi else model.NewBoolVar(f"y{u}_{w}") for w in range(K + 1)]
+        row = [one if w <= lo else zero if w > hi else model.new_bool_var(f"y{u}_{w}") for w in range(K + 1)]
         row[K] = zero
         for w in range(lo + 1, hi):
-            model.AddImplication(row[w + 1], row[w])
+            model.add_implication(row[w + 1], row[w])
         y.append(row)
     for e in p.edges:
         lo, hi = domains[e.dst][0], domains[e.src][1]
         for w in range(lo + 1, hi + 1):
-            model.AddImplication(y[e.src][w], y[e.dst][w])
+            model.add_implication(y[e.src][w], y[e.dst][w])
     succs = {e.src for e in p.edges}
     sinks = [u for u in range(p.n) if u not in succs]
-    used = [one] + [model.NewBoolVar(f"used{w}") for w in range(1, K)] + [zero]
+    used = [one] + [model.new_bool_var(f"used{w}") for w in range(1, K)] + [zero]
     sizes = p.sizes(resident)
-    stage_max = model.NewIntVar(0, p.total_ticks, "max_stage")
+    stage_max = model.new_int_var(0, p.total_ticks, "max_stage")
     for w in range(K):
         if w >= 1:  # used[] is monotone because y[] is
-            model.AddMaxEquality(used[w], [y[s][w] for s in sinks])
+            model.add_max_equality(used[w], [y[s][w] for s in sinks])
         members = [u for u in range(p.n) if domains[u][0] <= w <= domains[u][1]]
         on = {u: y[u][w] - y[u][w + 1] for u in members}
         acts = {p.act_bytes[u] for u in members}
         if len(acts) <= 1:  # one buffer size: a used wafer pays it
             buffer = max(acts, default=0) * used[w]
         else:
-            buffer = model.NewIntVar(0, max(acts), f"buffer{w}")
+            buffer = model.new_int_var(0, max(acts), f"buffer{w}")
             for u in members:
                 if p.act_bytes[u] > min(acts):
-                    model.Add(buffer >= p.act_bytes[u] * on[u])
-            model.Add(buffer >= min(acts) * used[w])
-        model.Add(f.wafer_bytes(sum(p.weight_bytes[u] * on[u] for u in members),
+                    model.add(buffer >= p.act_bytes[u] * on[u])
+            model.add(buffer >= min(acts) * used[w])
+        model.add(f.wafer_bytes(sum(p.weight_bytes[u] * on[u] for u in members),
                                 sum(p.kv_bytes[u] * on[u] for u in members), resident, buffer)
                   <= p.capacity * used[w])
-        model.Add(sum(p.ticks[u] * on[u] for u in members) <= stage_max)
-        model.Add(sum(on[u] for u in members) >= 1).OnlyEnforceIf(used[w])  # used[0] is constant 1
+        model.add(sum(p.ticks[u] * on[u] for u in members) <= stage_max)
+        model.add(sum(on[u] for u in members) >= 1).only_enforce_if(used[w])  # used[0] is constant 1
     if p.min_wafers > 1:
         for w in range(min(p.min_wafers, K)):
-            model.Add(used[w] == 1)
+            model.add(used[w] == 1)
     lower = max(p.min_wafers, math.ceil(sum(sizes) / p.capacity)) if p.capacity > 0 else K
-    n_used = model.NewIntVar(min(lower, K), K, "wafers")
-    model.Add(n_used == sum(used[:K]))
+    n_used = model.new_int_var(min(lower, K), K, "wafers")
+    model.add(n_used == sum(used[:K]))
     exactly = [used[k - 1] - used[k] for k in range(1, K + 1)]  # 1 iff exactly k wafers
     for k in range(1, K + 1):
-        model.Add(stage_max >= math.ceil(p.total_ticks / k) * exactly[k - 1])
+        model.add(stage_max >= math.ceil(p.total_ticks / k) * exactly[k - 1])
     need_time = p.objective is not Objective.MIN_WAFERS or p.max_tpot_ticks is not None
     tpot = None
     if need_time:
@@ -174,47 +174,47 @@ def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | 
         for b in range(K - 1):
             terms = [e.ticks * (y[e.dst][b + 1] - y[e.src][b + 1]) for e in p.edges if e.ticks
                      and domains[e.src][0] <= b < domains[e.dst][1]]
-            bvar = model.NewIntVar(0, sum(e.ticks for e in p.edges), f"io{b}")
-            model.Add(bvar == sum(terms))
+            bvar = model.new_int_var(0, sum(e.ticks for e in p.edges), f"io{b}")
+            model.add(bvar == sum(terms))
             boundaries.append(bvar)
         upper = m_flight * (p.total_ticks + sum(e.ticks for e in p.edges)) + p.total_ticks + \
             K * p.hop_ticks + sum(e.ticks for e in p.edges) * K
         if p.max_tpot_ticks is not None:
             upper = min(upper, p.max_tpot_ticks)
-        tpot = model.NewIntVar(0, max(0, upper), "tpot")
+        tpot = model.new_int_var(0, max(0, upper), "tpot")
         # T >= every term of formulas.tpot; the busiest boundary's term, one per boundary
         trip = f.round_trip(p.total_ticks, sum(boundaries), n_used, p.hop_ticks, p.host_ticks)
         for name, term in f.tpot_terms(trip, stage_max, 0, m_flight):
             if name != "io":
-                model.Add(tpot >= term)
+                model.add(tpot >= term)
         for bvar in boundaries:
-            model.Add(tpot >= dict(f.tpot_terms(trip, stage_max, bvar, m_flight))["io"])
+            model.add(tpot >= dict(f.tpot_terms(trip, stage_max, bvar, m_flight))["io"])
         for k in range(1, K + 1):
-            model.Add(tpot >= m_flight * math.ceil(p.total_ticks / k) * exactly[k - 1])
+            model.add(tpot >= m_flight * math.ceil(p.total_ticks / k) * exactly[k - 1])
     if p.objective is Objective.MIN_WAFERS:
-        model.Minimize(n_used * (p.total_ticks + 1) + stage_max)
+        model.minimize(n_used * (p.total_ticks + 1) + stage_max)
     elif p.objective is Objective.MIN_COST:
         assert tpot is not None
-        wafer_ticks = model.NewIntVar(0, K * max(0, upper), "wafer_ticks")
-        model.AddMultiplicationEquality(wafer_ticks, [n_used, tpot])
-        model.Minimize(wafer_ticks * (p.max_wafers + 1) + n_used)
+        wafer_ticks = model.new_int_var(0, K * max(0, upper), "wafer_ticks")
+        model.add_multiplication_equality(wafer_ticks, [n_used, tpot])
+        model.minimize(wafer_ticks * (p.max_wafers + 1) + n_used)
     else:
         assert tpot is not None
-        model.Minimize(tpot * (p.max_wafers + 1) + n_used)
+        model.minimize(tpot * (p.max_wafers + 1) + n_used)
     if hint is not None and max(hint) < K:
         for u, w_u in enumerate(hint):
             for w in range(1, K):
                 if y[u][w] is not one and y[u][w] is not zero:
-                    model.AddHint(y[u][w], 1 if w_u >= w else 0)
+                    model.add_hint(y[u][w], 1 if w_u >= w else 0)
         n_hint = max(hint) + 1
         for w in range(1, K):
-            model.AddHint(used[w], 1 if w < n_hint else 0)
+            model.add_hint(used[w], 1 if w < n_hint else 0)
     solver = cp_model.CpSolver()
     solver_parameters(solver, time_limit_s, seed)
-    status = solver.Solve(model)
-    name = solver.StatusName(status)
+    status = solver.solve(model)
+    name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return CpResult(name, None, None, None, solver.deterministic_time)
-    assignment = tuple(sum(solver.Value(y[u][w]) for w in range(1, K)) for u in range(p.n))
-    return CpResult(name, assignment, round(solver.ObjectiveValue()), math.ceil(solver.BestObjectiveBound()
+    assignment = tuple(sum(solver.value(y[u][w]) for w in range(1, K)) for u in range(p.n))
+    return CpResult(name, assignment, round(solver.objective_value), math.ceil(solver.best_objective_bound
                     - 1e-6), solver.deterministic_time)

@@ -209,9 +209,10 @@ def fill_first_fit(problem: Problem, resident: int, wafers: int | None = None) -
         buffer = max(buffer, p.act_bytes[u])
     want = wafers if wafers is not None else p.min_wafers
     while max(assignment, default=-1) + 1 < want:
-        assignment = _split_largest(assignment, set(pin))
-        if assignment is None:
+        split = _split_largest(assignment, set(pin))
+        if split is None:
             return None
+        assignment = split
     return assignment
 
 

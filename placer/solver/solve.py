@@ -69,7 +69,7 @@ def _hint(problem: Problem, resident: int) -> tuple[list[int], Evaluation, bool]
             return None
     best: tuple[list[int], Evaluation, bool] | None = None
     fill = fill_first_fit(problem, resident)
-    candidates = [fill] if fill is not None else []
+    candidates: list[list[int] | None] = [fill] if fill is not None else []
     # the baselines' splits too, so that CP-SAT starts no worse than any of them
     top = problem.max_wafers
     if fill is not None and problem.objective is Objective.MIN_WAFERS:
@@ -156,10 +156,10 @@ def solve(problem: Problem, method: str = "cp-sat", time_limit_s: float = 10.0, 
     """Solve with ``method`` (one of ``SOLVERS``); infeasibility is a Solution, not an error."""
     start = time.perf_counter()
     if method in BASELINES:
-        assignment, ev = run_baseline(problem, method)
-        status = "FEASIBLE" if assignment is not None else "INFEASIBLE"
-        return Solution(method, status, None if assignment is None else tuple(assignment), ev,
-                        ev.objective if assignment else None, None, time.perf_counter() - start)
+        base, base_ev = run_baseline(problem, method)
+        status = "FEASIBLE" if base is not None else "INFEASIBLE"
+        return Solution(method, status, None if base is None else tuple(base), base_ev,
+                        base_ev.objective if base else None, None, time.perf_counter() - start)
     if method not in SOLVERS:
         raise ValueError(method)
     top = _max_resident(problem, method, time_limit_s, seed)
