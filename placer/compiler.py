@@ -89,7 +89,8 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
     tgt = opts.load_target()
     opts = opts.resolve(tgt)
     workload = opts.workload
-    cost, name, sha, structure_warning = _cost_of(model, tgt, workload, opts.granularity.value)
+    cost, name, sha, structure_warning, export_warnings = _cost_of(model, tgt, workload,
+                                                                   opts.granularity.value)
     pins = resolve_pins(opts.deployment.pins, [u.name for u in cost.units])
     method, limit, seed = opts.solver.method.value, opts.solver.time_limit_s, opts.solver.seed
     problem, solution, layouts = _partition_and_lay_out(cost, tgt, opts, pins)
@@ -97,7 +98,8 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
         if opts.output.compare else ()
     provenance = Provenance(__version__, name, opts)
     plan = build_plan(cost, tgt, workload, problem, solution, ModelInfo(name, sha, cost.parameters,
-                      cost.weight_bytes, len(cost.units), structure_warning), provenance, layouts)
+                      cost.weight_bytes, len(cost.units), structure_warning, export_warnings),
+                      provenance, layouts)
     pictures = tuple((w, floorplan_svg(x.floorplan.problem, x.floorplan.floorplan,
                                        f"{name}: wafer {w} of {tgt.name}", tgt.clock_hz))
                      for w, x in enumerate(layouts) if x.floorplan is not None)
@@ -188,9 +190,9 @@ def wafer_layouts(cost: ModelCost, target: Target, opts: CompileOptions,
 
 
 def _cost_of(model: Any, target: Target, workload: Workload,
-             granularity: str) -> tuple[ModelCost, str, str, str]:
+             granularity: str) -> tuple[ModelCost, str, str, str, tuple[str, ...]]:
     if isinstance(model, ModelCost):
-        return model, model.model, hashlib.sha256(repr(model).encode()).hexdigest(), ""
+        return model, model.model, hashlib.sha256(repr(model).encode()).hexdigest(), "", ()
     from placer.pipeline import load_model
 
     loaded = load_model(model, granularity=granularity)
@@ -200,7 +202,8 @@ def _cost_of(model: Any, target: Target, workload: Workload,
         raise UserError("cost model not available in this build (placer.cost_model); "
                         "pass a ModelCost") from None
     cost = annotate_costs(loaded.graph, target, workload)
-    return cost, loaded.name, loaded.sha256, loaded.structure_warning
+    return cost, loaded.name, loaded.sha256, loaded.structure_warning, \
+        tuple(f.message for f in loaded.export_findings)
 
 
 def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Problem, solution: Solution,

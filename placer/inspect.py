@@ -27,6 +27,7 @@ class Inspection:
     cost: ModelCost
     options: dict[str, Any] = field(default_factory=dict)
     structure_warning: str = ""  # why grouping found fewer layers than the graph has
+    export_findings: tuple[Any, ...] = ()  # placer.frontends.onnx_warnings.Finding
 
 
 def inspect_model(model: Any, *, target: Target | str = "wse3", workload: Workload | None = None,
@@ -46,7 +47,7 @@ def inspect_model(model: Any, *, target: Target | str = "wse3", workload: Worklo
     loaded = load_model(model, granularity=granularity, unit_overrides=unit_overrides)
     cost = annotate_costs(loaded.graph, target, workload)
     return Inspection(loaded.name, target, workload, granularity, cost,
-                      structure_warning=loaded.structure_warning)
+                      structure_warning=loaded.structure_warning, export_findings=loaded.export_findings)
 
 
 def parse_workload(*, context: str | int = 8192, weights_dtype: str = "native",
@@ -139,6 +140,7 @@ def inspection_to_dict(result: Inspection) -> dict[str, Any]:
             "decode_flops_per_token": sum(u.decode.flops for u in cost.units),
         },
         "structure_warning": result.structure_warning or None,
+        "export_warnings": [f.to_dict() for f in result.export_findings],
     }
 
 

@@ -26,6 +26,9 @@ class LoadedModel:
     name: str
     sha256: str
     structure_warning: str = ""  # why grouping found fewer layers than the graph has ("" if none)
+    # odd exports whose numbers would mislead (placer.frontends.onnx_warnings): static token
+    # dims, one stored tensor serving several parameters
+    export_findings: tuple[Any, ...] = ()
 
 
 PathArg = str | os.PathLike[str]
@@ -68,13 +71,17 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
         from placer.ir.passes.group_units import grouping_shortfall
 
         reason = "" if overrides else grouping_shortfall(graph)
+        from placer.frontends.onnx_warnings import odd_export_findings, warn_findings
+
+        findings = tuple(odd_export_findings(graph, name))
     if reason:
         import warnings
 
         from placer._warnings import PlacerWarning
 
         warnings.warn(f"{name}: {reason}", PlacerWarning, stacklevel=2)
-    return LoadedModel(graph, name, sha, reason)
+    warn_findings(findings)
+    return LoadedModel(graph, name, sha, reason, findings)
 
 
 def _import(model: Any) -> tuple[Graph, str, str]:

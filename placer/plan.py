@@ -28,6 +28,7 @@ class ModelInfo:
     weight_bytes: int
     units: int
     structure_warning: str = ""  # why grouping found fewer layers than the model has (omitted if none)
+    export_warnings: tuple[str, ...] = ()  # odd-export findings (omitted if none)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ class Plan:
                 del w["interval_seconds"]
         if self.layout is None:
             del out["layout"], out["floorplan"]
+        if not self.model.export_warnings:
+            del out["model"]["export_warnings"]
         out["provenance"] = _encode(self.provenance.to_dict())
         out["target"] = _encode(self.target.to_dict())
         out["workload"] = _encode(self.workload.to_dict())
@@ -165,7 +168,7 @@ class Plan:
         w = d["workload"]
         return Plan(
             schema_version=d["schema_version"],
-            model=ModelInfo(**d["model"]),
+            model=ModelInfo(**{**d["model"], "export_warnings": tuple(d["model"].get("export_warnings", ()))}),
             target=Target(**d["target"]),
             workload=Workload.from_dict(w),
             objective=d["objective"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import warnings
 from typing import NoReturn
 
 import click
@@ -33,6 +34,20 @@ _COMMANDS = [
 ]
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    """placer's own warnings as one line on stderr (``placer: warning: ...``); others as Python
+    prints them."""
+    from placer._warnings import PlacerWarning
+
+    if issubclass(category, PlacerWarning):
+        click.echo(f"placer: warning: {' '.join(str(message).split())}", err=True)
+    else:
+        _DEFAULT_SHOW(message, category, filename, lineno, file, line)
+
+
+_DEFAULT_SHOW = warnings.showwarning
+
+
 def _fail(message: str, code: int, as_json: bool) -> NoReturn:
     """One line on stderr; with --json also ``{"error", "exit"}`` on stdout. Exits."""
     click.echo(f"placer: error: {message}", err=True)
@@ -46,6 +61,7 @@ class _Group(click.Group):
              standalone_mode=True, **extra):
         """click's own usage errors (a bad option value, a missing argument) as one line too."""
         self.as_json = "--json" in (sys.argv[1:] if args is None else list(args))
+        shown, warnings.showwarning = warnings.showwarning, _show_warning
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.UsageError as err:
@@ -56,6 +72,8 @@ class _Group(click.Group):
             sys.exit(1)
         except click.exceptions.ClickException as err:
             _fail(" ".join(err.format_message().split()), err.exit_code, self.as_json)
+        finally:
+            warnings.showwarning = shown
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
