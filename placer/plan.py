@@ -168,7 +168,8 @@ class Plan:
         w = d["workload"]
         return Plan(
             schema_version=d["schema_version"],
-            model=ModelInfo(**{**d["model"], "export_warnings": tuple(d["model"].get("export_warnings", ()))}),
+            model=ModelInfo(**{**d["model"],
+                               "export_warnings": tuple(d["model"].get("export_warnings", ()))}),
             target=Target(**d["target"]),
             workload=Workload.from_dict(w),
             objective=d["objective"],
