@@ -91,6 +91,8 @@ def test_json_outputs_list_the_findings(tmp_path):
     assert r.exit_code == 0, r.output
     plan = json.loads(r.stdout)
     assert len(plan["model"]["export_warnings"]) == 1
+    text = (out / "plan.json").read_text()
+    assert placer.Plan.from_json(text).to_json() == text  # read back exactly
     clean = _model(tmp_path / "clean.onnx")
     r = CliRunner().invoke(cli, ["compile", clean, "--target", "wse-mini", "--context", "0", "-o",
                                  str(tmp_path / "c"), "--json"])
