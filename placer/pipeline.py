@@ -73,7 +73,8 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
         reason = "" if overrides else grouping_shortfall(graph)
         from placer.frontends.onnx_warnings import odd_export_findings, warn_findings
 
-        findings = tuple(odd_export_findings(graph, name))
+        # exporter oddities concern ONNX files only (a config or a torch module has neither)
+        findings = tuple(odd_export_findings(graph, name)) if _is_onnx(model) else ()
     if reason:
         import warnings
 
@@ -82,6 +83,13 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
         warnings.warn(f"{name}: {reason}", PlacerWarning, stacklevel=2)
     warn_findings(findings)
     return LoadedModel(graph, name, sha, reason, findings)
+
+
+def _is_onnx(model: Any) -> bool:
+    """Whether ``model`` is read by the ONNX frontend (a ModelProto, or a file that is not JSON)."""
+    if type(model).__name__ == "ModelProto":
+        return True
+    return isinstance(model, (str, os.PathLike)) and Path(model).is_file() and Path(model).suffix != ".json"
 
 
 def _import(model: Any) -> tuple[Graph, str, str]:
