@@ -51,7 +51,7 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
     if granularity not in GRANULARITIES:
         raise UserError(f"option --granularity: expected one of {', '.join(GRANULARITIES)}, "
                         f"got {granularity!r}")
-    graph, name, sha = _import(model)
+    graph, name, sha, from_onnx_file = _import(model)
     from placer.ir.passes.find_kv_caches import FindKVCaches
     from placer.ir.passes.group_units import GroupUnits, UnitOverrideError, paused_gc
     from placer.unit_overrides import load_unit_overrides
@@ -74,7 +74,7 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
         from placer.frontends.onnx_warnings import odd_export_findings, warn_findings
 
         # exporter oddities concern ONNX files only (a config or a torch module has neither)
-        findings = tuple(odd_export_findings(graph, name)) if _is_onnx(model) else ()
+        findings = tuple(odd_export_findings(graph, name)) if from_onnx_file else ()
     if reason:
         import warnings
 
@@ -85,14 +85,8 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
     return LoadedModel(graph, name, sha, reason, findings)
 
 
-def _is_onnx(model: Any) -> bool:
-    """Whether ``model`` is read by the ONNX frontend (a ModelProto, or a file that is not JSON)."""
-    if type(model).__name__ == "ModelProto":
-        return True
-    return isinstance(model, (str, os.PathLike)) and Path(model).is_file() and Path(model).suffix != ".json"
-
-
-def _import(model: Any) -> tuple[Graph, str, str]:
+def _import(model: Any) -> tuple[Graph, str, str, bool]:
+    """The graph, its name and sha256, and whether the ONNX frontend read it."""
     import hashlib
 
     if isinstance(model, Graph):
@@ -109,18 +103,18 @@ def _import(model: Any) -> tuple[Graph, str, str]:
                 model = infer_shapes(model)
             except ShapeError as e:
                 raise UserError(f"{model.name}: {e}") from None
-        return model, model.name, sha
+        return model, model.name, sha, False
     if isinstance(model, dict):
         from placer.frontends.hf_config import from_config
 
         text = json.dumps(model, sort_keys=True)
         return from_config(model), str(model.get("_name_or_path") or model.get("model_type", "config")), \
-            hashlib.sha256(text.encode()).hexdigest()
+            hashlib.sha256(text.encode()).hexdigest(), False
     if type(model).__name__ == "ModelProto":
         from placer.frontends.onnx import from_onnx
 
         return from_onnx(model), model.graph.name or "model", \
-            hashlib.sha256(model.SerializeToString()).hexdigest()
+            hashlib.sha256(model.SerializeToString()).hexdigest(), True
     if not isinstance(model, (str, os.PathLike)):
         raise UserError("MODEL must be a path, a zoo name, a config dict or a Graph, "
                         f"got {type(model).__name__}")
@@ -135,10 +129,10 @@ def _import(model: Any) -> tuple[Graph, str, str]:
             from placer.frontends.hf_config import from_config
 
             return from_config(str(path)), path.parent.name if path.name == "config.json" else path.stem, \
-                _sha256_file(path)
+                _sha256_file(path), False
         from placer.frontends.onnx import from_onnx
 
-        return from_onnx(str(path)), path.stem, _sha256_file(path)
+        return from_onnx(str(path)), path.stem, _sha256_file(path), True
     from placer.zoo import ZOO_MODELS, load_zoo_config
 
     if str(model) in ZOO_MODELS:
@@ -146,7 +140,8 @@ def _import(model: Any) -> tuple[Graph, str, str]:
 
         config = load_zoo_config(str(model))
         text = json.dumps(config, sort_keys=True)
-        return from_config(config, name=str(model)), str(model), hashlib.sha256(text.encode()).hexdigest()
+        return from_config(config, name=str(model)), str(model), \
+            hashlib.sha256(text.encode()).hexdigest(), False
     raise UserError(f"MODEL {str(model)!r} is not a file, a folder with config.json, or a zoo name "
                     "(run `placer zoo` to list them)")
 
