@@ -7,6 +7,17 @@ of wafers that exchanges data in a step pays the link latency once plus bytes / 
 (one I/O hop per wafer boundary per token). Values named in ``resident`` (the KV cache) stay
 on their wafer between steps and never cross the link. Wafers form a chain (pipeline): data
 skipping a wafer is relayed through it and loads every boundary it crosses.
+
+Regions (``--layout regions``): a unit given a rectangle in ``regions`` runs on that rectangle
+of its wafer (``Wafer.region``; its weights are tiled over the rectangle and its KV tiles kept
+there, both in the rectangle's window of the wafer's SRAM ledger). An activation produced on
+one rectangle and read on another of the same wafer is routed between their centres over the
+fabric (``Wafer.route``: hops and link bytes counted). A wafer's time in a step is then the
+finish of its last node when each node starts as soon as its rectangle is free and its inputs
+have arrived: rectangles with no data between them overlap, and a chain of rectangles takes
+the sum of their steps and routes (the spatial pipeline of ``placer.perf.regions`` for one
+token). On a whole-layout wafer every node runs on the full grid one after the other, and its
+time is the sum of its kernels' cycles.
 """
 
 from __future__ import annotations
@@ -88,21 +99,30 @@ class MeshExecutor:
         io: the inter-wafer link.
         weights: values of weights without inline data.
         weight_dtypes: storage dtype per weight name (default: the graph's weight dtype).
+        regions: unit name -> ``(row, col, rows, cols)``, the rectangle of its wafer's PEs it
+            runs on (top-left PE, height, width); units not named use the whole grid.
+
+    Raises:
+        ValueError: a rectangle leaves the grid.
     """
 
     def __init__(self, graph: Graph, spec: MeshSpec, *, wafer_of_unit: Mapping[str, int] | None = None,
                  io: IoLink | None = None, weights: Mapping[str, np.ndarray] | None = None,
-                 weight_dtypes: Mapping[str, DType] | None = None) -> None:
+                 weight_dtypes: Mapping[str, DType] | None = None,
+                 regions: Mapping[str, tuple[int, int, int, int]] | None = None) -> None:
         self.graph, self.spec = graph, spec
         self.io = io or IoLink(150e9, 5e-6)
         units = dict(wafer_of_unit or {})
         self.node_wafer = self._assign_nodes(graph, units)
-        self.expert_gathers = experts.find_expert_gathers(graph, self.node_wafer)
         self.views: dict[str, experts.ExpertView] = {}
         count = max([0, *units.values(), *self.node_wafer.values()]) + 1
         self.observer = StatsObserver()
         self.step_observer = StatsObserver()
         self.wafers = [Wafer(spec, f"wafer{i}", [self.observer, self.step_observer]) for i in range(count)]
+        self.node_grid = self._assign_grids(graph, regions or {})
+        # Resident expert tiles serve a selection whose MatMuls run on the same grid.
+        grid_ids = {n: id(g) for n, g in self.node_grid.items()}
+        self.expert_gathers = experts.find_expert_gathers(graph, grid_ids)
         values = weight_values(graph, weights)
         stored = weight_dtypes or {}
         self.weights = {k: storage_array(to_compute(v), stored.get(k, graph.weights[k].type.dtype))
@@ -124,29 +144,51 @@ class MeshExecutor:
                 where[o] = w
         return node_wafer
 
-    def _place_weights(self, dtypes: Mapping[str, DType]) -> None:
-        """Tile every weight onto each wafer that reads it and enter it in that wafer's ledger."""
-        for node in self.graph.nodes:
+    def _assign_grids(self, graph: Graph,
+                      regions: Mapping[str, tuple[int, int, int, int]]) -> dict[str, Wafer]:
+        """The grid each node runs on: its unit's rectangle, else the grid of the input it
+        follows to its wafer (ungrouped nodes), else its wafer's whole grid."""
+        grid_of: dict[str, Wafer] = {}
+        out: dict[str, Wafer] = {}
+        for node in graph.nodes:
             wafer = self.wafers[self.node_wafer[node.name]]
+            if node.unit in regions:
+                grid = wafer.region(*regions[node.unit])
+            elif node.unit:
+                grid = wafer
+            else:
+                near = [grid_of[v] for v in node.inputs if v in grid_of and grid_of[v].name == wafer.name]
+                grid = near[-1] if near else wafer
+            out[node.name] = grid
+            for o in node.outputs:
+                grid_of[o] = grid
+        return out
+
+    def _place_weights(self, dtypes: Mapping[str, DType]) -> None:
+        """Tile every weight onto each grid (wafer or rectangle) that reads it and enter it in
+        that grid's ledger."""
+        for node in self.graph.nodes:
+            wafer = self.node_grid[node.name]
             for pos, name in enumerate(node.inputs):
                 if name not in self.weights:
                     continue
                 w = self.graph.weights[name]
                 dtype = dtypes.get(name, w.type.dtype)
                 data = self.weights[name]
-                key, tiles = self._layout(node, pos, name, data)
+                key, tiles = self._layout(node, pos, name, data, wafer.spec)
                 if key in wafer.resident:
                     continue
                 wafer.resident[key] = tiles
                 if tiles is not None and tiles.ndim == 5:
                     per_pe = ceil_div(int(np.prod(tiles.shape[2:])) * dtype.bits, 8)
                 else:
-                    per_pe = ceil_div(ceil_div(data.size, self.spec.pes) * dtype.bits, 8)
+                    per_pe = ceil_div(ceil_div(data.size, wafer.spec.pes) * dtype.bits, 8)
                 with wafer.kernel("place-weights"):
                     wafer.ledger.allocate(f"weight:{name}", per_pe)
 
-    def _layout(self, node: Node, pos: int, name: str, data: np.ndarray) -> tuple[object, np.ndarray | None]:
-        R, C = self.spec.rows, self.spec.cols
+    def _layout(self, node: Node, pos: int, name: str, data: np.ndarray,
+                spec: MeshSpec) -> tuple[object, np.ndarray | None]:
+        R, C = spec.rows, spec.cols
         if pos == 1 and data.ndim == 2 and node.op in (OpKind.MATMUL, OpKind.GEMM):
             trans = node.op is OpKind.GEMM and node.attrs_as(GemmAttrs).trans_b
             mat = data.T if trans else data
@@ -167,29 +209,55 @@ class MeshExecutor:
         sequences): weight MatMuls run as B-row GEMVs, whose collectives are paid once."""
         self.step_observer.reset()
         for wafer in self.wafers:
-            wafer.decode = decode
-            wafer.broadcast_inputs = set()
+            for grid in (wafer, *wafer.regions):
+                grid.decode = decode
+                grid.broadcast_inputs = set()
         self.location = {name: (resident or {}).get(name, 0) for name in self.graph.inputs}
         stats = StepStats(clock_hz=self.spec.clock_hz)
         self._crossings: dict[tuple[int, int], int] = {}
         self.views = {}
         moved: set[tuple[str, int]] = set()
+        # Timing within each wafer (cycles from the start of its step): when each value is
+        # ready on its grid, when each grid is free, when it has arrived on another grid.
+        ready: dict[str, int] = {}
+        grid_of: dict[str, Wafer] = {}
+        free: dict[int, int] = {}
+        arrived: dict[tuple[str, int], int] = {}
+        finish: dict[int, int] = {}
 
         def execute(node: Node, args: list) -> tuple:
             w = self.node_wafer[node.name]
-            for v in node.inputs:
+            grid = self.node_grid[node.name]
+            start = free.get(id(grid), 0)
+            for pos, v in enumerate(node.inputs):
+                if not v or v in self.weights:
+                    continue
                 src = self.location.get(v, w)
-                if v and v not in self.weights and src != w and (v, w) not in moved:
-                    moved.add((v, w))
-                    arr = np.asarray(args[node.inputs.index(v)])
-                    self._crossings[(src, w)] = self._crossings.get((src, w), 0) + arr.nbytes
-            wafer = self.wafers[w]
-            before = wafer.cycles
-            out = self._execute(wafer, node, args)
+                if src != w:  # from another wafer: over the I/O link (below), there at the start
+                    if (v, w) not in moved:
+                        moved.add((v, w))
+                        nbytes = np.asarray(args[pos]).nbytes
+                        self._crossings[(src, w)] = self._crossings.get((src, w), 0) + nbytes
+                    continue
+                t = ready.get(v, 0)
+                origin = grid_of.get(v)
+                if origin is not None and origin is not grid:
+                    key = (v, id(grid))
+                    if key not in arrived:
+                        arrived[key] = t + self.wafers[w].route(np.asarray(args[pos]).nbytes, origin, grid)
+                    t = arrived[key]
+                start = max(start, t)
+            before = grid.cycles
+            out = self._execute(grid, node, args)
+            spent = grid.cycles - before
             unit = node.unit or ""
-            stats.unit_cycles[unit] = stats.unit_cycles.get(unit, 0) + wafer.cycles - before
+            stats.unit_cycles[unit] = stats.unit_cycles.get(unit, 0) + spent
+            free[id(grid)] = end = start + spent
+            finish[w] = max(finish.get(w, 0), end)
             for o in node.outputs:
                 self.location[o] = w
+                ready[o] = end
+                grid_of[o] = grid
             return out
 
         weights = {k: to_compute(v) for k, v in self.weights.items()}
@@ -204,20 +272,24 @@ class MeshExecutor:
             stats.io_hops += 1
             stats.io_bytes += nbytes
             stats.io_seconds += self.io.seconds(nbytes)
-        for name in keep:
-            wafer = self.wafers[self.location.get(name, 0)]
+        for name in keep:  # KV tiles stay on the grid (rectangle) that produced them
+            grid = grid_of.get(name, self.wafers[self.location.get(name, 0)])
             arr = outputs[name]
-            wafer.ledger.allocate(f"kv:{name}", per_pe_bytes(arr.size, arr.dtype.itemsize, self.spec.pes))
+            grid.ledger.allocate(f"kv:{name}", per_pe_bytes(arr.size, arr.dtype.itemsize, grid.spec.pes))
         for wafer_name, s in self.step_observer.per_wafer().items():
             stats.cycles[wafer_name] = s.cycles
+        for w, wafer in enumerate(self.wafers):
+            if wafer.regions and wafer.name in stats.cycles:
+                stats.cycles[wafer.name] = finish.get(w, 0)
         return outputs, stats
 
     def release(self, names: Iterable[str]) -> None:
         """Free resident KV tiles (before the next step re-enters the grown cache)."""
         for wafer in self.wafers:
-            for name in names:
-                if wafer.ledger.holds(f"kv:{name}"):
-                    wafer.ledger.free(f"kv:{name}")
+            for grid in (wafer, *wafer.regions):
+                for name in names:
+                    if grid.ledger.holds(f"kv:{name}"):
+                        grid.ledger.free(f"kv:{name}")
 
     def _execute(self, wafer: Wafer, node: Node, args: list) -> tuple:
         if node.name in self.expert_gathers:

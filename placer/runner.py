@@ -6,6 +6,12 @@ the numpy mesh emulator (``placer.backends.executor``). Activations crossing waf
 an emulated I/O link with the target's bandwidth and latency; the KV cache (past inputs fed
 back from present outputs) stays on the wafer that produced it. The accounting (per wafer and
 per kernel) is printed beside the performance model's prediction for the same context.
+
+A plan laid out in regions (``layout`` regions or mixed, rectangles under ``floorplan``) runs
+each unit on its rectangle of its wafer's PEs (``MeshExecutor(regions=...)``); the prediction
+is then the floorplan's: each regions wafer's latency on those rectangles
+(``placer.floorplan.placed_seconds``) and each unit's step on its rectangle
+(``placer.floorplan.pricing.unit_seconds_on_rectangle``).
 """
 
 from __future__ import annotations
@@ -165,6 +171,33 @@ def _assignment(plan: Any) -> tuple[dict[str, Any], Any, str]:
     return dict(plan.assignment), plan.target, plan.provenance.options.granularity.value
 
 
+Rects = dict[str, tuple[int, int, int, int]]
+
+
+def _regions(plan: Any, assignment: Mapping[str, int], target: Any, source: str) -> Rects:
+    """unit -> (row, col, rows, cols) from a plan's ``floorplan``, checked against the plan's
+    assignment and the grid of the target it runs on.
+
+    Raises:
+        UserError: a rectangle on another wafer than its unit, or outside the grid.
+    """
+    rects: Rects = {}
+    for r in getattr(plan, "floorplan", ()):
+        if r.unit not in assignment:
+            raise UserError(f"{source}: floorplan names unit {r.unit!r}, which the model does not have; "
+                            "recompile the plan")
+        if r.wafer != assignment[r.unit]:
+            raise UserError(f"{source}: floorplan puts unit {r.unit!r} on wafer {r.wafer} but the assignment "
+                            f"on wafer {assignment[r.unit]}; recompile the plan")
+        if min(r.rows, r.cols) < 1 or min(r.row, r.col) < 0 or r.row + r.rows > target.mesh_rows \
+                or r.col + r.cols > target.mesh_cols:
+            raise UserError(f"{source}: floorplan rectangle of unit {r.unit!r} (row {r.row}, col {r.col}, "
+                            f"{r.rows} x {r.cols} PEs) is outside target {target.name!r}'s "
+                            f"{target.mesh_rows} x {target.mesh_cols} grid; recompile the plan for it")
+        rects[r.unit] = (r.row, r.col, r.rows, r.cols)
+    return rects
+
+
 def _weights_from_file(model: Any, graph: Graph) -> dict[str, np.ndarray]:
     """Values of weights that the frontend left without data (external data of an ONNX file)."""
     missing = [n for n, w in graph.weights.items() if w.data is None]
@@ -186,21 +219,42 @@ def _decode_cost(graph: Graph, target: Any, context: int, prompt: int) -> Any:
 
 
 def predicted_step_seconds(graph: Graph, target: Any, assignment: Mapping[str, int], context: int,
-                           prompt: int, batch: int = 1) -> float:
+                           prompt: int, batch: int = 1, regions: Rects | None = None) -> float:
     """The performance model's decode round trip of a micro-batch of ``batch`` sequences at
-    ``context`` tokens (``placer.perf.placement.predicted_round_trip``)."""
+    ``context`` tokens (``placer.perf.placement.predicted_round_trip``); wafers with units in
+    ``regions`` take their floorplan's latency (``placer.floorplan.placed_seconds``)."""
+    from placer.floorplan import placed_seconds
     from placer.perf.placement import predicted_round_trip
 
-    return predicted_round_trip(_decode_cost(graph, target, context, prompt), target, assignment, batch)
+    cost = _decode_cost(graph, target, context, prompt)
+    regions = regions or {}
+    wafer_seconds: dict[int, float] = {}
+    for w in sorted({assignment.get(u, 0) for u in regions}):
+        # One region per rectangle (units sharing one run in turn), in data-path order.
+        shared: dict[tuple[int, int, int, int], list[str]] = {}
+        for u in cost.units:
+            if u.name in regions and assignment.get(u.name, 0) == w:
+                shared.setdefault(regions[u.name], []).append(u.name)
+        rects = [(units, *rect) for rect, units in shared.items()]
+        wafer_seconds[w] = placed_seconds(cost, target, rects, context_tokens=context, batch=batch)[0]
+    return predicted_round_trip(cost, target, assignment, batch, wafer_seconds)
 
 
 def predicted_unit_seconds(graph: Graph, target: Any, context: int, prompt: int,
-                           batch: int = 1) -> dict[str, float]:
-    """The performance model's decode seconds per unit (``placer.perf.decode_seconds_by_unit``)."""
+                           batch: int = 1, regions: Rects | None = None) -> dict[str, float]:
+    """The performance model's decode seconds per unit (``placer.perf.decode_seconds_by_unit``);
+    a unit in ``regions`` on its rectangle (``pricing.unit_seconds_on_rectangle``)."""
+    from placer.floorplan.pricing import unit_seconds_on_rectangle
     from placer.perf import decode_seconds_by_unit
 
     cost = _decode_cost(graph, target, context, prompt)
-    return decode_seconds_by_unit(cost, target, batch) if batch != 1 else decode_seconds_by_unit(cost, target)
+    regions = regions or {}
+    out = decode_seconds_by_unit(cost, target, batch) if batch != 1 else decode_seconds_by_unit(cost, target)
+    for u in cost.units:
+        if u.name in regions:
+            rows, cols = regions[u.name][2:]
+            out[u.name] = unit_seconds_on_rectangle(u, target, rows, cols, batch)
+    return out
 
 
 def _model_batches() -> bool:
@@ -261,6 +315,7 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
                                        len(plan.wafers) if is_plan else None, target.wafers)
     target_changes = check_plan_provenance(plan.model.sha256 if is_plan else "", loaded.sha256,
                                            plan_target, target, source, overridden)
+    regions = _regions(plan, assignment, target, source)
     feeds, batch = _batched(load_inputs(inputs, graph), batch)
     pairs = kv_pairs(graph)
     if tokens > 0 and not pairs:
@@ -269,7 +324,7 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     try:
         executor = MeshExecutor(graph, MeshSpec.from_target(target), wafer_of_unit=assignment,
                                 io=IoLink(target.io_bandwidth_bytes_per_s, target.io_latency_s),
-                                weights=_weights_from_file(model, graph))
+                                weights=_weights_from_file(model, graph), regions=regions)
         outputs, prefill = executor.run(feeds, keep=[p for _, p in pairs])
         prefill_outputs = dict(outputs)
         decode_obs = StatsObserver()
@@ -295,7 +350,7 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
         raise UserError(f"execution failed: {e}") from None
     n_wafers = len(executor.wafers)
     result = RunResult(outputs, np.stack(generated, axis=1) if generated else None, prefill, steps,
-                       decode_obs, n_wafers, {w.name: w.ledger.peak for w in executor.wafers},
+                       decode_obs, n_wafers, {w.name: w.peak_pe_bytes for w in executor.wafers},
                        prefill_outputs=prefill_outputs, batch=batch, target_changes=target_changes)
     if steps:
         # The sampled token returns to the first wafer: one more link latency per step.
@@ -307,8 +362,9 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
                                   for u in units}
         if predict and (batch == 1 or _model_batches()):
             context = int(feeds[pairs[0][0]].shape[2]) + 1 if pairs else 1
-            result.predicted_step_s = predicted_step_seconds(graph, target, assignment, context, 1, batch)
-            result.predicted_unit_s = predicted_unit_seconds(graph, target, context, 1, batch)
+            result.predicted_step_s = predicted_step_seconds(graph, target, assignment, context, 1, batch,
+                                                             regions)
+            result.predicted_unit_s = predicted_unit_seconds(graph, target, context, 1, batch, regions)
     return result
 
 

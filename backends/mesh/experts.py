@@ -42,7 +42,7 @@ class ExpertView:
 
 def find_expert_gathers(graph: Graph, node_wafer: Mapping[str, int]) -> dict[str, ExpertSelection]:
     """The graph's expert selections (``placer.ir.expert_selection``) whose MatMuls run on the
-    same wafer as the selection: they run on resident expert tiles."""
+    same wafer (or rectangle of PEs) as the selection: they run on resident expert tiles."""
     return {name: sel for name, sel in expert_selections(graph).items()
             if all(node_wafer[u] == node_wafer[name] for u in sel.users)}
 

@@ -4,11 +4,18 @@ Per-PE state is a numpy array whose two leading axes are [rows, cols]. The only 
 are ``shift`` (every PE passes its tile to a neighbour, optionally cyclically along an embedded
 ring) and ``send`` (a line of PEs passes tiles one hop along an axis); both count hops (tile
 transfers over one link) and link bytes exactly. Collectives and kernels are built on them.
+
+``Wafer.region`` cuts a rectangle of PEs out of a wafer as a ``Wafer`` of its own (its spec's
+rows and cols are the rectangle's, its ledger a window of the wafer's): every kernel and
+collective runs on it unchanged, spanning only the rectangle's rows and columns (``--layout
+regions``, where each unit owns a rectangle). ``route`` moves a value between two rectangles
+of one wafer along the fabric.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -59,10 +66,13 @@ def ring_hops(n: int) -> int:
 class Wafer:
     """One emulated wafer. ``resident`` holds placed tiles (weights, KV) by name."""
 
-    def __init__(self, spec: MeshSpec, name: str = "wafer0", observers: list[Observer] | None = None) -> None:
+    def __init__(self, spec: MeshSpec, name: str = "wafer0", observers: list[Observer] | None = None, *,
+                 ledger: SramLedger | None = None, origin: tuple[int, int] = (0, 0)) -> None:
         self.spec = spec
         self.name = name
-        self.ledger = SramLedger(spec.rows, spec.cols, spec.pe_sram_bytes, name)
+        self.ledger = ledger or SramLedger(spec.rows, spec.cols, spec.pe_sram_bytes, name)
+        self.origin = origin  # top-left PE on the physical wafer (a region's corner)
+        self.regions: list[Wafer] = []
         self.observers: list[Observer] = list(observers or [])
         self.resident: dict[Any, np.ndarray | None] = {}  # None: placed, but not tiled
         self.label = "idle"
@@ -72,6 +82,54 @@ class Wafer:
         self.decode = False
         self.broadcast_inputs: set[str] = set()
         self.cycles = 0  # every cycle charged so far (the executor attributes them to units)
+
+    # --- regions ----------------------------------------------------------------------------
+    def region(self, row: int, col: int, rows: int, cols: int) -> Wafer:
+        """The ``rows x cols`` PEs with top-left PE (``row``, ``col``) as a wafer of their own:
+        same name and observers (its events count for this wafer), a window of this wafer's
+        ledger, its own resident tiles and cycle count. One object per rectangle.
+
+        Raises:
+            ValueError: the rectangle is empty or leaves the grid.
+        """
+        if rows < 1 or cols < 1 or row < 0 or col < 0 or row + rows > self.spec.rows \
+                or col + cols > self.spec.cols:
+            raise ValueError(f"rectangle at (row {row}, col {col}) of {rows} x {cols} PEs does not lie "
+                             f"inside {self.name}'s {self.spec.rows} x {self.spec.cols} grid")
+        for r in self.regions:
+            if r.origin == (row, col) and (r.spec.rows, r.spec.cols) == (rows, cols):
+                return r
+        sub = Wafer(dataclasses.replace(self.spec, rows=rows, cols=cols), self.name, self.observers,
+                    ledger=self.ledger.window(row, col, rows, cols), origin=(row, col))
+        self.regions.append(sub)
+        return sub
+
+    @property
+    def centre(self) -> tuple[int, int]:
+        """The PE a region's incoming and outgoing activations enter and leave by: (row +
+        rows // 2, col + cols // 2) on the wafer, the floorplanner's centre
+        (``placer.floorplan.problem.Rect.centre``)."""
+        return self.origin[0] + self.spec.rows // 2, self.origin[1] + self.spec.cols // 2
+
+    @property
+    def peak_pe_bytes(self) -> int:
+        """The highest per-PE SRAM use seen on this wafer or any of its regions."""
+        return max([self.ledger.peak, *(r.ledger.peak for r in self.regions)])
+
+    def route(self, nbytes: int, src: Wafer, dst: Wafer) -> int:
+        """Stream ``nbytes`` from region ``src``'s centre to region ``dst``'s over the fabric,
+        dimension-ordered (along the row, then along the column), one neighbour hop per link
+        crossed: charges kernel ``region-link`` on this wafer's observers with the hops and
+        link bytes, and returns the cycles (the head's hops plus the stream of the bytes behind
+        it), which are not added to this wafer's ``cycles``: the caller places the transfer in
+        time."""
+        (r0, c0), (r1, c1) = src.centre, dst.centre
+        distance = abs(c1 - c0) + abs(r1 - r0)
+        cycles = self.transfer_cycles(distance, nbytes)
+        with self.kernel("region-link"):
+            for o in self.observers:
+                o.on_transfer(self.name, self.label, distance, distance * nbytes, cycles)
+        return cycles
 
     # --- accounting -------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -18,11 +18,17 @@ class SramOverflowError(MemoryError):
 
 
 class SramLedger:
-    """What each PE holds, by tile name. ``allocate`` raises rather than silently spilling."""
+    """What each PE holds, by tile name. ``allocate`` raises rather than silently spilling.
 
-    def __init__(self, rows: int, cols: int, capacity: int, wafer: str = "") -> None:
+    ``window`` gives the ledger of a rectangle of these PEs: its ``used`` is a view of this
+    one's, so tiles entered on a rectangle (a unit's region) and on the whole wafer add up on
+    the PEs they share, and overflow is reported at the PE's wafer coordinates."""
+
+    def __init__(self, rows: int, cols: int, capacity: int, wafer: str = "", *,
+                 used: np.ndarray | None = None, origin: tuple[int, int] = (0, 0)) -> None:
         self.rows, self.cols, self.capacity, self.wafer = rows, cols, capacity, wafer
-        self.used = np.zeros((rows, cols), dtype=np.int64)
+        self.used = np.zeros((rows, cols), dtype=np.int64) if used is None else used
+        self.origin = origin
         self.tiles: dict[str, np.ndarray | int] = {}
         self.peak = 0
         self.peak_in_scope = 0  # highest per-PE use since the last ``reset_scope``
@@ -36,15 +42,16 @@ class SramLedger:
         over = total > self.capacity
         if over.any():
             r, c = np.unravel_index(int(np.argmax(over)), over.shape)
-            raise SramOverflowError(name, (int(r), int(c)), int(need[r, c]), int(self.used[r, c]),
-                                    self.capacity, self.wafer)
-        self.used = total
+            pe = (int(r) + self.origin[0], int(c) + self.origin[1])
+            raise SramOverflowError(name, pe, int(need[r, c]), int(self.used[r, c]), self.capacity,
+                                    self.wafer)
+        self.used[...] = total  # in place: a window writes through to its wafer's ledger
         self.tiles[name] = bytes_per_pe if np.ndim(bytes_per_pe) == 0 else np.asarray(bytes_per_pe)
         self.peak = max(self.peak, int(total.max()))
         self.peak_in_scope = max(self.peak_in_scope, int(total.max()))
 
     def free(self, name: str) -> None:
-        self.used = self.used - np.asarray(self.tiles.pop(name), dtype=np.int64)
+        self.used -= np.asarray(self.tiles.pop(name), dtype=np.int64)
 
     def holds(self, name: str) -> bool:
         return name in self.tiles
@@ -52,6 +59,12 @@ class SramLedger:
     @property
     def max_used(self) -> int:
         return int(self.used.max())
+
+    def window(self, row: int, col: int, rows: int, cols: int) -> SramLedger:
+        """The ledger of the ``rows x cols`` PEs with top-left PE (``row``, ``col``)."""
+        return SramLedger(rows, cols, self.capacity, self.wafer,
+                          used=self.used[row:row + rows, col:col + cols],
+                          origin=(self.origin[0] + row, self.origin[1] + col))
 
     def reset_scope(self) -> None:
         self.peak_in_scope = self.max_used

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from placer.costs import ModelCost, UnitCost
 from placer.floorplan.colours import path_colours
 from placer.floorplan.cpsat import DEFAULT_TIME_LIMIT_S, solve_floorplan
-from placer.floorplan.pricing import TimeOf, candidate_shapes, unit_seconds_on_rectangle
+from placer.floorplan.pricing import TimeOf, candidate_shapes, price_shape, unit_seconds_on_rectangle
 from placer.floorplan.problem import (
     Floorplan,
     FloorplanProblem,
@@ -44,6 +44,7 @@ __all__ = [
     "floorplan_records",
     "floorplan_svg",
     "floorplan_wafer",
+    "placed_seconds",
     "solve_floorplan",
     "wafer_problem",
 ]
@@ -97,16 +98,7 @@ def wafer_problem(
                 members, target, context_tokens, batch, len(chunks), max_widths, time_of
             )
         regions.append(Region(label, tuple(chunk), priced[key]))
-    flows: dict[tuple[int, int], int] = {}
-    for e in cost.edges:
-        a, b = region_of.get(e.src), region_of.get(e.dst)
-        if a is not None and b is not None and a != b:
-            key = (min(a, b), max(a, b))
-            flows[key] = flows.get(key, 0) + e.bytes_per_token
-    links = tuple(
-        Link(a, b, stream_cycles(nbytes * batch, target.link_bytes_per_cycle))
-        for (a, b), nbytes in sorted(flows.items())
-    )
+    links = _links(cost, target, region_of, batch)
     return FloorplanProblem(
         target.mesh_rows,
         target.mesh_cols,
@@ -117,6 +109,51 @@ def wafer_problem(
         tuple(regions),
         links,
     )
+
+
+def _links(cost: ModelCost, target: Target, region_of: dict[str, int], batch: int) -> tuple[Link, ...]:
+    """The data path between regions: per pair, the unit-DAG edges' bytes of ``batch``
+    sequences, streamed."""
+    flows: dict[tuple[int, int], int] = {}
+    for e in cost.edges:
+        a, b = region_of.get(e.src), region_of.get(e.dst)
+        if a is not None and b is not None and a != b:
+            key = (min(a, b), max(a, b))
+            flows[key] = flows.get(key, 0) + e.bytes_per_token
+    return tuple(
+        Link(a, b, stream_cycles(nbytes * batch, target.link_bytes_per_cycle))
+        for (a, b), nbytes in sorted(flows.items())
+    )
+
+
+def placed_seconds(
+    cost: ModelCost,
+    target: Target,
+    rects: Sequence[tuple[Sequence[str], int, int, int, int]],
+    *,
+    context_tokens: int,
+    batch: int = 1,
+) -> tuple[float, float]:
+    """``(latency, interval)`` seconds of one micro-batch through a wafer laid out as given.
+
+    Args:
+        rects: per region, in data-path order, ``(units, row, col, rows, cols)`` (a plan's
+            ``floorplan`` rectangles); each region is priced on its rectangle alone
+            (``pricing.price_shape``) and the answer evaluated by ``evaluate``
+            (``placer.perf.regions.spatial_pipeline``), as the floorplanner does.
+    """
+    by_name = {u.name: u for u in cost.units}
+    region_of = {name: i for i, (units, *_) in enumerate(rects) for name in units}
+    regions = tuple(
+        Region(units[0], tuple(units),
+               (price_shape([by_name[n] for n in units], target, rows, cols, context_tokens, batch),))
+        for units, _, _, rows, cols in rects
+    )
+    problem = FloorplanProblem(target.mesh_rows, target.mesh_cols, target.pe_sram_bytes,
+                               target.routing_colors, 0, target.cycles_per_hop, regions,
+                               _links(cost, target, region_of, batch))
+    interval, latency = evaluate(problem, [Rect(i, r, c, h, w) for i, (_, r, c, h, w) in enumerate(rects)])
+    return latency / target.clock_hz, interval / target.clock_hz
 
 
 def floorplan_wafer(

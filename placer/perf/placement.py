@@ -104,14 +104,18 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
 
 
 def predicted_round_trip(cost: ModelCost, target: Target, assignment: Mapping[str, int],
-                         batch: int = 1) -> float:
+                         batch: int = 1, wafer_seconds: Mapping[int, float] | None = None) -> float:
     """The decode round trip of one micro-batch of ``batch`` sequences under ``assignment``
-    (unit name -> wafer; units not named sit on wafer 0): ``placer run``'s predicted step."""
+    (unit name -> wafer; units not named sit on wafer 0): ``placer run``'s predicted step.
+    ``wafer_seconds``: the stage time of wafers laid out in regions (their floorplan's
+    latency, ``placer.floorplan.placed_seconds``), in place of the sum of their units' steps."""
     order = [assignment.get(u.name, 0) for u in cost.units]
     n = max(order, default=0) + 1
     stages = [0.0] * n
     for u, w in zip(cost.units, order):
         stages[w] += unit_decode_seconds(u, target, batch)
+    for w, seconds in (wafer_seconds or {}).items():
+        stages[w] = seconds
     index = {u.name: i for i, u in enumerate(cost.units)}
     edges = [(index[e.src], index[e.dst], e.bytes_per_token) for e in cost.edges]
     lo_hi = [(min(order[s], order[d]), max(order[s], order[d])) for s, d, _ in edges]

@@ -1,0 +1,174 @@
+"""Execution on rectangles (issue 9, item 4): one Llama-3.1-8B decoder layer's decode step
+emulated on its ``--layout regions`` rectangle of one WSE-3 wafer, against the model.
+
+The floorplan is the compiler's: ``placer.compile("llama-3.1-8b", target=..., wafers=1,
+context=1024, concurrency=1, layout="regions")``; the layer (``bench_mesh.llama8b_layer``: hidden
+4096, 32 heads, 8 KV heads, FFN 14336, bf16 random weights, 1,023 past tokens) runs on the
+rectangle of ``layers.0`` (``MeshExecutor(regions=...)``), and its emulated cycles are compared
+with ``placer.floorplan.pricing.unit_seconds_on_rectangle`` on the same rectangle. The target is
+``wse3-physics`` (the WSE-3 without the fitted per-kernel overheads of the calibrated ``wse3``,
+which the emulator does not model).
+
+Run: ``python benchmarks/bench_regions.py [--batch B ...]`` (default B = 1).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_mesh import llama8b_layer  # noqa: E402
+from benchmarks.common import machine_header  # noqa: E402
+
+TARGET = "wse3-physics"
+PAST = 1023
+
+
+def bench_layer_on_rectangle(batch: int = 1) -> None:
+    import placer
+    from placer.backends.executor import MeshExecutor
+    from placer.backends.mesh import MeshSpec
+    from placer.backends.reference import run_graph
+    from placer.cost_model import annotate_costs
+    from placer.floorplan.pricing import unit_seconds_on_rectangle
+    from placer.workload import Workload
+
+    t0 = time.perf_counter()
+    plan = placer.compile("llama-3.1-8b", target=TARGET, wafers=1, context=PAST + 1, concurrency=1,
+                          layout="regions")
+    compile_s = time.perf_counter() - t0
+    rect = next(r for r in plan.floorplan if r.unit == "layers.0")
+    target = plan.target
+    graph = placer.load_graph(llama8b_layer(PAST, batch))
+    rng = np.random.default_rng(1)
+    feeds = {"x": rng.standard_normal((batch, 1, 4096), dtype=np.float32),
+             "past_key": rng.standard_normal((batch, 8, PAST, 128), dtype=np.float32),
+             "past_value": rng.standard_normal((batch, 8, PAST, 128), dtype=np.float32),
+             "cos": np.cos(np.arange(64, dtype=np.float32) * 0.01).reshape(1, 1, 64),
+             "sin": np.sin(np.arange(64, dtype=np.float32) * 0.01).reshape(1, 1, 64)}
+    regions = {u.name: (rect.row, rect.col, rect.rows, rect.cols) for u in graph.units}
+    t0 = time.perf_counter()
+    executor = MeshExecutor(graph, MeshSpec.from_target(target), regions=regions)
+    place_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    outputs, stats = executor.run(feeds, keep=["present_key", "present_value"], decode=True)
+    step_s = time.perf_counter() - t0
+    ref = run_graph(graph, feeds)
+    name = graph.outputs[0]
+    err = float(np.abs(outputs[name] - ref[name]).max() / np.abs(ref[name]).max())
+    cost = annotate_costs(graph, target, Workload(context_tokens=PAST + 1, prompt_tokens=1))
+    predicted = sum(unit_seconds_on_rectangle(u, target, rect.rows, rect.cols, batch) for u in cost.units)
+    emulated = stats.compute_seconds
+    total = executor.step_observer.total()
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    print(f"Llama-3.1-8B layer, decode step of B = {batch}, {PAST + 1} tokens of context, {target.name}: "
+          f"{len(plan.floorplan)} rectangles on one {target.mesh_rows} x {target.mesh_cols} wafer "
+          f"(compile {compile_s:.1f} s); layers.0 at (row {rect.row}, col {rect.col}), "
+          f"{rect.rows} x {rect.cols} = {rect.rows * rect.cols:,} PEs")
+    print(f"  place weights {place_s:.1f} s; decode step {step_s:.1f} s wall; peak RSS {rss_gb:.2f} GB")
+    print(f"  emulated {sum(stats.cycles.values()):,} cycles = {emulated * 1e6:.3f} us; hops {total.hops:,}; "
+          f"peak PE memory {executor.wafers[0].peak_pe_bytes:,} B of {target.pe_sram_bytes:,} B")
+    print(f"  model on the rectangle {predicted * 1e6:.3f} us; "
+          f"emulated / predicted = {emulated / predicted:.3f}")
+    print(f"  max |mesh - reference| / max |reference| = {err:.2e}")
+    for kernel, s in executor.step_observer.per_kernel("wafer0").items():
+        if s.cycles:
+            print(f"    {kernel:<26} calls {s.calls:>3}  cycles {s.cycles:>8,}  hops {s.hops:>12,}")
+
+
+HIDDEN, HEADS, KV_HEADS, HEAD_DIM, FFN, VOCAB = 4096, 32, 8, 128, 14336, 128256
+
+
+def llama8b_model(layers: int = 32):  # noqa: ANN201
+    """Llama-3.1-8B as one decode-step graph (embedding gather, ``layers`` decoder layers of
+    ``bench_mesh.llama8b_layer``'s form with past KV inputs, final norm, LM head), units named
+    as the compiler names them (``embed``, ``layers.N``, ``head``). Weights carry no data:
+    ``streamed_weights`` makes each unit's when it runs."""
+    from placer.ir import attrs as A
+    from placer.ir.dtypes import DType
+    from placer.ir.graph import GraphBuilder, WeightRole
+    from placer.ir.ops import OpKind
+    from placer.ir.symbolic import Sym
+    from placer.ir.types import TensorType
+
+    b = GraphBuilder("llama-3.1-8b-decode")
+    bs, ps = Sym.var("batch"), Sym.var("past")
+    f32 = lambda *s: TensorType(DType.FLOAT32, s)  # noqa: E731
+
+    def weight(name: str, *shape: int) -> str:
+        return b.weight(name, TensorType(DType.BFLOAT16, shape), role=WeightRole.PARAMETER)
+
+    ids = b.input("input_ids", TensorType(DType.INT64, (bs, 1)))
+    cos = b.input("cos", f32(1, 1, HEAD_DIM // 2))
+    sin = b.input("sin", f32(1, 1, HEAD_DIM // 2))
+    x = b.op(OpKind.GATHER, [weight("embed_tokens", VOCAB, HIDDEN), ids], A.AxisAttrs(axis=0), unit="embed")
+    presents = []
+    for i in range(layers):
+        u, w = f"layers.{i}", f"layers.{i}."
+        pk = b.input(f"past_key_{i}", f32(bs, KV_HEADS, ps, HEAD_DIM))
+        pv = b.input(f"past_value_{i}", f32(bs, KV_HEADS, ps, HEAD_DIM))
+        h = b.op(OpKind.RMS_NORM, [x, weight(w + "input_norm", HIDDEN)], A.NormAttrs(epsilon=1e-5), unit=u)
+        q = b.op(OpKind.MATMUL, [h, weight(w + "wq", HIDDEN, HEADS * HEAD_DIM)], unit=u)
+        k = b.op(OpKind.MATMUL, [h, weight(w + "wk", HIDDEN, KV_HEADS * HEAD_DIM)], unit=u)
+        v = b.op(OpKind.MATMUL, [h, weight(w + "wv", HIDDEN, KV_HEADS * HEAD_DIM)], unit=u)
+        q = b.op(OpKind.ROTARY_EMBEDDING, [q, cos, sin], A.RotaryAttrs(num_heads=HEADS), unit=u)
+        k = b.op(OpKind.ROTARY_EMBEDDING, [k, cos, sin], A.RotaryAttrs(num_heads=KV_HEADS), unit=u)
+        present = [f"present_key_{i}", f"present_value_{i}"]
+        att = b.op(OpKind.ATTENTION, [q, k, v, "", pk, pv],
+                   A.AttentionAttrs(is_causal=True, q_num_heads=HEADS, kv_num_heads=KV_HEADS),
+                   outputs=[f"attn_{i}", *present], unit=u)
+        o = b.op(OpKind.MATMUL, [att, weight(w + "wo", HEADS * HEAD_DIM, HIDDEN)], unit=u)
+        x2 = b.op(OpKind.ADD, [x, o], unit=u)
+        h2 = b.op(OpKind.RMS_NORM, [x2, weight(w + "post_norm", HIDDEN)], A.NormAttrs(epsilon=1e-5), unit=u)
+        gate = b.op(OpKind.MATMUL, [h2, weight(w + "w_gate", HIDDEN, FFN)], unit=u)
+        up = b.op(OpKind.MATMUL, [h2, weight(w + "w_up", HIDDEN, FFN)], unit=u)
+        act = b.op(OpKind.MUL, [b.op(OpKind.SILU, [gate], unit=u), up], unit=u)
+        down = b.op(OpKind.MATMUL, [act, weight(w + "w_down", FFN, HIDDEN)], unit=u)
+        x = b.op(OpKind.ADD, [x2, down], unit=u)
+        presents += present
+    h = b.op(OpKind.RMS_NORM, [x, weight("norm", HIDDEN)], A.NormAttrs(epsilon=1e-5), unit="head")
+    logits = b.op(OpKind.MATMUL, [h, weight("lm_head", HIDDEN, VOCAB)], outputs=["logits"], unit="head")
+    b.output(logits, *presents)
+    return b.build()
+
+
+def streamed_weights(graph, seed: int = 0):  # noqa: ANN001, ANN201
+    """Random bf16 weights of one unit, made when the unit runs: unit -> {weight: values}.
+    Each weight's values come from a generator seeded by (seed, its index in the graph), as
+    random bit patterns with sign and mantissa uniform and the exponent fixed to 2^-7
+    (|w| in [0.0078, 0.0156)), which costs one integer draw per element; the same seed gives
+    the same weights whenever, and how often, a unit runs."""
+    import ml_dtypes
+
+    index = {name: i for i, name in enumerate(graph.weights)}
+    readers: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        for v in node.inputs:
+            if v in graph.weights and node.unit not in readers.setdefault(v, []):
+                readers[v].append(node.unit)
+
+    def make(unit: str) -> dict[str, np.ndarray]:
+        out = {}
+        for name, units in readers.items():
+            if units[0] != unit:
+                continue
+            shape = tuple(int(d) for d in graph.weights[name].type.shape)
+            bits = np.random.default_rng([seed, index[name]]).integers(0, 1 << 16, shape, dtype=np.uint16)
+            out[name] = ((bits & 0x807F) | 0x3C00).view(ml_dtypes.bfloat16)
+        return out
+
+    return make
+
+
+if __name__ == "__main__":
+    print(machine_header())
+    batches = [int(a) for a in sys.argv[sys.argv.index("--batch") + 1:] if a.isdigit()] \
+        if "--batch" in sys.argv else [1]
+    for b in batches:
+        bench_layer_on_rectangle(b)

@@ -1,0 +1,201 @@
+"""``--layout regions`` executed on the mesh emulator: each unit on its rectangle of PEs.
+
+Oracles: onnxruntime (logits, greedy tokens) for the tiny models on wse-mini x 3 wafers; numpy
+and the closed-form hop counts for kernels on a rectangle; the plan's own rectangles for the
+route between two of them (Manhattan distance of their centres); the ledger for the per-PE
+SRAM of a rectangle too small for its unit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from placer.backends.executor import MeshExecutor
+from placer.backends.mesh import MeshSpec, SramOverflowError, StatsObserver, Wafer, linalg
+from placer.backends.mesh.tiling import tile_matrix
+from placer.errors import UserError
+from placer.ir.dtypes import DType
+from placer.ir.graph import GraphBuilder, WeightRole
+from placer.ir.ops import OpKind
+from placer.ir.types import TensorType
+from tests.test_run import FAMILIES, TOKENS, _inputs, _ort_greedy
+
+HIDDEN_BYTES = 64 * 4  # the tiny models' hidden state, fp32, one token
+
+
+@pytest.fixture(scope="module")
+def placed_regions(onnx_model):  # noqa: ANN001, ANN201
+    import placer
+
+    cache = {}
+
+    def get(family: str):  # noqa: ANN202
+        if family not in cache:
+            path = onnx_model(family, with_cache=True)
+            plan = placer.compile(str(path), target="wse-mini", wafers=3, context=64, prompt=8,
+                                  layout="regions")
+            cache[family] = (path, plan, placer.load_graph(str(path)))
+        return cache[family]
+
+    return get
+
+
+def _centre(r) -> tuple[int, int]:  # noqa: ANN001
+    return r.row + r.rows // 2, r.col + r.cols // 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_regions_plan_runs_on_its_rectangles_and_matches_onnxruntime(placed_regions, family: str) -> None:  # noqa: ANN001
+    from placer.runner import run_plan
+
+    path, plan, graph = placed_regions(family)
+    assert plan.layout == "regions" and len({w for _, w in plan.assignment}) == 3
+    feeds = _inputs(graph)
+    expected_logits, expected_ids = _ort_greedy(path, feeds, TOKENS)
+    result = run_plan(str(path), plan, feeds, tokens=TOKENS)
+    scale = np.abs(expected_logits).max()
+    assert np.abs(result.prefill_outputs["logits"] - expected_logits).max() <= 1e-4 * scale
+    np.testing.assert_array_equal(result.tokens, expected_ids)
+    ratio = result.emulated_step_s / result.predicted_step_s
+    assert 0.9 <= ratio <= 1.1, ratio
+    # Two rectangles of one wafer exchange the hidden state (GPT-2: also its mask and
+    # positions) over the fabric, each value the hops of the route between their centres
+    # once per step; units alone on a wafer route nothing.
+    rects = {r.unit: r for r in plan.floorplan}
+    for w in range(3):
+        units = [u for u, x in plan.assignment if x == w]
+        link = result.decode_stats.per_kernel(f"wafer{w}").get("region-link")
+        if len(units) == 1:
+            assert link is None
+            continue
+        assert sorted(units) == ["embed", "layers.0"]
+        (r0, c0), (r1, c1) = _centre(rects["embed"]), _centre(rects["layers.0"])
+        steps = len(result.decode)
+        distance = abs(r0 - r1) + abs(c0 - c1)
+        assert link is not None and link.calls % steps == 0 and link.hops == link.calls * distance
+        assert link.link_bytes >= steps * distance * HIDDEN_BYTES and link.link_bytes % distance == 0
+        if family != "gpt2":
+            assert link.calls == steps and link.link_bytes == link.hops * HIDDEN_BYTES
+    # Every PE of a rectangle within its SRAM; a unit's step is timed on its rectangle.
+    assert 0 < max(result.peak_pe_bytes.values()) <= plan.target.pe_sram_bytes
+    assert set(result.predicted_unit_s) == set(rects)
+
+
+def _tampered(plan, unit: str, **change):  # noqa: ANN001, ANN202
+    return dataclasses.replace(plan, floorplan=tuple(dataclasses.replace(r, **change) if r.unit == unit else r
+                                                     for r in plan.floorplan))
+
+
+def test_a_rectangle_too_small_for_its_unit_is_an_sram_error(placed_regions) -> None:  # noqa: ANN001
+    from placer.runner import run_plan
+
+    path, plan, graph = placed_regions("llama")
+    rect = next(r for r in plan.floorplan if r.unit == "layers.1")
+    small = _tampered(plan, "layers.1", rows=1, cols=1)
+    # The unit's fp32 weights (tens of KB) cannot sit on the one PE of a 1 x 1 rectangle; the
+    # error names the PE at its wafer coordinates (the rectangle's corner).
+    with pytest.raises(UserError, match=rf"does not fit the emulated PEs: .*wafer1 PE \(row {rect.row}, "
+                                        rf"col {rect.col}\)"):
+        run_plan(str(path), small, _inputs(graph), tokens=1)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"rows": 17}, "outside target 'wse-mini'"), ({"col": -1}, "outside target"),
+    ({"wafer": 2}, "on wafer 2 but the assignment"), ({"unit": "layers.9"}, "does not have")])
+def test_bad_rectangles_are_user_errors(placed_regions, tmp_path, change, message) -> None:  # noqa: ANN001
+    from placer.cli.main import cli
+
+    path, plan, graph = placed_regions("llama")
+    d = json.loads(plan.to_json())
+    r = next(r for r in d["floorplan"] if r["unit"] == "layers.0")
+    r.update(change)
+    (tmp_path / "plan.json").write_text(json.dumps(d))
+    np.savez(tmp_path / "in.npz", **_inputs(graph))
+    res = CliRunner().invoke(cli, ["run", str(path), "--plan", str(tmp_path / "plan.json"), "--inputs",
+                                   str(tmp_path / "in.npz")])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+
+
+def _wafer(rows: int, cols: int, sram: int = 1 << 20) -> tuple[Wafer, StatsObserver]:
+    obs = StatsObserver()
+    return Wafer(MeshSpec(rows, cols, sram, 16.0, 1, 4, 1e9), "w", [obs]), obs
+
+
+def test_kernels_run_unchanged_on_a_rectangle_spanning_only_its_rows_and_cols() -> None:
+    wafer, obs = _wafer(8, 8)
+    region = wafer.region(2, 1, 3, 5)
+    assert (region.spec.rows, region.spec.cols, region.origin) == (3, 5, (2, 1))
+    assert wafer.region(2, 1, 3, 5) is region
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 1, 10)).astype(np.float32)
+    w = rng.standard_normal((10, 11)).astype(np.float32)
+    with region.kernel("gemv"):
+        y = linalg.gemv(region, x, tile_matrix(w[None], 3, 5), 11, groups=1)
+    np.testing.assert_allclose(y[0], x[0] @ w, rtol=1e-5, atol=1e-5)
+    assert obs.stats[("w", "gemv")].hops == linalg.gemv_hops(3, 5, 1)  # the rectangle's, not 8 x 8
+    assert region.cycles > 0 and wafer.cycles == 0
+    with pytest.raises(ValueError, match="does not lie inside"):
+        wafer.region(6, 0, 3, 1)
+
+
+def test_a_rectangle_ledger_is_a_window_of_its_wafer() -> None:
+    wafer, _ = _wafer(4, 4, sram=100)
+    a, b = wafer.region(0, 0, 2, 4), wafer.region(1, 2, 3, 2)  # overlapping on PEs (1, 2), (1, 3)
+    a.ledger.allocate("weight:a", 60)
+    assert wafer.ledger.used[:2].tolist() == [[60] * 4] * 2 and wafer.ledger.used[2:].sum() == 0
+    b.ledger.allocate("weight:b", 30)
+    assert wafer.ledger.used[1].tolist() == [60, 60, 90, 90]
+    with pytest.raises(SramOverflowError, match=r"PE \(row 1, col 2\)") as err:
+        b.ledger.allocate("kv:b", 20)
+    assert err.value.pe == (1, 2)
+    b.ledger.free("weight:b")
+    assert wafer.ledger.used[1].tolist() == [60] * 4
+    assert wafer.peak_pe_bytes == 90
+
+
+def _fork_join():  # noqa: ANN202
+    """x -> two GEMVs on units a and b (no data between them) -> their sum on unit c."""
+    b = GraphBuilder("fork-join")
+    x = b.input("x", TensorType(DType.FLOAT32, (1, 16)))
+    rng = np.random.default_rng(0)
+
+    def weight(name: str) -> str:
+        return b.weight(name, TensorType(DType.FLOAT32, (16, 16)),
+                        data=rng.standard_normal((16, 16)).astype(np.float32), role=WeightRole.PARAMETER)
+
+    ya = b.op(OpKind.MATMUL, [x, weight("wa")], unit="a")
+    yb = b.op(OpKind.MATMUL, [x, weight("wb")], unit="b")
+    y = b.op(OpKind.MATMUL, [b.op(OpKind.ADD, [ya, yb], unit="c"), weight("wc")], unit="c")
+    b.output(y)
+    return b.build()
+
+
+def test_rectangles_with_no_data_between_them_overlap_in_time() -> None:
+    from placer.backends.reference import run_graph
+
+    graph = _fork_join()
+    spec = MeshSpec(8, 8, 1 << 20, 16.0, 1, 4, 1e9)
+    rects = {"a": (0, 0, 4, 4), "b": (0, 4, 4, 4), "c": (4, 0, 4, 8)}
+    ex = MeshExecutor(graph, spec, regions=rects)
+    x = {"x": np.random.default_rng(1).standard_normal((1, 16)).astype(np.float32)}
+    out, stats = ex.run(x, decode=True)
+    name = graph.outputs[0]
+    np.testing.assert_allclose(out[name], run_graph(graph, x)[name], rtol=1e-5, atol=1e-5)
+    u = stats.unit_cycles
+    assert u["a"] == u["b"] > 0  # same GEMV on same-sized rectangles
+    link = ex.step_observer.per_kernel("wafer0")["region-link"]
+    # a's and b's results each travel 6 hops (centres (2, 2) and (2, 6) to (6, 4)), 64 B each,
+    # at once; c starts when both have arrived: the wafer's step is max(a, b) + route + c.
+    assert link.calls == 2 and link.hops == 12 and link.link_bytes == 12 * 64
+    route = link.comm_cycles // 2
+    assert route == 6 + 64 // 4
+    assert stats.cycles["wafer0"] == max(u["a"], u["b"]) + route + u["c"] < sum(u.values()) + route
+    whole = MeshExecutor(graph, spec).run(x, decode=True)[1]
+    assert whole.cycles["wafer0"] == sum(whole.unit_cycles.values())
