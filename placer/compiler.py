@@ -20,6 +20,7 @@ from placer.floorplan.layout import WaferLayout, layout_name, layout_records, la
 from placer.floorplan.svg import floorplan_svg
 from placer.options import CompileOptions, Layout
 from placer.perf import swap_in_seconds, unit_decode_seconds
+from placer.perf.disagg import PrefillWork, disaggregate, prefill_work
 from placer.perf.formulas import sequences_that_fit, wafer_bytes
 from placer.perf.placement import place
 from placer.pins import check_pins, resolve_pins
@@ -39,6 +40,7 @@ from placer.solver.bounds import explain_infeasible
 from placer.solver.problem import Problem, build_problem, objective_description
 from placer.solver.solve import SOLVERS, Solution, solve
 from placer.targets import Target
+from placer.targets.prefill import PrefillTarget
 from placer.workload import Workload
 
 
@@ -61,7 +63,8 @@ class CompileResult:
 
 
 def compile_model(model: Any, options: CompileOptions | None = None, /, **flat: Any) -> Plan:
-    """Place ``model`` (a path, zoo name, config dict, Graph or ``ModelCost``) and return its Plan.
+    """Place ``model`` (a path, zoo name, config dict, Graph, ``placer.pipeline.LoadedModel`` or
+    ``ModelCost``) and return its Plan.
 
     Give a ``CompileOptions`` or the CLI's flat option names (``placer.options.FLAT_DEFAULTS``),
     not both; the other methods are not run (``compare`` is off)::
@@ -87,10 +90,13 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
     other method. Options as for ``compile_model``."""
     opts = _options(options, flat)
     tgt = opts.load_target()
+    prefill_target = opts.load_prefill_target()
     opts = opts.resolve(tgt)
     workload = opts.workload
     cost, name, sha, structure_warning, export_warnings = _cost_of(model, tgt, workload,
                                                                    opts.granularity.value)
+    prefill = None if prefill_target is None else \
+        (prefill_target, prefill_work(cost, prefill_target, workload.prompt_tokens))  # fits, or exit 3
     pins = resolve_pins(opts.deployment.pins, [u.name for u in cost.units])
     method, limit, seed = opts.solver.method.value, opts.solver.time_limit_s, opts.solver.seed
     problem, solution, layouts = _partition_and_lay_out(cost, tgt, opts, pins)
@@ -99,7 +105,7 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
     provenance = Provenance(__version__, name, opts)
     plan = build_plan(cost, tgt, workload, problem, solution, ModelInfo(name, sha, cost.parameters,
                       cost.weight_bytes, len(cost.units), structure_warning, export_warnings),
-                      provenance, layouts)
+                      provenance, layouts, prefill)
     pictures = tuple((w, floorplan_svg(x.floorplan.problem, x.floorplan.floorplan,
                                        f"{name}: wafer {w} of {tgt.name}", tgt.clock_hz))
                      for w, x in enumerate(layouts) if x.floorplan is not None)
@@ -193,9 +199,11 @@ def _cost_of(model: Any, target: Target, workload: Workload,
              granularity: str) -> tuple[ModelCost, str, str, str, tuple[str, ...]]:
     if isinstance(model, ModelCost):
         return model, model.model, hashlib.sha256(repr(model).encode()).hexdigest(), "", ()
-    from placer.pipeline import load_model
+    from placer.pipeline import LoadedModel, load_model
 
-    loaded = load_model(model, granularity=granularity)
+    # a LoadedModel (loaded at this granularity by the caller): the sweep loads a model once for
+    # several points; the plan is the same as from the path (same graph, name, digest, warnings)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, granularity=granularity)
     try:
         from placer.cost_model import annotate_costs
     except ImportError:
@@ -207,15 +215,24 @@ def _cost_of(model: Any, target: Target, workload: Workload,
 
 
 def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Problem, solution: Solution,
-               model: ModelInfo, provenance: Provenance, layouts: Sequence[WaferLayout] = ()) -> Plan:
+               model: ModelInfo, provenance: Provenance, layouts: Sequence[WaferLayout] = (),
+               prefill: tuple[PrefillTarget, PrefillWork] | None = None) -> Plan:
     """The Plan of a feasible solution, with memory, I/O, KV and performance per the perf model
-    (``layouts``: each wafer's from ``wafer_layouts``; empty for the whole layout)."""
+    (``layouts``: each wafer's from ``wafer_layouts``; empty for the whole layout; ``prefill``:
+    the ``--prefill-on`` target and the prompt's work there, ``placer.perf.disagg``)."""
     assert solution.assignment is not None
     ev = solution.evaluation
     resident = ev.resident
     regions = [(x.latency_s, x.interval_s) if x.layout == "regions" else None for x in layouts]
-    placed = place(cost, target, workload, solution.assignment, resident, ev.batch, regions)
+    placed = place(cost, target, workload, solution.assignment, resident, ev.batch, regions,
+                   disaggregated=prefill is not None)
     perf, boundary, n = placed.performance, placed.boundary_bytes, len(placed.wafers)
+    disaggregated = None
+    if prefill is not None:
+        kv_prompt = [sum(cost.units[u].kv_bytes(workload.prompt_tokens) for u in fig.units)
+                     for fig in placed.wafers]
+        disaggregated = disaggregate(prefill[1], prefill[0], target, workload.prompt_tokens, kv_prompt)
+        perf = dataclasses.replace(perf, ttft_s=disaggregated.ttft_s)
     reserved = target.sram_bytes - problem.capacity
     rate = perf.tokens_per_s_total
     wafer_plans = []
@@ -253,7 +270,8 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
                 tuple(wafer_plans), kv_plan, perf,
                 tuple(sorted((cost.units[u].name, w) for u, w in enumerate(solution.assignment))), provenance,
                 layout_name(layouts) if layouts else None,
-                tuple(FloorplanRect(**r) for r in layout_records(layouts)))  # type: ignore[arg-type]
+                tuple(FloorplanRect(**r) for r in layout_records(layouts)),  # type: ignore[arg-type]
+                disaggregated)
     return Plan.from_json(plan.to_json())  # canonical: floats rounded as in the file
 
 

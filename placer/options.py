@@ -4,7 +4,8 @@
 (name and ``--set`` overrides), the ``Workload`` (context, prompt, concurrency, dtypes),
 ``Goal`` (objective and the per-user floor), ``Deployment`` (wafer counts, SRAM reserve,
 pins), ``SolverSettings`` (method, deterministic time limit, seed), the placement
-``Granularity``, the on-wafer ``Layout`` (``whole``, ``regions``, ``auto``) and ``Output``
+``Granularity``, the on-wafer ``Layout`` (``whole``, ``regions``, ``auto``), where prefill runs
+(``prefill_on``: a prefill target, ``placer.perf.disagg``) and ``Output``
 choices (which do not change the plan and are not recorded).
 
 Build it in Python directly or from the flat keyword names the CLI uses::
@@ -34,6 +35,7 @@ from placer.workload import DtypePolicy, Workload, parse_dtype_option
 
 if TYPE_CHECKING:
     from placer.targets import Target
+    from placer.targets.prefill import PrefillTarget
 
 
 class _Choice(enum.Enum):
@@ -163,6 +165,9 @@ class CompileOptions:
     solver: SolverSettings = field(default_factory=SolverSettings)
     granularity: Granularity = Granularity.LAYER
     layout: Layout = Layout.WHOLE
+    # ``--prefill-on``: a prefill target (built-in name, TOML path or object) that runs the
+    # prompt instead of the wafers (``placer.perf.disagg``); None: prefill on the wafers
+    prefill_on: str | PrefillTarget | None = None
     output: Output = field(default_factory=Output)
 
     @property
@@ -176,6 +181,14 @@ class CompileOptions:
         if isinstance(self.target, str):
             return load_target(self.target, dict(self.target_overrides))
         return self.target.with_overrides(dict(self.target_overrides))
+
+    def load_prefill_target(self) -> PrefillTarget | None:
+        """The ``--prefill-on`` target (UserError naming the file and field when it is bad)."""
+        from placer.targets.prefill import load_prefill_target
+
+        if self.prefill_on is None or not isinstance(self.prefill_on, str):
+            return self.prefill_on
+        return load_prefill_target(self.prefill_on)
 
     def resolve(self, target: Target) -> CompileOptions:
         """The same options with every target-dependent default filled in (done once)."""
@@ -207,6 +220,8 @@ class CompileOptions:
         }
         if self.layout is not Layout.WHOLE:
             out["layout"] = self.layout.value
+        if self.prefill_on is not None:
+            out["prefill_on"] = self.prefill_on if isinstance(self.prefill_on, str) else self.prefill_on.name
         return out
 
     @staticmethod
@@ -222,6 +237,7 @@ class CompileOptions:
             solver=SolverSettings(Solver(s["method"]), s["time_limit_s"], s["seed"]),
             granularity=Granularity(d["granularity"]),
             layout=Layout(d.get("layout", Layout.WHOLE.value)),
+            prefill_on=d.get("prefill_on"),
         )
 
     @staticmethod
@@ -250,6 +266,7 @@ class CompileOptions:
                                   int(v["seed"])),
             granularity=Granularity.parse(v["granularity"], "--granularity"),
             layout=Layout.parse(v["layout"], "--layout"),
+            prefill_on=_prefill_on(v["prefill_on"]),
             output=Output(bool(v["compare"])),
         )
 
@@ -273,6 +290,7 @@ FLAT_DEFAULTS: dict[str, Any] = {
     "reserve": None,
     "granularity": Granularity.LAYER.value,
     "layout": Layout.WHOLE.value,
+    "prefill_on": None,
     "solver": Solver.CP_SAT.value,
     "pins": (),
     "pin_file": None,
@@ -297,6 +315,14 @@ def _overrides(value: Mapping[str, object] | Sequence[str] | Sequence[tuple[str,
             key, val = item
             pairs.append((str(key), str(val)))
     return tuple(sorted(dict(pairs).items()))
+
+
+def _prefill_on(value: object) -> Any:
+    """``--prefill-on``: None, ``""`` and ``"none"`` keep prefill on the wafers (a sweep's
+    co-located points spell it ``none``)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    return value.strip() if isinstance(value, str) else value
 
 
 def read_pin_file(path: str | os.PathLike[str]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from placer.options import CompileOptions
 from placer.perf import Performance
+from placer.perf.disagg import DisaggregatedPrefill
 from placer.targets import Target
 from placer.workload import Workload
 
@@ -133,6 +134,9 @@ class Plan:
     # "whole", "regions" or "mixed" (auto chose differently per wafer), and every rectangle.
     layout: str | None = None
     floorplan: tuple[FloorplanRect, ...] = ()
+    # ``--prefill-on`` only (omitted otherwise): the prefill target and the three TTFT terms
+    # (``placer.perf.disagg``); ``performance.ttft_s`` is then their sum.
+    prefill: DisaggregatedPrefill | None = None
 
     def wafer_of(self, unit: str) -> int:
         return dict(self.assignment)[unit]
@@ -149,6 +153,8 @@ class Plan:
             del out["layout"], out["floorplan"]
         if not self.model.export_warnings:
             del out["model"]["export_warnings"]
+        if self.prefill is None:
+            del out["prefill"]
         out["provenance"] = _encode(self.provenance.to_dict())
         out["target"] = _encode(self.target.to_dict())
         out["workload"] = _encode(self.workload.to_dict())
@@ -182,6 +188,7 @@ class Plan:
             provenance=Provenance.from_dict(d["provenance"]),
             layout=d.get("layout"),
             floorplan=tuple(FloorplanRect(**r) for r in d.get("floorplan", ())),
+            prefill=DisaggregatedPrefill.from_dict(d["prefill"]) if "prefill" in d else None,
         )
 
 

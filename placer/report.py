@@ -111,6 +111,16 @@ def _method_row(result: CompileResult, sol) -> str:  # type: ignore[no-untyped-d
             f"yes ({sol.status}{gap}) | {sol.seconds:.3f} |")
 
 
+def prefill_section(plan: Plan) -> list[str]:
+    """report.md's disaggregated-prefill section (``--prefill-on``; empty otherwise)."""
+    from placer.perf.disagg import describe
+
+    if plan.prefill is None:
+        return []
+    return ["## Disaggregated prefill", "",
+            *[f"- {line}" for line in describe(plan.prefill, plan.target.io_bandwidth_bytes_per_s)], ""]
+
+
 def render_report(result: CompileResult) -> str:
     plan = result.plan
     perf, kv, t = plan.performance, plan.kv, plan.target
@@ -152,8 +162,10 @@ def render_report(result: CompileResult) -> str:
         "",
         f"Decode round trip {perf.round_trip_s * 1e3:.4f} ms, slowest stage {perf.max_stage_s * 1e3:.4f} ms "
         f"(one step of {perf.micro_batch} sequence(s)); {perf.sequences_to_fill_pipeline} sequences fill the "
-        f"pipeline; prefill in chunks of {perf.prefill_chunk_tokens} tokens.",
+        f"pipeline; " + (f"prefill on {plan.prefill.target.name} (below)." if plan.prefill else
+                         f"prefill in chunks of {perf.prefill_chunk_tokens} tokens."),
         "",
+        *prefill_section(plan),
         "## Wafers",
         "",
         "| wafer | units | weights GB | KV GB | activations GB | reserved GB | free GB | I/O bytes/token "

@@ -103,10 +103,14 @@ def render_plan_html(plan: Plan, floorplans: Sequence[tuple[str, str]] = (),
     labels = [f"wafer {w.index}" for w in plan.wafers]
     mem = [{p: float(getattr(w.memory, p)) for p, _ in MEMORY_PARTS} for w in plan.wafers]
     body.append(stacked_bars_svg(labels, MEMORY_PARTS, mem, "GB", 1e-9))
-    body.append("<h2>Stage time per wafer (ms, one token of one sequence; prefill: the whole prompt)</h2>")
+    body.append("<h2>Stage time per wafer (ms, one decode step of the plan's micro-batch"
+                + ("" if plan.prefill else "; prefill: one chunk") + ")</h2>")
     times = [{"decode stage": w.stage_seconds, "prefill": w.prefill_seconds} for w in plan.wafers]
     body.append(stacked_bars_svg(labels, (("decode stage", "#0969da"),), times, "ms", 1e3))
-    body.append(stacked_bars_svg(labels, (("prefill", "#8250df"),), times, "ms", 1e3))
+    if plan.prefill is None:
+        body.append(stacked_bars_svg(labels, (("prefill", "#8250df"),), times, "ms", 1e3))
+    else:
+        body += _prefill_html(plan)
     if constraints:
         items = "".join(f"<li>{escape(c)}</li>" for c in constraints)
         body += ["<h2>Binding constraints</h2>", f"<ul>{items}</ul>"]
@@ -115,6 +119,25 @@ def render_plan_html(plan: Plan, floorplans: Sequence[tuple[str, str]] = (),
         body += [f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
                  for caption, svg in floorplans]
     return _page(title, body)
+
+
+def _prefill_html(plan: Plan) -> list[str]:
+    """The disaggregated prefill (``--prefill-on``): the three TTFT terms as a bar and a table."""
+    from placer.perf.disagg import describe
+
+    d = plan.prefill
+    assert d is not None
+    terms = (("prefill", "#8250df"), ("KV transfer", "#bf3989"), ("hops", "#8c959f"))
+    values = [{"prefill": d.prefill_s, "KV transfer": d.kv_transfer_s, "hops": d.hops_s}]
+    items = "".join(f"<li>{escape(line)}</li>" for line in describe(d, plan.target.io_bandwidth_bytes_per_s))
+    return [f"<h2>Disaggregated prefill on {escape(d.target.name)}: TTFT (ms)</h2>",
+            stacked_bars_svg(["TTFT"], terms, values, "ms", 1e3),
+            _table(["prefill ms", "KV transfer ms", "hops ms", "TTFT ms", "KV GB", "transfer bound by",
+                    "wafers' I/O binds"],
+                   [[f"{d.prefill_s * 1e3:.3f}", f"{d.kv_transfer_s * 1e3:.3f}", f"{d.hops_s * 1e3:.3f}",
+                     f"{d.ttft_s * 1e3:.3f}", f"{d.kv_bytes / 1e9:.3f}", d.transfer_bound,
+                     "yes" if d.io_binds else "no"]], left=0),
+            f"<ul>{items}</ul>"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,7 +168,8 @@ def _ticks(lo: float, hi: float, log: bool) -> list[float]:
 def _settings(r: Mapping[str, Any]) -> str:
     return (f"{r['model']}: {r['wafers_used']} wafers (asked {r['wafers'] or 'auto'}), concurrency "
             f"{r['concurrency']}, context {r['context']}, weights {r['weights_dtype']}, KV {r['kv_dtype']}, "
-            f"{r['objective']}: {r['tokens_per_s_per_user']:,.1f} tokens/s per user, "
+            f"{r['objective']}, prefill on {r.get('prefill_on') or 'the wafers'}: "
+            f"{r['tokens_per_s_per_user']:,.1f} tokens/s per user, TTFT {r['ttft_ms']:,.3f} ms, "
             f"{r['tokens_per_s_per_wafer']:,.1f} tokens/s per wafer, {r['parked_sequences']} parked"
             + ("" if r.get("usd_per_million_output_tokens") is None else
                f", ${r['usd_per_million_output_tokens']:,.3f} per M output tokens")
@@ -221,7 +245,14 @@ def render_sweep_html(result: SweepResult, summaries: Sequence[Mapping[str, Any]
             "<h2>Frontier</h2>", frontier_svg(rows),
             "<h2>Frontier points</h2>",
             _table([column_label(c) for c in FRONTIER_COLUMNS],
-                   [[_cell(r.get(c)) for c in FRONTIER_COLUMNS] for r in front])]
+                   [[_cell(r.get(c), c) for c in FRONTIER_COLUMNS] for r in front])]
+    from placer.sweep_report import PREFILL_COLUMNS, prefill_groups
+
+    pairs = [r for g in prefill_groups(rows) for r in g]
+    if pairs:
+        body += ["<h2>Where prefill runs: co-located (wafers) against disaggregated</h2>",
+                 _table([column_label(c) for c in PREFILL_COLUMNS],
+                        [[_cell(r.get(c), c) for c in PREFILL_COLUMNS] for r in pairs])]
     if summaries:
         from placer.sweep_summary import SUMMARY_HEADERS, summary_cells, summary_title
 

@@ -20,7 +20,7 @@ import itertools
 import json
 import os
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 from placer.errors import InfeasibleError, UserError
 
 # The swept settings, in the order of the grid (and of a row's first columns).
-AXES = ("model", "wafers", "concurrency", "context", "weights_dtype", "kv_dtype", "objective")
+AXES = ("model", "wafers", "concurrency", "context", "weights_dtype", "kv_dtype", "objective", "prefill_on")
 
 
 def parse_int_list(text: str | int | Sequence[Any], option: str, allow_auto: bool = False) -> tuple[Any, ...]:
@@ -104,6 +104,7 @@ class SweepSpec:
     weights_dtype: tuple[str, ...] = ("native",)
     kv_dtype: tuple[str, ...] = ("native",)
     objective: tuple[str, ...] = ("min-wafers",)
+    prefill_on: tuple[str | None, ...] = (None,)   # None: prefill on the wafers (``none``)
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,7 +118,7 @@ class SweepSpec:
     def points(self) -> list[dict[str, Any]]:
         """Every point as flat compile options plus ``model``, in grid order."""
         grid = itertools.product(self.models, self.wafers, self.concurrency, self.context,
-                                 self.weights_dtype, self.kv_dtype, self.objective)
+                                 self.weights_dtype, self.kv_dtype, self.objective, self.prefill_on)
         return [{**dict(zip(AXES, values)), **self.fixed} for values in grid]
 
 
@@ -125,7 +126,7 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A TOML sweep file as the keyword arguments of ``spec_from_lists``.
 
     Top-level keys are the axes (``models``, ``wafers``, ``concurrency``, ``context``,
-    ``weights_dtype``, ``kv_dtype``, ``objective``; each a list or a range string) and an
+    ``weights_dtype``, ``kv_dtype``, ``objective``, ``prefill_on``; each a list or a range string) and an
     ``[options]`` table of fixed compile options (flat names, e.g. ``time_limit = 10``)."""
     p = Path(path)
     try:
@@ -144,8 +145,10 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def spec_from_lists(models: Sequence[str] | str, wafers: Any = "auto", concurrency: Any = 1,
                     context: Any = 8192, weights_dtype: Any = "native", kv_dtype: Any = "native",
-                    objective: Any = "min-wafers", options: Mapping[str, Any] | None = None) -> SweepSpec:
-    """A ``SweepSpec`` from command-line or TOML lists (see ``parse_int_list``)."""
+                    objective: Any = "min-wafers", prefill_on: Any = "none",
+                    options: Mapping[str, Any] | None = None) -> SweepSpec:
+    """A ``SweepSpec`` from command-line or TOML lists (see ``parse_int_list``; ``prefill_on``:
+    prefill targets, ``none`` for prefill on the wafers)."""
     return SweepSpec(
         models=parse_str_list(models, "MODEL"),
         wafers=parse_int_list(wafers, "--wafers", allow_auto=True),
@@ -154,6 +157,8 @@ def spec_from_lists(models: Sequence[str] | str, wafers: Any = "auto", concurren
         weights_dtype=parse_str_list(weights_dtype, "--weights-dtype"),
         kv_dtype=parse_str_list(kv_dtype, "--kv-dtype"),
         objective=parse_str_list(objective, "--objective"),
+        prefill_on=tuple(dict.fromkeys(None if p.lower() == "none" else p
+                                       for p in parse_str_list(prefill_on, "--prefill-on"))),
         fixed=dict(sorted((options or {}).items())),
     )
 
@@ -220,6 +225,14 @@ def _resolved_target(name: str, overrides: tuple[tuple[str, str], ...]) -> dict[
     return load_target(name, dict(overrides)).to_dict()
 
 
+@cache
+def _resolved_prefill(name: str) -> dict[str, Any]:
+    """Every field of a ``--prefill-on`` target (a TOML file's content enters the hash)."""
+    from placer.targets.prefill import load_prefill_target
+
+    return load_prefill_target(name).to_dict()
+
+
 def point_key(point: Mapping[str, Any]) -> str:
     """The input hash of a point: model digest, resolved target, options, placer version, code."""
     from placer import __version__
@@ -227,6 +240,8 @@ def point_key(point: Mapping[str, Any]) -> str:
     options = {k: v for k, v in point.items() if k != "model"}
     payload = {"model": model_fingerprint(point["model"]), "target": _target_dict(point),
                "options": options, "placer_version": __version__, "code": code_digest()}
+    if point.get("prefill_on"):
+        payload["prefill_target"] = _resolved_prefill(str(point["prefill_on"]))
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -239,21 +254,44 @@ def compile_options(point: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in point.items() if k != "model"}
 
 
-def point_row(point: Mapping[str, Any]) -> dict[str, Any]:
+def point_row(point: Mapping[str, Any], loaded: Any = None) -> dict[str, Any]:
     """Compile one point and summarise it: settings, then figures (or why it has none).
 
     ``status`` is ``ok``, ``infeasible`` (exit 3 of placer compile; ``message`` says why) or
-    ``error`` (exit 2: bad input for this point)."""
+    ``error`` (exit 2: bad input for this point). ``loaded``: the point's model already loaded
+    at its granularity (``placer.pipeline.LoadedModel``; the same plan as from the name)."""
     from placer.compiler import compile_model
 
     settings = {k: point.get(k) for k in AXES}
     try:
-        plan = compile_model(point["model"], **compile_options(point))
+        plan = compile_model(point["model"] if loaded is None else loaded, **compile_options(point))
     except InfeasibleError as e:
         return {**settings, "status": "infeasible", "message": str(e).split("\n")[0]}
     except UserError as e:
         return {**settings, "status": "error", "message": str(e).split("\n")[0]}
     return {**settings, "status": "ok", "message": "", **plan_figures(plan)}
+
+
+def point_rows(points: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The rows of ``points``, in order, as each is compiled; consecutive points of one model
+    and granularity share one loaded graph. Loading a large MoE config costs about as much as
+    costing it (gpt-oss-120b: ~8 s of ~13 s per point on the 2-core CI machine), and costing a
+    second workload of the same graph object is cheaper again (its cached analyses are reused);
+    the plan is the same as from the model's name."""
+    from placer.options import FLAT_DEFAULTS
+    from placer.pipeline import load_model
+
+    last: tuple[str, str] | None = None
+    loaded: Any = None
+    for point in points:
+        key = (str(point["model"]), str(point.get("granularity") or FLAT_DEFAULTS["granularity"]))
+        if key != last:
+            last, loaded = key, None
+            try:
+                loaded = load_model(key[0], granularity=key[1])
+            except UserError:
+                pass   # each point compiles from the name and reports the error as its row
+        yield point_row(point, loaded)
 
 
 def plan_figures(plan: Any) -> dict[str, Any]:
@@ -281,35 +319,57 @@ def plan_figures(plan: Any) -> dict[str, Any]:
         "io_mb_per_request": round_float(sum(w.io.out_bytes_per_token for w in plan.wafers) * (
             plan.workload.prompt_tokens + plan.workload.output_tokens) / 1e6),
         **cost_figures(plan),
+        **prefill_figures(plan),
     }
 
 
 def cost_figures(plan: Any) -> dict[str, Any]:
-    """$ per million output and input tokens (and per request), from the target's ``cost_per_hour``
-    ($ per wafer-hour); empty when the target has no cost. Every formula is the performance
-    model's (``placer.perf``; the attribution is in docs/sweep.md):
+    """$ per million output and input tokens (and per request), from the targets' ``cost_per_hour``
+    ($ per wafer-hour; the prefill machine's per machine-hour); a figure is left out when its
+    hardware has no cost. Every formula is the performance model's (``placer.perf``; the
+    attribution is in docs/sweep.md):
 
     * output tokens: ``Performance.usd_per_million_tokens`` (decode keeps the N wafers busy for
       ``tokens_per_s_total`` tokens per second);
-    * input tokens: ``placer.perf.usd_per_million_input_tokens``, the wafer time of the whole
-      prompt's prefill (``ceil(prompt / chunk)`` chunks on every wafer; a plan's
-      ``prefill_seconds`` is one chunk) shared by the prompt's tokens;
-    * a request of ``output_tokens``: ``placer.perf.usd_per_request``."""
-    from placer.perf import usd_per_million_input_tokens, usd_per_request
+    * input tokens, prefill on the wafers: ``placer.perf.usd_per_million_input_tokens``, the
+      wafer time of the whole prompt's prefill (``ceil(prompt / chunk)`` chunks on every wafer; a
+      plan's ``prefill_seconds`` is one chunk) shared by the prompt's tokens;
+    * input tokens, ``--prefill-on``: ``placer.perf.disagg.usd_per_million_input_tokens``, the
+      prefill machine's time at its ``cost_per_hour``;
+    * a request of ``output_tokens``: ``placer.perf.usd_per_request`` (when both rates are known)."""
+    from placer.perf import disagg, usd_per_million_input_tokens, usd_per_request
     from placer.plan import round_float
 
     perf, workload = plan.performance, plan.workload
-    if not plan.target.cost_per_hour or not perf.usd_per_million_tokens:
-        return {}
-    usd_in = usd_per_million_input_tokens(plan.target, [w.prefill_seconds for w in plan.wafers],
-                                          workload.prompt_tokens, perf.prefill_chunk_tokens)
-    figures = {"usd_per_million_output_tokens": round_float(perf.usd_per_million_tokens),
-               "usd_per_million_input_tokens": round_float(usd_in)}
-    if workload.output_tokens:
-        figures["usd_per_request"] = round_float(usd_per_request(usd_in, workload.prompt_tokens,
-                                                                 perf.usd_per_million_tokens,
+    usd_out = perf.usd_per_million_tokens if plan.target.cost_per_hour else 0.0
+    usd_in: float | None = None
+    if plan.prefill is not None:
+        usd_in = disagg.usd_per_million_input_tokens(plan.prefill)
+    elif usd_out:
+        usd_in = usd_per_million_input_tokens(plan.target, [w.prefill_seconds for w in plan.wafers],
+                                              workload.prompt_tokens, perf.prefill_chunk_tokens)
+    figures = {}
+    if usd_out:
+        figures["usd_per_million_output_tokens"] = round_float(usd_out)
+    if usd_in is not None:
+        figures["usd_per_million_input_tokens"] = round_float(usd_in)
+    if usd_out and usd_in is not None and workload.output_tokens:
+        figures["usd_per_request"] = round_float(usd_per_request(usd_in, workload.prompt_tokens, usd_out,
                                                                  workload.output_tokens))
     return figures
+
+
+def prefill_figures(plan: Any) -> dict[str, Any]:
+    """A disaggregated plan's prefill columns (``placer.perf.disagg``): the three TTFT terms and
+    which path bounds the KV transfer; empty when prefill is on the wafers."""
+    from placer.plan import round_float
+
+    d = plan.prefill
+    if d is None:
+        return {}
+    return {"prefill_ms": round_float(d.prefill_s * 1e3),
+            "kv_transfer_ms": round_float(d.kv_transfer_s * 1e3),
+            "prefill_hops_ms": round_float(d.hops_s * 1e3), "kv_transfer_bound": d.transfer_bound}
 
 
 def precision_of(row: Mapping[str, Any]) -> str:

@@ -5,9 +5,10 @@ inputs alone and the table is assembled in grid order, so every executor gives t
 
 * local (default): a pool of ``jobs`` worker processes (default: all cores), started once with
   placer, OR-Tools and the frontends imported (warm), each compiling many points; ``jobs=1``
-  compiles in this process.
+  compiles in this process. Points go out in batches of one model (``batches``), which load
+  the model once.
 * Ray (``ray_address``: ``auto``, ``ray://HOST:PORT``, ``HOST:PORT``, or ``local`` for a local
-  cluster of ``jobs`` CPUs): one Ray task per point on Ray's reused worker processes; the driver
+  cluster of ``jobs`` CPUs): one Ray task per batch on Ray's reused worker processes; the driver
   keeps the cache. An already initialised Ray (``ray.init(...)`` by the caller) is used as is.
 
 The cache is a folder of one JSON file per row, named by the point's input hash, written
@@ -25,7 +26,7 @@ from typing import Any
 
 from placer.errors import UserError
 from placer.fileio import write_atomic
-from placer.sweep import SweepSpec, code_digest, point_key, point_row, precision_of
+from placer.sweep import SweepSpec, code_digest, point_key, point_rows, precision_of
 from placer.sweep_frontier import frontier_flags
 
 
@@ -74,29 +75,49 @@ def _warm_worker() -> None:
     import placer.solver.cpsat  # noqa: F401
 
 
-def _keyed_row(key: str, point: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
-    """The row of one point, with the digest of the placer source that computed it."""
-    return key, point_row(point), code_digest()
+Batch = list[tuple[str, dict[str, Any]]]
+Rows = list[tuple[str, dict[str, Any]]]
+
+# Most points of one model a batch holds: a batch loads its model once (``point_rows``), while
+# small batches keep the workers evenly busy and the progress bar moving.
+MAX_BATCH = 8
 
 
-def _same_code(stream: Iterator[tuple[str, dict[str, Any], str]]) -> Iterator[tuple[str, dict[str, Any]]]:
+def batches(todo: Sequence[tuple[str, dict[str, Any]]], jobs: int) -> list[Batch]:
+    """``todo`` as tasks: points of one (model, granularity) together, in runs of at most
+    ``min(MAX_BATCH, ceil(len(todo) / (4 x jobs)))`` (about four tasks per worker or more;
+    one run per model when ``jobs`` is 1: this process compiles them all in turn)."""
+    size = max(1, min(MAX_BATCH, -(-len(todo) // (4 * jobs)))) if jobs > 1 else max(1, len(todo))
+    groups: dict[tuple[str, str], Batch] = {}
+    for key, point in todo:
+        groups.setdefault((str(point["model"]), str(point.get("granularity"))), []).append((key, point))
+    return [g[i:i + size] for g in groups.values() for i in range(0, len(g), size)]
+
+
+def _keyed_rows(batch: Batch) -> tuple[Rows, str]:
+    """The rows of one batch, with the digest of the placer source that computed them."""
+    rows = point_rows(point for _, point in batch)
+    return [(key, row) for (key, _), row in zip(batch, rows)], code_digest()
+
+
+def _same_code(stream: Iterator[tuple[Rows, str]]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Rows of workers that run the driver's placer source, else a one-line error: a Ray node
     with another placer installed would put its rows in a table (and a cache keyed by the
     driver's source) that another executor computes differently."""
     mine = code_digest()
-    for key, row, digest in stream:
+    for rows, digest in stream:
         if digest != mine:
             raise UserError(f"placer sweep: a worker ran placer source {digest[:12]}, this process has "
                             f"{mine[:12]} (another placer on a Ray node, or files edited during the "
                             "sweep); install the same placer on every node and run again")
-        yield key, row
+        yield from rows
 
 
-def _run_local(todo: Sequence[tuple[str, dict[str, Any]]],
-               jobs: int) -> Iterator[tuple[str, dict[str, Any], str]]:
+def _run_local(todo: Sequence[Batch], jobs: int) -> Iterator[tuple[Rows, str]]:
     if jobs <= 1 or len(todo) <= 1:
-        for key, point in todo:
-            yield _keyed_row(key, point)
+        for batch in todo:   # in this process: one row at a time (the progress bar moves)
+            for (key, _), row in zip(batch, point_rows(point for _, point in batch)):
+                yield [(key, row)], code_digest()
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -106,15 +127,14 @@ def _run_local(todo: Sequence[tuple[str, dict[str, Any]]],
     ctx = multiprocessing.get_context("forkserver")
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_warm_worker)
     try:
-        futures = [pool.submit(_keyed_row, key, point) for key, point in todo]
+        futures = [pool.submit(_keyed_rows, batch) for batch in todo]
         for f in as_completed(futures):
             yield f.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_ray(todo: Sequence[tuple[str, dict[str, Any]]], address: str,
-             jobs: int) -> Iterator[tuple[str, dict[str, Any], str]]:
+def _run_ray(todo: Sequence[Batch], address: str, jobs: int) -> Iterator[tuple[Rows, str]]:
     try:
         import ray
     except ImportError:
@@ -128,8 +148,8 @@ def _run_ray(todo: Sequence[tuple[str, dict[str, Any]]], address: str,
             except (ConnectionError, RuntimeError, ValueError) as e:
                 first = str(e).splitlines()[0] if str(e) else type(e).__name__
                 raise UserError(f"option --ray {address}: cannot connect ({first})") from None
-    task = ray.remote(num_cpus=1)(_keyed_row)
-    pending = [task.remote(key, point) for key, point in todo]
+    task = ray.remote(num_cpus=1)(_keyed_rows)
+    pending = [task.remote(batch) for batch in todo]
     while pending:
         done, pending = ray.wait(pending, num_returns=min(len(pending), 16), timeout=1.0)
         for ref in done:
@@ -154,7 +174,8 @@ def run_points(points: Sequence[dict[str, Any]], *, cache_dir: str | os.PathLike
         else:
             pending[key] = dict(point)
     todo = list(pending.items())
-    stream = _run_ray(todo, ray_address, jobs) if ray_address else _run_local(todo, jobs)
+    tasks = batches(todo, jobs)
+    stream = _run_ray(tasks, ray_address, jobs) if ray_address else _run_local(tasks, jobs)
     with _progress(len(todo), show_progress) as advance:
         for key, row in _same_code(stream):
             cache.put(key, row)
@@ -226,7 +247,8 @@ class _progress:
 # ---------------------------------------------------------------------------------------------
 # Output files
 
-_FIRST = ("model", "wafers", "concurrency", "context", "weights_dtype", "kv_dtype", "objective", "status")
+_FIRST = ("model", "wafers", "concurrency", "context", "weights_dtype", "kv_dtype", "objective", "prefill_on",
+          "status")
 
 
 def columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 def _cell(value: Any, column: str = "") -> str:
     if value is None:
+        if column == "prefill_on":
+            return "wafers"   # co-located prefill
         return "auto" if column == "wafers" else "-"   # no wafer count asked: the compiler chose
     if isinstance(value, float):
         return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.1f}"
@@ -24,7 +26,7 @@ def _cell(value: Any, column: str = "") -> str:
 
 
 FRONTIER_COLUMNS = ("model", "wafers_used", "concurrency", "context", "weights_dtype", "kv_dtype",
-                    "objective",
+                    "objective", "prefill_on",
                     "tokens_per_s_per_user", "tokens_per_s_per_wafer", "tokens_per_s_total",
                     "time_per_output_token_ms", "parked_sequences", "usd_per_million_output_tokens",
                     "usd_per_million_input_tokens")
@@ -62,6 +64,7 @@ def render_summary(result: SweepResult, floor: float = 100.0) -> str:
         lines += ["", "## Frontier per precision (weights/KV): points on it", "",
                   "| precision | points |", "|---|---:|"]
         lines += [f"| {g} | {n} |" for g, n in sorted(groups.items())]
+    lines += prefill_comparison(rows)
     if result.summary_context is not None:
         from placer.sweep_summary import summarize, summary_markdown
 
@@ -75,6 +78,36 @@ def render_summary(result: SweepResult, floor: float = 100.0) -> str:
         if len(bad) > 20:
             lines.append(f"... and {len(bad) - 20} more (see sweep.csv).")
     return "\n".join(lines) + "\n"
+
+
+PREFILL_COLUMNS = ("model", "wafers_used", "concurrency", "context", "weights_dtype", "kv_dtype", "objective",
+                   "prefill_on", "ttft_ms", "prefill_ms", "kv_transfer_ms", "kv_transfer_bound",
+                   "tokens_per_s_per_user", "resident_sequences", "min_free_sram_gb",
+                   "usd_per_million_input_tokens")
+
+
+def prefill_groups(rows: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Feasible points that differ only in ``prefill_on`` (co-located and disaggregated prefill of
+    the same settings), in grid order; only groups with more than one such point."""
+    from placer.sweep import AXES
+
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r["status"] == "ok":
+            groups.setdefault(tuple(r.get(a) for a in AXES if a != "prefill_on"), []).append(r)
+    return [g for g in groups.values() if len({r.get("prefill_on") for r in g}) > 1]
+
+
+def prefill_comparison(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """summary.md's co-located against disaggregated prefill table (empty without the axis)."""
+    groups = prefill_groups(rows)
+    if not groups:
+        return []
+    return ["", f"## Where prefill runs: co-located (wafers) against disaggregated ({len(groups)} settings)",
+            "",
+            *markdown_table([r for g in groups for r in g], PREFILL_COLUMNS), "",
+            "TTFT of a disaggregated point = prefill ms + KV transfer ms + one switch hop; the KV transfer "
+            "is bound by the slower of the prefill machine's link and the wafers' I/O (docs/sweep.md)."]
 
 
 def write_summary(result: SweepResult, out_dir: str | os.PathLike[str],

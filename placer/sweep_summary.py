@@ -36,7 +36,8 @@ def summary_points(spec: SweepSpec, context: int) -> list[dict[str, Any]]:
             for kd in spec.kv_dtype:
                 for ctx in (0, context):
                     out.append({"model": model, "wafers": None, "concurrency": 1, "context": ctx,
-                                "weights_dtype": wd, "kv_dtype": kd, "objective": "min-wafers", **fixed})
+                                "weights_dtype": wd, "kv_dtype": kd, "objective": "min-wafers",
+                                "prefill_on": None, **fixed})
     return out
 
 

@@ -71,11 +71,12 @@ def test_spec_points_and_keys():
     assert len(points) == 2 * 3 * 2
     assert points[0] == {"model": MODEL, "wafers": 1, "concurrency": 1, "context": 2048,
                          "weights_dtype": "native", "kv_dtype": "native", "objective": "min-wafers",
-                         "time_limit": 2}
+                         "prefill_on": None, "time_limit": 2}
     keys = [point_key(p) for p in points]
     assert len(set(keys)) == len(keys)
     assert point_key(dict(points[0])) == keys[0]
     assert point_key({**points[0], "target_overrides": {"clock_hz": "1e9"}}) != keys[0]
+    assert point_key({**points[0], "prefill_on": "h100x8"}) != keys[0]
     with pytest.raises(UserError, match="sweep axis"):
         spec_from_lists([MODEL], options={"context": 4})
 
@@ -180,7 +181,7 @@ def test_cli_writes_tables_and_json(tmp_path):
     lines = (out / "sweep.jsonl").read_text().splitlines()
     assert [json.loads(x) for x in lines] == d["rows"]
     csv = (out / "sweep.csv").read_text().splitlines()
-    assert csv[0].startswith("model,wafers,concurrency,context,weights_dtype,kv_dtype,objective,status,")
+    assert csv[0].startswith("model,wafers,concurrency,context,weights_dtype,kv_dtype,objective,prefill_on,status,")
     assert len(csv) == 3
     assert "Pareto frontier" in (out / "summary.md").read_text()
     r = CliRunner().invoke(cli, args, catch_exceptions=False)
@@ -210,6 +211,6 @@ def test_rows_of_other_placer_source_are_refused():
     from placer.sweep_exec import _same_code
 
     row = {"status": "ok"}
-    assert list(_same_code(iter([("k", row, code_digest())]))) == [("k", row)]
+    assert list(_same_code(iter([([("k", row)], code_digest())]))) == [("k", row)]
     with pytest.raises(UserError, match="install the same placer on every node"):
-        list(_same_code(iter([("k", row, "0" * 64)])))
+        list(_same_code(iter([([("k", row)], "0" * 64)])))

@@ -85,6 +85,9 @@ _COMPILE_OPTIONS = (
     _opt("--layout", type=click.Choice(Layout.choices()),
          help="On each wafer: every unit on the full PE grid in turn (whole), each unit on its own "
               "rectangle as a spatial pipeline (regions), or per wafer the faster (auto)."),
+    _opt("--prefill-on", metavar="TARGET",
+         help="Run prefill on other hardware (a prefill target: built-in h100x8 or a TOML file) and ship "
+              "its KV to the wafers; decode stays on the wafers (default: prefill on the wafers)."),
     _opt("--solver", type=click.Choice(Solver.choices())),
     _opt("--pin", "pins", multiple=True, metavar="PATTERN=WAFER",
          help="Pin units to a wafer, e.g. 'layers.0-9=0' (ranges, globs; repeatable)."),
@@ -97,7 +100,8 @@ _COMPILE_OPTIONS = (
 
 COMPILE_PARAMS = ("objective", "min_tokens_per_s_per_user", "context", "prompt", "output_tokens",
                   "concurrency", "wafers", "max_wafers", "weights_dtype", "dtype_overrides", "kv_dtype",
-                  "reserve", "granularity", "layout", "solver", "pins", "pin_file", "time_limit", "seed")
+                  "reserve", "granularity", "layout", "prefill_on", "solver", "pins", "pin_file",
+                  "time_limit", "seed")
 
 
 def compile_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -49,6 +49,9 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 @click.option("--weights-dtype", default=None, help="Weight dtypes, e.g. native,fp8.")
 @click.option("--kv-dtype", default=None, help="KV dtypes, e.g. native,fp8.")
 @click.option("--objective", default=None, help="Objectives, e.g. min-wafers,max-throughput.")
+@click.option("--prefill-on", default=None, metavar="TARGETS",
+              help="Where prefill runs: none (on the wafers) and/or prefill targets, e.g. none,h100x8 "
+                   "(a sweep axis; placer compile --prefill-on).")
 @click.option("--prompt", type=int, default=None, help="Prompt length for TTFT, tokens.")
 @click.option("--output-tokens", type=int, default=None,
               help="Mean output length per request, tokens ($ and I/O per request).")
@@ -80,7 +83,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: str,
                   target_sets: tuple[str, ...], wafers: str | None, concurrency: str | None,
                   context: str | None, weights_dtype: str | None, kv_dtype: str | None, objective: str | None,
-                  prompt: int | None, output_tokens: int | None, granularity: str,
+                  prefill_on: str | None, prompt: int | None, output_tokens: int | None, granularity: str,
                   min_tokens_per_s_per_user: float | None,
                   time_limit: float | None, seed: int | None, extra: tuple[str, ...], jobs: int | None,
                   ray_address: str | None, cache_dir: str | None, no_cache: bool, shard: str | None,
@@ -99,7 +102,8 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
     lists: dict[str, Any] = load_sweep_file(sweep_file) if sweep_file else {}
     options: dict[str, Any] = dict(lists.pop("options", {}))
     given = {"models": list(models) or None, "wafers": wafers, "concurrency": concurrency, "context": context,
-             "weights_dtype": weights_dtype, "kv_dtype": kv_dtype, "objective": objective}
+             "weights_dtype": weights_dtype, "kv_dtype": kv_dtype, "objective": objective,
+             "prefill_on": prefill_on}
     lists.update({k: v for k, v in given.items() if v is not None})
     fixed = {"target": target_name, "granularity": granularity, "prompt": prompt,
              "output_tokens": output_tokens, "min_tokens_per_s_per_user": min_tokens_per_s_per_user,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from placer.costs import ModelCost
 from placer.perf import formulas as f
+from placer.perf.disagg import buffer_chunk_tokens
 from placer.perf.pipeline import Performance, StageParts, predict_performance
 from placer.perf.unit import (
     activation_buffer_bytes,
@@ -51,17 +52,20 @@ def decode_tokens(workload: Workload) -> int:
 
 
 def place(cost: ModelCost, target: Target, workload: Workload, assignment: Sequence[int], resident: int,
-          batch: int, regions: Sequence[tuple[float, float] | None] = ()) -> Placement:
+          batch: int, regions: Sequence[tuple[float, float] | None] = (),
+          disaggregated: bool = False) -> Placement:
     """The float model of ``assignment`` with ``resident`` sequences in micro-batches of ``batch``.
 
     ``regions``: per wafer, ``(latency, interval)`` seconds of one micro-batch from its floorplan
     (``placer.perf.regions``) when the wafer is laid out in regions, else None (whole layout:
     latency = interval = the sum of its units' steps on the full grid). A regions wafer's
-    ``stage_seconds`` is its latency; the throughput term uses its interval.
+    ``stage_seconds`` is its latency; the throughput term uses its interval. ``disaggregated``:
+    prefill runs elsewhere (``placer.perf.disagg``), so the buffers hold no prefill chunk.
     """
     n = max(assignment) + 1
     units = cost.units
     chunk = prefill_chunk(target, workload.prompt_tokens)
+    buffered = buffer_chunk_tokens(target, workload.prompt_tokens, disaggregated)
     groups: list[list[int]] = [[] for _ in range(n)]
     for u, w in enumerate(assignment):
         groups[w].append(u)
@@ -73,7 +77,7 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
             units=tuple(g),
             weights=sum(units[u].weight_bytes + units[u].constant_bytes for u in g),
             kv_per_sequence=sum(units[u].kv_bytes(workload.context_tokens) for u in g),
-            buffer=max(activation_buffer_bytes(units[u], chunk, workload.concurrency) for u in g),
+            buffer=max(activation_buffer_bytes(units[u], buffered, workload.concurrency) for u in g),
             stage_seconds=sum(p.seconds for p in unit_parts),
             prefill_chunk_seconds=sum(unit_prefill_chunk_seconds(units[u], target, chunk,
                                                                  workload.prompt_tokens) for u in g),

@@ -9,7 +9,8 @@ a later wafer, wafers ``0 .. N-1`` are each used, N respects ``--wafers``/``--ma
 hold, and with ``S`` resident sequences every wafer fits
 ``sum(weights) + S x sum(KV(context)) + max(activation buffer) <= capacity`` (capacity = SRAM x
 (1 - reserve)). A unit's activation buffer holds its output for one prefill chunk plus one token per
-sequence in flight (``placer.perf.activation_buffer_bytes``); the units
+sequence in flight (``placer.perf.activation_buffer_bytes``; no chunk under ``--prefill-on``,
+``placer.perf.disagg``); the units
 of a wafer run one after another and reuse one buffer, so a wafer pays for its largest.
 
 Time terms are the float model's (``placer.perf``) rounded to ticks of ``TICK_S`` seconds,
@@ -43,8 +44,9 @@ from dataclasses import dataclass, field
 from placer.costs import ModelCost
 from placer.errors import UserError
 from placer.options import CompileOptions, Objective
-from placer.perf import activation_buffer_bytes, prefill_chunk, unit_decode_seconds
+from placer.perf import activation_buffer_bytes, unit_decode_seconds
 from placer.perf import formulas as f
+from placer.perf.disagg import buffer_chunk_tokens
 from placer.perf.formulas import TICK_S
 from placer.targets import Target
 
@@ -310,7 +312,7 @@ def build_problem(cost: ModelCost, target: Target, options: CompileOptions,
             raise UserError(f"model {cost.model!r}: edge {e.src} -> {e.dst} is not in topological order")
         edges[key] = edges.get(key, 0) + e.bytes_per_token
     bw = target.io_bandwidth_bytes_per_s
-    chunk = prefill_chunk(target, workload.prompt_tokens)
+    chunk = buffer_chunk_tokens(target, workload.prompt_tokens, options.prefill_on is not None)
     edge_list = sorted(edges.items())
     return Problem(
         names=tuple(u.name for u in cost.units),
