@@ -181,7 +181,8 @@ def test_cli_writes_tables_and_json(tmp_path):
     lines = (out / "sweep.jsonl").read_text().splitlines()
     assert [json.loads(x) for x in lines] == d["rows"]
     csv = (out / "sweep.csv").read_text().splitlines()
-    assert csv[0].startswith("model,wafers,concurrency,context,weights_dtype,kv_dtype,objective,prefill_on,status,")
+    assert csv[0].startswith("model,wafers,concurrency,context,weights_dtype,kv_dtype,objective,prefill_on,"
+                             "status,")
     assert len(csv) == 3
     assert "Pareto frontier" in (out / "summary.md").read_text()
     r = CliRunner().invoke(cli, args, catch_exceptions=False)
