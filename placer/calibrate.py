@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from placer.calibrate_fit import Constant, FitResult, fit_constants, leave_one_out
-from placer.calibrate_points import NOT_STATED, Point, PointSet
+from placer.calibrate_points import NOT_STATED, Point, PointSet, SpeculativeSetting
 from placer.costs import ModelCost
 from placer.errors import UserError
 from placer.targets import Target
@@ -73,10 +73,15 @@ class PointPredictor:
         s = self.points
         wafers = s.setting(point, "wafers")
         spec = s.setting(point, "speculative")
+        drafted = {}
         if spec != "none":
-            raise UserError(f"{s.source}: point {point.id!r}: speculative decoding is not fitted; "
-                            f"give it set = \"reference\"")
+            if not isinstance(spec, SpeculativeSetting) or not spec.complete:
+                raise UserError(f"{s.source}: point {point.id!r}: speculative decoding whose draft, "
+                                f"draft_length and acceptance are not all stated cannot be predicted; "
+                                f"state them or give it set = \"reference\"")
+            drafted = {"draft": spec.draft, "draft_length": spec.draft_length, "acceptance": spec.acceptance}
         return {
+            **drafted,
             "objective": "min-latency",
             "wafers": None if wafers == "fewest" else int(wafers),
             "context": int(s.setting(point, "context_tokens")),
@@ -89,29 +94,37 @@ class PointPredictor:
             "compare": False,
         }
 
-    def cost(self, point: Point) -> ModelCost:
+    def cost(self, point: Point, model: str | None = None) -> ModelCost:
+        """The costs of ``point``'s model (or of ``model``, its draft) under its workload."""
         from placer.cost_model import annotate_costs
         from placer.pipeline import load_model
         from placer.workload import DtypePolicy, Workload
 
         o = self.options(point)
-        key = (point.model, o["context"], o["prompt"], o["weights_dtype"], o["kv_dtype"])
+        model = model or point.model
+        key = (model, o["context"], o["prompt"], o["weights_dtype"], o["kv_dtype"])
         if key not in self._costs:
-            loaded = load_model(point.model, granularity="layer")
+            loaded = load_model(model, granularity="layer")
             workload = Workload(o["context"], o["prompt"], o["concurrency"],
                                 DtypePolicy.parse(o["weights_dtype"]), o["kv_dtype"])
             self._costs[key] = annotate_costs(loaded.graph, self.target, workload)
         return self._costs[key]
 
     def __call__(self, point: Point, constants: Mapping[str, float]) -> dict[str, float]:
+        """tokens/s per user (with a draft: the effective rate of ``placer.speculative``), TTFT
+        and wafers of ``point``'s plan."""
         from placer.compiler import compile_result
 
         key = (point.id, tuple(sorted((k, float(v)) for k, v in constants.items())))
         if key not in self._plans:
             target = target_with(self.target, constants)
-            plan = compile_result(self.cost(point), target=target, **self.options(point)).plan
-            perf = plan.performance
-            self._plans[key] = {"tokens_per_s_per_user": perf.tokens_per_s_per_user, "ttft_s": perf.ttft_s,
+            options = self.options(point)
+            if "draft" in options:
+                options["draft"] = self.cost(point, options["draft"])
+            plan = compile_result(self.cost(point), target=target, **options).plan
+            perf, spec = plan.performance, plan.speculative
+            rate = perf.tokens_per_s_per_user if spec is None else spec.tokens_per_s_per_user
+            self._plans[key] = {"tokens_per_s_per_user": rate, "ttft_s": perf.ttft_s,
                                 "wafers": float(len(plan.wafers))}
         return self._plans[key]
 

@@ -222,8 +222,8 @@ def _speculative(value: Any, where: str) -> str | SpeculativeSetting:
     draft = _text(value["draft"], "speculative.draft", where, stated=False)
     k = _integer(value["draft_length"], "speculative.draft_length", where, low=1)
     a = value["acceptance"]
-    if a != NOT_STATED and (isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1):
-        raise UserError(f"{inner}: field 'acceptance' must be a number in [0, 1] or \"{NOT_STATED}\", "
+    if a != NOT_STATED and (isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a < 1):
+        raise UserError(f"{inner}: field 'acceptance' must be a number in [0, 1) or \"{NOT_STATED}\", "
                         f"got {a!r}")
     return SpeculativeSetting(draft, k, a if a == NOT_STATED else float(a))
 

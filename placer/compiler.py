@@ -39,6 +39,7 @@ from placer.plan import (
 from placer.solver.bounds import explain_infeasible
 from placer.solver.problem import Problem, build_problem, objective_description
 from placer.solver.solve import SOLVERS, Solution, solve
+from placer.speculative_place import Draft, load_draft, speculative_plan, with_draft
 from placer.targets import Target
 from placer.targets.prefill import PrefillTarget
 from placer.workload import Workload
@@ -55,6 +56,7 @@ class CompileResult:
     others: tuple[Solution, ...]     # every other method on the same problem
     floorplans: tuple[tuple[int, str], ...] = ()   # (wafer, SVG text) of every regions wafer
     layouts: tuple[WaferLayout, ...] = ()          # each wafer's (``wafer_layouts``); empty if whole
+    draft: Draft | None = None                     # --draft: the draft model (``cost`` holds its units)
 
     @property
     def floorplan_svgs(self) -> tuple[tuple[str, str], ...]:
@@ -97,19 +99,24 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
                                                                    opts.granularity.value)
     prefill = None if prefill_target is None else \
         (prefill_target, prefill_work(cost, prefill_target, workload.prompt_tokens))  # fits, or exit 3
+    info = ModelInfo(name, sha, cost.parameters, cost.weight_bytes, len(cost.units), structure_warning,
+                     export_warnings)
+    # --draft: the draft's units join the partition problem (placer.speculative_place)
+    draft = load_draft(opts, tgt, _cost_of)
+    target_cost, cost = cost, (cost if draft is None else with_draft(cost, draft))
     pins = resolve_pins(opts.deployment.pins, [u.name for u in cost.units])
     method, limit, seed = opts.solver.method.value, opts.solver.time_limit_s, opts.solver.seed
     problem, solution, layouts = _partition_and_lay_out(cost, tgt, opts, pins)
     others = tuple(solve(problem, m, limit, seed) for m in SOLVERS if m != method) \
         if opts.output.compare else ()
     provenance = Provenance(__version__, name, opts)
-    plan = build_plan(cost, tgt, workload, problem, solution, ModelInfo(name, sha, cost.parameters,
-                      cost.weight_bytes, len(cost.units), structure_warning, export_warnings),
-                      provenance, layouts, prefill)
+    plan = build_plan(cost, tgt, workload, problem, solution, info, provenance, layouts, prefill)
+    if draft is not None:
+        plan = speculative_plan(plan, target_cost, draft, tgt, solution)
     pictures = tuple((w, floorplan_svg(x.floorplan.problem, x.floorplan.floorplan,
                                        f"{name}: wafer {w} of {tgt.name}", tgt.clock_hz))
                      for w, x in enumerate(layouts) if x.floorplan is not None)
-    return CompileResult(plan, cost, problem, solution, others, pictures, layouts)
+    return CompileResult(plan, cost, problem, solution, others, pictures, layouts, draft)
 
 
 # Under --layout regions, partitions tried before giving up on floorplanning every wafer; each

@@ -1,7 +1,8 @@
 """Compile options: one frozen, typed object from the CLI or the Python API down to the solver.
 
 ``CompileOptions`` holds every choice that shapes a plan, in nested frozen parts: the target
-(name and ``--set`` overrides), the ``Workload`` (context, prompt, concurrency, dtypes),
+(name and ``--set`` overrides), the ``Workload`` (context, prompt, concurrency, dtypes,
+speculative decoding),
 ``Goal`` (objective and the per-user floor), ``Deployment`` (wafer counts, SRAM reserve,
 pins), ``SolverSettings`` (method, deterministic time limit, seed), the placement
 ``Granularity``, the on-wafer ``Layout`` (``whole``, ``regions``, ``auto``), where prefill runs
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from placer.errors import UserError
+from placer.speculative import speculative_from_flat
 from placer.workload import DtypePolicy, Workload, parse_dtype_option
 
 if TYPE_CHECKING:
@@ -259,7 +261,8 @@ class CompileOptions:
             target_overrides=_overrides(v["target_overrides"]),
             workload=Workload(int(v["context"]), int(v["prompt"]), int(v["concurrency"]),
                               DtypePolicy.parse(v["weights_dtype"], tuple(v["dtype_overrides"])),
-                              parse_dtype_option(v["kv_dtype"], "--kv-dtype"), int(v["output_tokens"])),
+                              parse_dtype_option(v["kv_dtype"], "--kv-dtype"), int(v["output_tokens"]),
+                              speculative_from_flat(v["draft"], v["draft_length"], v["acceptance"])),
             goal=Goal(Objective.parse(v["objective"], "--objective"), v["min_tokens_per_s_per_user"]),
             deployment=Deployment(v["wafers"], v["max_wafers"], v["reserve"], pins),
             solver=SolverSettings(Solver.parse(v["solver"], "--solver"), float(v["time_limit"]),
@@ -282,6 +285,9 @@ FLAT_DEFAULTS: dict[str, Any] = {
     "prompt": 1024,
     "output_tokens": 256,
     "concurrency": 1,
+    "draft": None,
+    "draft_length": None,
+    "acceptance": None,
     "wafers": None,
     "max_wafers": None,
     "weights_dtype": "native",

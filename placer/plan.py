@@ -15,6 +15,7 @@ from typing import Any
 from placer.options import CompileOptions
 from placer.perf import Performance
 from placer.perf.disagg import DisaggregatedPrefill
+from placer.speculative import SpeculativePlan
 from placer.targets import Target
 from placer.workload import Workload
 
@@ -137,6 +138,8 @@ class Plan:
     # ``--prefill-on`` only (omitted otherwise): the prefill target and the three TTFT terms
     # (``placer.perf.disagg``); ``performance.ttft_s`` is then their sum.
     prefill: DisaggregatedPrefill | None = None
+    # ``--draft`` only (omitted otherwise): the draft model's wafers and the effective figures.
+    speculative: SpeculativePlan | None = None
 
     def wafer_of(self, unit: str) -> int:
         return dict(self.assignment)[unit]
@@ -155,6 +158,8 @@ class Plan:
             del out["model"]["export_warnings"]
         if self.prefill is None:
             del out["prefill"]
+        if self.speculative is None:
+            del out["speculative"]
         out["provenance"] = _encode(self.provenance.to_dict())
         out["target"] = _encode(self.target.to_dict())
         out["workload"] = _encode(self.workload.to_dict())
@@ -189,6 +194,7 @@ class Plan:
             layout=d.get("layout"),
             floorplan=tuple(FloorplanRect(**r) for r in d.get("floorplan", ())),
             prefill=DisaggregatedPrefill.from_dict(d["prefill"]) if "prefill" in d else None,
+            speculative=SpeculativePlan.from_dict(d["speculative"]) if "speculative" in d else None,
         )
 
 

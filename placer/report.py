@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from placer.solver.problem import TICK_S
+from placer.speculative import report_lines as speculative_report_lines
 from placer.sweep import cost_figures
 
 if TYPE_CHECKING:
@@ -129,6 +130,8 @@ def render_report(result: CompileResult) -> str:
     for u in result.cost.units:
         if u.layer >= 0:
             layer_units[u.layer] = layer_units.get(u.layer, 0) + 1
+    from placer.speculative_place import draft_units_summary
+
     s = plan.solver
     cost = cost_figures(plan)   # the sweep's $ columns: one attribution (docs/sweep.md)
     lines = [
@@ -166,6 +169,7 @@ def render_report(result: CompileResult) -> str:
                          f"prefill in chunks of {perf.prefill_chunk_tokens} tokens."),
         "",
         *prefill_section(plan),
+        *speculative_report_lines(plan),
         "## Wafers",
         "",
         "| wafer | units | weights GB | KV GB | activations GB | reserved GB | free GB | I/O bytes/token "
@@ -174,7 +178,10 @@ def render_report(result: CompileResult) -> str:
     ]
     for w in plan.wafers:
         m = w.memory
-        lines.append(f"| {w.index} | {summarize_units(w.units, layer_of, layer_units)} | {_gb(m.weights)} | "
+        draft = getattr(result, "draft", None)
+        units = summarize_units(w.units, layer_of, layer_units) if draft is None \
+            else draft_units_summary(w.units, result.cost, draft)
+        lines.append(f"| {w.index} | {units} | {_gb(m.weights)} | "
                      f"{_gb(m.kv)} | {_gb(m.activations)} | {_gb(m.reserved)} | {_gb(m.free)} | "
                      f"{w.io.bytes_per_token:,} | {100 * w.io.utilization:.4f} | "
                      f"{w.stage_seconds * 1e3:.4f} | "

@@ -99,6 +99,7 @@ def render_plan_html(plan: Plan, floorplans: Sequence[tuple[str, str]] = (),
                    [[f"{perf.time_per_output_token_s * 1e3:.4f}", f"{perf.ttft_s * 1e3:.3f}",
                      f"{perf.tokens_per_s_per_user:,.1f}", f"{perf.tokens_per_s_total:,.1f}",
                      kv.resident_sequences, kv.parked_sequences]], left=0),
+            *_speculative(plan),
             "<h2>Memory per wafer (GB)</h2>"]
     labels = [f"wafer {w.index}" for w in plan.wafers]
     mem = [{p: float(getattr(w.memory, p)) for p, _ in MEMORY_PARTS} for w in plan.wafers]
@@ -138,6 +139,20 @@ def _prefill_html(plan: Plan) -> list[str]:
                      f"{d.ttft_s * 1e3:.3f}", f"{d.kv_bytes / 1e9:.3f}", d.transfer_bound,
                      "yes" if d.io_binds else "no"]], left=0),
             f"<ul>{items}</ul>"]
+
+
+def _speculative(plan: Plan) -> list[str]:
+    """The plan's speculative-decoding figures (``placer.speculative``; none without --draft)."""
+    s = plan.speculative
+    if s is None:
+        return []
+    return [f"<h2>Speculative decoding: draft {escape(s.draft)}, {escape(s.placement())}</h2>",
+            _table(["draft length k", "acceptance a", "expected tokens per step",
+                    "effective tokens/s per user", "target alone tokens/s per user", "target wafers",
+                    "draft wafers"],
+                   [[s.draft_length, f"{s.acceptance:g}", f"{s.expected_tokens_per_step:.4f}",
+                     f"{s.tokens_per_s_per_user:,.1f}", f"{plan.performance.tokens_per_s_per_user:,.1f}",
+                     ", ".join(map(str, s.target_wafers)), ", ".join(map(str, s.draft_wafers))]], left=0)]
 
 
 # ---------------------------------------------------------------------------------------------

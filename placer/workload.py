@@ -9,6 +9,7 @@ from typing import Any
 
 from placer.errors import UserError
 from placer.ir.dtypes import DType
+from placer.speculative import SpeculativeOptions
 
 
 def parse_dtype_option(text: str, option: str) -> str:
@@ -55,7 +56,8 @@ class DtypePolicy:
 class Workload:
     """``context_tokens``: KV length each sequence holds (prompt + generated); ``prompt_tokens``:
     prefill length for time to first token; ``concurrency``: sequences served at once;
-    ``output_tokens``: mean output length per request ($ per request, I/O per request)."""
+    ``output_tokens``: mean output length per request ($ per request, I/O per request);
+    ``speculative``: speculative decoding with a draft model (``placer.speculative``; None: off)."""
 
     context_tokens: int = 8192
     prompt_tokens: int = 1024
@@ -63,6 +65,7 @@ class Workload:
     weights: DtypePolicy = field(default_factory=DtypePolicy)
     kv_dtype: str = "native"
     output_tokens: int = 256
+    speculative: SpeculativeOptions | None = None
 
     def __post_init__(self) -> None:
         if self.context_tokens < 0:
@@ -86,6 +89,8 @@ class Workload:
             "dtype_overrides": [list(p) for p in self.weights.overrides],
             "kv_dtype": self.kv_dtype,
             "output_tokens": self.output_tokens,
+            # only with --draft, so plans without speculative decoding keep their bytes
+            **({"speculative": self.speculative.to_dict()} if self.speculative is not None else {}),
         }
 
     @staticmethod
@@ -94,4 +99,5 @@ class Workload:
         overrides = tuple((str(a), str(b)) for a, b in d["dtype_overrides"])
         return Workload(int(d["context_tokens"]), int(d["prompt_tokens"]),
                         int(d["concurrency"]), DtypePolicy(str(d["weights_dtype"]), overrides),
-                        str(d["kv_dtype"]), int(d.get("output_tokens", 256)))
+                        str(d["kv_dtype"]), int(d.get("output_tokens", 256)),
+                        SpeculativeOptions.from_dict(d["speculative"]) if "speculative" in d else None)

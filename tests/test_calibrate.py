@@ -9,9 +9,11 @@ import math
 import pytest
 from click.testing import CliRunner
 
+import placer
 from placer.calibrate import PointPredictor, calibrate, target_with
 from placer.calibrate_points import parse_points
 from placer.cli.main import cli
+from placer.errors import UserError
 from placer.targets import load_target
 
 TRUE = {"collective_overhead_cycles": 300.0, "host_overhead_s_per_token": 2e-5}
@@ -164,3 +166,24 @@ def test_shipped_wse3_holds_the_fit_of_the_published_points():
         if row.point.set == "calibration":
             assert abs(math.log(row.calibrated / row.measured)) < abs(math.log(row.physics / row.measured))
     assert all(v >= 0 for v in c.fit.values.values())
+
+
+def test_a_speculative_point_is_predicted_with_the_plans_effective_rate(tmp_path):
+    target = tiny_llama(tmp_path / "target.json", 6, 128)
+    draft = tiny_llama(tmp_path / "draft.json", 2, 64)
+    spec = f"speculative = {{ draft = {json.dumps(draft)}, draft_length = 3, acceptance = 0.7 }}"
+    text = points_text([target], [5000.0], ["validation"]).replace('speculative = "none"', spec)
+    points = parse_points(text, "spec")
+    base = load_target("wse3-physics")
+    constants = {"kernel_overhead_cycles": 400.0}
+    predicted = PointPredictor(points, base)(points.points[0], constants)
+    plan = placer.compile(target, target=target_with(base, constants), objective="min-latency", wafers=1,
+                          context=256, prompt=16, weights_dtype="bf16", kv_dtype="bf16", draft=draft,
+                          draft_length=3, acceptance=0.7)
+    assert predicted["tokens_per_s_per_user"] == pytest.approx(plan.speculative.tokens_per_s_per_user,
+                                                               rel=1e-12)
+    assert predicted["tokens_per_s_per_user"] > plan.performance.tokens_per_s_per_user  # the draft helps
+    unstated = spec.replace("acceptance = 0.7", 'acceptance = "not stated"')
+    points = parse_points(text.replace(spec, unstated), "spec")
+    with pytest.raises(UserError, match="not all stated cannot be predicted"):
+        PointPredictor(points, base)(points.points[0], constants)

@@ -80,7 +80,7 @@ def test_loader_accepts_a_minimal_file(tmp_path):
     (('speculative = "none"', 'speculative = { draft = "x", draft_length = 4 }'),
      "missing field(s) acceptance"),
     (('speculative = "none"', 'speculative = { draft = "x", draft_length = 4, acceptance = 2 }'),
-     "'acceptance' must be a number in [0, 1]"),
+     "'acceptance' must be a number in [0, 1)"),
 ])
 def test_loader_errors_name_file_point_and_field(tmp_path, edit, message):
     text = ("schema = 1\n" + POINT).replace(*edit)

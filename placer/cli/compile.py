@@ -36,4 +36,11 @@ def compile_command(model: str, out_dir: str, as_json: bool, **params: object) -
                f"{p.performance.tokens_per_s_per_user:,.1f} tokens/s per user, "
                f"{p.performance.tokens_per_s_total:,.1f} in total (micro-batch {p.performance.micro_batch}), "
                f"{p.kv.resident_sequences} resident / {p.kv.parked_sequences} parked sequences")
+    if p.speculative is not None:
+        s = p.speculative
+        click.echo(f"speculative decoding: draft {s.draft} (k = {s.draft_length}, a = {s.acceptance:g}) "
+                   f"{s.placement()}: {s.expected_tokens_per_step:.3f} tokens per verification step, "
+                   f"{s.tokens_per_s_per_user:,.1f} effective tokens/s per user ({s.speedup:.2f}x the "
+                   f"target alone); target on wafer(s) {', '.join(map(str, s.target_wafers))}, draft on "
+                   f"wafer(s) {', '.join(map(str, s.draft_wafers))}")
     click.echo(f"wrote {plan_path} and {report_path}")

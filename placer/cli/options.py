@@ -75,6 +75,12 @@ _COMPILE_OPTIONS = (
     _opt("--prompt", type=int, help="Prompt length for TTFT, tokens."),
     _opt("--output-tokens", type=int, help="Mean output length per request, tokens ($ and I/O per request)."),
     _opt("--concurrency", type=int, help="Sequences served at once."),
+    _opt("--draft", help="Speculative decoding: the draft model (a zoo name or a model file), placed "
+                         "with the target model; needs --draft-length and --acceptance."),
+    _opt("--draft-length", type=int, help="Speculative decoding: tokens the draft proposes per "
+                                         "verification step (k >= 1)."),
+    _opt("--acceptance", type=float, help="Speculative decoding: probability that the target accepts "
+                                         "one drafted token (0 <= a < 1)."),
     _opt("--wafers", type=int, help="Use exactly N wafers, each holding units."),
     _opt("--max-wafers", type=int, help="Use at most N wafers (default: the target's count)."),
     weights_dtype_option,
@@ -99,9 +105,9 @@ _COMPILE_OPTIONS = (
 )
 
 COMPILE_PARAMS = ("objective", "min_tokens_per_s_per_user", "context", "prompt", "output_tokens",
-                  "concurrency", "wafers", "max_wafers", "weights_dtype", "dtype_overrides", "kv_dtype",
-                  "reserve", "granularity", "layout", "prefill_on", "solver", "pins", "pin_file",
-                  "time_limit", "seed")
+                  "concurrency", "draft", "draft_length", "acceptance", "wafers", "max_wafers",
+                  "weights_dtype", "dtype_overrides", "kv_dtype", "reserve", "granularity", "layout",
+                  "prefill_on", "solver", "pins", "pin_file", "time_limit", "seed")
 
 
 def compile_options(fn: Callable[..., Any]) -> Callable[..., Any]:
