@@ -190,6 +190,7 @@ def report_lines(plan: Any) -> list[str]:
         "(each row charged its KV reads, an upper bound: the k + 1 positions share one sequence's KV). "
         "The performance section above is the target alone on its wafers (TTFT: the target's prefill "
         "gives the first token). With more than one micro-batch in flight, draft and target steps on a "
-        "shared wafer are assumed not to contend.",
+        "shared wafer are assumed not to contend. The methods table below times the combined chain (one "
+        "draft step plus one target step per token), the solver's proxy for placing both models.",
         "",
     ]
