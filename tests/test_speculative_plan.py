@@ -113,6 +113,7 @@ def test_the_solver_gives_the_draft_its_own_wafer_when_nothing_fits_beside_it(tm
     (["--draft-length", "4", "--acceptance", "0.8", "--layout", "regions"], "--layout whole"),
     (["--draft-length", "4", "--acceptance", "0.8", "--min-tokens-per-s-per-user", "10"],
      "--min-tokens-per-s-per-user"),
+    (["--draft-length", "4", "--acceptance", "0.8", "--prefill-on", "h100x8"], "--prefill-on"),
 ])
 def test_bad_option_values_exit_2_naming_the_option(models, tmp_path, args, option):
     target, draft = models
