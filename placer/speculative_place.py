@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from placer.costs import EdgeCost, ModelCost
 from placer.errors import UserError
@@ -35,6 +35,10 @@ from placer.speculative import (
     step_seconds,
 )
 from placer.targets import Target
+
+if TYPE_CHECKING:
+    from placer.plan import Plan
+    from placer.solver.solve import Solution
 
 PREFIX = "draft."
 # What crosses from the draft to the target per token: one token id (int32).
@@ -98,12 +102,13 @@ def _own(assignment: tuple[int, ...]) -> tuple[list[int], tuple[int, ...]]:
     return [w - first for w in assignment], tuple(range(first, max(assignment) + 1))
 
 
-def speculative_plan(plan: Any, cost: ModelCost, draft: Draft, target: Target, solution: Any) -> Any:
+def speculative_plan(plan: Plan, cost: ModelCost, draft: Draft, target: Target, solution: Solution) -> Plan:
     """``plan`` (built from ``with_draft``'s combined cost) with the target alone as its
     ``performance`` and the ``speculative`` section; canonical (floats rounded as in the file)."""
     from placer.plan import Plan
 
     spec = plan.workload.speculative
+    assert spec is not None and solution.assignment is not None
     k, a = spec.draft_length, spec.acceptance
     workload = plan.workload
     ev = solution.evaluation
