@@ -51,6 +51,8 @@ def target_with(target: Target, constants: Mapping[str, float]) -> Target:
     changes: dict[str, float] = {k: float(v) for k, v in constants.items() if k != "prefill_slowdown"}
     if "prefill_slowdown" in constants:
         changes["prefill_utilisation"] = 1.0 / (1.0 + float(constants["prefill_slowdown"]))
+    # The ignore below: mypy checks a dict of floats against every Target field; these are the float
+    # overhead fields only.
     return dataclasses.replace(target, **changes)  # type: ignore[arg-type]
 
 

@@ -249,6 +249,7 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
         out_b = boundary[w] if w < n - 1 else 0
         used = wafer_bytes(fig.weights, fig.kv_per_sequence, resident, fig.buffer)
         link = max(in_b, out_b) * rate + perf.swap_bytes_per_s_per_wafer * (fig.kv_per_sequence > 0)
+        region = regions[w] if w < len(regions) else None
         wafer_plans.append(WaferPlan(
             index=w, units=tuple(cost.units[u].name for u in fig.units),
             memory=WaferMemory(fig.weights, kv, fig.buffer, reserved, target.sram_bytes - used - reserved),
@@ -257,7 +258,7 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
             kv_bytes_per_sequence=fig.kv_per_sequence,
             sequences_that_fit=sequences_that_fit(problem.capacity, fig.weights, fig.buffer,
                                                   fig.kv_per_sequence, workload.concurrency),
-            interval_seconds=regions[w][1] if w < len(regions) and regions[w] else None))
+            interval_seconds=region[1] if region else None))
     parked = workload.concurrency - resident
     kv_seq = [fig.kv_per_sequence for fig in placed.wafers]
     per_seq = sum(kv_seq)
@@ -277,6 +278,8 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
                 tuple(wafer_plans), kv_plan, perf,
                 tuple(sorted((cost.units[u].name, w) for u, w in enumerate(solution.assignment))), provenance,
                 layout_name(layouts) if layouts else None,
+                # The ignore below: the records hold exactly FloorplanRect's fields (unit a str, the
+                # rest ints) in one dict[str, object], the shape the plan's JSON has.
                 tuple(FloorplanRect(**r) for r in layout_records(layouts)),  # type: ignore[arg-type]
                 disaggregated)
     return Plan.from_json(plan.to_json())  # canonical: floats rounded as in the file

@@ -115,6 +115,7 @@ def _exportable(model: Any) -> Any:
 
     base = type(model)
 
+    # The ignore below: the base is the model's class, known only at run time (a variable to mypy).
     class Exportable(base):  # type: ignore[misc, valid-type]
         def forward(self, input_ids, *past):  # noqa: ANN001, ANN201
             pairs = [(past[2 * i], past[2 * i + 1]) for i in range(len(past) // 2)]

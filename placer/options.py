@@ -232,7 +232,7 @@ class CompileOptions:
         w, g, dep, s = d["workload"], d["goal"], d["deployment"], d["solver"]
         return CompileOptions(
             target=d["target"],
-            target_overrides=tuple(tuple(item.split("=", 1)) for item in d["target_overrides"]),  # type: ignore[misc]
+            target_overrides=tuple(tuple(item.split("=", 1)) for item in d["target_overrides"]),
             workload=Workload.from_dict(w),
             goal=Goal(Objective(g["objective"]), g["min_tokens_per_s_per_user"]),
             deployment=Deployment(dep["wafers"], dep["max_wafers"], dep["reserve"], tuple(dep["pins"])),
@@ -318,8 +318,8 @@ def _overrides(value: Mapping[str, object] | Sequence[str] | Sequence[tuple[str,
                 raise UserError(f"option --set: expected FIELD=VALUE, got {item!r}")
             pairs.append((key.strip(), val.strip()))
         else:
-            key, val = item
-            pairs.append((str(key), str(val)))
+            name, given = item
+            pairs.append((str(name), str(given)))
     return tuple(sorted(dict(pairs).items()))
 
 

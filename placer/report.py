@@ -100,7 +100,7 @@ def binding_constraints(plan: Plan) -> list[str]:
     return lines
 
 
-def _method_row(result: CompileResult, sol) -> str:  # type: ignore[no-untyped-def]
+def _method_row(result: CompileResult, sol) -> str:
     ev = sol.evaluation
     p = result.problem
     if not sol.feasible:

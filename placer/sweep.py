@@ -177,7 +177,8 @@ def code_digest() -> str:
     for sub in ("ir", "backends"):
         try:
             mod = __import__(f"placer.{sub}", fromlist=["__file__"])
-            roots.append(Path(mod.__file__).parent)
+            if mod.__file__ is not None:  # None only for a namespace package
+                roots.append(Path(mod.__file__).parent)
         except ImportError:
             pass
     h = hashlib.sha256()

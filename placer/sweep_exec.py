@@ -45,7 +45,7 @@ class RowCache:
         if self.root is None:
             return None
         try:
-            return json.loads(self._path(key).read_text())  # type: ignore[no-any-return]
+            return json.loads(self._path(key).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 

@@ -34,7 +34,7 @@ _COMMANDS = [
 ]
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+def _show_warning(message, category, filename, lineno, file=None, line=None):
     """placer's own warnings as one line on stderr (``placer: warning: ...``); others as Python
     prints them."""
     from placer._warnings import PlacerWarning

@@ -125,17 +125,17 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
     if as_json:
         from placer.sweep_summary import summarize
 
-        models = summarize(result.rows, result.summary_rows, summary_context, floor) \
+        summaries = summarize(result.rows, result.summary_rows, summary_context, floor) \
             if summary_context else []
         click.echo(json.dumps({"points": len(result.rows), "computed": result.computed,
                                "cached": result.cached,
                                "files": {k: str(v) for k, v in paths.items()}, "rows": list(result.rows),
-                               "models": models}, sort_keys=True))
+                               "models": summaries}, sort_keys=True))
         return
     from placer.cli.console import echo_markdown
 
     echo_markdown(render_summary(result, floor))
-    extra = f" and {len(result.summary_rows)} summary points" if result.summary_rows else ""
-    click.echo(f"{len(result.rows)} points{extra} ({result.computed} compiled, {result.cached} from the "
+    also = f" and {len(result.summary_rows)} summary points" if result.summary_rows else ""
+    click.echo(f"{len(result.rows)} points{also} ({result.computed} compiled, {result.cached} from the "
                "cache "
                f"or repeated); wrote {', '.join(str(p) for p in paths.values())}")

@@ -53,7 +53,7 @@ class _Vars:
     shapes: list[list[Shape]]
     x: list[cp_model.IntVar]
     y: list[cp_model.IntVar]
-    ticks: list[cp_model.LinearExpr]
+    ticks: list[cp_model.LinearExpr | int]  # a sum of shape literals (the int 0 of an empty sum)
     interval: cp_model.IntVar
     sizes: list[tuple[cp_model.IntVar, cp_model.IntVar, cp_model.IntVar, cp_model.IntVar]]  # h, w, ye, xe
     start: list[cp_model.IntVar] | None = None
@@ -99,43 +99,46 @@ def usable_shapes(problem: FloorplanProblem) -> list[list[Shape]]:
 
 def _build(problem: FloorplanProblem, shapes: list[list[Shape]], model: cp_model.CpModel) -> _Vars:
     R, C = problem.rows, problem.cols
-    lits, xs, ys, ticks, sizes = [], [], [], [], []
+    lits, xs, ys, sizes = [], [], [], []
+    ticks: list[cp_model.LinearExpr | int] = []
     x_iv, y_iv, areas = [], [], []
     for i, options in enumerate(shapes):
-        row = [model.NewBoolVar(f"s{i}_{k}") for k in range(len(options))]
-        model.AddExactlyOne(row)
-        h = model.NewIntVarFromDomain(cp_model.Domain.FromValues(sorted({s.rows for s in options})), f"h{i}")
-        w = model.NewIntVarFromDomain(cp_model.Domain.FromValues(sorted({s.cols for s in options})), f"w{i}")
-        model.Add(h == sum(s.rows * b for s, b in zip(options, row)))
-        model.Add(w == sum(s.cols * b for s, b in zip(options, row)))
-        x = model.NewIntVar(0, C - min(s.cols for s in options), f"x{i}")
-        y = model.NewIntVar(0, R - min(s.rows for s in options), f"y{i}")
-        xe, ye = model.NewIntVar(1, C, f"xe{i}"), model.NewIntVar(1, R, f"ye{i}")
-        x_iv.append(model.NewIntervalVar(x, w, xe, f"ix{i}"))
-        y_iv.append(model.NewIntervalVar(y, h, ye, f"iy{i}"))
+        row = [model.new_bool_var(f"s{i}_{k}") for k in range(len(options))]
+        model.add_exactly_one(row)
+        h = model.new_int_var_from_domain(
+            cp_model.Domain.from_values(sorted({s.rows for s in options})), f"h{i}")
+        w = model.new_int_var_from_domain(
+            cp_model.Domain.from_values(sorted({s.cols for s in options})), f"w{i}")
+        model.add(h == sum(s.rows * b for s, b in zip(options, row)))
+        model.add(w == sum(s.cols * b for s, b in zip(options, row)))
+        x = model.new_int_var(0, C - min(s.cols for s in options), f"x{i}")
+        y = model.new_int_var(0, R - min(s.rows for s in options), f"y{i}")
+        xe, ye = model.new_int_var(1, C, f"xe{i}"), model.new_int_var(1, R, f"ye{i}")
+        x_iv.append(model.new_interval_var(x, w, xe, f"ix{i}"))
+        y_iv.append(model.new_interval_var(y, h, ye, f"iy{i}"))
         sizes.append((h, w, ye, xe))
         areas.append(sum(s.rows * s.cols * b for s, b in zip(options, row)))
         ticks.append(sum(s.ticks * b for s, b in zip(options, row)))
         lits.append(row)
         xs.append(x)
         ys.append(y)
-    model.AddNoOverlap2D(x_iv, y_iv)
-    model.Add(sum(areas) <= R * C)
+    model.add_no_overlap_2d(x_iv, y_iv)
+    model.add(sum(areas) <= R * C)
     top = max(s.ticks for options in shapes for s in options)
-    interval = model.NewIntVar(0, top, "interval")
+    interval = model.new_int_var(0, top, "interval")
     for t in ticks:
-        model.Add(interval >= t)
+        model.add(interval >= t)
     return _Vars(lits, shapes, xs, ys, ticks, interval, sizes)
 
 
 def _hint(problem: FloorplanProblem, model: cp_model.CpModel, v: _Vars, rects: list[Rect]) -> None:
     """Hint every variable (a complete hint is taken as the first solution when feasible)."""
-    model.ClearHints()
+    model.clear_hints()
     ticks = []
     for i, r in enumerate(rects):
         chosen = None
         for s, b in zip(v.shapes[i], v.lits[i]):
-            model.AddHint(b, 1 if (s.rows, s.cols) == (r.rows, r.cols) else 0)
+            model.add_hint(b, 1 if (s.rows, s.cols) == (r.rows, r.cols) else 0)
             chosen = s if (s.rows, s.cols) == (r.rows, r.cols) else chosen
         ticks.append(chosen.ticks if chosen else 0)
         h, w, ye, xe = v.sizes[i]
@@ -147,26 +150,26 @@ def _hint(problem: FloorplanProblem, model: cp_model.CpModel, v: _Vars, rects: l
             (ye, r.row + r.rows),
             (xe, r.col + r.cols),
         ):
-            model.AddHint(var, value)
-    model.AddHint(v.interval, max(ticks))
+            model.add_hint(var, value)
+    model.add_hint(v.interval, max(ticks))
     if v.start is None or v.distances is None or v.latency is None:
         return
     for (dr, dc), e in zip(v.distances, problem.links):
         (ar, ac), (br, bc) = rects[e.src].centre, rects[e.dst].centre
-        model.AddHint(dr, abs(ar - br))
-        model.AddHint(dc, abs(ac - bc))
+        model.add_hint(dr, abs(ar - br))
+        model.add_hint(dc, abs(ac - bc))
     _, latency, start = spatial_pipeline(ticks, [(e.src, e.dst, link_ticks(problem, e, rects))
                                                   for e in problem.links])
     for var, value in zip(v.start, start):
-        model.AddHint(var, value)
-    model.AddHint(v.latency, latency)
+        model.add_hint(var, value)
+    model.add_hint(v.latency, latency)
 
 
 def _read(solver: cp_model.CpSolver, v: _Vars) -> list[Rect]:
     rects = []
     for i, options in enumerate(v.shapes):
-        s = next(s for s, b in zip(options, v.lits[i]) if solver.Value(b))
-        rects.append(Rect(i, solver.Value(v.y[i]), solver.Value(v.x[i]), s.rows, s.cols))
+        s = next(s for s, b in zip(options, v.lits[i]) if solver.value(b))
+        rects.append(Rect(i, solver.value(v.y[i]), solver.value(v.x[i]), s.rows, s.cols))
     return rects
 
 
@@ -180,21 +183,21 @@ def _add_latency(problem: FloorplanProblem, model: cp_model.CpModel, v: _Vars) -
     for i, options in enumerate(v.shapes):
         centre_r.append(v.y[i] + sum((s.rows // 2) * b for s, b in zip(options, v.lits[i])))
         centre_c.append(v.x[i] + sum((s.cols // 2) * b for s, b in zip(options, v.lits[i])))
-    start = [model.NewIntVar(0, horizon, f"start{i}") for i in range(n)]
+    start = [model.new_int_var(0, horizon, f"start{i}") for i in range(n)]
     v.start, v.distances = start, []
     for j, e in enumerate(problem.links):
-        dr = model.NewIntVar(0, R, f"dr{j}")
-        dc = model.NewIntVar(0, C, f"dc{j}")
-        model.Add(dr >= centre_r[e.src] - centre_r[e.dst])
-        model.Add(dr >= centre_r[e.dst] - centre_r[e.src])
-        model.Add(dc >= centre_c[e.src] - centre_c[e.dst])
-        model.Add(dc >= centre_c[e.dst] - centre_c[e.src])
-        model.Add(start[e.dst] >= start[e.src] + v.ticks[e.src] + e.ticks + problem.hop_ticks * (dr + dc))
+        dr = model.new_int_var(0, R, f"dr{j}")
+        dc = model.new_int_var(0, C, f"dc{j}")
+        model.add(dr >= centre_r[e.src] - centre_r[e.dst])
+        model.add(dr >= centre_r[e.dst] - centre_r[e.src])
+        model.add(dc >= centre_c[e.src] - centre_c[e.dst])
+        model.add(dc >= centre_c[e.dst] - centre_c[e.src])
+        model.add(start[e.dst] >= start[e.src] + v.ticks[e.src] + e.ticks + problem.hop_ticks * (dr + dc))
         v.distances.append((dr, dc))
-    latency = model.NewIntVar(0, horizon, "latency")
+    latency = model.new_int_var(0, horizon, "latency")
     v.latency = latency
     for i in range(n):
-        model.Add(latency >= start[i] + v.ticks[i])
+        model.add(latency >= start[i] + v.ticks[i])
     return latency
 
 
@@ -208,10 +211,11 @@ def floorplan_solver_parameters(solver: cp_model.CpSolver, time_limit_s: float, 
     solver.parameters.interleave_search = False
 
 
-def _solve(model: cp_model.CpModel, time_limit_s: float, seed: int) -> tuple[cp_model.CpSolver, int]:
+def _solve(model: cp_model.CpModel, time_limit_s: float,
+           seed: int) -> tuple[cp_model.CpSolver, cp_model.CpSolverStatus]:
     solver = cp_model.CpSolver()
     floorplan_solver_parameters(solver, time_limit_s, seed)
-    return solver, solver.Solve(model)
+    return solver, solver.solve(model)
 
 
 def solve_floorplan(
@@ -250,7 +254,7 @@ def solve_floorplan(
         _hint(usable, model, v, hint)
     else:  # a hint always: the smallest shapes in the corner (infeasible, but it seeds the search)
         _hint(usable, model, v, [Rect(i, 0, 0, o[0].rows, o[0].cols) for i, o in enumerate(shapes)])
-    model.Minimize(v.interval)
+    model.minimize(v.interval)
     solver, status = _solve(model, time_limit_s, seed)
     if status == cp_model.INFEASIBLE:
         need = sum(min(s.rows * s.cols for s in o) for o in shapes)
@@ -271,10 +275,10 @@ def solve_floorplan(
     phase1 = _read(solver, v)
     proved = status == cp_model.OPTIMAL
     best_interval = evaluate(usable, phase1)[0]
-    model.Add(v.interval <= best_interval)
-    latency = _add_latency(usable, model, v)
-    model.ClearObjective()
-    model.Minimize(latency)
+    model.add(v.interval <= best_interval)
+    latency_var = _add_latency(usable, model, v)
+    model.clear_objective()
+    model.minimize(latency_var)
     _hint(usable, model, v, phase1)
     solver, status = _solve(model, time_limit_s, seed)
     rects = _read(solver, v) if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else phase1

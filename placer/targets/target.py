@@ -74,6 +74,8 @@ class Target:
                 raise UserError(f"target {self.name!r} has no field {key!r}; "
                                 f"fields: {', '.join(types)}")
             changes[key] = _convert(key, str(types[key]), value)
+        # The ignore below: changes are fields of several types, each converted to its field's type
+        # by _convert; mypy checks the dict's value type (object) against every field.
         out = dataclasses.replace(self, **changes)  # type: ignore[arg-type]
         out.validate()
         return out

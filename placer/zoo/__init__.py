@@ -54,4 +54,4 @@ def load_zoo_config(name: str) -> dict[str, Any]:
     if name not in ZOO_MODELS:
         raise UserError(f"{name!r} is not a zoo model; choose one of: {', '.join(ZOO_MODELS)}")
     text = resources.files(__name__).joinpath(f"{name}.json").read_text(encoding="utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)
