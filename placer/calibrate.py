@@ -109,7 +109,7 @@ class PointPredictor:
             loaded = load_model(model, granularity="layer")
             workload = Workload(o["context"], o["prompt"], o["concurrency"],
                                 DtypePolicy.parse(o["weights_dtype"]), o["kv_dtype"])
-            self._costs[key] = annotate_costs(loaded.graph, self.target, workload)
+            self._costs[key] = annotate_costs(loaded.graph, self.target, workload, loaded.structure)
         return self._costs[key]
 
     def __call__(self, point: Point, constants: Mapping[str, float]) -> dict[str, float]:

@@ -216,7 +216,7 @@ def _cost_of(model: Any, target: Target, workload: Workload,
     except ImportError:
         raise UserError("cost model not available in this build (placer.cost_model); "
                         "pass a ModelCost") from None
-    cost = annotate_costs(loaded.graph, target, workload)
+    cost = annotate_costs(loaded.graph, target, workload, loaded.structure)
     return cost, loaded.name, loaded.sha256, loaded.structure_warning, \
         tuple(f.message for f in loaded.export_findings)
 

@@ -70,7 +70,7 @@ from placer.ir.expert_selection import expert_selections, selects_whole_matrices
 from placer.ir.graph import Graph, Node, WeightRole
 from placer.ir.ops import CONTRACTION, OpKind
 from placer.ir.passes.find_kv_caches import TokenSymbols, find_token_symbols
-from placer.ir.passes.group_units import analyze_structure, is_weighted_contraction, paused_gc
+from placer.ir.passes.group_units import Structure, is_weighted_contraction, paused_gc, structure_for
 from placer.ir.passes.moe_experts import MoeLayer
 from placer.ir.symbolic import Sym
 from placer.ir.types import TensorType
@@ -85,23 +85,27 @@ class _Bindings(dict[str, int]):
         return 1
 
 
-def annotate_costs(graph: Graph, target: Target, workload: Workload) -> ModelCost:
+def annotate_costs(graph: Graph, target: Target, workload: Workload,
+                   structure: Structure | None = None) -> ModelCost:
     """Per-unit costs of ``graph`` (which must be grouped) for ``workload`` on ``target``.
 
     ``target`` is accepted for symmetry with the solver and future layout-dependent rules;
-    the costs computed here depend on shapes and dtypes only.
+    the costs computed here depend on shapes and dtypes only. ``structure``: the graph's
+    ``analyze_structure`` result when the caller has it (``LoadedModel.structure``); computed
+    here otherwise (the same result: it does not depend on units).
 
     Raises:
-        ValueError: the graph has no units (run the ``group-units`` pass first).
+        ValueError: the graph has no units (run the ``group-units`` pass first), or
+            ``structure`` describes another graph.
     """
     del target  # costs here are layout-independent
     if not graph.units:
         raise ValueError(f"graph {graph.name!r} has no units; run the group-units pass first")
     with paused_gc():
-        return _annotate_costs(graph, workload)
+        return _annotate_costs(graph, workload, structure_for(graph, structure))
 
 
-def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
+def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> ModelCost:
     units = list(graph.units)
     rank = {u.name: i for i, u in enumerate(units)}
     owner = _weight_owners(graph, rank)
@@ -123,14 +127,14 @@ def _annotate_costs(graph: Graph, workload: Workload) -> ModelCost:
     views = _parameter_views(graph, stored)
     stored.update(views)
     # The structure's graph has the same values and its consumer index is already built.
-    syms = find_token_symbols(analyze_structure(graph).graph)
+    syms = find_token_symbols(structure.graph)
     plan = _plan_signatures(graph, stored, _kv_values(graph, syms), syms.seq, _selected_values(graph))
     context, prompt = workload.context_tokens, workload.prompt_tokens
     decode = _decode_costs(plan, syms, context)
     prefill = _signature_costs(plan, _bind(syms, seq=prompt, past=0))
     token_shapes = _bind(syms, seq=1, past=context if syms.past else 0)
     kv_of = _kv_by_unit(graph, rank, workload)
-    routing = find_routing(graph, rank)
+    routing = find_routing(graph, rank, structure)
     edges = []
     out_bytes = {u.name: 0 for u in units}
     recompute = _Recomputable(graph, stored)
@@ -677,9 +681,9 @@ class Routing:
 
     def _consumers(self, graph: Graph, value: str) -> list[Node]:
         """Readers of ``value`` in ``graph`` (with their units), through the consumer index the
-        structure analysis already built for the same values."""
+        structure analysis already built for the same values (``find_routing`` sets it)."""
         if self.readers is None:
-            self.readers = analyze_structure(graph).graph.consumers
+            self.readers = graph.consumers
         by_name = graph.node_by_name
         return [by_name[c.name] for c in self.readers.get(value, [])]
 
@@ -706,9 +710,11 @@ class Routing:
         return out_decode, out_prefill
 
 
-def find_routing(graph: Graph, rank: Mapping[str, int]) -> Routing:
-    """Pieces of routed experts and the expert-group units of a grouped ``graph``."""
-    layers = tuple(m for m in analyze_structure(graph).moe_layers if 1 <= m.top_k <= m.num_experts)
+def find_routing(graph: Graph, rank: Mapping[str, int], structure: Structure | None = None) -> Routing:
+    """Pieces of routed experts and the expert-group units of a grouped ``graph`` (``structure``:
+    its ``analyze_structure`` result, computed when not given)."""
+    s = structure_for(graph, structure)
+    layers = tuple(m for m in s.moe_layers if 1 <= m.top_k <= m.num_experts)
     if not layers:
         return Routing((), [], {})
     node_by_name = graph.node_by_name
@@ -723,7 +729,8 @@ def find_routing(graph: Graph, rank: Mapping[str, int]) -> Routing:
                      and n.op in CONTRACTION and is_weighted_contraction(graph, n)}
     keys = sorted(set(keyed.values()), key=lambda k: (k[0], k[1], rank[k[2]]))
     index = {k: i for i, k in enumerate(keys)}
-    routing = Routing(layers, keys, {n: index[k] for n, k in keyed.items()}, [Counter() for _ in keys])
+    routing = Routing(layers, keys, {n: index[k] for n, k in keyed.items()}, [Counter() for _ in keys],
+                      readers=s.graph.consumers)
     for unit, hits in in_unit.items():
         owners = {li for li, _ in hits}
         if unit not in other_weights and len(owners) == 1:

@@ -45,7 +45,7 @@ def inspect_model(model: Any, *, target: Target | str = "wse3", workload: Worklo
     if isinstance(target, str):
         target = load_target(target)
     loaded = load_model(model, granularity=granularity, unit_overrides=unit_overrides)
-    cost = annotate_costs(loaded.graph, target, workload)
+    cost = annotate_costs(loaded.graph, target, workload, loaded.structure)
     return Inspection(loaded.name, target, workload, granularity, cost,
                       structure_warning=loaded.structure_warning, export_findings=loaded.export_findings)
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from placer.errors import UserError
 from placer.ir import Graph, VerificationError, verify
+
+if TYPE_CHECKING:
+    from placer.ir.passes.group_units import Structure
 
 GRANULARITIES = ("layer", "block", "expert")
 
@@ -29,6 +32,9 @@ class LoadedModel:
     # odd exports whose numbers would mislead (placer.frontends.onnx_warnings): static token
     # dims, one stored tensor serving several parameters
     export_findings: tuple[Any, ...] = ()
+    # ``analyze_structure`` of the graph (grouping and KV discovery's result; units aside, the
+    # same graph): hand it to ``annotate_costs`` so the cost model need not analyse it again
+    structure: Structure | None = field(default=None, compare=False, repr=False)
 
 
 PathArg = str | os.PathLike[str]
@@ -53,15 +59,18 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
                         f"got {granularity!r}")
     graph, name, sha, from_onnx_file = _import(model)
     from placer.ir.passes.find_kv_caches import FindKVCaches
-    from placer.ir.passes.group_units import GroupUnits, UnitOverrideError, paused_gc
+    from placer.ir.passes.group_units import GroupUnits, UnitOverrideError, analyze_structure, paused_gc
     from placer.unit_overrides import load_unit_overrides
 
     overrides = load_unit_overrides(unit_overrides) if unit_overrides else ()
     with paused_gc():  # large graphs allocate millions of small objects and no cycles
         graph = FindKVCaches().run(graph).graph
+        # Once, after the KV caches are known (they mark layers too): grouping, its shortfall
+        # check and the cost model (through LoadedModel.structure) share this result.
+        structure = analyze_structure(graph)
         try:
             graph = GroupUnits(granularity=granularity, overrides=overrides,
-                               expert_group_size=expert_group_size).run(graph).graph
+                               expert_group_size=expert_group_size).run(graph, structure).graph
         except UnitOverrideError as e:
             raise UserError(str(e)) from None
         try:
@@ -70,7 +79,7 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
             raise UserError(f"{name}: {e.short}") from None
         from placer.ir.passes.group_units import grouping_shortfall
 
-        reason = "" if overrides else grouping_shortfall(graph)
+        reason = "" if overrides else grouping_shortfall(graph, structure)
         from placer.frontends.onnx_warnings import odd_export_findings, warn_findings
 
         # exporter oddities concern ONNX files only (a config or a torch module has neither)
@@ -82,7 +91,7 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
 
         warnings.warn(f"{name}: {reason}", PlacerWarning, stacklevel=2)
     warn_findings(findings)
-    return LoadedModel(graph, name, sha, reason, findings)
+    return LoadedModel(graph, name, sha, reason, findings, structure)
 
 
 def _import(model: Any) -> tuple[Graph, str, str, bool]:

@@ -107,37 +107,34 @@ def is_weighted_contraction(graph: Graph, node: Node) -> bool:
     return node.op in CONTRACTION and any(is_parameter(graph, i) for i in node.inputs[:2])
 
 
-_LAST: list[tuple[tuple[object, ...], Structure]] = []
-
-
-def _structure_key(graph: Graph) -> tuple[object, ...]:
-    return (graph.nodes, graph.weights, graph.types, graph.inputs, graph.outputs)
-
-
 def analyze_structure(graph: Graph) -> Structure:
     """Activation flow, its dominators, the residual chain and the attention cores.
 
-    The last result is reused when called again on a graph sharing the same node, weight,
-    type and input/output objects (``find-kv-caches``, ``group-units``, then the cost model on
-    the grouped graph, which ``group-units`` registers): a pure speed-up, since the structure
-    depends on ops and values only, never on units.
+    A pure function of the graph's ops, values and declared KV caches (never of its units), so
+    one result serves every graph that differs from ``graph`` in units only: the pipeline
+    (``placer.pipeline.load_model``) computes it once after ``find-kv-caches`` and hands it to
+    ``group-units``, ``grouping_shortfall`` and the cost model explicitly (no cache here).
     """
-    key = _structure_key(graph)
-    for known, s in _LAST:
-        if all(a is b for a, b in zip(known, key)):
-            return s
-    s = _analyze_structure(graph)
-    _LAST[:] = [(key, s)]
-    return s
+    return _analyze_structure(graph)
 
 
-def _share_structure(source: Graph, grouped: Graph) -> None:
-    """Let ``grouped`` (same ops and values as ``source``, other units) reuse its structure."""
-    key = _structure_key(source)
-    for known, s in list(_LAST):
-        if all(a is b for a, b in zip(known, key)):
-            _LAST[:] = [(known, s), (_structure_key(grouped), s)]
-            return
+def structure_for(graph: Graph, structure: Structure | None) -> Structure:
+    """``structure`` when given (checked to describe ``graph``), else ``graph``'s own.
+
+    Raises:
+        ValueError: ``structure`` was analysed on a graph with other nodes, KV caches or outputs.
+    """
+    if structure is None:
+        return analyze_structure(graph)
+    known = structure.graph
+    same = (len(known.nodes) == len(graph.nodes) and known.kv_caches == graph.kv_caches
+            and known.outputs == graph.outputs
+            and all(a.name == b.name and a.op is b.op and a.inputs == b.inputs
+                    for a, b in zip(known.nodes, graph.nodes)))
+    if not same:
+        raise ValueError(f"the structure given describes graph {known.name!r}, not the nodes, KV caches "
+                         f"or outputs of {graph.name!r}")
+    return structure
 
 
 @contextmanager
@@ -322,11 +319,12 @@ class GroupUnits:
     overrides: Sequence[UnitOverride] = field(default=())
     expert_group_size: int = 0
 
-    def run(self, graph: Graph) -> PassResult:
+    def run(self, graph: Graph, structure: Structure | None = None) -> PassResult:
+        """Group ``graph``; ``structure``: its ``analyze_structure`` result when the caller has it."""
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
         with paused_gc():
-            s = analyze_structure(graph)
+            s = structure_for(graph, structure)
             if self.granularity == "layer":
                 assign, units = _assign_reachable(s, self.granularity)
             else:  # block and expert start from the same split (not mutated below)
@@ -339,7 +337,6 @@ class GroupUnits:
             new = graph.replace(nodes=with_units(graph.nodes, assign), units=tuple(units))
             if self.overrides:
                 new = apply_unit_overrides(new, self.overrides)
-            _share_structure(graph, new)
             changed = new.units != graph.units or any(
                 a is not b for a, b in zip(new.nodes, graph.nodes))
         return PassResult(new, changed)
@@ -465,13 +462,14 @@ def _layer_index(node: Node) -> int | None:
     return None
 
 
-def grouping_shortfall(graph: Graph) -> str:
+def grouping_shortfall(graph: Graph, structure: Structure | None = None) -> str:
     """Why grouped ``graph`` has fewer layer units than its node names number decoder layers
     (one line), or "" when it has as many or the names number none.
 
     Layers are told apart by their attention cores and the residual stream between them; a
     layer without a core (an architecture placer does not recognise) merges into a neighbour,
-    and a value crossing layers beside the residual stream hides a boundary.
+    and a value crossing layers beside the residual stream hides a boundary. ``structure``: the
+    graph's ``analyze_structure`` result when the caller has it.
     """
     layer_of = {n.name: _layer_index(n) for n in graph.nodes}
     # A name counts a decoder layer only where that layer holds a weighted contraction: exporters
@@ -481,7 +479,7 @@ def grouping_shortfall(graph: Graph) -> str:
     found = len({u.layer for u in graph.units if u.layer >= 0})
     if not named or found >= len(named):
         return ""
-    s = analyze_structure(graph)
+    s = structure_for(graph, structure)
     with_core = {ix for c in s.cores if (ix := layer_of.get(c)) is not None}
     missing = sorted(named - with_core)
     if missing:
