@@ -21,6 +21,7 @@ How the structure is found (names are never needed; scopes only name experts):
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import gc
 import math
@@ -361,16 +362,17 @@ def _assign_reachable(s: Structure, granularity: str) -> tuple[dict[str, str], l
             seg[node.name] = pos[node.name] if node.name in pos else seg.get(s.idom[node.name], -1)
     last = len(s.chain) - 1
     starts = sorted({seg[c] for c in s.cores})  # chain position of the stream entering each layer
-    adds = [i for i, n in enumerate(s.chain) if _is_residual_add(s, n)]
+    adds = [i for i, n in enumerate(s.chain) if _is_residual_add(s, n)]  # ascending
+    # By bisection, not by scanning ``adds`` per layer (quadratic in the layers: 20,000 took a minute).
     ends = []
     for i, k in enumerate(starts):
         limit = starts[i + 1] if i + 1 < len(starts) else last
-        cand = [a for a in adds if k < a <= limit]
-        ends.append(cand[-1] if cand else limit)
+        j = bisect.bisect_right(adds, limit) - 1  # the last residual add in (k, limit]
+        ends.append(adds[j] if j >= 0 and adds[j] > k else limit)
     mids = []
     for k, e in zip(starts, ends):
-        cand = [a for a in adds if k < a < e]
-        mids.append(cand[0] if cand else None)
+        j = bisect.bisect_right(adds, k)  # the first residual add in (k, e)
+        mids.append(adds[j] if j < len(adds) and adds[j] < e else None)
     split = granularity in ("block", "expert")
     units: list[Unit] = [Unit("embed", UnitKind.EMBEDDING)]
     bounds: list[tuple[int, str]] = [(starts[0], "embed")]  # (last chain position, unit)
