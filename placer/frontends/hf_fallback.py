@@ -86,10 +86,19 @@ def _export(config: Mapping[str, Any], source: str, model_type: str, name: str, 
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{source}: field 'model_type' {model_type!r} is neither a family placer reads "
                         f"nor one transformers {transformers.__version__} knows ({_first_line(e)})") from None
+    from placer.frontends.hf_reader import check_layers
+
+    # Before building: the work (and the meta model) grows with the layers (a bounded run).
+    text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    layers = getattr(text_cfg, "num_hidden_layers", None)
+    if isinstance(layers, int):
+        check_layers(layers, f"{source}: field 'num_hidden_layers'")
     try:
         with torch.device("meta"):
             model = transformers.AutoModelForCausalLM.from_config(cfg)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, AssertionError) as e:
+        # AssertionError: torch's own checks of the config's values (a padding index outside
+        # the vocabulary), a bad input rather than a bug
         raise UserError(f"{source}: transformers cannot build a causal LM of model_type {model_type!r} "
                         f"({_first_line(e)})") from None
     model.eval()

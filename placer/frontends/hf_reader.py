@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,8 +19,41 @@ _MISSING = object()
 #: Largest integer a config field may hold (no real model dimension comes near 2^40): larger
 #: values are a corrupted or hand-edited file, refused before any size is computed from them.
 MAX_FIELD_INT = 1 << 40
-#: Most decoder layers placer reads from a config (real models have < 200).
+#: Most decoder layers placer reads from a config (real models have < 200). The work is linear in
+#: the layers (benchmarks/bench_scale.py: about 3 s per 1,000 layers of a small dense model), so
+#: this bounds a corrupt or hand-edited config's run to about a minute; the environment variable
+#: ``PLACER_MAX_LAYERS`` raises (or lowers) it for every command and the Python API.
 MAX_LAYERS = 4096
+MAX_LAYERS_ENV = "PLACER_MAX_LAYERS"
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+
+
+def max_layers() -> int:
+    """The layer cap: ``PLACER_MAX_LAYERS`` when set, else ``MAX_LAYERS``.
+
+    Raises:
+        UserError: the environment variable is not a positive integer.
+    """
+    text = os.environ.get(MAX_LAYERS_ENV, "").strip()
+    if not text:
+        return MAX_LAYERS
+    try:
+        value = builtins.int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"environment variable {MAX_LAYERS_ENV} must be a positive integer, got {text!r}")
+    return value
+
+
+def check_layers(layers: int, where: str) -> int:
+    """``layers`` when within ``max_layers()``; else a one-line ``UserError`` naming the cap and
+    how to raise it (``where``: the file and field)."""
+    cap = max_layers()
+    if layers > cap:
+        raise UserError(f"{where} is {layers:,} layers, above placer's cap of {cap:,}; if the config is "
+                        f"right, set {MAX_LAYERS_ENV}={layers} to read it (about 3 s per 1,000 layers)")
+    return layers
 
 
 class ConfigReader:
@@ -61,9 +95,10 @@ class ConfigReader:
                 raise self.fail(key, f"must be an integer, got {value!r}")
         if value < minimum:
             raise self.fail(key, f"must be >= {minimum}, got {value}")
-        limit = MAX_LAYERS if key in ("num_hidden_layers", "n_layer", "num_layers") else MAX_FIELD_INT
-        if value > limit:
-            raise self.fail(key, f"is {value:,}, above placer's cap of {limit:,} "
+        if key in _LAYER_KEYS:
+            return check_layers(value, self._where(key))
+        if value > MAX_FIELD_INT:
+            raise self.fail(key, f"is {value:,}, above placer's cap of {MAX_FIELD_INT:,} "
                             f"(placer.frontends.hf_reader); is the config corrupt?")
         return value
 
