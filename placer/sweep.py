@@ -167,7 +167,7 @@ def spec_from_lists(models: Sequence[str] | str, wafers: Any = "auto", concurren
 # Input hash
 
 
-@cache
+@cache  # the code this process runs does not change while it runs (not an analysis of an input)
 def code_digest() -> str:
     """sha256 over placer's own source files (placer, placer.ir, placer.backends): a cached row
     is reused only by the code that computed it, even when ``__version__`` did not change."""
@@ -190,7 +190,6 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-@cache
 def model_fingerprint(model: str) -> str:
     """sha256 of what ``model`` names: a file's bytes (a folder's config.json), or a zoo config."""
     path = Path(model)
@@ -210,23 +209,43 @@ def model_fingerprint(model: str) -> str:
                     "(run `placer zoo` to list them)")
 
 
-def _target_dict(point: Mapping[str, Any]) -> dict[str, Any]:
+def _target_key(point: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
     overrides = point.get("target_overrides") or {}
     if not isinstance(overrides, Mapping):
         overrides = dict(str(item).split("=", 1) for item in overrides)
-    return _resolved_target(str(point.get("target", "wse3")), tuple(sorted((str(k), str(v))
-                                                                          for k, v in overrides.items())))
+    return str(point.get("target", "wse3")), tuple(sorted((str(k), str(v)) for k, v in overrides.items()))
 
 
-@cache
 def _resolved_target(name: str, overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """Every field of the target after ``--set`` (a TOML file is read once per sweep)."""
+    """Every field of the target after ``--set``."""
     from placer.targets import load_target
 
     return load_target(name, dict(overrides)).to_dict()
 
 
-@cache
+def point_keys(points: Iterable[Mapping[str, Any]]) -> list[str]:
+    """``point_key`` of each point; each model is hashed and each target resolved once per call.
+
+    The memo lives in this call (one sweep), not in the module: a model file or target TOML
+    edited between two sweeps of one process is read again.
+    """
+    fingerprints: dict[str, str] = {}
+    targets: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
+    prefills: dict[str, dict[str, Any]] = {}
+    out = []
+    for point in points:
+        model, target = str(point["model"]), _target_key(point)
+        if model not in fingerprints:
+            fingerprints[model] = model_fingerprint(model)
+        if target not in targets:
+            targets[target] = _resolved_target(*target)
+        prefill = str(point["prefill_on"]) if point.get("prefill_on") else ""
+        if prefill and prefill not in prefills:
+            prefills[prefill] = _resolved_prefill(prefill)
+        out.append(_key(point, fingerprints[model], targets[target], prefills.get(prefill)))
+    return out
+
+
 def _resolved_prefill(name: str) -> dict[str, Any]:
     """Every field of a ``--prefill-on`` target (a TOML file's content enters the hash)."""
     from placer.targets.prefill import load_prefill_target
@@ -236,13 +255,18 @@ def _resolved_prefill(name: str) -> dict[str, Any]:
 
 def point_key(point: Mapping[str, Any]) -> str:
     """The input hash of a point: model digest, resolved target, options, placer version, code."""
+    return point_keys([point])[0]
+
+
+def _key(point: Mapping[str, Any], fingerprint: str, target: dict[str, Any],
+         prefill: dict[str, Any] | None) -> str:
     from placer import __version__
 
     options = {k: v for k, v in point.items() if k != "model"}
-    payload = {"model": model_fingerprint(point["model"]), "target": _target_dict(point),
+    payload = {"model": fingerprint, "target": target,
                "options": options, "placer_version": __version__, "code": code_digest()}
-    if point.get("prefill_on"):
-        payload["prefill_target"] = _resolved_prefill(str(point["prefill_on"]))
+    if prefill is not None:
+        payload["prefill_target"] = prefill
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

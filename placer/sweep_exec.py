@@ -26,7 +26,7 @@ from typing import Any
 
 from placer.errors import UserError
 from placer.fileio import write_atomic
-from placer.sweep import SweepSpec, code_digest, point_key, point_rows, precision_of
+from placer.sweep import SweepSpec, code_digest, point_keys, point_rows, precision_of
 from placer.sweep_frontier import frontier_flags
 
 
@@ -161,7 +161,7 @@ def run_points(points: Sequence[dict[str, Any]], *, cache_dir: str | os.PathLike
                show_progress: bool = False) -> tuple[list[dict[str, Any]], int]:
     """The row of every point (in order) and how many were compiled (the rest: cache, repeats)."""
     jobs = jobs or os.cpu_count() or 1
-    keys = [point_key(p) for p in points]
+    keys = point_keys(points)
     cache = RowCache(cache_dir)
     rows: dict[str, dict[str, Any]] = {}
     pending: dict[str, dict[str, Any]] = {}     # a point repeated in the grid is compiled once

@@ -1,4 +1,5 @@
-"""The structure analysis is handed on explicitly (``LoadedModel.structure``), never cached."""
+"""Analysis results are handed on explicitly (``LoadedModel.structure``, a per-sweep memo), never
+cached in a module keyed by object identity or by a path."""
 
 from __future__ import annotations
 
@@ -32,3 +33,19 @@ def test_a_structure_of_another_graph_is_refused() -> None:
     moe, dense = load_model(_MOE), load_model(_DENSE)
     with pytest.raises(ValueError, match="describes graph"):
         annotate_costs(dense.graph, load_target("wse3"), Workload(), moe.structure)
+
+
+def test_a_sweep_key_follows_an_edited_model_file(tmp_path) -> None:
+    """Per-sweep memo, not a module cache: a config edited between two sweeps of one process
+    gets a new input hash (the row cache must not serve the old model's results)."""
+    import json
+
+    from placer.sweep import point_key, point_keys
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_DENSE))
+    point = {"model": str(config), "target": "wse3", "wafers": 1}
+    before = point_key(point)
+    assert point_keys([point, dict(point)]) == [before, before]
+    config.write_text(json.dumps(dict(_DENSE, num_hidden_layers=4)))
+    assert point_key(point) != before
