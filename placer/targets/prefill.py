@@ -54,7 +54,9 @@ class PrefillTarget:
             raise UserError(f"{source}: missing field(s) {', '.join(missing)}")
         values = {f.name: _checked(f.name, str(f.type), d[f.name], source) for f in fields(PrefillTarget)
                   if f.name in d}
-        return PrefillTarget(**values)
+        # The ignore below: each value was checked and converted to its field's type by _checked;
+        # mypy checks the dict's value type (object) against every field.
+        return PrefillTarget(**values)  # type: ignore[arg-type]
 
 
 def _checked(name: str, type_name: str, value: object, source: str) -> object:
