@@ -51,7 +51,9 @@ class RowCache:
 
     def put(self, key: str, row: Mapping[str, Any]) -> None:
         if self.root is not None and row.get("status") in ("ok", "infeasible"):
-            write_atomic(self._path(key), json.dumps(row, sort_keys=True) + "\n")
+            # keys in the row's own order (not sorted): sweep.csv's columns follow the rows' key
+            # order, so a cached row must read back as the computed one did
+            write_atomic(self._path(key), json.dumps(row) + "\n")
 
 
 @dataclass(frozen=True)

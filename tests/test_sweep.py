@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from placer.cli.main import cli
 from placer.errors import UserError
 from placer.sweep import parse_int_list, point_key, spec_from_lists
-from placer.sweep_exec import run_sweep
+from placer.sweep_exec import run_sweep, write_tables
 from placer.sweep_frontier import frontier_flags, pareto_indices
 
 MODEL = "llama-3.1-8b"
@@ -113,6 +113,9 @@ def test_cache_rerun_and_resume(small_spec, reference, tmp_path):
     assert first.rows == reference.rows and first.computed == 4
     again = run_sweep(small_spec, jobs=1, cache_dir=tmp_path)
     assert again.rows == reference.rows and (again.computed, again.cached) == (0, 4)
+    # the same sweep.csv bytes (columns in the same order) whether the rows came from the cache
+    tables = [write_tables(r, tmp_path / f"out{i}") for i, r in enumerate((first, again))]
+    assert tables[0]["csv"].read_bytes() == tables[1]["csv"].read_bytes()
     # a killed sweep: only some rows reached the cache; the re-run computes the rest
     files = sorted(tmp_path.rglob("*.json"))
     assert len(files) == 4
