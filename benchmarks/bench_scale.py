@@ -47,7 +47,8 @@ def run_one(layers: int) -> dict[str, float]:
     loaded = load_model(config(layers))
     out["load_wall_s"], out["load_cpu_s"] = time.perf_counter() - w, time.process_time() - c
     w, c = time.perf_counter(), time.process_time()
-    cost = annotate_costs(loaded.graph, target, Workload())
+    structure = getattr(loaded, "structure", None)  # as placer compile (absent before issue 13)
+    cost = annotate_costs(loaded.graph, target, Workload(), *([structure] if structure else []))
     out["cost_wall_s"], out["cost_cpu_s"] = time.perf_counter() - w, time.process_time() - c
     out["nodes"], out["units"] = len(loaded.graph.nodes), len(cost.units)
     out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux

@@ -20,8 +20,8 @@ _MISSING = object()
 #: values are a corrupted or hand-edited file, refused before any size is computed from them.
 MAX_FIELD_INT = 1 << 40
 #: Most decoder layers placer reads from a config (real models have < 200). The work is linear in
-#: the layers (benchmarks/bench_scale.py: about 3 s per 1,000 layers of a small dense model), so
-#: this bounds a corrupt or hand-edited config's run to about a minute; the environment variable
+#: the layers (benchmarks/bench_scale.py: about 2 CPU s and 50 MB per 1,000 layers of a small
+#: dense model), so this bounds a corrupt or hand-edited config's run; the environment variable
 #: ``PLACER_MAX_LAYERS`` raises (or lowers) it for every command and the Python API.
 MAX_LAYERS = 4096
 MAX_LAYERS_ENV = "PLACER_MAX_LAYERS"
@@ -52,7 +52,8 @@ def check_layers(layers: int, where: str) -> int:
     cap = max_layers()
     if layers > cap:
         raise UserError(f"{where} is {layers:,} layers, above placer's cap of {cap:,}; if the config is "
-                        f"right, set {MAX_LAYERS_ENV}={layers} to read it (about 3 s per 1,000 layers)")
+                        f"right, set {MAX_LAYERS_ENV}={layers} to read it "
+                        "(about 2 s and 50 MB per 1,000 layers)")
     return layers
 
 
