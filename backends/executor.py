@@ -18,11 +18,17 @@ have arrived: rectangles with no data between them overlap, and a chain of recta
 the sum of their steps and routes (the spatial pipeline of ``placer.perf.regions`` for one
 token). On a whole-layout wafer every node runs on the full grid one after the other, and its
 time is the sum of its kernels' cycles.
+
+Streamed weights (``weight_source``, for models whose weights do not fit the host's memory):
+weights without values are made by ``weight_source(unit)`` when the unit's first node needs
+them, tiled onto the unit's grids, and dropped (host arrays and tiles) when the next streamed
+unit starts and at the end of the step. Their ledger entries stay: on the wafer the tiles are
+resident; only the emulator's copy goes. One streamed unit's weights are held at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import ml_dtypes
@@ -79,7 +85,8 @@ _STORAGE = {DType.FLOAT16: np.float16, DType.BFLOAT16: ml_dtypes.bfloat16,
 
 def storage_array(values: np.ndarray, dtype: DType) -> np.ndarray:
     """Values as stored on the PEs: bf16 and 8-bit floats as such (ml_dtypes), fp16 as fp16."""
-    return np.asarray(values).astype(_STORAGE.get(dtype, values.dtype))
+    values = np.asarray(values)
+    return values.astype(_STORAGE.get(dtype, values.dtype), copy=False)
 
 
 def _is_index_math(node: Node, args: list) -> bool:
@@ -101,6 +108,8 @@ class MeshExecutor:
         weight_dtypes: storage dtype per weight name (default: the graph's weight dtype).
         regions: unit name -> ``(row, col, rows, cols)``, the rectangle of its wafer's PEs it
             runs on (top-left PE, height, width); units not named use the whole grid.
+        weight_source: unit name -> values of the weights it reads, for weights with no
+            values otherwise (streamed, see the module docstring).
 
     Raises:
         ValueError: a rectangle leaves the grid.
@@ -109,7 +118,8 @@ class MeshExecutor:
     def __init__(self, graph: Graph, spec: MeshSpec, *, wafer_of_unit: Mapping[str, int] | None = None,
                  io: IoLink | None = None, weights: Mapping[str, np.ndarray] | None = None,
                  weight_dtypes: Mapping[str, DType] | None = None,
-                 regions: Mapping[str, tuple[int, int, int, int]] | None = None) -> None:
+                 regions: Mapping[str, tuple[int, int, int, int]] | None = None,
+                 weight_source: Callable[[str], Mapping[str, np.ndarray]] | None = None) -> None:
         self.graph, self.spec = graph, spec
         self.io = io or IoLink(150e9, 5e-6)
         units = dict(wafer_of_unit or {})
@@ -124,10 +134,16 @@ class MeshExecutor:
         grid_ids = {n: id(g) for n, g in self.node_grid.items()}
         self.expert_gathers = experts.find_expert_gathers(graph, grid_ids)
         values = weight_values(graph, weights)
-        stored = weight_dtypes or {}
-        self.weights = {k: storage_array(to_compute(v), stored.get(k, graph.weights[k].type.dtype))
-                        for k, v in values.items()}
-        self._place_weights(weight_dtypes or {})
+        self.weight_dtypes = dict(weight_dtypes or {})
+        self.weights = {k: self._stored(k, to_compute(v)) for k, v in values.items()}
+        self.source = weight_source
+        self.streamed = {n for n in graph.weights if n not in self.weights} if weight_source else set()
+        self._unit_nodes: dict[str, list[Node]] = {}
+        for node in graph.nodes:
+            self._unit_nodes.setdefault(node.unit or "", []).append(node)
+        self._streaming: tuple[str, list[str], list[tuple[Wafer, object]]] | None = None
+        self._compute: dict[str, np.ndarray] = {}
+        self._place_weights(graph.nodes)
         self.location: dict[str, int] = {}
 
     @staticmethod
@@ -164,27 +180,75 @@ class MeshExecutor:
                 grid_of[o] = grid
         return out
 
-    def _place_weights(self, dtypes: Mapping[str, DType]) -> None:
-        """Tile every weight onto each grid (wafer or rectangle) that reads it and enter it in
-        that grid's ledger."""
-        for node in self.graph.nodes:
+    def _stored(self, name: str, values: np.ndarray) -> np.ndarray:
+        return storage_array(values, self.weight_dtypes.get(name, self.graph.weights[name].type.dtype))
+
+    def _place_weights(self, nodes: Sequence[Node]) -> list[tuple[Wafer, object]]:
+        """Tile every weight (with values) that ``nodes`` read onto each grid (wafer or
+        rectangle) reading it and enter it in that grid's ledger; returns what was placed."""
+        placed: list[tuple[Wafer, object]] = []
+        for node in nodes:
             wafer = self.node_grid[node.name]
             for pos, name in enumerate(node.inputs):
                 if name not in self.weights:
                     continue
                 w = self.graph.weights[name]
-                dtype = dtypes.get(name, w.type.dtype)
+                dtype = self.weight_dtypes.get(name, w.type.dtype)
                 data = self.weights[name]
                 key, tiles = self._layout(node, pos, name, data, wafer.spec)
                 if key in wafer.resident:
                     continue
                 wafer.resident[key] = tiles
+                placed.append((wafer, key))
                 if tiles is not None and tiles.ndim == 5:
                     per_pe = ceil_div(int(np.prod(tiles.shape[2:])) * dtype.bits, 8)
                 else:
                     per_pe = ceil_div(ceil_div(data.size, wafer.spec.pes) * dtype.bits, 8)
                 with wafer.kernel("place-weights"):
                     wafer.ledger.allocate(f"weight:{name}", per_pe)
+        return placed
+
+    def _fetch(self, node: Node, name: str) -> np.ndarray:
+        """A streamed weight's compute values for ``node``: its unit's weights are made and
+        placed first when another unit's are held (those are dropped).
+
+        Raises:
+            KeyError: ``name`` is not a streamed weight of the node's unit.
+        """
+        if name not in self.streamed:
+            raise KeyError(name)
+        unit = node.unit or ""
+        if self._streaming is None or self._streaming[0] != unit:
+            self._drop_streamed()
+            assert self.source is not None, "weights are streamed only with a weight_source"
+            made = {k: self._stored(k, np.asarray(v)) for k, v in self.source(unit).items()
+                    if k in self.streamed}
+            self.weights.update(made)
+            self._streaming = (unit, list(made), self._place_weights(self._unit_nodes.get(unit, [])))
+        if name not in self.weights:
+            raise KeyError(name)
+        grid = self.node_grid[node.name]
+        if grid.decode and node.op in (OpKind.MATMUL, OpKind.GEMM) and node.inputs[1:2] == [name]:
+            if (name, "gemv") in grid.resident or (name + ":T", "gemv") in grid.resident:
+                # A decode GEMV multiplies its resident tiles, not these values
+                # (``ops.matmul_array``): only the shape is passed on, so no 4-byte copy of a
+                # large matrix is made (tests compare the step with held weights).
+                return np.broadcast_to(np.zeros((), np.float32), self.weights[name].shape)
+        if name not in self._compute:
+            self._compute[name] = to_compute(self.weights[name])
+        return self._compute[name]
+
+    def _drop_streamed(self) -> None:
+        """Let go of the streamed unit's host arrays and tiles (its ledger entries stay)."""
+        if self._streaming is None:
+            return
+        _, names, placed = self._streaming
+        for grid, key in placed:
+            grid.resident.pop(key, None)
+        for name in names:
+            self.weights.pop(name, None)
+        self._compute.clear()
+        self._streaming = None
 
     def _layout(self, node: Node, pos: int, name: str, data: np.ndarray,
                 spec: MeshSpec) -> tuple[object, np.ndarray | None]:
@@ -230,7 +294,7 @@ class MeshExecutor:
             grid = self.node_grid[node.name]
             start = free.get(id(grid), 0)
             for pos, v in enumerate(node.inputs):
-                if not v or v in self.weights:
+                if not v or v in self.graph.weights:
                     continue
                 src = self.location.get(v, w)
                 if src != w:  # from another wafer: over the I/O link (below), there at the start
@@ -244,7 +308,8 @@ class MeshExecutor:
                 if origin is not None and origin is not grid:
                     key = (v, id(grid))
                     if key not in arrived:
-                        arrived[key] = t + self.wafers[w].route(np.asarray(args[pos]).nbytes, origin, grid)
+                        nbytes = self._stored_bytes(v, args[pos])
+                        arrived[key] = t + self.wafers[w].route(nbytes, origin, grid)
                     t = arrived[key]
                 start = max(start, t)
             before = grid.cycles
@@ -260,8 +325,13 @@ class MeshExecutor:
                 grid_of[o] = grid
             return out
 
+        self._drop_streamed()
         weights = {k: to_compute(v) for k, v in self.weights.items()}
-        outputs = run_graph(self.graph, inputs, weights=weights, execute=execute)
+        try:
+            outputs = run_graph(self.graph, inputs, weights=weights, execute=execute,
+                                fetch=self._fetch if self.streamed else None)
+        finally:
+            self._drop_streamed()
         # Wafers form a chain; data skipping a wafer is relayed through it, so it loads every
         # boundary it crosses. Each boundary used pays its latency once per step.
         boundary: dict[int, int] = {}
@@ -282,6 +352,13 @@ class MeshExecutor:
             if wafer.regions and wafer.name in stats.cycles:
                 stats.cycles[wafer.name] = finish.get(w, 0)
         return outputs, stats
+
+    def _stored_bytes(self, name: str, value: np.ndarray) -> int:
+        """Bytes of a value as it travels: its graph type's storage (a bf16 value is computed
+        in float32 here but moves as bf16), else the array's."""
+        arr = np.asarray(value)
+        t = self.graph.types.get(name)
+        return t.dtype.storage_bytes(arr.size) if t is not None and t.dtype.is_float else arr.nbytes
 
     def release(self, names: Iterable[str]) -> None:
         """Free resident KV tiles (before the next step re-enters the grown cache)."""

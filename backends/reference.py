@@ -81,7 +81,8 @@ def last_uses(graph: Graph) -> dict[int, list[str]]:
 
 def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray], *,
               weights: Mapping[str, np.ndarray] | None = None,
-              execute: Execute = execute_reference) -> dict[str, np.ndarray]:
+              execute: Execute = execute_reference,
+              fetch: Callable[[Node, str], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Evaluate ``graph`` and return its outputs by name.
 
     Args:
@@ -90,6 +91,8 @@ def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray], *,
         weights: values of weights without inline data (and overrides of inline ones).
         execute: runs one node given its input values; the reference kernels by default,
             the mesh backend passes its own.
+        fetch: the value of an input that has none yet, asked for by the node reading it
+            (weights made when their unit runs); raises KeyError when it has none either.
 
     Raises:
         MissingValueError: an input or weight has no value.
@@ -105,7 +108,8 @@ def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray], *,
     frees = last_uses(graph)
     for i, node in enumerate(graph.nodes):
         try:
-            args = [env[v] if v else None for v in node.inputs]
+            args = [(env[v] if v in env or fetch is None else fetch(node, v)) if v else None
+                    for v in node.inputs]
         except KeyError as e:
             raise MissingValueError(f"node {node.name!r} reads {e.args[0]!r}, which has no value "
                                     "(a weight without data?)") from None

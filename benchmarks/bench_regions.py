@@ -9,7 +9,14 @@ with ``placer.floorplan.pricing.unit_seconds_on_rectangle`` on the same rectangl
 ``wse3-physics`` (the WSE-3 without the fitted per-kernel overheads of the calibrated ``wse3``,
 which the emulator does not model).
 
-Run: ``python benchmarks/bench_regions.py [--batch B ...]`` (default B = 1).
+Second (``--step``): one whole decode step of Llama-3.1-8B, all 32 layers with embedding and
+head on one wafer, each unit on its plan rectangle; the 16 GB of bf16 weights are never held
+at once: ``MeshExecutor(weight_source=...)`` makes each unit's random weights when the unit
+runs (``streamed_weights``: per weight, a generator seeded by (seed, weight index)) and drops
+them when the next unit starts. Wall time and peak RSS (goals < 60 s, < 8 GB), and the
+emulated time of the wafer against the floorplan's latency on the same rectangles.
+
+Run: ``python benchmarks/bench_regions.py [--batch B ...]`` (default B = 1), or ``--step``.
 """
 
 from __future__ import annotations
@@ -100,6 +107,7 @@ def llama8b_model(layers: int = 32):  # noqa: ANN201
     b = GraphBuilder("llama-3.1-8b-decode")
     bs, ps = Sym.var("batch"), Sym.var("past")
     f32 = lambda *s: TensorType(DType.FLOAT32, s)  # noqa: E731
+    bf16 = lambda *s: TensorType(DType.BFLOAT16, s)  # noqa: E731
 
     def weight(name: str, *shape: int) -> str:
         return b.weight(name, TensorType(DType.BFLOAT16, shape), role=WeightRole.PARAMETER)
@@ -111,8 +119,10 @@ def llama8b_model(layers: int = 32):  # noqa: ANN201
     presents = []
     for i in range(layers):
         u, w = f"layers.{i}", f"layers.{i}."
-        pk = b.input(f"past_key_{i}", f32(bs, KV_HEADS, ps, HEAD_DIM))
-        pv = b.input(f"past_value_{i}", f32(bs, KV_HEADS, ps, HEAD_DIM))
+        # A bf16 KV cache, as the model's: the residual stream stays bf16 (f32 past values
+        # would promote it, and it would travel between rectangles at twice the bytes).
+        pk = b.input(f"past_key_{i}", bf16(bs, KV_HEADS, ps, HEAD_DIM))
+        pv = b.input(f"past_value_{i}", bf16(bs, KV_HEADS, ps, HEAD_DIM))
         h = b.op(OpKind.RMS_NORM, [x, weight(w + "input_norm", HIDDEN)], A.NormAttrs(epsilon=1e-5), unit=u)
         q = b.op(OpKind.MATMUL, [h, weight(w + "wq", HIDDEN, HEADS * HEAD_DIM)], unit=u)
         k = b.op(OpKind.MATMUL, [h, weight(w + "wk", HIDDEN, KV_HEADS * HEAD_DIM)], unit=u)
@@ -142,7 +152,7 @@ def streamed_weights(graph, seed: int = 0):  # noqa: ANN001, ANN201
     """Random bf16 weights of one unit, made when the unit runs: unit -> {weight: values}.
     Each weight's values come from a generator seeded by (seed, its index in the graph), as
     random bit patterns with sign and mantissa uniform and the exponent fixed to 2^-7
-    (|w| in [0.0078, 0.0156)), which costs one integer draw per element; the same seed gives
+    (|w| in [0.0078, 0.0156)), drawn as raw 64-bit words (four elements each); the same seed gives
     the same weights whenever, and how often, a unit runs."""
     import ml_dtypes
 
@@ -159,15 +169,78 @@ def streamed_weights(graph, seed: int = 0):  # noqa: ANN001, ANN201
             if units[0] != unit:
                 continue
             shape = tuple(int(d) for d in graph.weights[name].type.shape)
-            bits = np.random.default_rng([seed, index[name]]).integers(0, 1 << 16, shape, dtype=np.uint16)
-            out[name] = ((bits & 0x807F) | 0x3C00).view(ml_dtypes.bfloat16)
+            size = int(np.prod(shape))
+            raw = np.random.default_rng([seed, index[name]]).bit_generator.random_raw(-(-size // 4))
+            bits = raw.view(np.uint16)[:size].reshape(shape)
+            bits &= 0x807F
+            bits |= 0x3C00
+            out[name] = bits.view(ml_dtypes.bfloat16)
         return out
 
     return make
 
 
+def bench_decode_step(layers: int = 32) -> None:
+    """One decode step of the whole model (B = 1, 1,024 tokens of context) on one wafer, every
+    unit on its plan rectangle, weights streamed (``streamed_weights``)."""
+    import placer
+    from placer.backends.executor import MeshExecutor
+    from placer.backends.mesh import MeshSpec
+    from placer.cost_model import annotate_costs
+    from placer.floorplan import placed_seconds
+    from placer.floorplan.pricing import unit_seconds_on_rectangle
+    from placer.workload import Workload
+
+    plan = placer.compile("llama-3.1-8b", target=TARGET, wafers=1, context=PAST + 1, concurrency=1,
+                          layout="regions")
+    target = plan.target
+    graph = placer.load_graph(llama8b_model(layers))  # shapes and types inferred, units kept
+    rects = {r.unit: (r.row, r.col, r.rows, r.cols) for r in plan.floorplan}
+    rng = np.random.default_rng(1)
+    feeds = {"input_ids": np.array([[1234]], np.int64),
+             "cos": np.cos(np.arange(64, dtype=np.float32) * 0.01).reshape(1, 1, 64),
+             "sin": np.sin(np.arange(64, dtype=np.float32) * 0.01).reshape(1, 1, 64)}
+    for i in range(layers):
+        for kind in ("key", "value"):
+            feeds[f"past_{kind}_{i}"] = rng.standard_normal((1, KV_HEADS, PAST, HEAD_DIM), dtype=np.float32)
+    t0 = time.perf_counter()
+    executor = MeshExecutor(graph, MeshSpec.from_target(target), regions=rects,
+                            weight_source=streamed_weights(graph))
+    outputs, stats = executor.run(feeds, keep=[o for o in graph.outputs if o.startswith("present")],
+                                  decode=True)
+    wall = time.perf_counter() - t0
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    # The model: the cost of the same graph, on the plan's rectangles.
+    workload = Workload(context_tokens=PAST + 1, prompt_tokens=1)
+    cost = annotate_costs(graph, target, workload)
+    order = [u.name for u in cost.units if u.name in rects]
+    latency, interval = placed_seconds(cost, target, [([u], *rects[u]) for u in order],
+                                       context_tokens=PAST + 1)
+    emulated = stats.compute_seconds
+    by_unit = {u.name: unit_seconds_on_rectangle(u, target, *rects[u.name][2:]) for u in cost.units}
+    link = executor.step_observer.per_kernel("wafer0").get("region-link")
+    print(f"Llama-3.1-8B decode step (B = 1, {PAST + 1} tokens of context), all {layers} layers + embed "
+          f"+ head on one {target.name} wafer, {len(rects)} rectangles, bf16 weights streamed per unit")
+    print(f"  wall {wall:.1f} s (weights made, tiled and run); peak RSS {rss_gb:.2f} GB; logits finite: "
+          f"{bool(np.isfinite(outputs['logits']).all())}")
+    print(f"  emulated {stats.cycles['wafer0']:,} cycles = {emulated * 1e6:.2f} us per token on the wafer; "
+          f"region links {link.calls if link else 0} ({link.hops if link else 0:,} hops); "
+          f"peak PE memory {executor.wafers[0].peak_pe_bytes:,} B of {target.pe_sram_bytes:,} B")
+    print(f"  model (floorplan latency on the same rectangles) {latency * 1e6:.2f} us; "
+          f"emulated / predicted = {emulated / latency:.3f}; interval {interval * 1e6:.2f} us")
+    clock = target.clock_hz
+    for name in ("embed", "layers.0", f"layers.{layers - 1}", "head"):
+        got = stats.unit_cycles.get(name, 0)
+        print(f"    {name:<10} emulated {got:>7,} cycles, model {by_unit[name] * clock:>9,.0f} cycles")
+    if link:
+        print(f"    region-link: {link.comm_cycles:,} cycles in {link.calls} routes")
+
+
 if __name__ == "__main__":
     print(machine_header())
+    if "--step" in sys.argv:
+        bench_decode_step()
+        sys.exit(0)
     batches = [int(a) for a in sys.argv[sys.argv.index("--batch") + 1:] if a.isdigit()] \
         if "--batch" in sys.argv else [1]
     for b in batches:

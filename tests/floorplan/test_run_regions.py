@@ -199,3 +199,31 @@ def test_rectangles_with_no_data_between_them_overlap_in_time() -> None:
     assert stats.cycles["wafer0"] == max(u["a"], u["b"]) + route + u["c"] < sum(u.values()) + route
     whole = MeshExecutor(graph, spec).run(x, decode=True)[1]
     assert whole.cycles["wafer0"] == sum(whole.unit_cycles.values())
+
+
+def test_streamed_weights_are_made_per_unit_and_give_the_same_step() -> None:
+    graph = _fork_join()
+    values = {name: w.data for name, w in graph.weights.items()}
+    bare = dataclasses.replace(graph, weights={n: dataclasses.replace(w, data=None)
+                                               for n, w in graph.weights.items()})
+    asked: list[str] = []
+
+    def source(unit: str) -> dict[str, np.ndarray]:
+        asked.append(unit)
+        return {n: values[n] for n in bare.weights if n.endswith(unit)}  # wa, wb, wc
+
+    spec = MeshSpec(8, 8, 1 << 20, 16.0, 1, 4, 1e9)
+    rects = {"a": (0, 0, 4, 4), "b": (0, 4, 4, 4), "c": (4, 0, 4, 8)}
+    x = {"x": np.random.default_rng(1).standard_normal((1, 16)).astype(np.float32)}
+    held = MeshExecutor(graph, spec, regions=rects)
+    streamed = MeshExecutor(bare, spec, regions=rects, weight_source=source)
+    assert streamed.weights == {} and asked == []
+    (want, s1), (got, s2) = held.run(x, decode=True), streamed.run(x, decode=True)
+    np.testing.assert_array_equal(got[graph.outputs[0]], want[graph.outputs[0]])
+    assert s2.cycles == s1.cycles and s2.unit_cycles == s1.unit_cycles
+    assert asked == ["a", "b", "c"] and streamed.weights == {}  # dropped after the step
+    grids = [streamed.wafers[0].region(*r) for r in rects.values()]
+    assert all(not g.resident for g in grids)  # tiles dropped, ledger entries kept:
+    assert streamed.wafers[0].ledger.used.tolist() == held.wafers[0].ledger.used.tolist()
+    streamed.run(x, decode=True)
+    assert asked == ["a", "b", "c"] * 2
