@@ -169,6 +169,7 @@ def broadcast_cycles(k: int, tile_bytes: int, cycles_per_hop: int, link_bytes_pe
     return broadcast_head_cycles(k, cycles_per_hop) + stream_cycles(tile_bytes, link_bytes_per_cycle)
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of integers, asked for the same lines often
 def allreduce_cycles(k: int, tile_bytes: int, cycles_per_hop: int, link_bytes_per_cycle: int) -> int:
     """Cycles of an all-reduce over a line of ``k`` PEs: reduce to the centre and stream the
     result back as it arrives (one stream)."""
@@ -192,6 +193,7 @@ def row_tile_bytes(data_rows: int, values_per_row: int, grid_rows: int, element_
     return ceil_div(data_rows, grid_rows) * values_per_row * element_bytes
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of integers, asked for the same grids often
 def gemv_collective_cycles(rows: int, cols: int, in_tile_bytes: int, out_tile_bytes: int,
                            cycles_per_hop: int, link_bytes_per_cycle: int, broadcast: bool = True) -> int:
     """Fabric cycles of one GEMV on a ``rows`` x ``cols`` grid: the input tiles broadcast along

@@ -106,8 +106,11 @@ class DPBudgetExceeded(Exception):
 
 
 def solve_contiguous(problem: Problem, resident: int, max_states: int | None = None,
-                     ) -> tuple[list[int], Evaluation] | None:
+                     wafer_cap: int | None = None) -> tuple[list[int], Evaluation] | None:
     """The best contiguous split at ``resident`` sequences, or None when none is feasible.
+
+    ``wafer_cap``: consider at most this many wafers (the caller knows the optimum uses no
+    more, e.g. ``min-wafers`` with a feasible split on that many).
 
     Raises:
         DPBudgetExceeded: more than ``max_states`` states were generated (a count, not a time,
@@ -115,6 +118,7 @@ def solve_contiguous(problem: Problem, resident: int, max_states: int | None = N
     """
     p = problem.timed(resident)
     n, cap, limit = p.n, p.capacity, p.max_tpot_ticks
+    top = p.max_wafers if wafer_cap is None else max(p.min_wafers, min(p.max_wafers, wafer_cap))
     if n == 0:
         return None
     m_flight = p.micro_batches(resident)
@@ -143,13 +147,14 @@ def solve_contiguous(problem: Problem, resident: int, max_states: int | None = N
             if limit is not None and m_flight * seg > limit:
                 break
             for k_prev, states in fronts[i].items():
-                if k_prev + 1 > p.max_wafers or (seg_pin >= 0 and seg_pin != k_prev):
+                if k_prev + 1 > top or (seg_pin >= 0 and seg_pin != k_prev):
                     continue
                 b = cut[i] if i else 0
                 for idx, (m, sb, mb, *_rest) in enumerate(states):
                     new = (max(m, seg), sb + b, max(mb, b), i, k_prev, idx)
-                    trip = f.round_trip(fixed, new[1], k_prev + 1, p.hop_ticks, p.host_ticks)
-                    if limit is not None and (m_flight * new[2] > limit or trip > limit):
+                    if limit is not None and (
+                            m_flight * new[2] > limit
+                            or f.round_trip(fixed, new[1], k_prev + 1, p.hop_ticks, p.host_ticks) > limit):
                         continue
                     found.setdefault(k_prev + 1, []).append(new)
                     generated += 1
@@ -159,7 +164,7 @@ def solve_contiguous(problem: Problem, resident: int, max_states: int | None = N
             found = _prune_across(found)
         fronts[j] = {k: _prune(v) for k, v in found.items()}
     best: tuple[int, int, int] | None = None
-    for k in range(p.min_wafers, p.max_wafers + 1):
+    for k in range(p.min_wafers, top + 1):
         for idx, _ in enumerate(fronts[n].get(k, ())):
             ev_key = _score(p, fronts[n][k][idx], k, resident)
             if ev_key is not None and (best is None or ev_key < best[0]):

@@ -64,9 +64,15 @@ class DecodeTimes:
         """(unit ticks, edge ticks) of one step of ``batch`` sequences."""
         if batch not in self._cache:
             bw = self._target.io_bandwidth_bytes_per_s
-            self._cache[batch] = (
-                tuple(f.to_ticks(unit_decode_seconds(u, self._target, batch)) for u in self._units),
-                tuple(f.to_ticks(batch * b / bw) for b in self._edge_bytes))
+            # Alike units (the layers of a dense model) cost the same: each distinct one once.
+            alike: dict[tuple[object, int], int] = {}
+            ticks = []
+            for u in self._units:
+                key = (u.decode, u.weight_bytes + u.constant_bytes)
+                if key not in alike:
+                    alike[key] = f.to_ticks(unit_decode_seconds(u, self._target, batch))
+                ticks.append(alike[key])
+            self._cache[batch] = (tuple(ticks), tuple(f.to_ticks(batch * b / bw) for b in self._edge_bytes))
         return self._cache[batch]
 
 
