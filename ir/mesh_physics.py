@@ -39,10 +39,25 @@ Algorithms (the best known ones for a 2-D mesh of PEs with wavelet-level flow co
   gate/up) share one broadcast (``broadcast=False`` for the siblings); their reductions stay
   separate collectives because the emulator runs them as separate MatMul nodes (fusing them
   into one stream would save one head latency per sibling; not done).
-* **Cannon GEMM** (prefill, ``cannon_gemm_cycles``): on the ``p x p`` subgrid, a skew of
+* **Cannon GEMM** (``cannon_gemm_cycles``): on the ``p x p`` subgrid, a skew of
   ``p - 1`` rounds of cyclic shifts on interleaved rings (at most 2 hops per shift), then ``p``
   local tile GEMMs; A shifts along x while B shifts along y (different links: concurrently),
   and each step's shift is double-buffered behind the step's GEMM.
+* **Prefill GEMM** ``[m, K] x [K, N]`` with a stored weight (``prefill_gemm``): the cheaper of
+  Cannon and an ``m``-row GEMV on the weight's resident tiles (the chunk's rows stream through
+  one broadcast and one reduction, the local multiply ``2 m ceil(K / rows) ceil(N / cols)``
+  FLOPs per PE), ties to the GEMV. Cannon pays ``p - 1`` latency-bound shifts of small tiles
+  and moves the weights; the GEMV keeps them where they are, so at the chunk sizes placer
+  plans (``placer.perf.prefill_chunk``: about ``mesh_rows`` tokens) the GEMV wins on every
+  zoo layer (Llama-3.1-8B's ``[1024, 4096] x [4096, 14336]`` on wse3: 20,771 vs 89,827
+  cycles); Cannon only wins on bandwidth for chunks longer than ``K N / (K + N)`` rows.
+
+* **Relayout** (Transpose, Concat, Slice, Expand, ... of activations; ``relayout_cycles``): every
+  PE holding a piece of the output moves its tile to the new home PE, one neighbour exchange:
+  ``hop + stream(ceil(bytes / holders))`` with ``holders = min(elements, PEs)``.
+* **Route** (an embedding gather from a resident table; ``route_cycles``): each selected row
+  travels from the PE that holds it to the PE that needs it, all rows at once, charged at the
+  longest route: ``(rows + cols - 2) x hop + stream(row bytes)``.
 
 Not done, and why: a K-ary tree with more than two levels (WaferLLM's K-tree) saves little
 once the halves are two-level and costs routing colours (24 per PE, shared with the rest of
@@ -234,11 +249,51 @@ def cannon_gemm_cycles(m: int, k: int, n: int, p: int, element_bytes: int, cycle
     return (p - 1) * shift + (p - 1) * max(step, shift) + step
 
 
+def gemv_gemm_cycles(m: int, k: int, n: int, rows: int, cols: int, element_bytes: int,
+                     cycles_per_hop: int, link_bytes_per_cycle: int, flops_per_cycle_per_pe: float) -> int:
+    """Cycles of ``[m, K] x [K, N]`` as an ``m``-row GEMV on the resident weight tiles: the
+    collective plus the local multiply of each PE's tile."""
+    in_tile, out_tile = gemv_tile_bytes(m, k, n, rows, cols, element_bytes)
+    local = compute_cycles(2 * m * ceil_div(k, rows) * ceil_div(n, cols), flops_per_cycle_per_pe)
+    return gemv_collective_cycles(rows, cols, in_tile, out_tile, cycles_per_hop, link_bytes_per_cycle) + local
+
+
+@functools.lru_cache(maxsize=4096)  # a pure function of integers; a model asks for few shapes
+def prefill_gemm(m: int, k: int, n: int, rows: int, cols: int, element_bytes: int, cycles_per_hop: int,
+                 link_bytes_per_cycle: int, flops_per_cycle_per_pe: float) -> tuple[str, int]:
+    """(``"cannon"`` or ``"gemv"``, cycles) of a prefill GEMM ``[m, K] x [K, N]`` with a stored
+    weight: the cheaper algorithm (ties: the GEMV), compute included. The emulator runs the
+    algorithm this names; the performance model charges its cycles."""
+    gemv = gemv_gemm_cycles(m, k, n, rows, cols, element_bytes, cycles_per_hop, link_bytes_per_cycle,
+                            flops_per_cycle_per_pe)
+    if m <= 1:
+        return "gemv", gemv
+    cannon = cannon_gemm_cycles(m, k, n, min(rows, cols), element_bytes, cycles_per_hop,
+                                link_bytes_per_cycle, flops_per_cycle_per_pe)
+    return ("cannon", cannon) if cannon < gemv else ("gemv", gemv)
+
+
 def cannon_shift_cycles(p: int, a_tile_bytes: int, b_tile_bytes: int, cycles_per_hop: int,
                         link_bytes_per_cycle: int) -> int:
     """One Cannon shift: A along x and B along y at once, on interleaved rings."""
     return (ring_shift_hops(p) * cycles_per_hop
             + stream_cycles(max(a_tile_bytes, b_tile_bytes), link_bytes_per_cycle))
+
+
+def relayout_cycles(elements: int, nbytes: int, pes: int, cycles_per_hop: int,
+                    link_bytes_per_cycle: int) -> int:
+    """Cycles of a relayout of ``elements`` elements (``nbytes`` bytes) spread over at most
+    ``pes`` PEs: one neighbour exchange of every holder's tile."""
+    holders = min(elements, pes)
+    if holders <= 0:
+        return 0
+    return cycles_per_hop + stream_cycles(ceil_div(nbytes, holders), link_bytes_per_cycle)
+
+
+def route_cycles(rows: int, cols: int, row_bytes: int, cycles_per_hop: int, link_bytes_per_cycle: int) -> int:
+    """Cycles of rows gathered from a resident table on a ``rows x cols`` grid: every row on
+    its own route, the longest ``rows + cols - 2`` hops."""
+    return (rows + cols - 2) * cycles_per_hop + stream_cycles(row_bytes, link_bytes_per_cycle)
 
 
 def compute_cycles(flops: float, flops_per_cycle_per_pe: float) -> int:

@@ -27,7 +27,8 @@ square), a reduction 1 (a reduce to the row's root; the cost model counts it as 
 collective like the others).
 
 Free views (``FREE_VIEWS``): ops that reinterpret a tile layout without moving data or
-computing: Reshape, Squeeze, Unsqueeze, Flatten, Identity.
+computing: Reshape, Squeeze, Unsqueeze, Flatten, Identity. Relayouts (``RELAYOUTS``): ops
+that move activations to new home PEs (Transpose, Concat, Slice, Expand, ...).
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ ROW_STATISTICS: Mapping[OpKind, int] = MappingProxyType({
 
 FREE_VIEWS = frozenset({OpKind.RESHAPE, OpKind.SQUEEZE, OpKind.UNSQUEEZE, OpKind.FLATTEN, OpKind.IDENTITY})
 """Ops that reinterpret the tile layout: no data moves, no arithmetic."""
+
+RELAYOUTS = frozenset({
+    OpKind.TRANSPOSE, OpKind.CONCAT, OpKind.SPLIT, OpKind.SLICE, OpKind.EXPAND, OpKind.TILE,
+    OpKind.GATHER_ND, OpKind.GATHER_ELEMENTS, OpKind.SCATTER_ND, OpKind.ONE_HOT, OpKind.TRILU,
+    OpKind.ARG_MAX, OpKind.TOP_K, OpKind.CUM_SUM,
+})
+"""Ops that move data to new home PEs without a mesh kernel of their own: one neighbour
+exchange of every tile (``mesh_physics.relayout_cycles``) when they move activations (on
+integers and booleans only they are shape arithmetic, resolved at compile time)."""
 
 
 def flops_per_element(op: OpKind, default: int = 1) -> int:

@@ -35,7 +35,7 @@ from placer.costs import Collective, NodeCost
 from placer.ir.attrs import AttentionAttrs, GemmAttrs
 from placer.ir.dtypes import DType
 from placer.ir.graph import Node
-from placer.ir.op_semantics import FLOPS_PER_ELEMENT, FREE_VIEWS, REDUCTIONS, ROW_STATISTICS
+from placer.ir.op_semantics import FLOPS_PER_ELEMENT, FREE_VIEWS, REDUCTIONS, RELAYOUTS, ROW_STATISTICS
 from placer.ir.ops import OpKind
 
 
@@ -169,8 +169,11 @@ def _gemv(call: OpCall, k: int) -> tuple[Collective, ...]:
     i = 1 if (a := call.input(0)) is not None and a.stored else 0
     x = call.input(i)
     key = call.node.inputs[i] if i < len(call.node.inputs) else ""
+    # the emulator's test for a prefill GEMM: activations times one 2-D matrix
+    b = call.input(1)
+    matrix = i == 0 and b is not None and len(b.shape) == 2
     return (Collective.gemv(call.per_token(_numel(x)), call.per_token(_numel(call.out)), _element_bytes(x),
-                            key),)
+                            key, matrix),)
 
 
 def _matmul(call: OpCall) -> NodeCost:
@@ -260,9 +263,21 @@ def _attention(call: OpCall) -> NodeCost:
     return NodeCost(flops, _parameter_bytes(call), _activation_bytes(call), collectives)
 
 
+def _relayout(call: OpCall) -> tuple[Collective, ...]:
+    """The relayout collective of a ``RELAYOUTS`` op that moves activations (any float input;
+    on integers and booleans only it is shape arithmetic, free at run time, as the emulator
+    runs it)."""
+    if call.node.op not in RELAYOUTS or not any(x is not None and x.dtype.is_float for x in call.inputs):
+        return ()
+    outs = [x for x in call.outputs if x is not None]
+    if not outs:
+        return ()
+    return (Collective.relayout(call.per_token(sum(x.numel for x in outs)), _element_bytes(outs[0])),)
+
+
 def _moves_data(call: OpCall) -> NodeCost:
     """Transpose, concat, slice, expand, gathers: activations moved, no arithmetic."""
-    return NodeCost(0, 0, _activation_bytes(call))
+    return NodeCost(0, 0, _activation_bytes(call), _relayout(call))
 
 
 def _view(call: OpCall) -> NodeCost:
@@ -279,13 +294,23 @@ def _gather(call: OpCall) -> NodeCost:
         rows = table.stored_bytes * out.numel // table.numel  # type: ignore[operator]
         idx = call.input(1)
         written = 0 if out.selected else out.nbytes  # selected experts stay where they are
-        return NodeCost(0, rows, written + (idx.nbytes if idx is not None else 0))
-    return _moves_data(call)
+        return NodeCost(0, rows, written + (idx.nbytes if idx is not None else 0), _route(call))
+    return NodeCost(0, 0, _activation_bytes(call), _relayout(call) + _route(call))
+
+
+def _route(call: OpCall) -> tuple[Collective, ...]:
+    """A Gather from a stored table (an embedding, a position table): its rows travel to the
+    PEs that need them (selected expert matrices do not move: ``placer.ir.expert_selection``)."""
+    table, idx, out = call.input(0), call.input(1), call.out
+    if call.node.op is not OpKind.GATHER or table is None or not table.stored or out is None or out.selected:
+        return ()
+    rows = max(1, idx.numel if idx is not None else 1)
+    return (Collective.route(out.numel // rows, _element_bytes(out)),)
 
 
 def _writes_output(call: OpCall) -> NodeCost:
     """Ops that fill a new tensor from a shape or indices (ConstantOfShape, Range, OneHot)."""
-    return NodeCost(0, 0, sum(x.nbytes for x in call.outputs if x is not None))
+    return NodeCost(0, 0, sum(x.nbytes for x in call.outputs if x is not None), _relayout(call))
 
 
 def _free(call: OpCall) -> NodeCost:

@@ -16,6 +16,8 @@ class CollectiveKind(enum.Enum):
 
     GEMV = "gemv"                     # input broadcast along a grid row, partial sums down a column
     ROW_ALLREDUCE = "row-allreduce"   # statistics reduced along a grid row and broadcast back
+    RELAYOUT = "relayout"             # every PE's tile to its new home PE: one neighbour exchange
+    ROUTE = "route"                   # rows of a resident table to their consumers, all at once
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,14 @@ class Collective:
     grid): a GEMV ``[1, K] x [K, N]`` has ``in_elements = K`` (the broadcast input) and
     ``out_elements = N`` (the reduced partial sums), summed over batched slices (attention's
     heads); a row all-reduce has ``in_elements = out_elements`` = statistics per token (one
-    per normalised row: a norm's mean square, a softmax's max, per head).
+    per normalised row: a norm's mean square, a softmax's max, per head); a relayout the
+    elements it moves per token; a route the elements of one gathered row.
 
     ``input_key`` names the broadcast input value: GEMVs of one unit with the same non-empty
     key (fused QKV, gate/up) can share one broadcast. An empty key shares with nothing.
+    ``matrix``: the GEMV multiplies by one 2-D matrix (a weight; not attention's per-head
+    slices), which a prefill of several rows may run as a Cannon GEMM instead
+    (``placer.ir.mesh_physics.prefill_gemm`` chooses, for the emulator and the model alike).
     """
 
     kind: CollectiveKind
@@ -37,14 +43,27 @@ class Collective:
     out_elements: int
     element_bytes: int
     input_key: str = ""
+    matrix: bool = False
 
     @classmethod
-    def gemv(cls, in_elements: int, out_elements: int, element_bytes: int, input_key: str = "") -> Collective:
-        return cls(CollectiveKind.GEMV, in_elements, out_elements, element_bytes, input_key)
+    def gemv(cls, in_elements: int, out_elements: int, element_bytes: int, input_key: str = "",
+             matrix: bool = False) -> Collective:
+        return cls(CollectiveKind.GEMV, in_elements, out_elements, element_bytes, input_key, matrix)
 
     @classmethod
     def row_allreduce(cls, statistics: int, element_bytes: int) -> Collective:
         return cls(CollectiveKind.ROW_ALLREDUCE, statistics, statistics, element_bytes)
+
+    @classmethod
+    def relayout(cls, elements: int, element_bytes: int) -> Collective:
+        """A relayout of ``elements`` elements per token (``ir.op_semantics.RELAYOUTS``)."""
+        return cls(CollectiveKind.RELAYOUT, elements, elements, element_bytes)
+
+    @classmethod
+    def route(cls, row_elements: int, element_bytes: int) -> Collective:
+        """Gathered rows of ``row_elements`` elements from a resident table (however many rows:
+        they travel at once)."""
+        return cls(CollectiveKind.ROUTE, row_elements, row_elements, element_bytes)
 
     @property
     def in_bytes(self) -> int:

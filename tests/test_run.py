@@ -173,8 +173,9 @@ def _tampered(plan_json: str, change: str) -> str:
         d["assignment"][units[-1]] = 10**7
     elif change == "missing-unit":
         del d["assignment"]["embed"]
-    elif change == "backwards":
-        d["assignment"]["embed"] = max(d["assignment"].values())
+    elif change == "backwards":  # swap the first and last units' wafers: no wafer is left empty
+        a = d["assignment"]
+        a["embed"], a["head"] = a["head"], a["embed"]
     elif change == "string-wafer":
         d["assignment"]["embed"] = "0"
     elif change == "other-model":

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from placer.backends.mesh.grid import Wafer
-from placer.backends.mesh.tiling import per_pe_bytes
-from placer.ir.op_semantics import FREE_VIEWS
+from placer.ir import mesh_physics
+from placer.ir.op_semantics import FREE_VIEWS, RELAYOUTS
 from placer.ir.ops import ELEMENTWISE, OpKind
 
 
@@ -34,11 +34,7 @@ HOST_OPS: dict[OpKind, HostCost] = {
     OpKind.SHAPE: COMPILE_TIME, OpKind.CONSTANT_OF_SHAPE: COMPILE_TIME, OpKind.RANGE: COMPILE_TIME,
     # Free views (``placer.ir.op_semantics``); Identity runs as an elementwise kernel of 0 FLOPs.
     **{k: METADATA for k in sorted(FREE_VIEWS - ELEMENTWISE, key=lambda k: k.value)},
-    OpKind.TRANSPOSE: RELAYOUT, OpKind.CONCAT: RELAYOUT, OpKind.SPLIT: RELAYOUT,
-    OpKind.SLICE: RELAYOUT, OpKind.EXPAND: RELAYOUT, OpKind.TILE: RELAYOUT,
-    OpKind.GATHER_ND: RELAYOUT, OpKind.GATHER_ELEMENTS: RELAYOUT, OpKind.SCATTER_ND: RELAYOUT,
-    OpKind.ONE_HOT: RELAYOUT, OpKind.TRILU: RELAYOUT, OpKind.ARG_MAX: RELAYOUT,
-    OpKind.TOP_K: RELAYOUT, OpKind.CUM_SUM: RELAYOUT,
+    **{k: RELAYOUT for k in sorted(RELAYOUTS, key=lambda k: k.value)},
 }
 
 
@@ -50,5 +46,7 @@ def charge_host(wafer: Wafer, cost: HostCost, outputs: tuple) -> None:
     size = sum(np.asarray(o).size for o in outputs if o is not None)
     holders = min(size, wafer.spec.pes)
     if holders:
-        tile = per_pe_bytes(nbytes, 1, holders)
-        wafer.charge(holders, nbytes, wafer.transfer_cycles(1, tile))
+        spec = wafer.spec
+        cycles = mesh_physics.relayout_cycles(size, nbytes, spec.pes, spec.cycles_per_hop,
+                                              spec.link_bytes_per_cycle)
+        wafer.charge(holders, nbytes, cycles)

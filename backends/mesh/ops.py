@@ -20,6 +20,7 @@ from placer.backends.kernels.reduce import reduce_axes
 from placer.backends.mesh import collectives, linalg
 from placer.backends.mesh.grid import Wafer
 from placer.backends.mesh.tiling import per_pe_bytes, tile_flat, tile_matrix, tile_rows, untile_flat
+from placer.ir import mesh_physics
 from placer.ir.attrs import AxisAttrs, GemmAttrs, NormAttrs, ReduceAttrs
 from placer.ir.graph import Node
 from placer.ir.op_semantics import flops_per_element, is_free_view
@@ -156,10 +157,11 @@ def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "",
                  input_key: str = "") -> np.ndarray:
     """``a @ b`` on the mesh. A 2-D ``b`` (a weight) uses its resident GEMV tiles: a GEMV for
     one row and, in a decode step (``wafer.decode``), a B-row GEMV for a micro-batch of B
-    sequences; Cannon for the rows of a prefill. ``input_key`` names ``a``: GEMVs of one
-    decode step that read the same value share its broadcast (fused QKV, gate/up). A batched
-    ``b`` (K^T or V of attention) is tiled per head in the GEMV layout: the KV cache tiled as
-    (dim / R) x (seq / C) per PE."""
+    sequences; for the rows of a prefill, Cannon or a GEMV of those rows on the resident tiles,
+    whichever ``mesh_physics.prefill_gemm`` finds cheaper (the performance model's choice).
+    ``input_key`` names ``a``: GEMVs of one decode step that read the same value share its
+    broadcast (fused QKV, gate/up). A batched ``b`` (K^T or V of attention) is tiled per head
+    in the GEMV layout: the KV cache tiled as (dim / R) x (seq / C) per PE."""
     R, C = wafer.spec.rows, wafer.spec.cols
     if a.ndim == 1 or b.ndim == 1:
         a2 = a[None] if a.ndim == 1 else a
@@ -173,7 +175,10 @@ def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "",
     if b.ndim == 2:
         rows = int(np.prod(a.shape[:-1], dtype=np.int64))
         flat = a.reshape(rows, a.shape[-1])
-        if rows > 1 and not wafer.decode:
+        spec = wafer.spec
+        if rows > 1 and not wafer.decode and mesh_physics.prefill_gemm(
+                rows, b.shape[0], b.shape[1], R, C, flat.dtype.itemsize, spec.cycles_per_hop,
+                spec.link_bytes_per_cycle, spec.flops_per_cycle_per_pe)[0] == "cannon":
             out = linalg.cannon(wafer, flat, b)
         else:
             tiles = wafer.resident.get((weight, "gemv")) if weight else None
@@ -242,9 +247,12 @@ def gather(wafer: Wafer, node: Node, args: list) -> tuple:
         return (out,)  # not an embedding table: index arithmetic, see HOST_OPS
     rows = int(np.asarray(idx).size)
     row_bytes = out.nbytes // max(rows, 1)
-    dist = wafer.spec.rows + wafer.spec.cols - 2
+    spec = wafer.spec
+    dist = spec.rows + spec.cols - 2
     if rows:
-        wafer.charge(rows * dist, rows * dist * row_bytes, wafer.transfer_cycles(dist, row_bytes))
+        wafer.charge(rows * dist, rows * dist * row_bytes,
+                     mesh_physics.route_cycles(spec.rows, spec.cols, row_bytes, spec.cycles_per_hop,
+                                               spec.link_bytes_per_cycle))
     return (out,)
 
 

@@ -20,8 +20,13 @@ published wafer-scale LLM work; a wafer runs its units one after the other), for
   algorithms), with the per-PE tiles ``rows`` times as large: a GEMV ``[rows, K] x [K, N]``
   broadcasts input tiles of ``ceil(K / mesh_rows) x rows`` elements along each grid row and
   reduces output tiles of ``ceil(N / mesh_cols) x rows`` elements down each grid column; a row
-  all-reduce (norm statistics, softmax max and sum) reduces and broadcasts along a grid row.
-  The latency is paid once per step, the tile streams grow with the rows.
+  all-reduce (norm statistics, softmax max and sum) reduces and broadcasts along a grid row;
+  a relayout (Transpose, Concat, Slice, ... of activations) is one neighbour exchange of every
+  PE's tile; a gather from a resident table routes its rows across the grid at once. The
+  latency is paid once per step, the tile streams grow with the rows. In a prefill chunk
+  each weight GEMM runs as ``mesh_physics.prefill_gemm`` chooses (Cannon, or a chunk-row
+  GEMV on the resident tiles; the GEMV wins at placer's chunk sizes on every zoo model),
+  the emulator running the same choice; a Cannon GEMM's cycles include its FLOPs.
 * unit time ``t_u(rows) = max(t_c, t_m) + t_f``.
 
 Batched decode across N wafers (pipeline parallelism). ``S`` sequences are resident (their KV

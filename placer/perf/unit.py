@@ -15,23 +15,37 @@ from placer.perf.pipeline import StageParts
 from placer.targets import Target
 
 
-def _collectives(cost: NodeCost) -> Iterator[tuple[tuple[str, int, int, int, str], int]]:
-    """``((kind, in_elements, out_elements, element_bytes, input_key), count)`` of ``cost``'s
-    collectives (``placer.costs.Collective``, per token of one sequence), alike ones together."""
-    return iter(Counter((c.kind.value, c.in_elements, c.out_elements, c.element_bytes, c.input_key)
+def _collectives(cost: NodeCost) -> Iterator[tuple[tuple[str, int, int, int, str, bool], int]]:
+    """``((kind, in_elements, out_elements, element_bytes, input_key, matrix), count)`` of
+    ``cost``'s collectives (``placer.costs.Collective``, per token of one sequence), alike ones
+    together."""
+    return iter(Counter((c.kind.value, c.in_elements, c.out_elements, c.element_bytes, c.input_key, c.matrix)
                         for c in cost.collectives).items())
 
 
-def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1) -> int:
+def _cannon(target: Target, rows: int, n_in: int, n_out: int, size: int) -> int | None:
+    """Cycles of a prefill GEMM of ``rows`` rows when ``mesh_physics.prefill_gemm`` runs it by
+    Cannon (compute included), else None (it stays a ``rows``-row GEMV)."""
+    algorithm, cycles = mp.prefill_gemm(rows, n_in, n_out, target.mesh_rows, target.mesh_cols, size,
+                                        target.cycles_per_hop, target.link_bytes_per_cycle,
+                                        target.flops_per_cycle_per_pe)
+    return cycles if algorithm == "cannon" else None
+
+
+def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1, prefill: bool = False) -> int:
     """Fabric cycles of ``cost``'s collectives for ``rows`` rows at once (a micro-batch of
     ``rows`` sequences, or a prefill chunk of ``rows`` tokens): the latency once, the tiles
-    ``rows`` times as large. GEMVs that share an ``input_key`` share one broadcast."""
+    ``rows`` times as large. GEMVs that share an ``input_key`` share one broadcast. With
+    ``prefill``, a weight GEMM that ``mesh_physics.prefill_gemm`` runs by Cannon is left out
+    here (``step_parts`` charges its Cannon cycles, compute included)."""
     r, c = target.mesh_rows, target.mesh_cols
     hop, link = target.cycles_per_hop, target.link_bytes_per_cycle
     total = 0
     seen: set[str] = set()
-    for (kind, n_in, n_out, size, key), count in _collectives(cost):
+    for (kind, n_in, n_out, size, key, matrix), count in _collectives(cost):
         if count <= 0:
+            continue
+        if prefill and matrix and rows > 1 and _cannon(target, rows, n_in, n_out, size) is not None:
             continue
         if kind == "gemv":
             in_tile, out_tile = mp.gemv_tile_bytes(rows, n_in, n_out, r, c, size)
@@ -42,6 +56,10 @@ def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1) -> int:
             shared = mp.gemv_collective_cycles(r, c, in_tile, out_tile, hop, link, broadcast=False)
             total += (count - 1) * shared + (shared if key in seen else full)
             seen.add(key)
+        elif kind == "relayout":
+            total += count * mp.relayout_cycles(n_in * rows, n_in * rows * size, r * c, hop, link)
+        elif kind == "route":  # the rows of every sequence travel at once
+            total += count * mp.route_cycles(r, c, n_in * size, hop, link)
         else:
             # one statistic per normalised row (heads x tokens x sequences), spread over grid rows
             total += count * mp.allreduce_cycles(c, mp.row_tile_bytes(n_in * rows, 1, r, size), hop, link)
@@ -49,21 +67,31 @@ def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1) -> int:
 
 
 def step_parts(cost: NodeCost, target: Target, rows: int = 1, share: float = 1.0,
-               weight_cap: int | None = None) -> StageParts:
+               weight_cap: int | None = None, prefill: bool = False) -> StageParts:
     """``cost`` run on ``rows`` rows in one step, split into compute, SRAM, fabric and overhead
     seconds.
 
     ``share``: the fraction of ``cost``'s FLOPs, activation and KV bytes per row (1 for a decode
     cost, which is per token; ``1 / prompt`` for a prefill cost of the whole prompt). Weights
     are read once per step; with ``weight_cap`` (the unit's stored weights) the per-token
-    expected reads of a MoE unit add up over the rows, to at most the cap."""
+    expected reads of a MoE unit add up over the rows, to at most the cap. ``prefill``: the
+    rows are a prompt chunk, whose weight GEMMs run as ``mesh_physics.prefill_gemm`` chooses
+    (decode micro-batches always run GEMVs on the resident tiles)."""
     reads = cost.weight_read_bytes
     if weight_cap is not None:
         reads = min(reads * rows, max(weight_cap, reads))
     streamed = reads + (cost.activation_bytes + cost.kv_read_bytes) * share * rows
-    return StageParts(compute=cost.flops * share * rows / target.peak_flops,
+    flops = cost.flops * share * rows
+    cannon = 0
+    if prefill and rows > 1:  # weight GEMMs run by Cannon: their cycles, their FLOPs included
+        for (kind, n_in, n_out, size, _key, matrix), count in _collectives(cost):
+            cycles = _cannon(target, rows, n_in, n_out, size) if kind == "gemv" and matrix else None
+            if cycles is not None:
+                cannon += count * cycles
+                flops -= count * 2 * n_in * n_out * rows
+    return StageParts(compute=max(0.0, flops) / target.peak_flops,
                       memory=streamed / target.sram_bandwidth_bytes_per_s,
-                      fabric=fabric_cycles(cost, target, rows) / target.clock_hz,
+                      fabric=(fabric_cycles(cost, target, rows, prefill) + cannon) / target.clock_hz,
                       overhead=overhead_seconds(cost, target))
 
 
@@ -79,9 +107,9 @@ def overhead_seconds(cost: NodeCost, target: Target) -> float:
 
 
 def step_seconds(cost: NodeCost, target: Target, rows: int = 1, share: float = 1.0,
-                 weight_cap: int | None = None) -> float:
+                 weight_cap: int | None = None, prefill: bool = False) -> float:
     """Seconds of ``step_parts``: ``max(compute, SRAM) + fabric + overhead``."""
-    return step_parts(cost, target, rows, share, weight_cap).seconds
+    return step_parts(cost, target, rows, share, weight_cap, prefill).seconds
 
 
 def unit_decode_parts(unit: UnitCost, target: Target, batch: int = 1) -> StageParts:
@@ -97,7 +125,7 @@ def unit_prefill_chunk_seconds(unit: UnitCost, target: Target, chunk: int, promp
     """Seconds of one prefill chunk of ``chunk`` prompt tokens through ``unit`` (the unit's
     prefill cost is for the whole ``prompt``; a chunk does ``1 / prompt`` of its work per token,
     reads the weights once and pays every collective's latency once)."""
-    return step_seconds(unit.prefill, target, chunk, 1.0 / max(1, prompt))
+    return step_seconds(unit.prefill, target, chunk, 1.0 / max(1, prompt), prefill=True)
 
 
 def decode_seconds_by_unit(cost: ModelCost, target: Target, batch: int = 1) -> dict[str, float]:
