@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from placer.errors import UserError
-from placer.validate import finite_number, integer, parse_toml, read_text
+from placer.targets.target import read_target_toml
+from placer.validate import finite_number, integer
 
 # The built-in prefill targets (TOML files beside this module).
 PREFILL_TARGETS = ("h100x8",)
@@ -88,14 +87,5 @@ def load_prefill_target(name_or_path: str) -> PrefillTarget:
     Raises:
         UserError: an unknown name, an unreadable file, or a bad field (named with the file).
     """
-    if name_or_path in PREFILL_TARGETS:
-        text = resources.files("placer.targets").joinpath(f"{name_or_path}.toml").read_text()
-        source = f"built-in prefill target {name_or_path!r}"
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise UserError(f"option --prefill-on: unknown prefill target {name_or_path!r}: not a built-in "
-                            f"({', '.join(PREFILL_TARGETS)}) and no such TOML file")
-        text = read_text(path, "prefill target file")
-        source = str(path)
-    return PrefillTarget.from_dict(parse_toml(text, source), source)
+    data, source = read_target_toml(name_or_path, PREFILL_TARGETS, "prefill target", "option --prefill-on: ")
+    return PrefillTarget.from_dict(data, source)

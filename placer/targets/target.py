@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from placer.errors import UserError
 from placer.validate import finite_number, integer, parse_toml, read_text
@@ -140,19 +141,26 @@ OVERHEAD_FIELDS = ("kernel_overhead_cycles", "collective_overhead_cycles", "host
 BUILTIN_TARGETS = ("wse2", "wse3", "wse3-physics", "wse3-rented", "wse-mini")
 
 
-def load_target(name_or_path: str, overrides: dict[str, object] | None = None) -> Target:
-    """A built-in target by name, or a TOML file by path, with optional field overrides."""
-    if name_or_path in BUILTIN_TARGETS:
+def read_target_toml(name_or_path: str, builtins: tuple[str, ...], kind: str = "target",
+                     option: str = "") -> tuple[dict[str, Any], str]:
+    """(the parsed TOML, its source label) of a built-in ``kind`` by name (one of ``builtins``,
+    shipped in ``placer/targets/``) or of a TOML file by path; ``option`` prefixes the error."""
+    if name_or_path in builtins:
         text = resources.files("placer.targets").joinpath(f"{name_or_path}.toml").read_text()
-        source = f"built-in target {name_or_path!r}"
+        source = f"built-in {kind} {name_or_path!r}"
     else:
         path = Path(name_or_path)
         if not path.is_file():
-            raise UserError(f"unknown target {name_or_path!r}: not a built-in "
-                            f"({', '.join(BUILTIN_TARGETS)}) and no such TOML file")
-        text = read_text(path, "target file")
+            raise UserError(f"{option}unknown {kind} {name_or_path!r}: not a built-in "
+                            f"({', '.join(builtins)}) and no such TOML file")
+        text = read_text(path, f"{kind} file")
         source = str(path)
-    data = parse_toml(text, source)
+    return parse_toml(text, source), source
+
+
+def load_target(name_or_path: str, overrides: dict[str, object] | None = None) -> Target:
+    """A built-in target by name, or a TOML file by path, with optional field overrides."""
+    data, source = read_target_toml(name_or_path, BUILTIN_TARGETS)
     names = {f.name for f in fields(Target)}
     optional = {f.name for f in fields(Target) if f.default is not dataclasses.MISSING}
     missing = sorted(names - set(data) - optional)
