@@ -242,12 +242,19 @@ def prepare_output_folder(path: str | os.PathLike[str]) -> Path:
         raise _bad_folder(folder, "a path component is a file, not a folder") from None
     except OSError as e:
         raise _bad_folder(folder, f"cannot be created ({e.strerror})") from None
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".placer-probe-", suffix=".tmp", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise _bad_folder(folder, f"is not writable ({e.strerror})") from None
+    for attempt in range(3):
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".placer-probe-", suffix=".tmp", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+            break
+        except FileNotFoundError:
+            # another run is swapping its files in: the folder is briefly away; create it again
+            if attempt == 2:
+                raise _bad_folder(folder, "is not writable (it keeps disappearing)") from None
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _bad_folder(folder, f"is not writable ({e.strerror})") from None
     return folder.resolve()
 
 
