@@ -59,6 +59,7 @@ class _Search:
         self._dp: dict[int, tuple[tuple[list[int], Evaluation] | None, bool]] = {}
         self._hints: dict[int, tuple[list[int], Evaluation, bool] | None] = {}
         self._answers: dict[int, tuple[str, list[int] | None, Evaluation | None, int | None, int | None]] = {}
+        self._fills: dict[int, list[int] | None] = {}
 
     def run_dp(self, resident: int) -> tuple[tuple[list[int], Evaluation] | None, bool]:
         """(the DP's answer, whether the DP ran to completion within its work budgets)."""
@@ -76,16 +77,25 @@ class _Search:
         # callers may keep the assignment: hand out a copy, never the remembered list
         return (None if found is None else (list(found[0]), found[1])), completed
 
+    def _first_fit(self, resident: int) -> list[int] | None:
+        """The first-fit fill at ``resident`` when it is feasible (remembered), else None."""
+        if resident not in self._fills:
+            fill = fill_first_fit(self.problem, resident)
+            ok = fill is not None and evaluate(self.problem, fill, resident).feasible
+            self._fills[resident] = fill if ok else None
+        return self._fills[resident]
+
+    def _fill_feasible(self, resident: int) -> bool:
+        return self._first_fit(resident) is not None
+
     def _wafer_cap(self, resident: int) -> int | None:
         """Under ``min-wafers`` (fewer wafers always win), the wafers of a feasible first-fit
         fill bound the optimum's: the DP need not look past them. None: no bound known."""
         problem = self.problem
         if problem.objective is not Objective.MIN_WAFERS or problem.pins:
             return None
-        fill = fill_first_fit(problem, resident)
-        if fill is None or not evaluate(problem, fill, resident).feasible:
-            return None
-        return max(fill) + 1
+        fill = self._first_fit(resident)
+        return None if fill is None else max(fill) + 1
 
     def hint(self, resident: int) -> tuple[list[int], Evaluation, bool] | None:
         """A feasible assignment at ``resident``: (assignment, evaluation, optimal over contiguous)."""
@@ -189,6 +199,10 @@ class _Search:
         return lo
 
     def feasible(self, resident: int) -> bool:
+        # A feasible first-fit fill answers a bisection probe without the DP: only the final
+        # count needs the optimum (same answer, one DP run instead of one per probe).
+        if resident not in self._hints and self._fill_feasible(resident):
+            return True
         if self.hint(resident) is not None:
             return True
         if self.method == "dp" or (self.problem.is_chain and self.run_dp(resident)[1]):
