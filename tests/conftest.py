@@ -1,13 +1,19 @@
-"""Shared pytest setup: the derandomized hypothesis profile and session-cached ONNX exports."""
+"""Shared pytest setup: the derandomized hypothesis profile, session-cached ONNX exports and
+session-cached zoo models."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings
+
+if TYPE_CHECKING:
+    from placer.pipeline import LoadedModel
 
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=50)
 settings.load_profile("ci")
@@ -37,5 +43,25 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
                 cache[key] = export_onnx(family, folder / "model.onnx", dynamo=dynamo,
                                          with_cache=with_cache)
             return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def zoo_model() -> Callable[..., LoadedModel]:
+    """``zoo_model(name, granularity="layer")`` -> ``placer.pipeline.load_model(name, granularity=...)``.
+
+    Each (zoo name, granularity) is loaded once per test process: the big MoE
+    configs take 10-60 s each (kimi-k2, deepseek-v4-pro: 100k-170k nodes), and test_roofline,
+    test_zoo_compile and test_serialize_models load the same ones. Sharing is safe: a
+    LoadedModel and its Graph are frozen dataclasses, and their users (annotate_costs,
+    compile_result) only read them, as ``placer sweep`` does when one LoadedModel serves
+    several points. A load that raises (or warns, an error here) is not cached.
+    """
+    from placer.pipeline import load_model
+
+    @functools.cache
+    def get(name: str, granularity: str = "layer") -> LoadedModel:
+        return load_model(name, granularity=granularity)
 
     return get

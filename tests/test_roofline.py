@@ -10,17 +10,16 @@ from placer.compiler import compile_result
 from placer.cost_model import annotate_costs
 from placer.options import CompileOptions
 from placer.perf.placement import predicted_round_trip
-from placer.pipeline import load_model
 from placer.targets import load_target
 from placer.zoo import ZOO_MODELS
 
 
 @pytest.mark.parametrize("name", ZOO_MODELS)
-def test_total_tokens_per_s_within_the_roofline(name):
+def test_total_tokens_per_s_within_the_roofline(name, zoo_model):
     target = load_target("wse3")
     options = CompileOptions.from_flat(context=8192, concurrency=64, objective="max-throughput",
                                        time_limit=1.0, compare=False)
-    cost = annotate_costs(load_model(name).graph, target, options.workload)
+    cost = annotate_costs(zoo_model(name).graph, target, options.workload)
     plan = compile_result(cost, options).plan
     total = plan.performance.tokens_per_s_total
     assert total > 0

@@ -52,8 +52,8 @@ def _check_order(result) -> None:
 
 
 @pytest.mark.parametrize("name", ZOO_MODELS)
-def test_zoo_model_compiles_on_the_fewest_wafers(name: str) -> None:
-    result = compile_result(name, target="wse3", objective="min-wafers", compare=False)
+def test_zoo_model_compiles_on_the_fewest_wafers(name: str, zoo_model) -> None:
+    result = compile_result(zoo_model(name), target="wse3", objective="min-wafers", compare=False)
     plan, cost = result.plan, result.cost
     capacity = math.floor(TARGET.sram_bytes * (1 - TARGET.default_reserve))
     assert plan.solver.status in ("OPTIMAL", "FEASIBLE")
@@ -67,10 +67,10 @@ def test_zoo_model_compiles_on_the_fewest_wafers(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["gpt-oss-120b", "mixtral-8x7b"])
-def test_zoo_moe_model_compiles_at_expert_granularity(name: str) -> None:
-    layered = compile_result(name, target="wse3", objective="min-wafers", compare=False)
-    result = compile_result(name, target="wse3", objective="min-wafers", granularity="expert",
-                            compare=False)
+def test_zoo_moe_model_compiles_at_expert_granularity(name: str, zoo_model) -> None:
+    layered = compile_result(zoo_model(name), target="wse3", objective="min-wafers", compare=False)
+    result = compile_result(zoo_model(name, "expert"), target="wse3", objective="min-wafers",
+                            granularity="expert", compare=False)
     assert any(".experts." in u.name for u in result.cost.units)
     assert result.cost.weight_bytes == layered.cost.weight_bytes
     # Finer units can only pack as tightly or tighter, never below the weight bound.

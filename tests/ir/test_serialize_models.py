@@ -28,8 +28,8 @@ def test_round_trip_exported_models(onnx_model, family, with_cache):
 
 
 @pytest.mark.parametrize("source", ["llama-3.1-8b", "deepseek-v3", "gpt-oss-20b"])
-def test_round_trip_config_models(source):
-    graph = load_graph(source, granularity="layer")
+def test_round_trip_config_models(source, zoo_model):
+    graph = zoo_model(source, "layer").graph
     again = from_json(to_json(graph))
     assert graphs_equal(graph, again)
 
