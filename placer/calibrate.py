@@ -92,6 +92,7 @@ class PointPredictor:
             "weights_dtype": s.setting(point, "weights_dtype") if point.weights_dtype != NOT_STATED
             else s.assumed.get("weights_dtype", "native"),
             "kv_dtype": s.setting(point, "kv_dtype"),
+            "layout": s.setting(point, "layout"),
             "time_limit": self.time_limit,
             "compare": False,
         }

@@ -5,7 +5,10 @@ an ``[assumed]`` table and one ``[[point]]`` table per published figure. A point
 setting its source states and the string ``"not stated"`` for every one it does not; the
 ``[assumed]`` table gives the value a prediction uses in that case (placer's assumption, kept
 apart from what the source says). Every field of a point is required, so a file says
-explicitly what is unknown. Errors are one line naming the file, the point and the field.
+explicitly what is unknown, except ``layout``: placer's ``--layout`` for predicting the point
+(``whole``, ``regions`` or ``auto``), a choice of the prediction rather than a setting of the
+source, ``whole`` unless the point or ``[assumed]`` says otherwise. Errors are one line naming
+the file, the point and the field.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ SETS = ("calibration", "validation", "reference")
 QUANTITIES = ("tokens_per_s_per_user", "ttft_s")  # what a point can measure
 # Settings a prediction needs, and what an [assumed] value must be.
 _SETTINGS = ("wafers", "weights_dtype", "kv_dtype", "context_tokens", "prompt_tokens", "concurrency",
-             "speculative")
+             "speculative", "layout")
+# Fields a point may leave out: ``layout`` is how placer lays out the wafers to predict the point
+# (``--layout``), not a setting a source states; absent, it is "not stated" (the [assumed] value,
+# else ``whole``).
+_OPTIONAL = {"layout": NOT_STATED}
+_DEFAULTS = {"layout": "whole"}
+LAYOUTS = ("whole", "regions", "auto")
 _FIELDS = ("id", "set", "model", "target", *_SETTINGS, *QUANTITIES, "date", "source", "remark")
 _SPECULATIVE_FIELDS = ("draft", "draft_length", "acceptance")
 PUBLISHED = "published.toml"
@@ -69,6 +78,7 @@ class Point:
     date: str
     source: str
     remark: str
+    layout: str = NOT_STATED  # placer's --layout for this point (not a setting of the source)
 
     def measured(self) -> dict[str, float]:
         """The quantities this point states, by name (``QUANTITIES`` order)."""
@@ -92,6 +102,8 @@ class PointSet:
         if value != NOT_STATED:
             return value
         if name not in self.assumed:
+            if name in _DEFAULTS:
+                return _DEFAULTS[name]
             raise UserError(f"{self.source}: point {point.id!r} does not state {name!r} and [assumed] "
                             f"has no {name!r}; add one")
         return self.assumed[name]
@@ -151,6 +163,7 @@ def _check_point(table: Any, where: str) -> Point:
     if isinstance(table.get("id"), str):
         where = f"{where} ({table['id']!r})"
     _no_unknown(table, _FIELDS, where)
+    table = {**_OPTIONAL, **table}
     missing = [f for f in _FIELDS if f not in table]
     if missing:
         raise UserError(f"{where}: missing field(s) {', '.join(missing)} (write \"{NOT_STATED}\" for a "
@@ -169,6 +182,7 @@ def _check_point(table: Any, where: str) -> Point:
     for name in ("weights_dtype", "kv_dtype"):
         v[name] = _dtype(v[name], name, where)
     v["speculative"] = _speculative(v["speculative"], where)
+    v["layout"] = _layout(v["layout"], where)
     for name in QUANTITIES:
         value = v[name]
         if value != NOT_STATED and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -208,6 +222,13 @@ def _dtype(value: Any, name: str, where: str) -> str:
         raise UserError(f"{where}: field {name!r}: {e}") from None
 
 
+def _layout(value: Any, where: str) -> str:
+    if value != NOT_STATED and value not in LAYOUTS:
+        raise UserError(f"{where}: field 'layout' must be one of {', '.join(LAYOUTS)} or \"{NOT_STATED}\", "
+                        f"got {value!r}")
+    return str(value)
+
+
 def _speculative(value: Any, where: str) -> str | SpeculativeSetting:
     if value in ("none", NOT_STATED):
         return str(value)
@@ -244,6 +265,8 @@ def _check_assumed(table: Any, source: str) -> dict[str, Any]:
             value = _integer(value, name, where, low=0 if name == "context_tokens" else 1)
         elif name in ("weights_dtype", "kv_dtype"):
             value = _dtype(value, name, where)
+        elif name == "layout":
+            value = _layout(value, where)
         else:
             value = _speculative(value, where)
         out[name] = value

@@ -3,6 +3,7 @@ overheads are fitted back through the CLI; the written target loads and holds th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -153,6 +154,9 @@ def test_shipped_wse3_holds_the_fit_of_the_published_points():
     from placer.calibrate_points import load_points
 
     points = load_points(Path(placer.__file__).parent / "calibration" / "published.toml")
+    # only the calibration points: the fit never sees the others, and predicting the validation
+    # points (gpt-oss-120b with --layout auto floorplans two wafers) would add half a minute
+    points = dataclasses.replace(points, points=points.of_set("calibration"))
     physics = load_target("wse3-physics")
     c = calibrate(points, physics, name="fit")
     shipped = load_target("wse3")

@@ -62,6 +62,24 @@ def test_published_points():
 def test_loader_accepts_a_minimal_file(tmp_path):
     points = load_points(write(tmp_path, "schema = 1\n" + POINT))
     assert points.points[0].measured() == {"tokens_per_s_per_user": 1800.0}
+    # layout is optional: placer's --layout for the prediction, whole unless a point or [assumed] says
+    assert points.points[0].layout == NOT_STATED and points.setting(points.points[0], "layout") == "whole"
+    text = "schema = 1\n[assumed]\nlayout = \"regions\"\n" + POINT
+    assert load_points(write(tmp_path, text)).setting(points.points[0], "layout") == "regions"
+    text = "schema = 1\n" + POINT.replace('remark = "r"', 'remark = "r"\nlayout = "auto"')
+    p = load_points(write(tmp_path, text)).points[0]
+    assert p.layout == "auto"
+
+
+def test_published_gpt_oss_is_predicted_with_layout_auto():
+    from placer.calibrate import PointPredictor
+    from placer.targets import load_target
+
+    points = load_published_points()
+    predictor = PointPredictor(points, load_target("wse3-physics"))
+    layouts = {p.id: predictor.options(p)["layout"] for p in points.points if p.set != "reference"}
+    assert layouts.pop("gpt-oss-120b-2025") == "auto"  # issue 10: single stream with --layout auto
+    assert set(layouts.values()) == {"whole"}
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -77,6 +95,7 @@ def test_loader_accepts_a_minimal_file(tmp_path):
     (('tokens_per_s_per_user = 1800.0', 'tokens_per_s_per_user = "not stated"'), "states no measured"),
     (('weights_dtype = "bf16"', 'weights_dtype = "bf17"'), "field 'weights_dtype'"),
     (('source = "https://example.org/a"', 'source = "not stated"'), "field 'source' must be"),
+    (('remark = "r"\n', 'remark = "r"\nlayout = "diagonal"\n'), "field 'layout' must be one of whole"),
     (('speculative = "none"', 'speculative = { draft = "x", draft_length = 4 }'),
      "missing field(s) acceptance"),
     (('speculative = "none"', 'speculative = { draft = "x", draft_length = 4, acceptance = 2 }'),
