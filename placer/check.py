@@ -1,7 +1,9 @@
 """``placer check plan.json --max-wafers N ...``: a plan against budgets, for a CI gate.
 
 Each budget is optional; a plan fails when any budget given is broken. The result names every
-broken budget with the measured value and the option that set it, on one line.
+broken budget with the measured value and the option that set it, on one line. A plan compiled
+with ``--draft`` is checked on its effective tokens/s per user (the speculative rate a user sees)
+and its line names the speculative settings.
 """
 
 from __future__ import annotations
@@ -58,8 +60,12 @@ class CheckResult:
         """One line: ``ok`` or every broken budget."""
         if self.ok:
             m = self.measured
+            spec = m.get("speculative")
+            drafted = "" if spec is None else (
+                f", {m['effective_tokens_per_s_per_user']:,.1f} effective tokens/s per user with draft "
+                f"{spec['draft']} (draft length {spec['draft_length']}, acceptance {spec['acceptance']:g})")
             return (f"{self.plan}: ok ({m['wafers']} wafers, {m['tokens_per_s_per_user']:,.1f} tokens/s "
-                    f"per user, {m['tokens_per_s_total']:,.1f} tokens/s total, "
+                    f"per user{drafted}, {m['tokens_per_s_total']:,.1f} tokens/s total, "
                     f"{m['parked_sequences']} parked)")
         return f"{self.plan}: check failed: " + "; ".join(self.failures)
 
@@ -77,8 +83,14 @@ def check_plan(plan: Plan, budgets: Budgets, label: str = "plan") -> CheckResult
         raise UserError("placer check: give at least one budget (--max-wafers, --min-tokens-per-s-per-user, "
                         "--min-total-tokens-per-s, --max-time-per-output-token-ms, --max-ttft-ms, "
                         "--all-resident)")
+    from placer.diff import effective_tokens_per_s_per_user, speculative_settings
+
     perf, kv = plan.performance, plan.kv
-    measured = {
+    spec = speculative_settings(plan)
+    # With a draft, a user sees the speculative rate: the per-user budget checks it.
+    per_user = effective_tokens_per_s_per_user(plan)
+    rate_name = "tokens/s per user" if spec is None else "effective tokens/s per user"
+    measured: dict[str, Any] = {
         "wafers": len(plan.wafers),
         "tokens_per_s_per_user": perf.tokens_per_s_per_user,
         "tokens_per_s_total": perf.tokens_per_s_total,
@@ -86,13 +98,14 @@ def check_plan(plan: Plan, budgets: Budgets, label: str = "plan") -> CheckResult
         "ttft_s": perf.ttft_s,
         "resident_sequences": kv.resident_sequences,
         "parked_sequences": kv.parked_sequences,
+        **({"speculative": spec, "effective_tokens_per_s_per_user": per_user} if spec is not None else {}),
     }
     b = budgets
     failures = []
     if b.max_wafers is not None and len(plan.wafers) > b.max_wafers:
         failures.append(f"wafers {len(plan.wafers)} > --max-wafers {b.max_wafers}")
-    if b.min_tokens_per_s_per_user is not None and perf.tokens_per_s_per_user < b.min_tokens_per_s_per_user:
-        failures.append(f"tokens/s per user {perf.tokens_per_s_per_user:,.1f} < --min-tokens-per-s-per-user "
+    if b.min_tokens_per_s_per_user is not None and per_user < b.min_tokens_per_s_per_user:
+        failures.append(f"{rate_name} {per_user:,.1f} < --min-tokens-per-s-per-user "
                         f"{b.min_tokens_per_s_per_user:g}")
     if b.min_total_tokens_per_s is not None and perf.tokens_per_s_total < b.min_total_tokens_per_s:
         failures.append(f"tokens/s total {perf.tokens_per_s_total:,.1f} < --min-total-tokens-per-s "

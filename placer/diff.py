@@ -6,8 +6,10 @@ a message that says to recompile it, prefixed here with the file's path.
 
 Compared: wafers used, per-wafer memory (weights, KV, activations, free), time per output token,
 TTFT, tokens/s per user and in total, resident and parked sequences, and the units that changed
-wafer. A change is a regression when it passes a threshold of ``Thresholds`` (default: any added
-wafer, any added parked sequence, or more than 1 % fewer tokens/s per user or in total).
+wafer; when either plan decodes speculatively (``--draft``), both plans' speculative settings and
+the effective tokens/s per user (the speculative rate, or tokens/s per user without a draft). A
+change is a regression when it passes a threshold of ``Thresholds`` (default: any added wafer, any
+added parked sequence, or more than 1 % fewer tokens/s per user, in total or effective).
 """
 
 from __future__ import annotations
@@ -132,6 +134,9 @@ class PlanDiff:
     wafers: tuple[WaferChange, ...]
     moves: tuple[UnitMove, ...]
     same_model: bool
+    # each plan's speculative settings (``speculative_settings``), None for a plan without --draft;
+    # both None: neither plan decodes speculatively (and the diff shows nothing of it)
+    speculative: tuple[dict[str, Any] | None, dict[str, Any] | None] = (None, None)
 
     @property
     def regressions(self) -> tuple[str, ...]:
@@ -148,6 +153,8 @@ class PlanDiff:
             "metrics": [{**asdict(m), "delta": m.delta, "percent": m.percent} for m in self.metrics],
             "wafers": [asdict(w) for w in self.wafers],
             "moved_units": [asdict(m) for m in self.moves],
+            **({"speculative": {"a": self.speculative[0], "b": self.speculative[1]}}
+               if self.speculative != (None, None) else {}),
         }
 
     def to_markdown(self) -> str:
@@ -155,6 +162,22 @@ class PlanDiff:
 
 
 _MEMORY_FIELDS = ("weights", "kv", "activations", "free")
+
+
+def speculative_settings(plan: Plan) -> dict[str, Any] | None:
+    """A plan's speculative decoding as the diff shows it (None without ``--draft``)."""
+    s = plan.speculative
+    if s is None:
+        return None
+    return {"draft": s.draft, "draft_length": s.draft_length, "acceptance": s.acceptance,
+            "expected_tokens_per_step": s.expected_tokens_per_step,
+            "effective_tokens_per_s_per_user": s.tokens_per_s_per_user}
+
+
+def effective_tokens_per_s_per_user(plan: Plan) -> float:
+    """What a user of ``plan`` sees: the speculative rate with a draft, else tokens/s per user."""
+    return plan.performance.tokens_per_s_per_user if plan.speculative is None \
+        else plan.speculative.tokens_per_s_per_user
 
 
 def diff_plans(a: Plan, b: Plan, thresholds: Thresholds | None = None, a_label: str = "A",
@@ -188,6 +211,10 @@ def diff_plans(a: Plan, b: Plan, thresholds: Thresholds | None = None, a_label: 
         count("resident sequences", a.kv.resident_sequences, b.kv.resident_sequences, None),
         count("parked sequences", a.kv.parked_sequences, b.kv.parked_sequences, t.added_parked),
     )
+    speculative = (speculative_settings(a), speculative_settings(b))
+    if speculative != (None, None):  # either plan drafts: compare what a user sees
+        metrics += (drop("effective tokens/s per user", "tokens/s", effective_tokens_per_s_per_user(a),
+                         effective_tokens_per_s_per_user(b), t.tokens_per_s_drop_pct),)
     n = max(len(a.wafers), len(b.wafers))
 
     def memory(plan: Plan, i: int) -> dict[str, int] | None:
@@ -200,7 +227,7 @@ def diff_plans(a: Plan, b: Plan, thresholds: Thresholds | None = None, a_label: 
     wa, wb = dict(a.assignment), dict(b.assignment)
     moves = tuple(UnitMove(u, wa.get(u), wb.get(u)) for u in sorted(set(wa) | set(wb), key=_unit_key)
                   if wa.get(u) != wb.get(u))
-    return PlanDiff(a_label, b_label, metrics, wafers, moves, a.model.sha256 == b.model.sha256)
+    return PlanDiff(a_label, b_label, metrics, wafers, moves, a.model.sha256 == b.model.sha256, speculative)
 
 
 def _unit_key(name: str) -> tuple[Any, ...]:
@@ -241,6 +268,13 @@ def _move_runs(moves: tuple[UnitMove, ...]) -> list[tuple[str, int | None, int |
     return out
 
 
+def _speculative_text(s: dict[str, Any] | None) -> str:
+    if s is None:
+        return "none"
+    return (f"draft {s['draft']}, draft length {s['draft_length']}, acceptance {s['acceptance']:g} "
+            f"({s['expected_tokens_per_step']:.4f} tokens per verification step)")
+
+
 def render_markdown(d: PlanDiff) -> str:
     """The diff as GitHub-flavoured Markdown (fit for ``$GITHUB_STEP_SUMMARY``)."""
     verdict = ("**Regression**: " + "; ".join(d.regressions)) if d.regressions else \
@@ -248,6 +282,9 @@ def render_markdown(d: PlanDiff) -> str:
     lines = [f"## placer diff: `{d.a}` -> `{d.b}`", "", verdict, ""]
     if not d.same_model:
         lines += ["Note: the two plans are of different models (sha256 differs).", ""]
+    if d.speculative != (None, None):
+        lines += [f"Speculative decoding: A {_speculative_text(d.speculative[0])}; "
+                  f"B {_speculative_text(d.speculative[1])}.", ""]
     lines += ["| metric | A | B | change | |", "|---|---:|---:|---:|---|"]
     for m in d.metrics:
         unit = f" ({m.unit})" if m.unit else ""

@@ -304,6 +304,13 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
 
     source = str(plan) if isinstance(plan, (str, os.PathLike)) else "plan"
     plan = _load_plan(plan)
+    spec = getattr(plan, "speculative", None)
+    if spec is not None:
+        # The emulator runs one model; a speculative plan places a draft's units beside the
+        # target's, which the model file does not have (the unknown-unit error would mislead).
+        raise UserError(f"{source}: the plan was compiled with --draft {spec.draft} (speculative decoding, "
+                        f"draft length {spec.draft_length}); placer run emulates one model: compile the plan "
+                        f"without --draft to run it")
     assignment, plan_target, granularity = _assignment(plan)
     overridden = target is not None
     target = target or plan_target or load_target("wse-mini")

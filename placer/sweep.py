@@ -242,7 +242,11 @@ def point_keys(points: Iterable[Mapping[str, Any]]) -> list[str]:
         prefill = str(point["prefill_on"]) if point.get("prefill_on") else ""
         if prefill and prefill not in prefills:
             prefills[prefill] = _resolved_prefill(prefill)
-        out.append(_key(point, fingerprints[model], targets[target], prefills.get(prefill)))
+        draft = str(point["draft"]) if point.get("draft") else ""
+        if draft and draft not in fingerprints:
+            fingerprints[draft] = model_fingerprint(draft)  # an edited draft file is a new point
+        out.append(_key(point, fingerprints[model], targets[target], prefills.get(prefill),
+                        fingerprints.get(draft)))
     return out
 
 
@@ -259,7 +263,7 @@ def point_key(point: Mapping[str, Any]) -> str:
 
 
 def _key(point: Mapping[str, Any], fingerprint: str, target: dict[str, Any],
-         prefill: dict[str, Any] | None) -> str:
+         prefill: dict[str, Any] | None, draft: str | None = None) -> str:
     from placer import __version__
 
     options = {k: v for k, v in point.items() if k != "model"}
@@ -267,6 +271,8 @@ def _key(point: Mapping[str, Any], fingerprint: str, target: dict[str, Any],
                "options": options, "placer_version": __version__, "code": code_digest()}
     if prefill is not None:
         payload["prefill_target"] = prefill
+    if draft is not None:
+        payload["draft"] = draft
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -345,7 +351,23 @@ def plan_figures(plan: Any) -> dict[str, Any]:
             plan.workload.prompt_tokens + plan.workload.output_tokens) / 1e6),
         **cost_figures(plan),
         **prefill_figures(plan),
+        **speculative_figures(plan),
     }
+
+
+def speculative_figures(plan: Any) -> dict[str, Any]:
+    """A speculative plan's columns (``--draft``; ``placer.speculative``): the draft, k, a, the
+    expected tokens per verification step and the effective tokens/s per user (the rate a user
+    sees; ``tokens_per_s_per_user`` stays the target alone on the same wafers); empty without."""
+    from placer.plan import round_float
+
+    s = plan.speculative
+    if s is None:
+        return {}
+    return {"draft": s.draft, "draft_length": s.draft_length, "acceptance": s.acceptance,
+            "expected_tokens_per_step": round_float(s.expected_tokens_per_step),
+            "effective_tokens_per_s_per_user": s.tokens_per_s_per_user,
+            "draft_wafers": ",".join(map(str, s.draft_wafers))}
 
 
 def cost_figures(plan: Any) -> dict[str, Any]:

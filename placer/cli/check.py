@@ -13,7 +13,7 @@ from placer.cli.options import json_option
 @click.argument("plan_path", metavar="PLAN")
 @click.option("--max-wafers", type=int, default=None, help="At most N wafers.")
 @click.option("--min-tokens-per-s-per-user", type=float, default=None,
-              help="Per-user decode floor, tokens/s.")
+              help="Per-user decode floor, tokens/s (a --draft plan: its effective tokens/s per user).")
 @click.option("--min-total-tokens-per-s", type=float, default=None, help="Total decode floor, tokens/s.")
 @click.option("--max-time-per-output-token-ms", type=float, default=None, help="TPOT ceiling, ms.")
 @click.option("--max-ttft-ms", type=float, default=None, help="Time-to-first-token ceiling, ms.")

@@ -58,6 +58,11 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 @granularity_option
 @click.option("--min-tokens-per-s-per-user", type=float, default=None,
               help="Per-user decode floor, tokens/s.")
+@click.option("--draft", default=None, metavar="MODEL",
+              help="Speculative decoding with this draft model for every point (placer compile --draft).")
+@click.option("--draft-length", type=int, default=None, help="Tokens drafted per verification step (k).")
+@click.option("--acceptance", type=float, default=None,
+              help="Probability the target accepts one drafted token (a, 0 <= a < 1).")
 @click.option("--time-limit", type=float, default=None,
               help="CP-SAT deterministic seconds per point (default: placer compile's).")
 @click.option("--seed", type=int, default=None)
@@ -84,7 +89,8 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
                   target_sets: tuple[str, ...], wafers: str | None, concurrency: str | None,
                   context: str | None, weights_dtype: str | None, kv_dtype: str | None, objective: str | None,
                   prefill_on: str | None, prompt: int | None, output_tokens: int | None, granularity: str,
-                  min_tokens_per_s_per_user: float | None,
+                  min_tokens_per_s_per_user: float | None, draft: str | None, draft_length: int | None,
+                  acceptance: float | None,
                   time_limit: float | None, seed: int | None, extra: tuple[str, ...], jobs: int | None,
                   ray_address: str | None, cache_dir: str | None, no_cache: bool, shard: str | None,
                   summary_context: int,
@@ -95,10 +101,12 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
 
     from placer.cli.options import parse_sets
     from placer.progress import progress_enabled
+    from placer.speculative import speculative_from_flat
     from placer.sweep import load_sweep_file, spec_from_lists
     from placer.sweep_exec import run_sweep, write_tables
     from placer.sweep_report import render_summary, write_summary
 
+    speculative_from_flat(draft, draft_length, acceptance)  # a bad flag is exit 2, not an error per point
     lists: dict[str, Any] = load_sweep_file(sweep_file) if sweep_file else {}
     options: dict[str, Any] = dict(lists.pop("options", {}))
     given = {"models": list(models) or None, "wafers": wafers, "concurrency": concurrency, "context": context,
@@ -107,7 +115,8 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
     lists.update({k: v for k, v in given.items() if v is not None})
     fixed = {"target": target_name, "granularity": granularity, "prompt": prompt,
              "output_tokens": output_tokens, "min_tokens_per_s_per_user": min_tokens_per_s_per_user,
-             "time_limit": time_limit, "seed": seed}
+             "time_limit": time_limit, "seed": seed, "draft": draft, "draft_length": draft_length,
+             "acceptance": acceptance}
     options.update({k: v for k, v in fixed.items() if v is not None})
     if target_sets:
         options["target_overrides"] = {**options.get("target_overrides", {}), **parse_sets(target_sets)}
