@@ -33,7 +33,10 @@ Under uniform routing (each token picks a uniformly random k-subset of the E exp
 
 Expected values are rounded to integers per (expert, unit) piece by cumulative rounding over
 the experts of a layer, so a layer's total is the same however its experts are grouped, and
-every piece is within one of its exact expectation. A dense model is unchanged.
+every piece is within one of its exact expectation. A dense model is unchanged. A decode
+token's active experts (the rounded k of a layer, each unit its share) run batched: each op of
+the expert once for all of a unit's active experts, its collectives with their elements times
+the count (``_batched_experts``; the emulator runs selected experts the same way).
 
 Recomputable values: a value computed from graph inputs and constants alone, with no parameter
 upstream (rotary cos/sin tables, attention masks, position ids), is not shipped between units:
@@ -702,12 +705,46 @@ class Routing:
                        for i in idx]
             dense_p = [_weighted_sum(prefill, self.pieces[i]) + _collectives(plan, prefill, self.talkers[i])
                        for i in idx]
-            for i, d, p in zip(idx, _apportion(dense_d, used, used),
-                               _apportion(dense_p, used, any_of_prompt)):
-                unit = self.keys[i][2]
+            units = [self.keys[i][2] for i in idx]
+            for unit, d, p in zip(units, _apportion(dense_d, used, used),
+                                  _apportion(dense_p, used, any_of_prompt)):
+                d = replace(d, collectives=())  # the active experts' come batched, below
                 out_decode[unit] = out_decode.get(unit, NodeCost()) + d
                 out_prefill[unit] = out_prefill.get(unit, NodeCost()) + p
+            for unit, batched in _batched_experts(dense_d, units, used).items():
+                out_decode[unit] = out_decode.get(unit, NodeCost()) + batched
         return out_decode, out_prefill
+
+
+def _batched_experts(costs: Sequence[NodeCost], units: Sequence[str], used: Fraction) -> dict[str, NodeCost]:
+    """The collectives and kernels of the routed experts a decode token runs, per unit.
+
+    ``costs``: each expert piece of one layer, dense (in cumulative-rounding order), ``units``
+    the unit of each. The j-th expert counts as active when ``round((j + 1) x used) > round(j x
+    used)``, so the layer runs its rounded ``k`` experts and each unit its share. A token's
+    active experts of one unit are known together once it is routed and sit on the same PEs,
+    so each op of the expert runs once for all of them as an ``n``-row step, as the emulator
+    runs selected experts (``placer.backends.mesh.experts``: one GEMV of ``n`` rows on the
+    resident tiles): every collective of the expert once with ``n`` times the elements (the
+    latency paid once, the tiles ``n`` times as large; the key of an input all of them share,
+    such as the normed hidden state, kept so a sibling's broadcast serves them) and its
+    kernels once. (Paying each expert's collectives one after another would charge the fabric
+    latency ``n`` times for what is one batched step.)"""
+    step = _rounded_steps(used)
+    active: dict[str, list[int]] = {}
+    for j, unit in enumerate(units):
+        if step(j + 1) > step(j):
+            active.setdefault(unit, []).append(j)
+    out: dict[str, NodeCost] = {}
+    for unit, on in active.items():
+        n, first = len(on), costs[on[0]]
+        merged = []
+        for p, c in enumerate(first.collectives):
+            keys = {costs[j].collectives[p].input_key if p < len(costs[j].collectives) else "" for j in on}
+            merged.append(replace(c, in_elements=c.in_elements * n, out_elements=c.out_elements * n,
+                                  input_key=c.input_key if len(keys) == 1 else ""))
+        out[unit] = NodeCost(collectives=tuple(merged), kernels=first.kernels)
+    return out
 
 
 def find_routing(graph: Graph, rank: Mapping[str, int], structure: Structure | None = None) -> Routing:

@@ -231,10 +231,48 @@ def test_moe_layer_totals_equal_the_sum_of_its_expert_units(config) -> None:
     for size in (1, 4):  # 4: uneven groups of 4 and 2 (and of 4 and 4 for Mixtral)
         graph, expert = _moe_cost(config, "expert", size)
         assert any(u.name.endswith(".experts.1") for u in expert.units)
-        for field in ("decode", "prefill", "weight_bytes", "parameters", "kv_bytes_per_token"):
+        for field in ("prefill", "weight_bytes", "parameters", "kv_bytes_per_token"):
             assert _by_layer(expert, field) == _by_layer(layer, field), field
+        # decode: the same work; a unit's active experts run batched (one collective per op of
+        # the expert, elements times the count), so the elements add up over the groups, and
+        # every group that runs experts launches the expert's kernels itself
+        grouped, whole = _by_layer(expert, "decode"), _by_layer(layer, "decode")
+        assert list(grouped) == list(whole)
+        for i, (a, b) in enumerate(zip(grouped.values(), whole.values())):
+            assert (a.flops, a.weight_read_bytes, a.activation_bytes, a.kv_read_bytes) == \
+                (b.flops, b.weight_read_bytes, b.activation_bytes, b.kv_read_bytes), i
+            assert _elements(a) == _elements(b) and a.kernels >= b.kernels
         for name in ("embed", "head"):
             assert expert.unit(name) == layer.unit(name)
+
+
+def _elements(cost) -> dict:
+    """Elements per token of ``cost``'s collectives, summed per kind."""
+    out: dict = {}
+    for c in cost.collectives:
+        out[c.kind] = out.get(c.kind, 0) + c.in_elements + c.out_elements
+    return out
+
+
+def test_a_tokens_active_experts_run_as_one_batched_step() -> None:
+    """Mixtral, k = 2 of E = 8: each MoE layer's decode holds every op of one expert once, with
+    k times its elements (w1 and w3: hidden -> intermediate, w2: back, from the config), not k
+    copies; without routing the unit holds the same GEMVs less these three."""
+    from placer.costs import CollectiveKind
+
+    _, cost = _moe_cost(_MIXTRAL)
+    k, h, f = _MIXTRAL["num_experts_per_tok"], _MIXTRAL["hidden_size"], _MIXTRAL["intermediate_size"]
+    _, plain = _moe_cost({**_MIXTRAL, "model_type": "mistral"})  # the same layer with a dense MLP
+    for name in ("layers.0", "layers.1"):
+        gemvs = [c for c in cost.unit(name).decode.collectives if c.kind is CollectiveKind.GEMV]
+        dense = [c for c in plain.unit(name).decode.collectives if c.kind is CollectiveKind.GEMV]
+        routed = gemvs[-3:]
+        assert len(gemvs) == len(dense) - 3 + 1 + 3  # attention's as before, the router, one expert
+        assert sorted((c.in_elements, c.out_elements) for c in routed) == \
+            sorted([(k * h, k * f), (k * h, k * f), (k * f, k * h)])
+        # w1 and w3 read the normed hidden state, which every active expert shares: its key stays
+        up = [c for c in routed if c.out_elements == k * f]
+        assert up[0].input_key == up[1].input_key != ""
 
 
 def _dense_edge_bytes(graph, src: str, dst: str) -> int:
