@@ -39,7 +39,7 @@ from placer.backends.mesh.grid import MeshSpec, Wafer
 from placer.backends.mesh.host import COMPILE_TIME, HOST_OPS, charge_host
 from placer.backends.mesh.observer import StatsObserver
 from placer.backends.mesh.ops import MESH_KERNELS
-from placer.backends.mesh.tiling import ceil_div, per_pe_bytes, tile_matrix
+from placer.backends.mesh.tiling import MatrixTiles, ceil_div, per_pe_bytes
 from placer.backends.reference import execute_reference, run_graph, to_compute, weight_values
 from placer.ir.attrs import GemmAttrs
 from placer.ir.dtypes import DType
@@ -228,12 +228,16 @@ class MeshExecutor:
         if name not in self.weights:
             raise KeyError(name)
         grid = self.node_grid[node.name]
-        if grid.decode and node.op in (OpKind.MATMUL, OpKind.GEMM) and node.inputs[1:2] == [name]:
+        if grid.decode and node.op in (OpKind.MATMUL, OpKind.GEMM) and tuple(node.inputs[1:2]) == (name,):
             if (name, "gemv") in grid.resident or (name + ":T", "gemv") in grid.resident:
                 # A decode GEMV multiplies its resident tiles, not these values
                 # (``ops.matmul_array``): only the shape is passed on, so no 4-byte copy of a
                 # large matrix is made (tests compare the step with held weights).
                 return np.broadcast_to(np.zeros((), np.float32), self.weights[name].shape)
+        if node.op is OpKind.GATHER and node.inputs[0] == name and (name, "table") in grid.resident:
+            # An embedding table as stored: the mesh gather converts only the rows it picks
+            # (``ops.gather``), not the whole table.
+            return self.weights[name]
         if name not in self._compute:
             self._compute[name] = to_compute(self.weights[name])
         return self._compute[name]
@@ -256,7 +260,9 @@ class MeshExecutor:
         if pos == 1 and data.ndim == 2 and node.op in (OpKind.MATMUL, OpKind.GEMM):
             trans = node.op is OpKind.GEMM and node.attrs_as(GemmAttrs).trans_b
             mat = data.T if trans else data
-            return ((name + ":T" if trans else name), "gemv"), tile_matrix(mat[None], R, C)
+            # Cut from the stored matrix when a GEMV reads them (``MatrixTiles``): no padded
+            # copy of the matrix, which the host would hold besides the stored one.
+            return ((name + ":T" if trans else name), "gemv"), MatrixTiles(mat[None], R, C)
         if pos == 0 and node.name in self.expert_gathers:
             operand = self.expert_gathers[node.name].operand
             return (name, "experts", operand), experts.expert_tiles(data, operand, R, C)

@@ -19,7 +19,7 @@ import numpy as np
 
 from placer.backends.mesh import collectives
 from placer.backends.mesh.grid import Wafer
-from placer.backends.mesh.tiling import ceil_div, pad_to, tile_vector_rows
+from placer.backends.mesh.tiling import MatrixTiles, ceil_div, pad_to, tile_vector_rows
 from placer.ir import mesh_physics
 
 
@@ -29,20 +29,34 @@ def _accum(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if dt.itemsize < 4 and dt.kind == "f" else dt
 
 
-def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray, n: int, *,
+# Elements of weight tiles converted to the accumulation type at a time (a block of grid
+# rows): the block stays in cache between its conversion and its tile products.
+_BLOCK_ELEMENTS = 1 << 19
+
+
+def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray | MatrixTiles, n: int, *,
          groups: int | None = None, broadcast: bool = True) -> np.ndarray:
-    """``a`` [batch, M, K] times the tiled ``b_tiles`` [R, C, batch or 1, Kt, Nt]; returns
-    [batch, M, n]. The reduction runs down grid columns with ``groups`` groups per half
-    (default: ``mesh_physics.reduce_groups``). ``broadcast=False``: a sibling GEMV already
-    broadcast this input along the rows (fused QKV, gate/up): no fabric time for it."""
+    """``a`` [batch, M, K] times the tiled ``b_tiles`` [R, C, batch or 1, Kt, Nt] (an array or
+    ``MatrixTiles``); returns [batch, M, n]. The reduction runs down grid columns with
+    ``groups`` groups per half (default: ``mesh_physics.reduce_groups``). ``broadcast=False``:
+    a sibling GEMV already broadcast this input along the rows (fused QKV, gate/up): no fabric
+    time for it."""
     R, C = wafer.spec.rows, wafer.spec.cols
     nb, m, _ = a.shape
-    kt, nt = b_tiles.shape[3], b_tiles.shape[4]
+    tb, kt, nt = b_tiles.shape[2], b_tiles.shape[3], b_tiles.shape[4]
     acc = _accum(a.dtype)
     chunks = tile_vector_rows(a.astype(acc, copy=False), R)              # [R, nb, M, Kt]
     row_inputs = collectives.broadcast(wafer, chunks, 1, C, charge=broadcast)  # [R, C, nb, M, Kt]
     wafer.compute(2 * nb * m * kt * nt)
-    partial = np.matmul(row_inputs, b_tiles.astype(acc, copy=False))   # [R, C, nb, M, Nt]
+    # Every PE's tile product, a block of grid rows at a time (the same products as one
+    # matmul over the grid, without a converted copy of all the tiles).
+    partial = np.empty((R, C, max(nb, tb), m, nt), acc)                  # [R, C, nb, M, Nt]
+    step = max(1, _BLOCK_ELEMENTS // max(1, C * tb * kt * nt))
+    for r0 in range(0, R, step):
+        r1 = min(R, r0 + step)
+        block = b_tiles.block(r0, r1, acc) if isinstance(b_tiles, MatrixTiles) else \
+            b_tiles[r0:r1].astype(acc, order="C", copy=False)
+        np.matmul(row_inputs[r0:r1], block, out=partial[r0:r1])
     reduced = collectives.reduce(wafer, partial, 0, groups=groups)    # [C, nb, M, Nt]
     out = reduced.transpose(1, 2, 0, 3).reshape(nb, m, C * nt)[:, :, :n]
     return out.astype(a.dtype, copy=False)

@@ -20,6 +20,7 @@ from placer.backends.kernels.reduce import reduce_axes
 from placer.backends.mesh import collectives, linalg
 from placer.backends.mesh.grid import Wafer
 from placer.backends.mesh.tiling import per_pe_bytes, tile_flat, tile_matrix, tile_rows, untile_flat
+from placer.backends.reference import to_compute
 from placer.ir import mesh_physics
 from placer.ir.attrs import AxisAttrs, GemmAttrs, NormAttrs, ReduceAttrs
 from placer.ir.graph import Node
@@ -241,7 +242,9 @@ def rotary(wafer: Wafer, node: Node, args: list) -> tuple:
 def gather(wafer: Wafer, node: Node, args: list) -> tuple:
     """Embedding gather: each selected row travels from the PE holding it to the PE that needs
     it; routes are at most (R - 1) + (C - 1) hops (charged at that bound)."""
-    out = KERNELS[OpKind.GATHER](node, *args)
+    # A table may come as stored (a streamed weight, see ``MeshExecutor._fetch``): its picked
+    # rows are converted to the compute type, as the whole table would have been.
+    out = to_compute(KERNELS[OpKind.GATHER](node, *args))
     data, idx = args
     if (node.inputs[0], "table") not in wafer.resident:
         return (out,)  # not an embedding table: index arithmetic, see HOST_OPS

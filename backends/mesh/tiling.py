@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -17,7 +19,8 @@ def pad_to(x: np.ndarray, axis: int, size: int, value: float = 0) -> np.ndarray:
         # A filled buffer and one copy: several times faster than np.pad on small tiles.
         shape = list(x.shape)
         shape[axis] = size
-        out = np.full(shape, value, dtype=x.dtype)
+        # np.zeros takes pages the kernel has zeroed: no fill pass over a large buffer.
+        out = np.zeros(shape, x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
         out[(slice(None),) * (axis % x.ndim) + (slice(0, x.shape[axis]),)] = x
         return out
     pad = [(0, 0)] * x.ndim
@@ -31,6 +34,50 @@ def tile_matrix(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
     kt, nt = ceil_div(k, rows), ceil_div(n, cols)
     x = pad_to(pad_to(x, 1, kt * rows), 2, nt * cols)
     return np.ascontiguousarray(x.reshape(nb, rows, kt, cols, nt).transpose(1, 3, 0, 2, 4))
+
+
+@dataclass(frozen=True)
+class MatrixTiles:
+    """The tiles of ``tile_matrix(matrix, rows, cols)``, cut from ``matrix`` [batch, K, N] a
+    block of grid rows at a time (``block``) instead of held as one padded 5-D copy: a
+    resident weight's tiles cost no host memory beyond its stored matrix, and a kernel
+    converts each block to its compute type while the block is in cache. ``shape``, ``ndim``
+    and ``dtype`` are those of the array ``tile_matrix`` returns; ``np.asarray`` gives it."""
+
+    matrix: np.ndarray
+    rows: int
+    cols: int
+
+    @property
+    def shape(self) -> tuple[int, int, int, int, int]:
+        nb, k, n = self.matrix.shape
+        return self.rows, self.cols, nb, ceil_div(k, self.rows), ceil_div(n, self.cols)
+
+    @property
+    def ndim(self) -> int:
+        return 5
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.matrix.dtype
+
+    def block(self, r0: int, r1: int, dtype: np.dtype | type | None = None) -> np.ndarray:
+        """Grid rows ``r0:r1`` of the tiles, [r1 - r0, cols, batch, Kt, Nt], C-contiguous, in
+        ``dtype`` (default the matrix's); equal to ``tile_matrix(...)[r0:r1].astype(dtype)``."""
+        _, _, nb, kt, nt = self.shape
+        k, n = self.matrix.shape[1:]
+        out = np.zeros((r1 - r0, self.cols, nb, kt, nt), dtype or self.matrix.dtype)
+        whole = n // nt  # grid columns whose tiles are complete (the last may be partial)
+        for j, y in enumerate(range(r0, min(r1, ceil_div(k, kt)))):
+            rows = self.matrix[:, y * kt:min((y + 1) * kt, k)]          # [nb, kk, N]
+            kk = rows.shape[1]
+            out[j, :whole, :, :kk] = rows[:, :, :whole * nt].reshape(nb, kk, whole, nt).transpose(2, 0, 1, 3)
+            if whole < self.cols:
+                out[j, whole, :, :kk, :n - whole * nt] = rows[:, :, whole * nt:]
+        return out
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        return self.block(0, self.rows, dtype)
 
 
 def tile_vector_rows(x: np.ndarray, rows: int) -> np.ndarray:
