@@ -46,11 +46,16 @@ def _reduce_half(wafer: Wafer, half: np.ndarray, groups: int, op: Op) -> tuple[n
         here = size > o
         cont = here & started
         if cont.any():
-            sent = wafer.send(acc[cont], int(cont.sum()) * lines)
-            acc[cont] = op(sent, grouped[cont, o])
-            ready[cont] += hop + ADD_CYCLES
+            # Groups are ordered and only the last may be short, so the groups at work form
+            # a prefix: a slice, not a mask (no gathered copies of the partial sums).
+            c = int(cont.sum())
+            sel = slice(0, c) if cont[:c].all() else cont
+            sent = wafer.send(acc[sel], c * lines)
+            acc[sel] = op(sent, grouped[sel, o])
+            ready[sel] += hop + ADD_CYCLES
         fresh = here & ~started
-        acc[fresh] = grouped[fresh, o]
+        if fresh.any():
+            acc[fresh] = grouped[fresh, o]
         started |= here
     # Chain across the group roots, s hops apart, towards the root.
     total, t = acc[g - 1], int(ready[g - 1])

@@ -29,11 +29,9 @@ def pad_to(x: np.ndarray, axis: int, size: int, value: float = 0) -> np.ndarray:
 
 
 def tile_matrix(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """[batch, K, N] -> [rows, cols, batch, Kt, Nt]: PE (y, x) holds x[:, y*Kt:(y+1)*Kt, x*Nt:(x+1)*Nt]."""
-    nb, k, n = x.shape
-    kt, nt = ceil_div(k, rows), ceil_div(n, cols)
-    x = pad_to(pad_to(x, 1, kt * rows), 2, nt * cols)
-    return np.ascontiguousarray(x.reshape(nb, rows, kt, cols, nt).transpose(1, 3, 0, 2, 4))
+    """[batch, K, N] -> [rows, cols, batch, Kt, Nt]: PE (y, x) holds x[:, y*Kt:(y+1)*Kt, x*Nt:(x+1)*Nt]
+    (zero padded). Copied one grid row at a time (``MatrixTiles.block``), with no padded copy."""
+    return MatrixTiles(x, rows, cols).block(0, rows)
 
 
 @dataclass(frozen=True)
@@ -61,19 +59,27 @@ class MatrixTiles:
     def dtype(self) -> np.dtype:
         return self.matrix.dtype
 
-    def block(self, r0: int, r1: int, dtype: np.dtype | type | None = None) -> np.ndarray:
+    def block(self, r0: int, r1: int, dtype: np.dtype | type | None = None, *,
+              out: np.ndarray | None = None) -> np.ndarray:
         """Grid rows ``r0:r1`` of the tiles, [r1 - r0, cols, batch, Kt, Nt], C-contiguous, in
-        ``dtype`` (default the matrix's); equal to ``tile_matrix(...)[r0:r1].astype(dtype)``."""
+        ``dtype`` (default the matrix's); equal to ``tile_matrix(...)[r0:r1].astype(dtype)``.
+        ``out``: a buffer of at least ``r1 - r0`` grid rows, zero wherever no tile of this
+        matrix has data (zeroed once, then filled again block after block: fresh pages would
+        cost a zeroing pass each); the result is its leading rows."""
         _, _, nb, kt, nt = self.shape
         k, n = self.matrix.shape[1:]
-        out = np.zeros((r1 - r0, self.cols, nb, kt, nt), dtype or self.matrix.dtype)
+        if out is None:
+            out = np.zeros((r1 - r0, self.cols, nb, kt, nt), dtype or self.matrix.dtype)
+        out = out[:r1 - r0]
         whole = n // nt  # grid columns whose tiles are complete (the last may be partial)
-        for j, y in enumerate(range(r0, min(r1, ceil_div(k, kt)))):
-            rows = self.matrix[:, y * kt:min((y + 1) * kt, k)]          # [nb, kk, N]
+        for j, y in enumerate(range(r0, r1)):
+            rows = self.matrix[:, min(y * kt, k):min((y + 1) * kt, k)]  # [nb, kk, N]
             kk = rows.shape[1]
             out[j, :whole, :, :kk] = rows[:, :, :whole * nt].reshape(nb, kk, whole, nt).transpose(2, 0, 1, 3)
             if whole < self.cols:
                 out[j, whole, :, :kk, :n - whole * nt] = rows[:, :, whole * nt:]
+            if kk < kt:  # the padding rows of the last grid rows
+                out[j, :, :, kk:] = 0
         return out
 
     def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:

@@ -128,3 +128,54 @@ def test_shift_counts_one_hop_per_moving_tile() -> None:
     np.testing.assert_array_equal(out[:, 1:, 0], state[:, :-1, 0])
     assert (out[:, 0] == 0).all()
     assert obs.stats[("w", "s")].hops == 3 * 3
+
+
+def _padded_tiles(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The tile layout written out with np.pad (the oracle of ``tile_matrix``)."""
+    nb, k, n = x.shape
+    kt, nt = -(-k // rows), -(-n // cols)
+    p = np.pad(x, [(0, 0), (0, kt * rows - k), (0, nt * cols - n)])
+    return p.reshape(nb, rows, kt, cols, nt).transpose(1, 3, 0, 2, 4)
+
+
+@pytest.mark.parametrize("nb,k,n,rows,cols", [(1, 10, 9, 4, 4), (1, 7, 13, 3, 5), (2, 5, 5, 4, 3),
+                                              (1, 3, 3, 5, 5), (1, 40, 33, 7, 6)])
+def test_matrix_tiles_blocks_equal_the_padded_tiling(nb: int, k: int, n: int, rows: int, cols: int) -> None:
+    import ml_dtypes
+
+    from placer.backends.mesh.tiling import MatrixTiles
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((nb, k, n)).astype(ml_dtypes.bfloat16)
+    ref = _padded_tiles(x, rows, cols)
+    assert np.array_equal(tile_matrix(x, rows, cols), ref)
+    tiles = MatrixTiles(x, rows, cols)
+    assert tiles.shape == ref.shape and np.array_equal(np.asarray(tiles), ref)
+    for step in (1, 2, rows):  # one buffer refilled block after block
+        buf = np.zeros((step,) + ref.shape[1:], np.float32)
+        for r0 in range(0, rows, step):
+            got = tiles.block(r0, min(rows, r0 + step), np.float32, out=buf)
+            assert np.array_equal(got, ref[r0:r0 + step].astype(np.float32))
+    t = MatrixTiles(np.swapaxes(x, 1, 2), cols, rows)  # a transposed view (Gemm's trans_b)
+    assert np.array_equal(np.asarray(t), _padded_tiles(np.swapaxes(x, 1, 2), cols, rows))
+
+
+@pytest.mark.parametrize("block", [1, 40, 1 << 19])  # elements converted at a time: 1 grid row .. all
+def test_gemv_on_matrix_tiles_equals_gemv_on_tile_arrays(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ml_dtypes
+
+    from placer.backends.mesh.tiling import MatrixTiles
+
+    rng = np.random.default_rng(2)
+    k, n, rows, cols = 37, 29, 5, 4
+    monkeypatch.setattr(linalg, "_BLOCK_ELEMENTS", block)
+    x = rng.standard_normal((1, 1, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(ml_dtypes.bfloat16)
+    results = []
+    for tiles in (tile_matrix(w[None], rows, cols), MatrixTiles(w[None], rows, cols)):
+        wafer, obs = make_wafer(rows, cols)
+        with wafer.kernel("gemv"):
+            results.append((linalg.gemv(wafer, x, tiles, n), obs.stats[("w", "gemv")]))
+    (y0, s0), (y1, s1) = results
+    assert np.array_equal(y0, y1) and s0 == s1
+    np.testing.assert_allclose(y0[0], x[0] @ w.astype(np.float32), rtol=1e-5, atol=1e-5)
