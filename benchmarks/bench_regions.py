@@ -21,12 +21,18 @@ Run: ``python benchmarks/bench_regions.py [--batch B ...]`` (default B = 1), or 
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# numpy asks for transparent huge pages on its large buffers (NUMPY_MADVISE_HUGEPAGE); on this
+# shared VM the kernel then compacts memory to find them, which cost the whole step ~8 s of
+# system time for the 1 GB of weight buffers, more than the huge pages save. Before numpy loads.
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -165,26 +171,22 @@ def streamed_weights(graph, seed: int = 0):  # noqa: ANN001, ANN201
             if v in graph.weights and node.unit not in readers.setdefault(v, []):
                 readers[v].append(node.unit)
     block = 1 << 17  # 64-bit words per draw: 1 MB, in cache while it is masked
-    # Buffers of earlier units, refilled once nothing but this pool refers to them (the
-    # executor drops a unit's weights before it asks for the next unit's): fresh pages cost
-    # the kernel a zeroing pass, as much as drawing the numbers.
-    pool: list[np.ndarray] = []
-
-    def buffer(words: int) -> np.ndarray:
-        for i in range(len(pool)):
-            if pool[i].size == words and sys.getrefcount(pool[i]) == 2:  # the pool's, the call's
-                return pool.pop(i)
-        return np.empty(words, np.uint64)
+    # One arena for a unit's weights, refilled by the next unit once nothing but this list
+    # refers to it (the executor drops a unit's weights before it asks for the next unit's):
+    # fresh pages cost the kernel a zeroing pass, about as much as drawing the numbers.
+    arena: list[np.ndarray] = []
 
     def make(unit: str) -> dict[str, np.ndarray]:
-        out, used = {}, []
-        for name, units in readers.items():
-            if units[0] != unit:
-                continue
-            shape = tuple(int(d) for d in graph.weights[name].type.shape)
-            size = int(np.prod(shape))
-            words = buffer(-(-size // 4))
-            used.append(words)
+        names = [name for name, units in readers.items() if units[0] == unit]
+        shapes = [tuple(int(d) for d in graph.weights[name].type.shape) for name in names]
+        sizes = [int(np.prod(shape)) for shape in shapes]
+        total = sum(-(-size // 4) for size in sizes)
+        if not (arena and arena[0].size >= total and sys.getrefcount(arena[0]) == 2):
+            arena[:] = [np.empty(total, np.uint64)]  # (2: the list's reference and the call's)
+        out, start = {}, 0
+        for name, shape, size in zip(names, shapes, sizes):
+            words = arena[0][start:start + -(-size // 4)]
+            start += words.size
             bits = np.random.SFC64([seed, index[name]])
             for w0 in range(0, words.size, block):
                 raw = bits.random_raw(min(block, words.size - w0))
@@ -192,7 +194,6 @@ def streamed_weights(graph, seed: int = 0):  # noqa: ANN001, ANN201
                 raw |= np.uint64(0x3C00_3C00_3C00_3C00)
                 words[w0:w0 + raw.size] = raw
             out[name] = words.view(np.uint16)[:size].reshape(shape).view(ml_dtypes.bfloat16)
-        pool.extend(used)
         return out
 
     return make
@@ -221,12 +222,23 @@ def bench_decode_step(layers: int = 32) -> None:
     for i in range(layers):
         for kind in ("key", "value"):
             feeds[f"past_{kind}_{i}"] = rng.standard_normal((1, KV_HEADS, PAST, HEAD_DIM), dtype=np.float32)
-    t0 = time.perf_counter()
-    executor = MeshExecutor(graph, MeshSpec.from_target(target), regions=rects,
-                            weight_source=streamed_weights(graph))
+    make = streamed_weights(graph)
+    making = [0.0]
+
+    def source(unit: str) -> dict[str, np.ndarray]:
+        c = time.process_time()
+        try:
+            return make(unit)
+        finally:
+            making[0] += time.process_time() - c
+
+    load0 = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
+    executor = MeshExecutor(graph, MeshSpec.from_target(target), regions=rects, weight_source=source)
     outputs, stats = executor.run(feeds, keep=[o for o in graph.outputs if o.startswith("present")],
                                   decode=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    load1 = os.getloadavg()[0]
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
     # The model: the cost of the same graph, on the plan's rectangles.
     workload = Workload(context_tokens=PAST + 1, prompt_tokens=1)
@@ -239,8 +251,9 @@ def bench_decode_step(layers: int = 32) -> None:
     link = executor.step_observer.per_kernel("wafer0").get("region-link")
     print(f"Llama-3.1-8B decode step (B = 1, {PAST + 1} tokens of context), all {layers} layers + embed "
           f"+ head on one {target.name} wafer, {len(rects)} rectangles, bf16 weights streamed per unit")
-    print(f"  wall {wall:.1f} s (weights made, tiled and run); peak RSS {rss_gb:.2f} GB; logits finite: "
-          f"{bool(np.isfinite(outputs['logits']).all())}")
+    print(f"  wall {wall:.1f} s, CPU {cpu:.1f} s (weights made, tiled and run; making the weights "
+          f"{making[0]:.1f} s CPU; 1-min load {load0:.1f} at the start, {load1:.1f} at the end); "
+          f"peak RSS {rss_gb:.2f} GB; logits finite: {bool(np.isfinite(outputs['logits']).all())}")
     print(f"  emulated {stats.cycles['wafer0']:,} cycles = {emulated * 1e6:.2f} us per token on the wafer; "
           f"region links {link.calls if link else 0} ({link.hops if link else 0:,} hops); "
           f"peak PE memory {executor.wafers[0].peak_pe_bytes:,} B of {target.pe_sram_bytes:,} B")
