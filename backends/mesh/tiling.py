@@ -71,7 +71,7 @@ class MatrixTiles:
         if out is None:
             out = np.zeros((r1 - r0, self.cols, nb, kt, nt), dtype or self.matrix.dtype)
         out = out[:r1 - r0]
-        whole = n // nt  # grid columns whose tiles are complete (the last may be partial)
+        whole = n // nt if nt else 0  # grid columns whose tiles are complete (the last may be partial)
         for j, y in enumerate(range(r0, r1)):
             rows = self.matrix[:, min(y * kt, k):min((y + 1) * kt, k)]  # [nb, kk, N]
             kk = rows.shape[1]
