@@ -14,7 +14,6 @@ added parked sequence, or more than 1 % fewer tokens/s per user, in total or eff
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,29 +33,19 @@ def read_plan(path: str | os.PathLike[str]) -> Plan:
             message names the file.
     """
     from placer.plan import Plan
+    from placer.validate import read_text
 
     p = Path(path)
     if p.is_dir():
         p = p / "plan.json"
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{p}: no such plan file; give a plan.json written by placer compile") from None
-    except OSError as e:
-        raise UserError(f"{p}: cannot read ({e.strerror})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{p}: not JSON (line {e.lineno}: {e.msg}); give a plan.json written by "
-                        "placer compile") from None
-    if not isinstance(data, dict) or "schema_version" not in data:
-        raise UserError(f"{p}: not a placer plan (no schema_version); give a plan.json written by "
-                        "placer compile")
+    if not p.exists():
+        raise UserError(f"{p}: no such plan file; give a plan.json written by placer compile")
+    text = read_text(p, "plan")
     try:
         return Plan.from_json(text)
     except UserError as e:
         raise UserError(f"{p}: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{p}: not a placer plan of this schema ({type(e).__name__}: {e}); "
                         "recompile it with this placer") from None
 

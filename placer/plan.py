@@ -170,29 +170,60 @@ class Plan:
 
     @staticmethod
     def from_json(text: str) -> Plan:
-        d = json.loads(text)
-        if d.get("schema_version") != SCHEMA_VERSION:
-            from placer.errors import UserError
+        """The plan in ``text``, every field checked (``placer.validate``): a hand-edited or
+        truncated plan is one ``UserError`` naming the section and field, not a crash later."""
+        from placer.errors import UserError
+        from placer.validate import parse_json, typed_fields
 
+        d = parse_json(text, "plan")
+        if not isinstance(d, dict):
+            raise UserError(f"not a placer plan (a JSON {type(d).__name__}, not an object); give a plan.json "
+                            f"written by placer compile")
+        if d.get("schema_version") != SCHEMA_VERSION:
             raise UserError(f"plan schema_version {d.get('schema_version')!r} is not {SCHEMA_VERSION}; "
                             f"recompile the plan with this placer")
-        w = d["workload"]
+        for section in ("model", "target", "workload", "solver", "kv", "performance", "assignment",
+                        "provenance"):
+            if not isinstance(d.get(section), dict):
+                raise UserError(f"plan section {section!r} is missing or not a table; recompile the plan")
+        if not isinstance(d.get("wafers"), list) or not all(isinstance(x, dict) for x in d["wafers"]):
+            raise UserError("plan section 'wafers' is missing or not a list of tables; recompile the plan")
+        model = typed_fields(ModelInfo, d["model"], "plan section 'model'", non_negative=True)
+        wafers = []
+        for i, x in enumerate(d["wafers"]):
+            where = f"plan section 'wafers' [{i}]"
+            w = typed_fields(WaferPlan, x, where)
+            units = w["units"]
+            if not isinstance(units, list) or not all(isinstance(u, str) for u in units):
+                raise UserError(f"{where}: field 'units' must be a list of unit names")
+            wafers.append(WaferPlan(**{**w, "units": tuple(units),
+                                       "memory": WaferMemory(**typed_fields(WaferMemory, w["memory"],
+                                                                            f"{where}.memory")),
+                                       "io": WaferIO(**typed_fields(WaferIO, w["io"], f"{where}.io"))}))
+        from placer.plan_checks import check_plan_assignment
+
+        check_plan_assignment(d["assignment"], list(d["assignment"]), (), "plan section 'assignment'",
+                              plan_wafers=len(wafers))
+        floorplan = d.get("floorplan", ())
+        if not isinstance(floorplan, list | tuple):
+            raise UserError("plan section 'floorplan' is not a list; recompile the plan")
+        target = Target(**typed_fields(Target, d["target"], "plan section 'target'"))
         return Plan(
             schema_version=d["schema_version"],
-            model=ModelInfo(**{**d["model"],
-                               "export_warnings": tuple(d["model"].get("export_warnings", ()))}),
-            target=Target(**d["target"]),
-            workload=Workload.from_dict(w),
+            model=ModelInfo(**{**model, "export_warnings": tuple(model.get("export_warnings", ()))}),
+            target=target.with_overrides({}),  # validates every field as a target file's
+            workload=Workload.from_dict(d["workload"]),
             objective=d["objective"],
-            solver=SolverInfo(**d["solver"]),
-            wafers=tuple(WaferPlan(**{**x, "units": tuple(x["units"]), "memory": WaferMemory(**x["memory"]),
-                                      "io": WaferIO(**x["io"])}) for x in d["wafers"]),
-            kv=KVPlan(**d["kv"]),
-            performance=Performance(**d["performance"]),
+            solver=SolverInfo(**typed_fields(SolverInfo, d["solver"], "plan section 'solver'")),
+            wafers=tuple(wafers),
+            kv=KVPlan(**typed_fields(KVPlan, d["kv"], "plan section 'kv'", non_negative=True)),
+            performance=Performance(**typed_fields(Performance, d["performance"],
+                                                   "plan section 'performance'", non_negative=True)),
             assignment=tuple(sorted(d["assignment"].items())),
             provenance=Provenance.from_dict(d["provenance"]),
             layout=d.get("layout"),
-            floorplan=tuple(FloorplanRect(**r) for r in d.get("floorplan", ())),
+            floorplan=tuple(FloorplanRect(**typed_fields(FloorplanRect, r, "plan section 'floorplan'"))
+                            for r in floorplan),
             prefill=DisaggregatedPrefill.from_dict(d["prefill"]) if "prefill" in d else None,
             speculative=SpeculativePlan.from_dict(d["speculative"]) if "speculative" in d else None,
         )

@@ -158,6 +158,8 @@ def _load_plan(plan: Any) -> Any:
     text = read_text(path, "plan")
     try:
         return Plan.from_json(text)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise UserError(f"{path}: not a placer plan ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
                         ) from None

@@ -19,7 +19,6 @@ import hashlib
 import itertools
 import json
 import os
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -128,13 +127,15 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     Top-level keys are the axes (``models``, ``wafers``, ``concurrency``, ``context``,
     ``weights_dtype``, ``kv_dtype``, ``objective``, ``prefill_on``; each a list or a range string) and an
     ``[options]`` table of fixed compile options (flat names, e.g. ``time_limit = 10``)."""
+    from placer.validate import parse_toml, read_text
+
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{p}: no such sweep file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{p}: not TOML ({e})") from None
+    if not p.exists():
+        raise UserError(f"{p}: no such sweep file")
+    data = parse_toml(read_text(p, "sweep file"), str(p))
+    if "options" in data and not isinstance(data["options"], dict):
+        raise UserError(f"{p}: 'options' must be a table ([options]) of compile options, "
+                        f"got {type(data['options']).__name__}")
     known = {"models", *AXES[1:], "options"}
     unknown = sorted(set(data) - known)
     if unknown:

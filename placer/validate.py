@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tomllib
+import types
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +92,11 @@ def parse_json(text: str, where: str) -> Any:
     try:
         return json.loads(text, parse_constant=no_constant)
     except (ValueError, RecursionError) as e:
-        raise UserError(f"{where}: not valid JSON: {str(e).splitlines()[0]}") from None
+        message = str(e).splitlines()[0]
+        key = re.search(r'"((?:[^"\\]|\\.){0,200})"\s*:\s*(-?Infinity|NaN)\b', text)
+        if "not a finite number" in message and key:
+            message = f"field {key.group(1)!r} is {key.group(2)}, not a finite number"
+        raise UserError(f"{where}: not valid JSON: {message}") from None
 
 
 def parse_toml(text: str, where: str) -> dict[str, Any]:
@@ -144,3 +150,51 @@ def number_in_range(value: object, where: str, low: float | None = None, high: f
     if high is not None and (number > high or (high_open and number == high)):
         raise UserError(f"{where}: must be {'<' if high_open else '<='} {high:g}, got {number:g}")
     return number
+
+
+def typed_fields(cls: type, data: object, where: str, non_negative: bool = False) -> dict[str, Any]:
+    """``data`` checked against dataclass ``cls``'s field annotations, as keyword arguments.
+
+    Fields annotated ``int``, ``float``, ``str`` or ``bool`` (or one of them ``| None``) must hold
+    that type (an ``int`` is a ``float``; numbers finite, ``>= 0`` with ``non_negative``); other
+    fields pass unchecked. Unknown keys and missing required fields are errors too, so a hand-edited
+    file fails here with its field named instead of deep inside the code that uses it.
+    """
+    import dataclasses
+    import typing
+
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a table of fields, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise UserError(f"{where}: unknown field(s) {', '.join(map(repr, unknown[:5]))}")
+    out: dict[str, Any] = {}
+    for name, f in known.items():
+        label = f"{where}: field {name!r}"
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise UserError(f"{label} is missing")
+            continue
+        value, hint = data[name], hints[name]
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        args = set(typing.get_args(hint)) if union else {hint}
+        if value is None and type(None) in args:
+            out[name] = None
+            continue
+        scalar = args & {int, float, str, bool}
+        if len(scalar) != 1:
+            out[name] = value
+            continue
+        kind = scalar.pop()
+        if kind is str and not isinstance(value, str):
+            raise UserError(f"{label}: expected a string, got {type(value).__name__} {value!r}")
+        if kind is bool and not isinstance(value, bool):
+            raise UserError(f"{label}: expected true or false, got {value!r}")
+        if kind is int:
+            value = integer(value, label, minimum=0 if non_negative else None)
+        if kind is float:
+            value = number_in_range(value, label, low=0.0 if non_negative else None)
+        out[name] = value
+    return out

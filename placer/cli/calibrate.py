@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import click
 
 from placer.cli.options import json_option, resolve_target, set_option
-from placer.errors import PlacerError, UserError
+from placer.errors import UserError
 from placer.progress import progress
 
 
@@ -32,13 +30,8 @@ def calibrate_command(points: str, target_name: str, target_sets: tuple[str, ...
     log ratios (every constant >= 0); print which constants the points identify and why, each
     point's predicted / measured ratio before and after, and a leave-one-out ratio per point;
     write the calibrated target."""
-    try:
-        _run(points, target_name, target_sets, output, name, fit_names, time_limit, as_json)
-    except PlacerError as err:
-        if not as_json:
-            raise
-        click.echo(json.dumps({"error": " ".join(str(err).split()), "exit": err.exit_code}))
-        sys.exit(err.exit_code)
+    # Errors go through placer.cli.main (one stderr line, and the JSON document under --json).
+    _run(points, target_name, target_sets, output, name, fit_names, time_limit, as_json)
 
 
 def _run(points: str, target_name: str, target_sets: tuple[str, ...], output: str, name: str | None,
@@ -51,13 +44,13 @@ def _run(points: str, target_name: str, target_sets: tuple[str, ...], output: st
         target_toml,
     )
     from placer.calibrate_points import load_points
-    from placer.fileio import write_atomic
+    from placer.fileio import check_output_file, write_atomic
 
     if not time_limit > 0:
         raise UserError(f"option --time-limit must be > 0, got {time_limit}")
     point_set = load_points(points)
     base = resolve_target(target_name, target_sets)
-    out = Path(output)
+    out = check_output_file(output, "-o/--output")
     target_name_out = name or out.stem
     candidates = [n.strip() for n in fit_names.split(",") if n.strip()] if fit_names else None
     command = f"placer calibrate {points} --target {target_name} -o {output}" + \

@@ -22,7 +22,9 @@ from placer.progress import progress
 def export_command(model: str, output: str, weights: str, layers: int | None, seed: int) -> None:
     """Export MODEL to ONNX (needs the export extra: torch and transformers)."""
     from placer.export import export_model
+    from placer.fileio import check_output_file
 
+    check_output_file(output, "-o/--output")
     with progress(f"exporting {model}"):
         result = export_model(model, output, weights=weights, seed=seed, layers=layers)
     click.echo(f"wrote {result.path} ({result.layers} layers, {result.parameters:,} parameters, "

@@ -24,8 +24,11 @@ from placer.progress import progress
 def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str | None, tokens: int,
                 batch: int | None, target_sets: tuple[str, ...], as_json: bool = False) -> None:
     """Execute MODEL under a plan on the numpy mesh emulator (one emulated wafer per plan wafer)."""
+    from placer.fileio import check_output_file
     from placer.runner import _assignment, format_accounting, run_plan, write_run_outputs
 
+    if outputs_path:
+        check_output_file(outputs_path, "--outputs")
     _, plan_target, _ = _assignment(plan_path)
     target = plan_target
     if target_sets and target is not None:
