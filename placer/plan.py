@@ -175,7 +175,7 @@ class Plan:
         from placer.errors import UserError
         from placer.validate import parse_json, typed_fields
 
-        d = parse_json(text, "plan")
+        d = parse_json(text, "not a placer plan")
         if not isinstance(d, dict):
             raise UserError(f"not a placer plan (a JSON {type(d).__name__}, not an object); give a plan.json "
                             f"written by placer compile")
@@ -200,10 +200,12 @@ class Plan:
                                        "memory": WaferMemory(**typed_fields(WaferMemory, w["memory"],
                                                                             f"{where}.memory")),
                                        "io": WaferIO(**typed_fields(WaferIO, w["io"], f"{where}.io"))}))
-        from placer.plan_checks import check_plan_assignment
-
-        check_plan_assignment(d["assignment"], list(d["assignment"]), (), "plan section 'assignment'",
-                              plan_wafers=len(wafers))
+        for unit, wafer in d["assignment"].items():  # the model-dependent checks: plan_checks
+            if isinstance(wafer, bool) or not isinstance(wafer, int):
+                raise UserError(f"plan section 'assignment': unit {unit} has wafer {wafer!r}, not an integer")
+            if not 0 <= wafer < len(wafers):
+                raise UserError(f"plan section 'assignment': unit {unit} is on wafer {wafer:,}, outside the "
+                                f"plan's wafers 0..{len(wafers) - 1}")
         floorplan = d.get("floorplan", ())
         if not isinstance(floorplan, list | tuple):
             raise UserError("plan section 'floorplan' is not a list; recompile the plan")
