@@ -275,22 +275,30 @@ def probability_matmul(graph: Graph, probabilities: str) -> Node | None:
 
 
 def _find_sink(graph: Graph, reachable: set[str], cores: set[str], order: dict[str, int]) -> str:
-    """The producer of the logits: the reachable output with the most attention cores upstream."""
+    """The producer of the logits: the reachable output with the most attention cores upstream.
+
+    One pass in topological order gives every node the set of cores upstream of it as a bit mask
+    (a Python int, bit k for the k-th core): a walk of each output's ancestors instead was
+    quadratic in layers when every layer's present KV is an output (a 126-layer export: 253
+    outputs x 25k nodes, 40 of the 60 s of ``placer inspect``).
+    """
+    bit = {name: 1 << k for k, name in enumerate(sorted(cores, key=order.__getitem__))}
+    producers = graph.producers
+    upstream: dict[str, int] = {}
+    for node in graph.nodes:
+        mask = bit.get(node.name, 0)
+        for i in node.inputs:
+            p = producers.get(i)
+            if p is not None:
+                mask |= upstream[p.name]
+        upstream[node.name] = mask
     best: tuple[int, int] | None = None
     sink = ""
     for out in graph.outputs:
-        p = graph.producers.get(out)
+        p = producers.get(out)
         if p is None or p.name not in reachable:
             continue
-        seen: set[str] = set()
-        stack = [p]
-        while stack:
-            n = stack.pop()
-            if n.name in seen:
-                continue
-            seen.add(n.name)
-            stack.extend(graph.producers[i] for i in n.inputs if i in graph.producers)
-        key = (len(seen & cores), order[p.name])
+        key = (upstream[p.name].bit_count(), order[p.name])
         if best is None or key > best:
             best, sink = key, p.name
     return sink

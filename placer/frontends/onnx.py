@@ -140,6 +140,7 @@ class _Importer:
     node_names: set[str] = field(default_factory=set)
     retyped: set[str] = field(default_factory=set)  # quantized weights given their logical type
     sequences: dict[str, Any] = field(default_factory=dict)  # SplitToSequence outputs
+    scope_memo: dict[str, str] = field(default_factory=dict)  # name_scopes text -> scope
     _elem_types: dict[str, int] | None = None
 
     def fail(self, message: str) -> UserError:
@@ -286,7 +287,7 @@ class _Importer:
             self.add_constant_node(n, name, attrs)
             return
         key = (domain, n.op_type)
-        scope = _scope_of(n)
+        scope = _scope_of(n, self.scope_memo)
         expand = CONTRIB_EXPANDERS.get(key) or SEQUENCE_EXPANDERS.get(key)
         if expand is not None:
             try:
@@ -357,6 +358,16 @@ def _topological_order(g: onnx.GraphProto, defined: set[str],
             if x and x not in defined and x not in producer:
                 raise fail(f"node {n.name or n.op_type!r} ({n.op_type}) reads %{x}, which no node, "
                            "initializer or graph input defines (dangling input)")
+    # Exporters write nodes in topological order already; the heap below would give that same
+    # order (each next node is the smallest ready index), so check it in one pass and keep it.
+    # (A value written twice is left to the general path and the verifier.)
+    done = set(defined)
+    for n in g.node:
+        if not all(x in done for x in n.input if x) or any(o in producer and o in done for o in n.output):
+            break
+        done.update(n.output)
+    else:
+        return list(g.node)
     deps = [{producer[x] for x in n.input if x and x not in defined and x in producer}
             for n in g.node]
     users: dict[int, list[int]] = {}
@@ -381,20 +392,34 @@ def _topological_order(g: onnx.GraphProto, defined: set[str],
     return [g.node[i] for i in order]
 
 
-def _scope_of(n: onnx.NodeProto) -> str:
-    """Module path: dynamo's name_scopes metadata, or a legacy '/a/b.0/c/Op' node name."""
-    meta = {p.key: p.value for p in n.metadata_props}
-    scopes = meta.get("pkg.torch.onnx.name_scopes")
+def _scope_of(n: onnx.NodeProto, memo: dict[str, str]) -> str:
+    """Module path: dynamo's name_scopes metadata, or a legacy '/a/b.0/c/Op' node name.
+
+    ``memo`` (one per import) maps the name_scopes text without its last entry (the node's own
+    fx name) to the scope: the nodes of one module share that prefix, and parsing the whole
+    text for every node was a third of a 126-layer import.
+    """
+    scopes = namespace = None
+    for p in n.metadata_props:
+        if p.key == "pkg.torch.onnx.name_scopes":
+            scopes = p.value
+        elif p.key == "namespace":
+            namespace = p.value
     if scopes:
-        try:
-            parts = ast.literal_eval(scopes)
-        except (ValueError, SyntaxError):
-            parts = []
-        if len(parts) >= 2 and isinstance(parts[-2], str) and not parts[-2].startswith("_empty"):
-            return parts[-2]
-        return ""
-    if "namespace" in meta:
-        paths = [seg.split(":")[0].strip() for seg in meta["namespace"].split("/")]
+        cut = scopes.rfind(", ")
+        key = scopes[:cut] if cut > 0 else scopes
+        scope = memo.get(key)
+        if scope is None:
+            try:
+                parts = ast.literal_eval(scopes)
+            except (ValueError, SyntaxError):
+                parts = []
+            scope = parts[-2] if (isinstance(parts, list) and len(parts) >= 2 and isinstance(parts[-2], str)
+                                  and not parts[-2].startswith("_empty")) else ""
+            memo[key] = scope
+        return scope
+    if namespace is not None:
+        paths = [seg.split(":")[0].strip() for seg in namespace.split("/")]
         return paths[-2] if len(paths) >= 2 and not paths[-2].startswith("_empty") else ""
     if n.name.startswith("/"):
         return ".".join(p for p in n.name.split("/")[1:-1] if p)
