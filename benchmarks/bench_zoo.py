@@ -46,7 +46,8 @@ def run_one(name: str, granularity: str) -> dict[str, float]:
         return value
 
     loaded = timed("load", lambda: load_model(name, granularity=granularity))
-    cost = timed("cost", lambda: annotate_costs(loaded.graph, target, Workload()))
+    # the structure load_model found, as compile passes it (annotate_costs would recompute it)
+    cost = timed("cost", lambda: annotate_costs(loaded.graph, target, Workload(), loaded.structure))
     result = timed("compile", lambda: compile_result(cost, target=target, objective="min-wafers",
                                                      compare=False))
     out["nodes"] = len(loaded.graph.nodes)
