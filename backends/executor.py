@@ -255,7 +255,7 @@ class MeshExecutor:
         self._streaming = None
 
     def _layout(self, node: Node, pos: int, name: str, data: np.ndarray,
-                spec: MeshSpec) -> tuple[object, np.ndarray | None]:
+                spec: MeshSpec) -> tuple[object, np.ndarray | MatrixTiles | None]:
         R, C = spec.rows, spec.cols
         if pos == 1 and data.ndim == 2 and node.op in (OpKind.MATMUL, OpKind.GEMM):
             trans = node.op is OpKind.GEMM and node.attrs_as(GemmAttrs).trans_b
@@ -412,7 +412,7 @@ class MeshExecutor:
                 return MESH_KERNELS[node.op](wafer, node, args)
         weight = self.weights[view.weight]
         tiles = wafer.resident[(view.weight, "experts", view.operand)]
-        assert tiles is not None, "expert matrices are always placed as tiles (_layout)"
+        assert isinstance(tiles, np.ndarray), "expert matrices are always placed as tiles (_layout)"
         with wafer.kernel("expert-gemv"):
             y = experts.expert_matmul(wafer, tiles, view, x, weight.shape[-2:])
         return (y.astype(np.asarray(args[operand]).dtype, copy=False),)

@@ -188,7 +188,7 @@ def diff_plans(a: Plan, b: Plan, thresholds: Thresholds | None = None, a_label: 
         bad = allowed is not None and y - x > allowed
         return MetricChange(name, "", x, y, f"{name} {x} -> {y} (+{y - x}, {allowed} allowed)" if bad else "")
 
-    metrics = (
+    metrics: tuple[MetricChange, ...] = (
         count("wafers", len(a.wafers), len(b.wafers), t.added_wafers),
         rise("time per output token", "ms", pa.time_per_output_token_s * 1e3,
              pb.time_per_output_token_s * 1e3, t.tpot_rise_pct),

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from placer.backends.mesh.ledger import SramLedger
+from placer.backends.mesh.tiling import MatrixTiles
 from placer.ir import mesh_physics
 
 
@@ -74,7 +75,7 @@ class Wafer:
         self.origin = origin  # top-left PE on the physical wafer (a region's corner)
         self.regions: list[Wafer] = []
         self.observers: list[Observer] = list(observers or [])
-        self.resident: dict[Any, np.ndarray | None] = {}  # None: placed, but not tiled
+        self.resident: dict[Any, np.ndarray | MatrixTiles | None] = {}  # None: placed, but not tiled
         self.label = "idle"
         # Per execution: a decode step runs its weight MatMuls as B-row GEMVs (``decode``);
         # values already broadcast along the grid rows by a GEMV (``broadcast_inputs``) are

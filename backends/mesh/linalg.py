@@ -56,8 +56,10 @@ def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray | MatrixTiles, n: int,
     buf = np.zeros((min(step, R), C, tb, kt, nt), acc) if cut else None
     for r0 in range(0, R, step):
         r1 = min(R, r0 + step)
-        block = b_tiles.block(r0, r1, acc, out=buf) if cut else \
-            b_tiles[r0:r1].astype(acc, order="C", copy=False)
+        if isinstance(b_tiles, MatrixTiles):  # (``cut``; spelled out so mypy narrows the type)
+            block = b_tiles.block(r0, r1, acc, out=buf)
+        else:
+            block = b_tiles[r0:r1].astype(acc, order="C", copy=False)
         np.matmul(row_inputs[r0:r1], block, out=partial[r0:r1])
     reduced = collectives.reduce(wafer, partial, 0, groups=groups)    # [C, nb, M, Nt]
     out = reduced.transpose(1, 2, 0, 3).reshape(nb, m, C * nt)[:, :, :n]
