@@ -98,7 +98,9 @@ def test_refuses_more_constants_than_measurements(synthetic, tmp_path):
     assert "measure only 2 quantities" in r.output
     r = CliRunner().invoke(cli, ["calibrate", str(path), "-o", str(tmp_path / "t.toml"), "--fit", "bogus",
                                  "--json"])
-    assert r.exit_code == 2 and json.loads(r.output)["exit"] == 2
+    # the contract: stdout holds only the JSON document, stderr the one-line error
+    assert r.exit_code == 2 and json.loads(r.stdout)["exit"] == 2
+    assert "--fit" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_target_with_maps_prefill_slowdown_to_utilisation():
