@@ -63,9 +63,19 @@ def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
     if target.exists() and not target.is_file():
         raise bad("it exists and is not a regular file")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".placer-probe-", suffix=".tmp", dir=ancestor)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(ancestor)
     except OSError as e:
         raise bad(f"{ancestor} is not writable ({e.strerror})") from None
     return target
+
+
+def probe_writable(folder: str | os.PathLike[str]) -> None:
+    """Create and remove a probe file in ``folder``: permission bits alone miss read-only
+    mounts, immutable folders and /proc.
+
+    Raises:
+        OSError: the folder cannot take a new file (FileNotFoundError: it is not there).
+    """
+    fd, probe = tempfile.mkstemp(prefix=".placer-probe-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.unlink(probe)

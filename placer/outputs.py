@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from placer.errors import UserError
+from placer.fileio import probe_writable
 
 MANIFEST = ".placer-run.json"
 _JOURNAL = ".placer-journal.json"
@@ -244,9 +245,7 @@ def prepare_output_folder(path: str | os.PathLike[str]) -> Path:
         raise _bad_folder(folder, f"cannot be created ({e.strerror})") from None
     for attempt in range(3):
         try:
-            fd, probe = tempfile.mkstemp(prefix=".placer-probe-", suffix=".tmp", dir=folder)
-            os.close(fd)
-            os.unlink(probe)
+            probe_writable(folder)
             break
         except FileNotFoundError:
             # another run is swapping its files in: the folder is briefly away; create it again

@@ -52,11 +52,10 @@ def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray | MatrixTiles, n: int,
     # matmul over the grid, without a converted copy of all the tiles).
     partial = np.empty((R, C, max(nb, tb), m, nt), acc)                  # [R, C, nb, M, Nt]
     step = max(1, _BLOCK_ELEMENTS // max(1, C * tb * kt * nt))
-    cut = isinstance(b_tiles, MatrixTiles)
-    buf = np.zeros((min(step, R), C, tb, kt, nt), acc) if cut else None
+    buf = np.zeros((min(step, R), C, tb, kt, nt), acc) if isinstance(b_tiles, MatrixTiles) else None
     for r0 in range(0, R, step):
         r1 = min(R, r0 + step)
-        if isinstance(b_tiles, MatrixTiles):  # (``cut``; spelled out so mypy narrows the type)
+        if isinstance(b_tiles, MatrixTiles):
             block = b_tiles.block(r0, r1, acc, out=buf)
         else:
             block = b_tiles[r0:r1].astype(acc, order="C", copy=False)

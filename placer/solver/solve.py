@@ -85,9 +85,6 @@ class _Search:
             self._fills[resident] = fill if ok else None
         return self._fills[resident]
 
-    def _fill_feasible(self, resident: int) -> bool:
-        return self._first_fit(resident) is not None
-
     def _wafer_cap(self, resident: int) -> int | None:
         """Under ``min-wafers`` (fewer wafers always win), the wafers of a feasible first-fit
         fill bound the optimum's: the DP need not look past them. None: no bound known."""
@@ -201,7 +198,7 @@ class _Search:
     def feasible(self, resident: int) -> bool:
         # A feasible first-fit fill answers a bisection probe without the DP: only the final
         # count needs the optimum (same answer, one DP run instead of one per probe).
-        if resident not in self._hints and self._fill_feasible(resident):
+        if resident not in self._hints and self._first_fit(resident) is not None:
             return True
         if self.hint(resident) is not None:
             return True
