@@ -21,6 +21,7 @@ torch and transformers are an extra (``pip install 'placer-wafer[export]'``).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -96,8 +97,10 @@ def _build(cfg: Any, folder: Path | None, weights: str, seed: int) -> Any:
             raise UserError(f"{folder}: cannot load the checkpoint ({type(e).__name__}: {e})") from None
         return model.eval()
     if weights == "none":
-        dtype = getattr(torch, str(getattr(cfg, "torch_dtype", None) or getattr(cfg, "dtype", None)
-                                   or "bfloat16").replace("torch.", ""), torch.bfloat16)
+        # ``dtype`` first: reading ``torch_dtype`` of a recent transformers config logs a
+        # deprecation line on stderr (older configs have only ``torch_dtype``).
+        named = getattr(cfg, "dtype", None) if hasattr(cfg, "dtype") else getattr(cfg, "torch_dtype", None)
+        dtype = getattr(torch, str(named or "bfloat16").replace("torch.", ""), torch.bfloat16)
         with torch.device("meta"):
             model = tr.AutoModelForCausalLM.from_config(cfg, dtype=dtype)
         return model.eval()
@@ -171,11 +174,19 @@ def export_model(model: str, output: str | Path, *, weights: str = "random", see
     shapes = ({0: "batch", 1: "seq"}, tuple({0: "batch", 2: "past"} for _ in range(2 * n_layers)))
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(_exportable(net), (ids, *past), dynamo=True, optimize=not meta,
-                                    dynamic_shapes=shapes, input_names=names_in, output_names=names_out,
-                                    verbose=False)
+    # torch's exporter logs one line per torchvision op it cannot register when torchvision is
+    # absent (irrelevant to a language model); keep stderr to placer's own lines.
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(_exportable(net), (ids, *past), dynamo=True, optimize=not meta,
+                                        dynamic_shapes=shapes, input_names=names_in,
+                                        output_names=names_out, verbose=False)
+    finally:
+        registration.setLevel(level)
     parameters = sum(p.numel() for p in net.parameters())
     if meta:
         _save_external_references(program.model, out)
