@@ -6,12 +6,18 @@ malformed file must not become a plan (a negative length once made a 100 GB mode
 wafer), so the metadata is checked first, each failure one ``UserError`` line naming the file,
 the tensor or node and the field:
 
-* IR version and every opset known to the installed onnx (default domain) or positive;
+* IR version and every opset known to the installed onnx (default domain) or positive, one
+  opset_import per domain ('' and 'ai.onnx' are one domain);
+* initializer names unique;
 * initializers: an element type onnx knows, dims >= 0, inline data whose length equals
   dims x element size (raw bytes or typed fields), or external data whose ``location`` is a
   relative path inside the model's folder (no absolute path, no ``..``, no symlink leading out),
-  whose ``offset`` and ``length`` are non-negative integers, and whose length equals the bytes
-  the dims and element type need;
+  whose ``offset`` and ``length`` are non-negative integers, whose length equals the bytes
+  the dims and element type need, and whose ``offset + length`` lies inside its file (only the
+  file's size is read). When every external file is absent the weights are references only
+  (``placer export --weights none``, a meta-device export, an .onnx copied without its data):
+  ``inspect`` and ``compile`` plan from the metadata, ``run`` needs the files. Some files
+  present and others absent is a broken copy and an error;
 * every graph output is produced by a node or is a graph input or initializer;
 * at most ``MAX_NODES`` nodes and ``MAX_INITIALIZERS`` initializers (documented caps; a file
   past them is refused before any per-node work).
@@ -30,6 +36,8 @@ from placer.errors import UserError
 
 MAX_NODES = 5_000_000
 MAX_INITIALIZERS = 5_000_000
+#: An external tensor's offset + length must stay below this (the largest file offset, int64).
+MAX_FILE_OFFSET = 2**63 - 1
 
 _FOUR_BIT = {TensorProto.INT4, TensorProto.UINT4, TensorProto.FLOAT4E2M1}
 _KNOWN_TYPES = set(TensorProto.DataType.values()) - {TensorProto.UNDEFINED}
@@ -83,7 +91,8 @@ def _check_int_field(value: str, key: str, where: str) -> int:
     return int(text)
 
 
-def _check_initializer(t: onnx.TensorProto, label: str, model_dir: Path | None) -> None:
+def _check_initializer(t: onnx.TensorProto, label: str, model_dir: Path | None,
+                       external_sizes: dict[str, int | None] | None = None) -> None:
     where = f"{label}: initializer {t.name!r}"
     if t.data_type not in _KNOWN_TYPES:
         raise UserError(f"{where}: element type {t.data_type} is not an ONNX type")
@@ -96,14 +105,24 @@ def _check_initializer(t: onnx.TensorProto, label: str, model_dir: Path | None) 
             if entry.key in info:
                 raise UserError(f"{where}: external data key {entry.key!r} is given twice")
             info[entry.key] = entry.value
-        _check_location(info.get("location", ""), where, model_dir)
-        if "offset" in info:
-            _check_int_field(info["offset"], "offset", where)
+        location = info.get("location", "")
+        _check_location(location, where, model_dir)
+        offset = _check_int_field(info["offset"], "offset", where) if "offset" in info else 0
+        length = expected or 0
         if "length" in info:
             length = _check_int_field(info["length"], "length", where)
             if expected is not None and length != expected:
                 raise UserError(f"{where}: external data length {length:,} B differs from the {expected:,} B "
                                 f"its dims {list(t.dims)} and element type need; re-export the model")
+        if offset + length > MAX_FILE_OFFSET:
+            raise UserError(f"{where}: external data offset {offset:,} + length {length:,} B in {location!r} "
+                            f"is past any file's end (2^63 B); the file is corrupt or was edited")
+        if model_dir is not None and external_sizes is not None:
+            size = external_sizes.get(location)
+            if size is not None and offset + length > size:
+                raise UserError(f"{where}: external data ends at byte {offset + length:,} (offset {offset:,} "
+                                f"+ length {length:,}) but {location!r} holds {size:,} B; the weight file "
+                                f"is truncated or belongs to another export")
         return
     numel = math.prod(int(d) for d in t.dims)
     if t.HasField("raw_data"):
@@ -131,7 +150,13 @@ def check_model_proto(proto: onnx.ModelProto, label: str, model_dir: Path | None
         raise UserError(f"{label}: IR version {proto.ir_version} is newer than the {onnx.IR_VERSION} the "
                         f"installed onnx ({onnx.__version__}) knows; re-export with an older IR version")
     newest = onnx.defs.onnx_opset_version()
+    seen_domains: set[str] = set()
     for imp in proto.opset_import:
+        domain = "" if imp.domain == "ai.onnx" else imp.domain
+        if domain in seen_domains:
+            raise UserError(f"{label}: opset of domain {imp.domain or 'ai.onnx'!r} is imported twice; "
+                            f"keep one opset_import per domain")
+        seen_domains.add(domain)
         if imp.version < 1:
             raise UserError(f"{label}: opset of domain {imp.domain or 'ai.onnx'!r} is {imp.version}; "
                             f"opsets start at 1")
@@ -142,10 +167,48 @@ def check_model_proto(proto: onnx.ModelProto, label: str, model_dir: Path | None
     if len(g.node) > MAX_NODES or len(g.initializer) > MAX_INITIALIZERS:
         raise UserError(f"{label}: {len(g.node):,} nodes and {len(g.initializer):,} initializers, past "
                         f"placer's caps of {MAX_NODES:,} and {MAX_INITIALIZERS:,}")
+    names: set[str] = set()
     for t in g.initializer:
-        _check_initializer(t, label, model_dir)
+        if t.name in names:
+            raise UserError(f"{label}: initializer {t.name!r} is defined twice; initializer names must be "
+                            f"unique (re-export the model)")
+        names.add(t.name)
+    sizes = external_file_sizes(g, model_dir) if model_dir is not None else None
+    for t in g.initializer:
+        _check_initializer(t, label, model_dir, sizes)
     produced = {o for n in g.node for o in n.output if o}
     produced |= {i.name for i in g.input} | {t.name for t in g.initializer}
     for out in g.output:
         if out.name not in produced:
             raise UserError(f"{label}: graph output {out.name!r} is produced by no node; fix or remove it")
+
+
+def external_file_sizes(g: onnx.GraphProto, model_dir: Path) -> dict[str, int | None]:
+    """Size of each external data file the initializers name (None: the file is absent).
+
+    Absent files are a supported case when every one is absent: an export of weights as
+    references only (``placer export --weights none``, a meta-device export, or an .onnx file
+    copied without its data), which ``inspect`` and ``compile`` plan from the metadata alone.
+    Some files present and others absent is a broken copy: a ``UserError`` names the first
+    initializer whose file is missing."""
+    sizes: dict[str, int | None] = {}
+    owner: dict[str, str] = {}
+    for t in g.initializer:
+        if t.data_location != TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in t.external_data if e.key == "location"), "")
+        if not location or location in sizes or "\x00" in location or Path(location).is_absolute():
+            continue
+        owner[location] = t.name
+        try:
+            path = model_dir / location
+            sizes[location] = path.stat().st_size if path.is_file() else None
+        except (OSError, ValueError):
+            sizes[location] = None
+    present = [loc for loc, size in sizes.items() if size is not None]
+    missing = [loc for loc, size in sizes.items() if size is None]
+    if present and missing:
+        raise UserError(f"{model_dir / missing[0]}: external data file of initializer "
+                        f"{owner[missing[0]]!r} is missing while {present[0]!r} is present; copy the "
+                        f"model's data files with it")
+    return sizes

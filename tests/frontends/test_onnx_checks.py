@@ -109,3 +109,69 @@ def test_negative_length_through_the_binary_exits_2(tmp_path: Path) -> None:
     assert run.returncode == 2, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _duplicate_opset(m: onnx.ModelProto) -> None:
+    m.opset_import.append(helper.make_opsetid("ai.onnx", 18))
+
+
+def _duplicate_initializer(m: onnx.ModelProto) -> None:
+    m.graph.initializer.append(numpy_helper.from_array(np.zeros((8, 4), np.float32), "w"))
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (_duplicate_opset, "opset of domain 'ai.onnx' is imported twice"),
+    (_duplicate_initializer, "initializer 'w' is defined twice"),
+])
+def test_duplicate_opsets_and_initializers_are_refused(tmp_path: Path, mutate: Callable[[onnx.ModelProto], None],
+                                                       message: str) -> None:
+    m = _model(False)
+    mutate(m)
+    onnx.save(m, tmp_path / "m.onnx")
+    with pytest.raises(UserError, match=message):
+        from_onnx(tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("data, offset, message", [
+    (b"\0" * 64, "0", "ends at byte 128 \\(offset 0 \\+ length 128\\) but 'w.bin' holds 64 B"),
+    (b"\0" * 128, "8", "ends at byte 136 .* 'w.bin' holds 128 B"),
+    (None, str(2**63), "is past any file's end"),
+])
+def test_external_data_past_the_end_of_its_file_is_refused(tmp_path: Path, data: bytes | None, offset: str,
+                                                           message: str) -> None:
+    m = _model(True)
+    _external("offset", offset)(m)
+    onnx.save(m, tmp_path / "m.onnx")
+    if data is not None:
+        (tmp_path / "w.bin").write_bytes(data)
+    with pytest.raises(UserError, match=message) as info:
+        from_onnx(tmp_path / "m.onnx")
+    assert "initializer 'w'" in str(info.value)
+
+
+def test_weights_as_references_to_an_absent_file_still_inspect_but_a_partial_copy_does_not(tmp_path: Path) -> None:
+    # every file absent: an export of references only (placer export --weights none), planned from metadata
+    m = _model(True)
+    onnx.save(m, tmp_path / "m.onnx")
+    assert from_onnx(tmp_path / "m.onnx").weights["w"].nbytes == 128
+    # one file present and another absent: a broken copy, named with its initializer
+    b = numpy_helper.from_array(np.ones((4,), np.float32), "b")
+    b.ClearField("raw_data")
+    b.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "b.bin"), ("offset", "0"), ("length", "16")):
+        b.external_data.add(key=k, value=v)
+    m.graph.initializer.append(b)
+    onnx.save(m, tmp_path / "m.onnx")
+    (tmp_path / "b.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(UserError, match="w.bin: external data file of initializer 'w' is missing while 'b.bin'"):
+        from_onnx(tmp_path / "m.onnx")
+
+
+def test_a_short_weight_file_through_the_binary_exits_2(tmp_path: Path) -> None:
+    onnx.save(_model(True), tmp_path / "m.onnx")
+    (tmp_path / "w.bin").write_bytes(b"\0" * 64)
+    run = subprocess.run([sys.executable, "-m", "placer", "inspect", str(tmp_path / "m.onnx")], capture_output=True,
+                         text=True)
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "initializer 'w'" in lines[0] and "'w.bin' holds 64 B" in lines[0]
