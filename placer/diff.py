@@ -70,14 +70,15 @@ class Thresholds:
     ttft_rise_pct: float | None = None
 
     def __post_init__(self) -> None:
+        from placer.validate import integer, number_in_range
+
         for name in ("added_wafers", "added_parked"):
-            if getattr(self, name) < 0:
-                raise UserError(f"option --max-{name.replace('_', '-')} must be >= 0, "
-                                f"got {getattr(self, name)}")
-        for name in ("tokens_per_s_drop_pct", "tpot_rise_pct", "ttft_rise_pct"):
+            integer(getattr(self, name), f"option --max-{name.replace('_', '-')}", minimum=0)
+        for name, option in (("tokens_per_s_drop_pct", "--max-tokens-per-s-drop"),
+                             ("tpot_rise_pct", "--max-tpot-rise"), ("ttft_rise_pct", "--max-ttft-rise")):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise UserError(f"threshold {name} must be >= 0, got {value}")
+            if value is not None:
+                number_in_range(value, f"option {option}", low=0.0)
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,10 @@ class Deployment:
         return self.wafers if self.wafers is not None else self.max_wafers
 
 
+#: ``--seed`` is CP-SAT's ``random_seed``, a 32-bit signed integer.
+SEED_LIMIT = 2**31
+
+
 @dataclass(frozen=True)
 class SolverSettings:
     """``method``; ``time_limit_s``: CP-SAT deterministic seconds per solve (work, not wall
@@ -142,8 +146,11 @@ class SolverSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.time_limit_s > 0:
-            raise UserError(f"option --time-limit must be > 0, got {self.time_limit_s}")
+        from placer.validate import integer, number_in_range
+
+        # CP-SAT takes a finite double for its deterministic time and an int32 for its seed.
+        number_in_range(self.time_limit_s, "option --time-limit", low=0.0, low_open=True)
+        integer(self.seed, "option --seed", minimum=-SEED_LIMIT, maximum=SEED_LIMIT - 1)
 
 
 @dataclass(frozen=True)

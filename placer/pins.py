@@ -105,13 +105,15 @@ def resolve_pins(specs: Sequence[str], unit_names: Sequence[str]) -> list[tuple[
 
 
 def check_pins(problem: Problem) -> None:
-    """Raise ``InfeasibleError`` when the pins alone rule out every placement."""
+    """Raise ``InfeasibleError`` when the pins alone rule out every placement (a pin to a wafer
+    past the allowed count is bad input: ``UserError``, exit 2)."""
     p = problem
     pin = dict(p.pins)
     for u, w in p.pins:
         if w >= p.max_wafers:
-            raise InfeasibleError(f"infeasible: pin puts {p.names[u]} on wafer {w} but only wafers "
-                                  f"0..{p.max_wafers - 1} exist; raise --wafers/--max-wafers or change --pin")
+            raise UserError(f"option --pin: pin puts {p.names[u]} on wafer {w} but only wafers "
+                            f"0..{p.max_wafers - 1} are allowed; raise --wafers/--max-wafers or change "
+                            f"the pin")
     # latest[v]: (highest pinned wafer among v and its ancestors, that unit); edges are sorted
     # by source, so latest[src] is final when its out-edges are read
     latest: list[tuple[int, int]] = [(pin[u], u) if u in pin else (-1, -1) for u in range(p.n)]

@@ -60,7 +60,7 @@ def test_pins_against_dag_order_memory_and_wafer_count():
         compile_result(cost, wafers=4, context=0, pins=["layers.5=2", "layers.6=1"], compare=False)
     with pytest.raises(InfeasibleError, match="pins put .* on wafer 0"):
         compile_result(cost, wafers=4, context=0, pins=["layers.0-39=0"], compare=False)
-    with pytest.raises(InfeasibleError, match="only wafers 0..3"):
+    with pytest.raises(UserError, match="option --pin: .*head on wafer 4 but only wafers 0..3"):
         compile_result(cost, wafers=4, context=0, pins=["head=4"], compare=False)
 
 
