@@ -17,6 +17,8 @@ is then the floorplan's: each regions wafer's latency on those rectangles
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +72,10 @@ def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
         try:
             with np.load(path, allow_pickle=False) as npz:
                 data = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as e:
-            raise UserError(f"{where}: not a readable .npz file ({e})") from None
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+            raise UserError(f"{where}: not a readable .npz file ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else 'truncated'}); write it again "
+                            f"with numpy.savez") from None
     data = _with_empty_cache(graph, data)
     out: dict[str, np.ndarray] = {}
     bindings: dict[str, int] = {}
@@ -208,7 +212,17 @@ def _weights_from_file(model: Any, graph: Graph) -> dict[str, np.ndarray]:
     import onnx
     from onnx import numpy_helper
 
-    proto = onnx.load(str(model), load_external_data=True)
+    folder = Path(model).parent
+    for n in missing:
+        loc = graph.weights[n].location
+        if loc is not None and not (folder / loc.path).is_file():
+            raise UserError(f"{folder / loc.path}: no such file; placer run needs the weights of "
+                            f"initializer {n!r} (inspect and compile plan without them): export with "
+                            f"--weights random or from-dir, or copy the data file beside the model")
+    try:
+        proto = onnx.load(str(model), load_external_data=True)
+    except (OSError, ValueError, onnx.checker.ValidationError) as e:
+        raise UserError(f"{model}: cannot read its external data ({' '.join(str(e).split())[:300]})") from None
     tensors = {t.name: t for t in proto.graph.initializer}
     return {n: numpy_helper.to_array(tensors[n]) for n in missing if n in tensors}
 
@@ -281,6 +295,11 @@ def _batched(feeds: dict[str, np.ndarray], batch: int | None) -> tuple[dict[str,
     return {k: np.repeat(a, batch, axis=0) if a.ndim else a for k, a in feeds.items()}, batch
 
 
+#: Most tokens ``placer run --tokens`` decodes (the emulator takes seconds per token on a real
+#: model: more is a typo, not a run).
+MAX_DECODE_TOKENS = 65_536
+
+
 def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str, np.ndarray], *,
              tokens: int = 0, target: Any = None, predict: bool = True,
              batch: int | None = None) -> RunResult:
@@ -303,7 +322,9 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     from placer.plan import Plan
     from placer.plan_checks import check_plan_assignment, check_plan_provenance
     from placer.targets import load_target
+    from placer.validate import integer
 
+    integer(tokens, "option --tokens", minimum=0, maximum=MAX_DECODE_TOKENS)
     source = str(plan) if isinstance(plan, (str, os.PathLike)) else "plan"
     plan = _load_plan(plan)
     spec = getattr(plan, "speculative", None)

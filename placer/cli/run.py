@@ -16,7 +16,7 @@ from placer.progress import progress
 @click.option("--outputs", "outputs_path", default=None,
               help="Write the last step's outputs (keys: output names; 'tokens' when decoding) to this .npz.")
 @click.option("--tokens", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Greedy-decode this many tokens with the KV cache after the prefill.")
+              help="Greedy-decode this many tokens with the KV cache after the prefill (at most 65,536).")
 @click.option("--batch", default=None, type=click.IntRange(min=1),
               help="Sequences per decode step (default: the inputs' batch; one sequence is repeated).")
 @set_option

@@ -175,3 +175,17 @@ def test_a_short_weight_file_through_the_binary_exits_2(tmp_path: Path) -> None:
     assert run.returncode == 2, run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "initializer 'w'" in lines[0] and "'w.bin' holds 64 B" in lines[0]
+
+
+def test_run_of_weights_as_references_names_the_absent_file(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import placer
+    from tests.fuzz.contract import invoke
+
+    onnx.save(_model(True), tmp_path / "m.onnx")
+    (tmp_path / "plan.json").write_text(placer.compile(str(tmp_path / "m.onnx"), target="wse-mini",
+                                                       time_limit=0.2).to_json())
+    np.savez(tmp_path / "x.npz", x=np.ones((1, 8), np.float32))
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["run", "m.onnx", "--plan", "plan.json", "--inputs", "x.npz"], allowed={2})
+    assert "w.bin: no such file; placer run needs the weights of initializer 'w'" in result.stderr
