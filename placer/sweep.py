@@ -26,9 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from placer.errors import InfeasibleError, UserError
+from placer.options import FLAT_DEFAULTS
 
 # The swept settings, in the order of the grid (and of a row's first columns).
 AXES = ("model", "wafers", "concurrency", "context", "weights_dtype", "kv_dtype", "objective", "prefill_on")
+
+
+#: Most values one list option of a sweep may hold, and most points one sweep may have (a
+#: 10,000-point sweep is a cluster's day: docs/sweep.md); both refused before anything is listed.
+MAX_AXIS_VALUES = 10_000
+MAX_POINTS = 1_000_000
 
 
 def parse_int_list(text: str | int | Sequence[Any], option: str, allow_auto: bool = False) -> tuple[Any, ...]:
@@ -48,10 +55,15 @@ def parse_int_list(text: str | int | Sequence[Any], option: str, allow_auto: boo
                 out.append(None)
                 continue
             try:
-                out.extend(_int_range(part))
+                values = _int_range(part)
             except ValueError:
                 raise UserError(f"option {option}: expected integers, ranges A-B, A-B:STEP or A-B:xFACTOR"
                                 f"{' or auto' if allow_auto else ''}, got {part!r}") from None
+            out.extend(values)
+            if len(out) > MAX_AXIS_VALUES:
+                raise UserError(f"option {option}: more than {MAX_AXIS_VALUES:,} values (at {part!r}), past "
+                                f"placer sweep's cap per list; give a step (A-B:STEP or A-B:xFACTOR) or a "
+                                f"shorter range")
     if not out:
         raise UserError(f"option {option}: empty list")
     return tuple(dict.fromkeys(out))   # keep order, drop repeats
@@ -79,7 +91,8 @@ def _int_range(part: str) -> list[int]:
     stride = int(step) if step else 1
     if stride < 1:
         raise ValueError(part)
-    return list(range(lo, hi + 1, stride))
+    span_values = range(lo, hi + 1, stride)   # listed only up to one past the cap
+    return list(span_values[:MAX_AXIS_VALUES + 1])
 
 
 def parse_str_list(text: str | Sequence[str], option: str) -> tuple[str, ...]:
@@ -113,6 +126,16 @@ class SweepSpec:
                             "not as a fixed option")
         if not self.models:
             raise UserError("placer sweep: give at least one MODEL")
+        n = len(self.models)
+        for axis in AXES[1:]:
+            n *= len(getattr(self, axis))
+        if n > MAX_POINTS:
+            raise UserError(f"placer sweep: {n:,} points, past the cap of {MAX_POINTS:,} per sweep; "
+                            f"shorten the lists (or split the grid into several sweeps)")
+        unknown = sorted(set(self.fixed) - set(FLAT_DEFAULTS))
+        if unknown:
+            raise UserError(f"sweep options: unknown compile option(s) {', '.join(map(repr, unknown[:5]))}; "
+                            f"expected names of placer.options.FLAT_DEFAULTS such as time_limit, seed")
 
     def points(self) -> list[dict[str, Any]]:
         """Every point as flat compile options plus ``model``, in grid order."""
@@ -136,6 +159,10 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if "options" in data and not isinstance(data["options"], dict):
         raise UserError(f"{p}: 'options' must be a table ([options]) of compile options, "
                         f"got {type(data['options']).__name__}")
+    bad_options = sorted(set(data.get("options", {})) - set(FLAT_DEFAULTS))
+    if bad_options:
+        raise UserError(f"{p}: unknown key(s) {', '.join(map(repr, bad_options[:5]))} in [options]; "
+                        f"expected placer compile options by their Python names, such as time_limit, seed")
     known = {"models", *AXES[1:], "options"}
     unknown = sorted(set(data) - known)
     if unknown:

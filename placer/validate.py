@@ -23,8 +23,9 @@ from placer.errors import UserError
 
 #: Deepest nesting accepted in a JSON or TOML file (real configs, plans and pin files use < 10).
 MAX_NESTING = 64
-#: Largest text file placer reads whole (configs, plans, targets, pin and override files).
-MAX_TEXT_BYTES = 256 * 1024 * 1024
+#: Largest text file placer reads whole (configs, plans, targets, pin, override and sweep files;
+#: the largest real one, a plan of a 1,000-unit model, is under 1 MB).
+MAX_TEXT_BYTES = 16 * 1024 * 1024
 
 
 def read_text(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
@@ -33,8 +34,9 @@ def read_text(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_TEXT
     try:
         size = p.stat().st_size
         if size > max_bytes:
-            raise UserError(f"{p}: {what} is {size:,} bytes, more than the {max_bytes:,} bytes placer reads; "
-                            f"is this the right file?")
+            raise UserError(f"{p}: {what} is {size:,} bytes, more than the {max_bytes:,} bytes "
+                            f"({max_bytes / 2**20:g} MiB) placer reads in such a file; is this the right "
+                            f"file?")
         data = p.read_bytes()
     except IsADirectoryError:
         raise UserError(f"{p}: {what} is a folder, not a file") from None

@@ -117,3 +117,66 @@ def test_calibrate_json_errors_have_their_stderr_line_too(tmp_path: Path) -> Non
     r = _placer("calibrate", "missing.toml", "-o", "t.toml", "--json", cwd=tmp_path)
     _one_line(r, "missing.toml")
     assert json.loads(r.stdout)["exit"] == 2 and not (tmp_path / "t.toml").exists()
+
+
+def _write_cases(tmp: Path, plan_text: str) -> None:
+    import numpy as np
+
+    (tmp / "config.json").write_text(json.dumps(TINY_CONFIG))
+    (tmp / "plan.json").write_text(plan_text)
+    (tmp / "pins.txt").write_text("layers.0=99\n")
+    (tmp / "sweep.toml").write_text('models = ["config.json"]\n[options]\nbogus_key = 3\n')
+    np.savez(tmp / "in.npz", input_ids=np.array([[1, 2, 3]]), position_ids=np.array([[0, 1, 2]]))
+    data = (tmp / "in.npz").read_bytes()
+    (tmp / "truncated.npz").write_bytes(data[:len(data) // 2])
+    with open(tmp / "big.json", "wb") as f:  # sparse: a 17 MiB config past the 16 MiB cap, written in no time
+        f.truncate(17 * 2**20)
+
+
+# Each case of issue 13's remaining list: arguments, the needle its one stderr line must hold.
+OPTION_CASES = {
+    "diff-nan": (["diff", "plan.json", "plan.json", "--max-tpot-rise", "nan"],
+                 "option --max-tpot-rise: expected a finite number, got nan"),
+    "diff-inf": (["diff", "plan.json", "plan.json", "--max-tokens-per-s-drop", "inf"],
+                 "option --max-tokens-per-s-drop: expected a finite number"),
+    "time-limit-inf": (["compile", "config.json", "--time-limit", "inf", "-o", "out"],
+                       "option --time-limit: expected a finite number"),
+    "seed-2**70": (["compile", "config.json", "--seed", str(2**70), "-o", "out"],
+                   "option --seed: must be <= 2,147,483,647"),
+    "pin-wafer-99": (["compile", "config.json", "--target", "wse-mini", "--pin-file", "pins.txt", "-o", "out"],
+                     "layers.0 on wafer 99 but only wafers 0..7 are allowed"),
+    "run-tokens": (["run", "config.json", "--plan", "plan.json", "--inputs", "in.npz", "--tokens", str(10**9)],
+                   "option --tokens: must be <= 65,536"),
+    "run-truncated-npz": (["run", "config.json", "--plan", "plan.json", "--inputs", "truncated.npz"],
+                          "truncated.npz: not a readable .npz file"),
+    "sweep-wafers": (["sweep", "config.json", "--wafers", "1-1000000000", "-o", "out", "--no-cache"],
+                     "option --wafers: more than 10,000 values"),
+    "sweep-points": (["sweep", "config.json", "--concurrency", "1-2000", "--context", "1-1000", "-o", "out",
+                      "--no-cache"], "2,000,000 points, past the cap of 1,000,000"),
+    "sweep-option-key": (["sweep", "--file", "sweep.toml", "-o", "out", "--no-cache"],
+                         "sweep.toml: unknown key(s) 'bogus_key' in [options]"),
+    "sweep-cli-option": (["sweep", "config.json", "--option", "bogus=1", "-o", "out", "--no-cache"],
+                         "unknown compile option(s) 'bogus'"),
+    "config-too-big": (["inspect", "big.json"], "more than the 16,777,216 bytes (16 MiB)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPTION_CASES))
+def test_option_and_file_caps_are_one_line_exit_2(tmp_path: Path, plan_text: str, case: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fuzz.contract import invoke
+
+    _write_cases(tmp_path, plan_text)
+    monkeypatch.chdir(tmp_path)
+    args, needle = OPTION_CASES[case]
+    result = invoke(args, out_dir=tmp_path / "out", allowed={2})
+    assert needle in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("case", ["pin-wafer-99", "run-truncated-npz", "seed-2**70"])
+def test_option_and_file_caps_through_the_binary(tmp_path: Path, plan_text: str, case: str) -> None:
+    _write_cases(tmp_path, plan_text)
+    args, needle = OPTION_CASES[case]
+    _one_line(_placer(*args, cwd=tmp_path), needle)
+    assert not (tmp_path / "out").exists()
