@@ -44,6 +44,7 @@ from placer.backends.reference import execute_reference, run_graph, to_compute, 
 from placer.ir.attrs import GemmAttrs
 from placer.ir.dtypes import DType
 from placer.ir.graph import Graph, Node
+from placer.ir.norm_fusion import fused_norms
 from placer.ir.ops import OpKind
 
 
@@ -130,6 +131,9 @@ class MeshExecutor:
         self.step_observer = StatsObserver()
         self.wafers = [Wafer(spec, f"wafer{i}", [self.observer, self.step_observer]) for i in range(count)]
         self.node_grid = self._assign_grids(graph, regions or {})
+        # Norms whose statistics run beside the GEMVs they feed, all on the norm's grid.
+        self.fused_norms = frozenset(n for n, y in fused_norms(graph).items()
+                                     if all(self.node_grid[c.name] is self.node_grid[n] for c in graph.consumers[y]))
         # Resident expert tiles serve a selection whose MatMuls run on the same grid.
         grid_ids = {n: id(g) for n, g in self.node_grid.items()}
         self.expert_gathers = experts.find_expert_gathers(graph, grid_ids)
@@ -282,6 +286,8 @@ class MeshExecutor:
             for grid in (wafer, *wafer.regions):
                 grid.decode = decode
                 grid.broadcast_inputs = set()
+                grid.fused_norms = self.fused_norms
+                grid.pending_norms = {}
         self.location = {name: (resident or {}).get(name, 0) for name in self.graph.inputs}
         stats = StepStats(clock_hz=self.spec.clock_hz)
         self._crossings: dict[tuple[int, int], int] = {}

@@ -140,7 +140,7 @@ def bench_llama8b_layer(past: int = 1023, batch: int = 1) -> None:
     from placer.backends.reference import run_graph
     from placer.targets import load_target
 
-    target = load_target("wse3")
+    target = load_target("wse3-physics")  # the emulator runs the physics (no fitted overheads)
     t0 = time.perf_counter()
     graph = llama8b_layer(past, batch)
     rng = np.random.default_rng(1)

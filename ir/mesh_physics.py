@@ -39,6 +39,20 @@ Algorithms (the best known ones for a 2-D mesh of PEs with wavelet-level flow co
   gate/up) share one broadcast (``broadcast=False`` for the siblings); their reductions stay
   separate collectives because the emulator runs them as separate MatMul nodes (fusing them
   into one stream would save one head latency per sibling; not done).
+* **Norm fused into the GEMVs it feeds** (``placer.ir.norm_fusion`` finds them;
+  ``norm_statistic_cycles``, ``fused_norm_extra_cycles``): a norm read only by GEMVs commutes
+  with them (``y @ W = inv ((x gamma) @ W - mean (gamma @ W)) + beta @ W``), so the GEMVs start
+  on the un-normalised ``x gamma`` at once. Beside the first GEMV's collective, each grid row's
+  centre PE (which holds the row's input chunk) sums its chunk (and its squares): the partial
+  statistics reduce down the centre column to the centre PE and are multicast along the centre
+  row, where the GEMVs' reduction roots are: ``reduce_cycles(rows, s) + broadcast_cycles(cols,
+  s)`` with ``s`` the statistics' tile (4-byte fp32 sums: one per normalised row, two for
+  LayerNorm). The two paths leave the same PEs at once on different routing colours, so the
+  norm costs only the part of its path longer than the GEMV's collective (0 on every zoo
+  layer: its tile is smaller), plus the scaling of each output at the root (compute). The
+  row all-reduce that preceded the GEMV's broadcast is gone. Siblings (k, v; up) find the
+  statistics at their roots already. Not fused: a prefill chunk of several rows (its GEMMs
+  may run by Cannon, which has no reduction root); a norm with any other reader.
 * **Cannon GEMM** (``cannon_gemm_cycles``): on the ``p x p`` subgrid, a skew of
   ``p - 1`` rounds of cyclic shifts on interleaved rings (at most 2 hops per shift), then ``p``
   local tile GEMMs; A shifts along x while B shifts along y (different links: concurrently),
@@ -216,6 +230,24 @@ def gemv_collective_cycles(rows: int, cols: int, in_tile_bytes: int, out_tile_by
     PEs). ``broadcast=False``: the input is already on every PE (a fused sibling broadcast it)."""
     bcast = broadcast_cycles(cols, in_tile_bytes, cycles_per_hop, link_bytes_per_cycle) if broadcast else 0
     return bcast + reduce_cycles(rows, out_tile_bytes, cycles_per_hop, link_bytes_per_cycle)
+
+
+def norm_statistic_cycles(rows: int, cols: int, stat_tile_bytes: int, cycles_per_hop: int,
+                          link_bytes_per_cycle: int) -> int:
+    """Cycles of a fused norm's statistics: reduced down the centre column (``rows`` PEs) to
+    the centre PE, multicast along the centre row (``cols`` PEs) to the GEMVs' roots."""
+    return (reduce_cycles(rows, stat_tile_bytes, cycles_per_hop, link_bytes_per_cycle)
+            + broadcast_cycles(cols, stat_tile_bytes, cycles_per_hop, link_bytes_per_cycle))
+
+
+def fused_norm_extra_cycles(statistic_cycles: int, gemv_cycles: int) -> int:
+    """Fabric cycles a fused norm adds to the first GEMV it feeds: its statistics' path runs
+    beside the GEMV's collective (``gemv_cycles``), so only the part longer than it."""
+    return max(0, statistic_cycles - gemv_cycles)
+
+
+STAT_BYTES = 4
+"""Bytes of one norm statistic on the fabric (PEs accumulate sums in fp32)."""
 
 
 def ring_shift_hops(p: int) -> int:

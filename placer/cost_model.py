@@ -72,6 +72,7 @@ from placer.ir.dtypes import DType
 from placer.ir.expert_selection import expert_selections, selects_whole_matrices
 from placer.ir.graph import Graph, Node, WeightRole
 from placer.ir.ops import CONTRACTION, OpKind
+from placer.ir.norm_fusion import fused_norms
 from placer.ir.passes.find_kv_caches import TokenSymbols, find_token_symbols
 from placer.ir.passes.group_units import Structure, is_weighted_contraction, paused_gc, structure_for
 from placer.ir.passes.moe_experts import MoeLayer
@@ -165,6 +166,7 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
     talks = [bool(d.collectives or p.collectives) for d, p in zip(decode, prefill)]
     piece_of, pieces = routing.piece_of, routing.pieces
     routing.talkers = [[] for _ in pieces]
+    fused = fused_norms(graph)
     for node, sig in zip(graph.nodes, plan.node_sigs):
         if node.op in CONTRACTION:
             contractions[node.unit].append(node)
@@ -189,10 +191,10 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
             constant_bytes=sum(graph.weights[n].nbytes for n in weights_of[u.name]
                                if not stored[n].is_parameter),
             kv=tuple(kv_of.get(u.name, ())),
-            decode=_weighted_sum(decode, sig_counts[u.name]) + _collectives(plan, decode, talkers[u.name])
+            decode=_weighted_sum(decode, sig_counts[u.name]) + _collectives(plan, decode, talkers[u.name], fused)
             + routed_decode.get(u.name, NodeCost())
             + NodeCost(kv_read_bytes=sum(k.bytes_for(context) for k in kv_of.get(u.name, ()))),
-            prefill=_weighted_sum(prefill, sig_counts[u.name]) + _collectives(plan, prefill, talkers[u.name])
+            prefill=_weighted_sum(prefill, sig_counts[u.name]) + _collectives(plan, prefill, talkers[u.name], fused)
             + routed_prefill.get(u.name, NodeCost()),
             activation_out_bytes_per_token=out_bytes[u.name],
             matmul_shapes=_matmul_shapes(graph, contractions[u.name], views),
@@ -430,13 +432,20 @@ def _weighted_sum(costs: list[NodeCost], counts: Counter[int]) -> NodeCost:
     return NodeCost(flops, weights, activations, kernels=kernels)
 
 
-def _collectives(plan: _Plan, costs: list[NodeCost], nodes: Sequence[tuple[int, Node]]) -> NodeCost:
+def _collectives(plan: _Plan, costs: list[NodeCost], nodes: Sequence[tuple[int, Node]],
+                 fused: Mapping[str, str] | None = None) -> NodeCost:
     """The collectives of ``nodes`` in order, each keyed by the node's own input values (a
-    signature's costs name its first node's values)."""
+    signature's costs name its first node's values); a norm in ``fused``
+    (``placer.ir.norm_fusion.fused_norms``) marks its row all-reduces as feeding its output's
+    GEMVs."""
     out: list[Collective] = []
     signatures = plan.signatures
     for sig, node in nodes:
         found = costs[sig].collectives
+        if fused and node.name in fused:
+            out.extend(replace(c, feeds=fused[node.name]) if c.kind is CollectiveKind.ROW_ALLREDUCE else c
+                       for c in found)
+            continue
         rep = signatures[sig][0]
         if rep is node or not found:
             out.extend(found)

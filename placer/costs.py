@@ -36,6 +36,8 @@ class Collective:
     ``matrix``: the GEMV multiplies by one 2-D matrix (a weight; not attention's per-head
     slices), which a prefill of several rows may run as a Cannon GEMM instead
     (``placer.ir.mesh_physics.prefill_gemm`` chooses, for the emulator and the model alike).
+    ``feeds``: a row all-reduce of a norm that ``placer.ir.norm_fusion`` fuses into the GEMVs
+    reading ``feeds`` (their ``input_key``): its statistics run beside the first one's collective.
     """
 
     kind: CollectiveKind
@@ -44,6 +46,7 @@ class Collective:
     element_bytes: int
     input_key: str = ""
     matrix: bool = False
+    feeds: str = ""
 
     @classmethod
     def gemv(cls, in_elements: int, out_elements: int, element_bytes: int, input_key: str = "",

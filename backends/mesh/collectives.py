@@ -145,3 +145,20 @@ def all_reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add) -> n
     view, back = _multicast(wafer, value, axis, n)
     wafer.charge(0, 0, back)
     return view
+
+
+def statistic_path(wafer: Wafer, state: np.ndarray) -> tuple[np.ndarray, int]:
+    """A fused norm's statistics (``mesh_physics.norm_statistic_cycles``): ``state`` [rows, 1,
+    ...] on the centre column reduced to its centre PE, then multicast along the centre row to
+    every column. Returns the sums and the cycles of the path (head latencies plus both
+    streams), which are not charged here: the path runs beside the GEMV the norm feeds
+    (``linalg.gemv``'s ``beside``)."""
+    n = state.shape[0]
+    value, head = reduce_timed(wafer, state, 0)           # [1, ...]
+    tile = _tile_bytes(state, 2)
+    link = wafer.spec.link_bytes_per_cycle
+    cycles = head + mesh_physics.stream_cycles(tile, link) if n > 1 else 0
+    if wafer.spec.cols > 1:
+        _, back = _multicast(wafer, value, 1, wafer.spec.cols)
+        cycles += back + mesh_physics.stream_cycles(tile, link)
+    return value[0], cycles

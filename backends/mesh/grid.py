@@ -82,6 +82,11 @@ class Wafer:
         # not broadcast again by a sibling GEMV reading them (fused QKV, gate/up).
         self.decode = False
         self.broadcast_inputs: set[str] = set()
+        # Norms fused into the GEMVs they feed (``placer.ir.norm_fusion``; the executor sets
+        # them), and per execution the statistics a fused norm left for its GEMVs, by the
+        # name of its output (``placer.backends.mesh.ops.FusedNorm``).
+        self.fused_norms: frozenset[str] = frozenset()
+        self.pending_norms: dict[str, Any] = {}
         self.cycles = 0  # every cycle charged so far (the executor attributes them to units)
 
     # --- regions ----------------------------------------------------------------------------

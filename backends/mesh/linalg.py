@@ -35,18 +35,23 @@ _BLOCK_ELEMENTS = 1 << 19
 
 
 def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray | MatrixTiles, n: int, *,
-         groups: int | None = None, broadcast: bool = True) -> np.ndarray:
+         groups: int | None = None, broadcast: bool = True, beside: int = 0) -> np.ndarray:
     """``a`` [batch, M, K] times the tiled ``b_tiles`` [R, C, batch or 1, Kt, Nt] (an array or
     ``MatrixTiles``); returns [batch, M, n]. The reduction runs down grid columns with
     ``groups`` groups per half (default: ``mesh_physics.reduce_groups``). ``broadcast=False``:
     a sibling GEMV already broadcast this input along the rows (fused QKV, gate/up): no fabric
-    time for it."""
+    time for it. ``beside``: cycles of a collective that runs beside this GEMV's broadcast and
+    reduction (a fused norm's statistics, ``collectives.statistic_path``): only the part of it
+    longer than the fabric cycles this GEMV spends is charged
+    (``mesh_physics.fused_norm_extra_cycles``)."""
     R, C = wafer.spec.rows, wafer.spec.cols
     nb, m, _ = a.shape
     tb, kt, nt = b_tiles.shape[2], b_tiles.shape[3], b_tiles.shape[4]
     acc = _accum(a.dtype)
     chunks = tile_vector_rows(a.astype(acc, copy=False), R)              # [R, nb, M, Kt]
+    start = wafer.cycles
     row_inputs = collectives.broadcast(wafer, chunks, 1, C, charge=broadcast)  # [R, C, nb, M, Kt]
+    fabric = wafer.cycles - start
     wafer.compute(2 * nb * m * kt * nt)
     # Every PE's tile product, a block of grid rows at a time (the same products as one
     # matmul over the grid, without a converted copy of all the tiles).
@@ -60,7 +65,11 @@ def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray | MatrixTiles, n: int,
         else:
             block = b_tiles[r0:r1].astype(acc, order="C", copy=False)
         np.matmul(row_inputs[r0:r1], block, out=partial[r0:r1])
+    start = wafer.cycles
     reduced = collectives.reduce(wafer, partial, 0, groups=groups)    # [C, nb, M, Nt]
+    fabric += wafer.cycles - start
+    if beside:
+        wafer.charge(0, 0, mesh_physics.fused_norm_extra_cycles(beside, fabric))
     out = reduced.transpose(1, 2, 0, 3).reshape(nb, m, C * nt)[:, :, :n]
     return out.astype(a.dtype, copy=False)
 

@@ -11,6 +11,7 @@ over the KV cache (K^T tiled as head_dim x seq over the grid, V as seq x head_di
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,7 +20,8 @@ from placer.backends.kernels.nn import attention_operands, attention_result
 from placer.backends.kernels.reduce import reduce_axes
 from placer.backends.mesh import collectives, linalg
 from placer.backends.mesh.grid import Wafer
-from placer.backends.mesh.tiling import per_pe_bytes, tile_flat, tile_matrix, tile_rows, untile_flat
+from placer.backends.mesh.tiling import (per_pe_bytes, tile_flat, tile_matrix, tile_rows, tile_vector_rows,
+                                        untile_flat)
 from placer.backends.reference import to_compute
 from placer.ir import mesh_physics
 from placer.ir.attrs import AxisAttrs, GemmAttrs, NormAttrs, ReduceAttrs
@@ -116,10 +118,71 @@ def softmax(wafer: Wafer, node: Node, args: list) -> tuple:
     return (np.moveaxis(p, -1, axis).astype(x.dtype),)
 
 
+@dataclass(frozen=True)
+class FusedNorm:
+    """What a fused norm (``placer.ir.norm_fusion``) leaves for the GEMVs reading its output:
+    per normalised row its mean (0 for RMSNorm) and inverse std, its scale and bias, and the
+    cycles of its statistics' path (charged beside the first GEMV, ``linalg.gemv``)."""
+
+    mean: np.ndarray   # [M]
+    inv: np.ndarray    # [M]
+    scale: np.ndarray  # [K]
+    bias: np.ndarray | None
+    cycles: int
+    centred: bool
+
+    def finish(self, wafer: Wafer, partial: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The GEMV's result at its reduction roots: ``partial = (x scale) @ b`` [M, N] scaled
+        by ``inv`` (and corrected for the mean and the bias: ``scale @ b`` and ``bias @ b`` are
+        constants of the weights), one multiply (three) per output element of a root's tile."""
+        out: np.ndarray = partial.astype(np.float32)
+        bf = b.astype(np.float32)
+        if self.centred:
+            out = out - self.mean[:, None] * (self.scale @ bf)[None, :]
+        out = out * self.inv[:, None]
+        if self.bias is not None:
+            out = out + (self.bias @ bf)[None, :]
+        per_pe = out.shape[0] * -(-out.shape[1] // wafer.spec.cols)
+        wafer.compute(per_pe * (3 if self.centred or self.bias is not None else 1))
+        return out.astype(partial.dtype, copy=False)
+
+
+def _fused_normalization(wafer: Wafer, node: Node, x: np.ndarray, scale: np.ndarray,
+                         bias: np.ndarray | None) -> tuple:
+    """A norm read only by GEMVs (``placer.ir.norm_fusion``): the GEMVs run on ``x scale``;
+    the statistics (sum and sum of squares for LayerNorm, sum of squares for RMSNorm) of each
+    grid row's input chunk reduce down the centre column and are multicast along the centre
+    row to the GEMVs' roots (``collectives.statistic_path``), which scale the results
+    (``FusedNorm.finish``)."""
+    k = x.shape[-1]
+    mat = x.astype(np.float32).reshape(-1, k)
+    R, C = wafer.spec.rows, wafer.spec.cols
+    centred = node.op is OpKind.LAYER_NORM
+    chunks = tile_vector_rows(mat[None], R)[:, 0]                     # [R, M, Kt]: row y's chunk
+    parts = ([chunks.sum(axis=-1)] if centred else []) + [(chunks * chunks).sum(axis=-1)]
+    state = np.stack(parts, axis=-1)[:, None]                         # [R, 1, M, stats]
+    with wafer.buffers(tiles=2 * _buffer_bytes(wafer, mat)):
+        sums, cycles = collectives.statistic_path(wafer, state)       # [M, stats]
+        wafer.compute(flops_per_element(node.op) * -(-mat.shape[0] // R) * -(-k // C))
+    mean = sums[:, 0] / k if centred else np.zeros(mat.shape[0], np.float32)
+    var = sums[:, -1] / k - (mean * mean if centred else 0)
+    inv = (1 / np.sqrt(np.maximum(var, 0) + node.attrs_as(NormAttrs).epsilon)).astype(np.float32)
+    sc = np.broadcast_to(np.asarray(scale, np.float32).reshape(-1), (k,))
+    bi = None if bias is None else np.broadcast_to(np.asarray(bias, np.float32).reshape(-1), (k,))
+    wafer.pending_norms[node.outputs[0]] = FusedNorm(mean, inv, sc, bi, cycles, centred)
+    y = (mat * sc).reshape(x.shape).astype(x.dtype)
+    stats_shape = x.shape[:-1] + (1,)
+    return y, mean.reshape(stats_shape), inv.reshape(stats_shape)
+
+
 def normalization(wafer: Wafer, node: Node, args: list) -> tuple:
-    """LayerNorm (mean, variance) and RMSNorm (mean square): all-reduces along grid rows."""
+    """LayerNorm (mean, variance) and RMSNorm (mean square): all-reduces along grid rows; a
+    norm fused into the GEMVs it feeds runs ``_fused_normalization`` instead (a decode step,
+    or one row: a prefill chunk's GEMMs may run by Cannon)."""
     x, scale = args[0], args[1]
     bias = args[2] if len(args) > 2 else None
+    if node.name in wafer.fused_norms and (wafer.decode or x.size <= x.shape[-1]):
+        return _fused_normalization(wafer, node, x, scale, bias)
     axis = node.attrs_as(NormAttrs).axis % x.ndim
     axes = tuple(range(axis, x.ndim))
     mat, kept = _rows_layout(x.astype(np.float32), axes)
@@ -186,7 +249,11 @@ def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "",
             if tiles is None:
                 tiles = tile_matrix(b[None], R, C)
             shared = bool(input_key) and input_key in wafer.broadcast_inputs
-            out = linalg.gemv(wafer, flat[None], tiles, b.shape[1], broadcast=not shared)[0]
+            norm = wafer.pending_norms.get(input_key) if input_key else None
+            out = linalg.gemv(wafer, flat[None], tiles, b.shape[1], broadcast=not shared,
+                              beside=norm.cycles if norm is not None and not shared else 0)[0]
+            if norm is not None:
+                out = norm.finish(wafer, out, b)
             if input_key:
                 wafer.broadcast_inputs.add(input_key)
         return out.reshape(a.shape[:-1] + (b.shape[1],))

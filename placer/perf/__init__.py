@@ -20,7 +20,10 @@ published wafer-scale LLM work; a wafer runs its units one after the other), for
   algorithms), with the per-PE tiles ``rows`` times as large: a GEMV ``[rows, K] x [K, N]``
   broadcasts input tiles of ``ceil(K / mesh_rows) x rows`` elements along each grid row and
   reduces output tiles of ``ceil(N / mesh_cols) x rows`` elements down each grid column; a row
-  all-reduce (norm statistics, softmax max and sum) reduces and broadcasts along a grid row;
+  all-reduce (norm statistics, softmax max and sum) reduces and broadcasts along a grid row,
+  except a norm read only by GEMVs (``placer.ir.norm_fusion``: q/k/v, gate/up, a router, the
+  LM head), whose statistics run beside the first GEMV's collective and are paid only where
+  longer (``mesh_physics.fused_norm_extra_cycles``; not in a prefill chunk of several rows);
   a relayout (Transpose, Concat, Slice, ... of activations) is one neighbour exchange of every
   PE's tile; a gather from a resident table routes its rows across the grid at once. The
   latency is paid once per step, the tile streams grow with the rows. In a prefill chunk

@@ -15,12 +15,12 @@ from placer.perf.pipeline import StageParts
 from placer.targets import Target
 
 
-def _collectives(cost: NodeCost) -> Iterator[tuple[tuple[str, int, int, int, str, bool], int]]:
-    """``((kind, in_elements, out_elements, element_bytes, input_key, matrix), count)`` of
-    ``cost``'s collectives (``placer.costs.Collective``, per token of one sequence), alike ones
-    together."""
-    return iter(Counter((c.kind.value, c.in_elements, c.out_elements, c.element_bytes, c.input_key, c.matrix)
-                        for c in cost.collectives).items())
+def _collectives(cost: NodeCost) -> Iterator[tuple[tuple[str, int, int, int, str, bool, str], int]]:
+    """``((kind, in_elements, out_elements, element_bytes, input_key, matrix, feeds), count)``
+    of ``cost``'s collectives (``placer.costs.Collective``, per token of one sequence), alike
+    ones together."""
+    return iter(Counter((c.kind.value, c.in_elements, c.out_elements, c.element_bytes, c.input_key, c.matrix,
+                         c.feeds) for c in cost.collectives).items())
 
 
 def _cannon(target: Target, rows: int, n_in: int, n_out: int, size: int) -> int | None:
@@ -35,15 +35,26 @@ def _cannon(target: Target, rows: int, n_in: int, n_out: int, size: int) -> int 
 def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1, prefill: bool = False) -> int:
     """Fabric cycles of ``cost``'s collectives for ``rows`` rows at once (a micro-batch of
     ``rows`` sequences, or a prefill chunk of ``rows`` tokens): the latency once, the tiles
-    ``rows`` times as large. GEMVs that share an ``input_key`` share one broadcast. With
-    ``prefill``, a weight GEMM that ``mesh_physics.prefill_gemm`` runs by Cannon is left out
-    here (``step_parts`` charges its Cannon cycles, compute included)."""
+    ``rows`` times as large. GEMVs that share an ``input_key`` share one broadcast. A norm's
+    row all-reduces that feed GEMVs (``Collective.feeds``; ``placer.ir.norm_fusion``) run beside
+    the first such GEMV's collective (``mesh_physics.fused_norm_extra_cycles``: each of the
+    ``rows`` normalised rows sends one fp32 statistic per all-reduce), except in a prefill
+    chunk of several rows, where they stay row all-reduces. With ``prefill``, a weight GEMM
+    that ``mesh_physics.prefill_gemm`` runs by Cannon is left out here (``step_parts`` charges
+    its Cannon cycles, compute included)."""
     r, c = target.mesh_rows, target.mesh_cols
     hop, link = target.cycles_per_hop, target.link_bytes_per_cycle
     total = 0
     seen: set[str] = set()
-    for (kind, n_in, n_out, size, key, matrix), count in _collectives(cost):
-        if count <= 0:
+    fuse = not prefill or rows <= 1
+    gemv_keys = {x.input_key for x in cost.collectives if x.kind.value == "gemv" and x.input_key}
+    # fused norm statistics per fed value: bytes of one PE's tile of them
+    stats: dict[str, int] = {}
+    for (kind, n_in, _, _, _, _, feeds), count in _collectives(cost):
+        if fuse and feeds in gemv_keys and kind == "row-allreduce" and count > 0:
+            stats[feeds] = stats.get(feeds, 0) + count * n_in * rows * mp.STAT_BYTES
+    for (kind, n_in, n_out, size, key, matrix, feeds), count in _collectives(cost):
+        if count <= 0 or (kind == "row-allreduce" and feeds in stats):
             continue
         if prefill and matrix and rows > 1 and _cannon(target, rows, n_in, n_out, size) is not None:
             continue
@@ -55,6 +66,9 @@ def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1, prefill: bool =
                 continue
             shared = mp.gemv_collective_cycles(r, c, in_tile, out_tile, hop, link, broadcast=False)
             total += (count - 1) * shared + (shared if key in seen else full)
+            if key in stats and key not in seen:
+                statistic = mp.norm_statistic_cycles(r, c, stats[key], hop, link)
+                total += mp.fused_norm_extra_cycles(statistic, full)
             seen.add(key)
         elif kind == "relayout":
             total += count * mp.relayout_cycles(n_in * rows, n_in * rows * size, r * c, hop, link)
@@ -84,7 +98,7 @@ def step_parts(cost: NodeCost, target: Target, rows: int = 1, share: float = 1.0
     flops = cost.flops * share * rows
     cannon = 0
     if prefill and rows > 1:  # weight GEMMs run by Cannon: their cycles, their FLOPs included
-        for (kind, n_in, n_out, size, _key, matrix), count in _collectives(cost):
+        for (kind, n_in, n_out, size, _key, matrix, _feeds), count in _collectives(cost):
             cycles = _cannon(target, rows, n_in, n_out, size) if kind == "gemv" and matrix else None
             if cycles is not None:
                 cannon += count * cycles
