@@ -217,10 +217,16 @@ def test_moe_layer_reads_k_of_e_experts_weights(config) -> None:
 
 
 def _by_layer(cost, field: str) -> dict[int, object]:
+    """``field`` summed per layer; a cost's norm fusion marks (``Collective.feeds``) cleared:
+    a norm fuses only with GEMVs of its own unit, so splitting a layer's experts into units of
+    their own unfuses the norm that feeds them (the same collectives, paid unfused)."""
     out: dict[int, object] = {}
     for u in cost.units:
         if u.layer >= 0:
             v = getattr(u, field)
+            if isinstance(v, NodeCost):
+                v = dataclasses.replace(v, collectives=tuple(dataclasses.replace(c, feeds="")
+                                                             for c in v.collectives))
             out[u.layer] = out[u.layer] + v if u.layer in out else v
     return out
 
@@ -437,7 +443,14 @@ def test_collectives_are_the_mesh_emulators_reductions(monkeypatch) -> None:
         seen[axis] += 1
         return reduce(wafer, state, axis, *args, **kwargs)
 
+    statistic_path = collectives.statistic_path
+
+    def counting_statistics(wafer, state, *args, **kwargs):  # noqa: ANN001, ANN202
+        seen["fused"] += state.shape[-1]  # one statistic per row all-reduce it replaces
+        return statistic_path(wafer, state, *args, **kwargs)
+
     monkeypatch.setattr(collectives, "reduce", counting_reduce)
+    monkeypatch.setattr(collectives, "statistic_path", counting_statistics)
     rng = np.random.default_rng(1)
     feeds = {n: rng.standard_normal(tuple(int(d) for d in graph.type_of(n).shape)).astype(np.float32)
              for n in graph.inputs}
@@ -446,10 +459,12 @@ def test_collectives_are_the_mesh_emulators_reductions(monkeypatch) -> None:
     total = NodeCost()
     for u in annotate_costs(grouped, TARGET, Workload(context_tokens=5)).units:
         total = total + u.decode
-    # 7 weight GEMVs, QK^T and PV of both attentions; RMSNorm 1, softmax 2 + 2, LayerNorm 2,
+    # 7 weight GEMVs, QK^T and PV of both attentions; RMSNorm 1 (read only by GEMVs: fused,
+    # its statistic reduced beside them, placer.ir.norm_fusion), softmax 2 + 2, LayerNorm 2,
     # ReduceMean 1.
-    assert (seen[0], seen[1]) == (7 + 4, 1 + 4 + 2 + 1)
-    assert (total.gemv_collectives, total.row_collectives) == (seen[0], seen[1])
+    assert (seen[0], seen[1], seen["fused"]) == (7 + 4, 4 + 2 + 1, 1)
+    assert (total.gemv_collectives, total.row_collectives) == (seen[0], seen[1] + seen["fused"])
+    assert sum(1 for c in total.collectives if c.feeds) == seen["fused"]
 
 
 # --- Recomputable values: rotary tables and masks are recomputed, not shipped ---------------------
