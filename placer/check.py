@@ -8,6 +8,7 @@ and its line names the speculative settings.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +35,8 @@ class Budgets:
         for name in ("min_tokens_per_s_per_user", "min_total_tokens_per_s", "max_time_per_output_token_s",
                      "max_ttft_s"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise UserError(f"option --{name.replace('_', '-')} must be > 0, got {value}")
+            if value is not None and not 0 < value < math.inf:
+                raise UserError(f"option --{name.replace('_', '-')} must be a finite number > 0, got {value}")
 
     @property
     def empty(self) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,8 +102,8 @@ class Goal:
 
     def __post_init__(self) -> None:
         floor = self.min_tokens_per_s_per_user
-        if floor is not None and not floor > 0:
-            raise UserError(f"option --min-tokens-per-s-per-user must be > 0, got {floor}")
+        if floor is not None and not 0 < floor < math.inf:
+            raise UserError(f"option --min-tokens-per-s-per-user must be a finite number > 0, got {floor}")
 
 
 @dataclass(frozen=True)

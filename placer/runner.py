@@ -222,7 +222,8 @@ def _weights_from_file(model: Any, graph: Graph) -> dict[str, np.ndarray]:
     try:
         proto = onnx.load(str(model), load_external_data=True)
     except (OSError, ValueError, onnx.checker.ValidationError) as e:
-        raise UserError(f"{model}: cannot read its external data ({' '.join(str(e).split())[:300]})") from None
+        why = " ".join(str(e).split())[:300]
+        raise UserError(f"{model}: cannot read its external data ({why})") from None
     tensors = {t.name: t for t in proto.graph.initializer}
     return {n: numpy_helper.to_array(tensors[n]) for n in missing if n in tensors}
 
@@ -298,6 +299,8 @@ def _batched(feeds: dict[str, np.ndarray], batch: int | None) -> tuple[dict[str,
 #: Most tokens ``placer run --tokens`` decodes (the emulator takes seconds per token on a real
 #: model: more is a typo, not a run).
 MAX_DECODE_TOKENS = 65_536
+#: Most sequences ``placer run --batch`` emulates at once (each is a copy of the inputs and a KV cache).
+MAX_RUN_BATCH = 4096
 
 
 def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str, np.ndarray], *,
@@ -325,6 +328,8 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     from placer.validate import integer
 
     integer(tokens, "option --tokens", minimum=0, maximum=MAX_DECODE_TOKENS)
+    if batch is not None:
+        integer(batch, "option --batch", minimum=1, maximum=MAX_RUN_BATCH)
     source = str(plan) if isinstance(plan, (str, os.PathLike)) else "plan"
     plan = _load_plan(plan)
     spec = getattr(plan, "speculative", None)

@@ -132,6 +132,12 @@ class SweepSpec:
         if n > MAX_POINTS:
             raise UserError(f"placer sweep: {n:,} points, past the cap of {MAX_POINTS:,} per sweep; "
                             f"shorten the lists (or split the grid into several sweeps)")
+        if "time_limit" in self.fixed or "seed" in self.fixed:   # checked once, not as an error row per point
+            from placer.options import SolverSettings
+
+            limit, seed = self.fixed.get("time_limit"), self.fixed.get("seed")
+            SolverSettings(time_limit_s=FLAT_DEFAULTS["time_limit"] if limit is None else limit,
+                           seed=FLAT_DEFAULTS["seed"] if seed is None else seed)
         unknown = sorted(set(self.fixed) - set(FLAT_DEFAULTS))
         if unknown:
             raise UserError(f"sweep options: unknown compile option(s) {', '.join(map(repr, unknown[:5]))}; "

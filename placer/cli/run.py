@@ -18,7 +18,8 @@ from placer.progress import progress
 @click.option("--tokens", default=0, show_default=True, type=click.IntRange(min=0),
               help="Greedy-decode this many tokens with the KV cache after the prefill (at most 65,536).")
 @click.option("--batch", default=None, type=click.IntRange(min=1),
-              help="Sequences per decode step (default: the inputs' batch; one sequence is repeated).")
+              help="Sequences per decode step (default: the inputs' batch; one sequence is repeated; "
+                   "at most 4,096).")
 @set_option
 @json_option
 def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str | None, tokens: int,

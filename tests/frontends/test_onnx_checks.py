@@ -123,7 +123,8 @@ def _duplicate_initializer(m: onnx.ModelProto) -> None:
     (_duplicate_opset, "opset of domain 'ai.onnx' is imported twice"),
     (_duplicate_initializer, "initializer 'w' is defined twice"),
 ])
-def test_duplicate_opsets_and_initializers_are_refused(tmp_path: Path, mutate: Callable[[onnx.ModelProto], None],
+def test_duplicate_opsets_and_initializers_are_refused(tmp_path: Path,
+                                                       mutate: Callable[[onnx.ModelProto], None],
                                                        message: str) -> None:
     m = _model(False)
     mutate(m)
@@ -149,7 +150,7 @@ def test_external_data_past_the_end_of_its_file_is_refused(tmp_path: Path, data:
     assert "initializer 'w'" in str(info.value)
 
 
-def test_weights_as_references_to_an_absent_file_still_inspect_but_a_partial_copy_does_not(tmp_path: Path) -> None:
+def test_references_to_absent_files_inspect_but_a_partial_copy_does_not(tmp_path: Path) -> None:
     # every file absent: an export of references only (placer export --weights none), planned from metadata
     m = _model(True)
     onnx.save(m, tmp_path / "m.onnx")
@@ -163,15 +164,15 @@ def test_weights_as_references_to_an_absent_file_still_inspect_but_a_partial_cop
     m.graph.initializer.append(b)
     onnx.save(m, tmp_path / "m.onnx")
     (tmp_path / "b.bin").write_bytes(b"\0" * 16)
-    with pytest.raises(UserError, match="w.bin: external data file of initializer 'w' is missing while 'b.bin'"):
+    with pytest.raises(UserError, match="w.bin: external data file of initializer 'w' is missing while"):
         from_onnx(tmp_path / "m.onnx")
 
 
 def test_a_short_weight_file_through_the_binary_exits_2(tmp_path: Path) -> None:
     onnx.save(_model(True), tmp_path / "m.onnx")
     (tmp_path / "w.bin").write_bytes(b"\0" * 64)
-    run = subprocess.run([sys.executable, "-m", "placer", "inspect", str(tmp_path / "m.onnx")], capture_output=True,
-                         text=True)
+    run = subprocess.run([sys.executable, "-m", "placer", "inspect", str(tmp_path / "m.onnx")],
+                         capture_output=True, text=True)
     assert run.returncode == 2, run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "initializer 'w'" in lines[0] and "'w.bin' holds 64 B" in lines[0]
