@@ -132,8 +132,9 @@ class MeshExecutor:
         self.wafers = [Wafer(spec, f"wafer{i}", [self.observer, self.step_observer]) for i in range(count)]
         self.node_grid = self._assign_grids(graph, regions or {})
         # Norms whose statistics run beside the GEMVs they feed, all on the norm's grid.
+        grid = self.node_grid
         self.fused_norms = frozenset(n for n, y in fused_norms(graph).items()
-                                     if all(self.node_grid[c.name] is self.node_grid[n] for c in graph.consumers[y]))
+                                     if all(grid[c.name] is grid[n] for c in graph.consumers[y]))
         # Resident expert tiles serve a selection whose MatMuls run on the same grid.
         grid_ids = {n: id(g) for n, g in self.node_grid.items()}
         self.expert_gathers = experts.find_expert_gathers(graph, grid_ids)

@@ -71,8 +71,8 @@ from placer.ir.attrs import AttentionAttrs, GemmAttrs
 from placer.ir.dtypes import DType
 from placer.ir.expert_selection import expert_selections, selects_whole_matrices
 from placer.ir.graph import Graph, Node, WeightRole
-from placer.ir.ops import CONTRACTION, OpKind
 from placer.ir.norm_fusion import fused_norms
+from placer.ir.ops import CONTRACTION, OpKind
 from placer.ir.passes.find_kv_caches import TokenSymbols, find_token_symbols
 from placer.ir.passes.group_units import Structure, is_weighted_contraction, paused_gc, structure_for
 from placer.ir.passes.moe_experts import MoeLayer
@@ -191,10 +191,12 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
             constant_bytes=sum(graph.weights[n].nbytes for n in weights_of[u.name]
                                if not stored[n].is_parameter),
             kv=tuple(kv_of.get(u.name, ())),
-            decode=_weighted_sum(decode, sig_counts[u.name]) + _collectives(plan, decode, talkers[u.name], fused)
+            decode=_weighted_sum(decode, sig_counts[u.name])
+            + _collectives(plan, decode, talkers[u.name], fused)
             + routed_decode.get(u.name, NodeCost())
             + NodeCost(kv_read_bytes=sum(k.bytes_for(context) for k in kv_of.get(u.name, ()))),
-            prefill=_weighted_sum(prefill, sig_counts[u.name]) + _collectives(plan, prefill, talkers[u.name], fused)
+            prefill=_weighted_sum(prefill, sig_counts[u.name])
+            + _collectives(plan, prefill, talkers[u.name], fused)
             + routed_prefill.get(u.name, NodeCost()),
             activation_out_bytes_per_token=out_bytes[u.name],
             matmul_shapes=_matmul_shapes(graph, contractions[u.name], views),

@@ -20,8 +20,14 @@ from placer.backends.kernels.nn import attention_operands, attention_result
 from placer.backends.kernels.reduce import reduce_axes
 from placer.backends.mesh import collectives, linalg
 from placer.backends.mesh.grid import Wafer
-from placer.backends.mesh.tiling import (per_pe_bytes, tile_flat, tile_matrix, tile_rows, tile_vector_rows,
-                                        untile_flat)
+from placer.backends.mesh.tiling import (
+    per_pe_bytes,
+    tile_flat,
+    tile_matrix,
+    tile_rows,
+    tile_vector_rows,
+    untile_flat,
+)
 from placer.backends.reference import to_compute
 from placer.ir import mesh_physics
 from placer.ir.attrs import AxisAttrs, GemmAttrs, NormAttrs, ReduceAttrs

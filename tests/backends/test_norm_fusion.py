@@ -47,7 +47,8 @@ def _reference(x: np.ndarray, g, op: OpKind, bias: bool) -> list[np.ndarray]:  #
 
 
 def test_pattern_fuses_a_norm_read_only_by_gemvs() -> None:
-    assert list(fused_norms(_graph(OpKind.RMS_NORM)).values()) == [_graph(OpKind.RMS_NORM).nodes[0].outputs[0]]
+    graph = _graph(OpKind.RMS_NORM)
+    assert list(fused_norms(graph).values()) == [graph.nodes[0].outputs[0]]
     assert fused_norms(_graph(OpKind.LAYER_NORM, bias=True))
     assert not fused_norms(_graph(OpKind.RMS_NORM, extra_reader=True))
 
