@@ -92,7 +92,10 @@ def _check_int_field(value: str, key: str, where: str) -> int:
 
 
 def _check_initializer(t: onnx.TensorProto, label: str, model_dir: Path | None,
-                       external_sizes: dict[str, int | None] | None = None) -> None:
+                       external_sizes: dict[str, int | None] | None = None,
+                       checked_locations: set[str] | None = None) -> None:
+    """``checked_locations``: locations that already passed ``_check_location`` in this model
+    (the check resolves real paths; a full-size export names one file ~1,000 times)."""
     where = f"{label}: initializer {t.name!r}"
     if t.data_type not in _KNOWN_TYPES:
         raise UserError(f"{where}: element type {t.data_type} is not an ONNX type")
@@ -106,7 +109,10 @@ def _check_initializer(t: onnx.TensorProto, label: str, model_dir: Path | None,
                 raise UserError(f"{where}: external data key {entry.key!r} is given twice")
             info[entry.key] = entry.value
         location = info.get("location", "")
-        _check_location(location, where, model_dir)
+        if checked_locations is None or location not in checked_locations:
+            _check_location(location, where, model_dir)
+            if checked_locations is not None:
+                checked_locations.add(location)
         offset = _check_int_field(info["offset"], "offset", where) if "offset" in info else 0
         length = expected or 0
         if "length" in info:
@@ -174,8 +180,9 @@ def check_model_proto(proto: onnx.ModelProto, label: str, model_dir: Path | None
                             f"unique (re-export the model)")
         names.add(t.name)
     sizes = external_file_sizes(g, model_dir) if model_dir is not None else None
+    checked: set[str] = set()
     for t in g.initializer:
-        _check_initializer(t, label, model_dir, sizes)
+        _check_initializer(t, label, model_dir, sizes, checked)
     produced = {o for n in g.node for o in n.output if o}
     produced |= {i.name for i in g.input} | {t.name for t in g.initializer}
     for out in g.output:
