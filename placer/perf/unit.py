@@ -50,10 +50,11 @@ def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1, prefill: bool =
     gemv_keys = {x.input_key for x in cost.collectives if x.kind.value == "gemv" and x.input_key}
     # fused norm statistics per fed value: bytes of one PE's tile of them
     stats: dict[str, int] = {}
-    for (kind, n_in, _, _, _, _, feeds), count in _collectives(cost):
+    groups = tuple(_collectives(cost))   # grouped once: a MoE unit has ~1,600 descriptors
+    for (kind, n_in, _, _, _, _, feeds), count in groups:
         if fuse and feeds in gemv_keys and kind == "row-allreduce" and count > 0:
             stats[feeds] = stats.get(feeds, 0) + count * n_in * rows * mp.STAT_BYTES
-    for (kind, n_in, n_out, size, key, matrix, feeds), count in _collectives(cost):
+    for (kind, n_in, n_out, size, key, matrix, feeds), count in groups:
         if count <= 0 or (kind == "row-allreduce" and feeds in stats):
             continue
         if prefill and matrix and rows > 1 and _cannon(target, rows, n_in, n_out, size) is not None:
