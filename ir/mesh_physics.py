@@ -53,6 +53,24 @@ Algorithms (the best known ones for a 2-D mesh of PEs with wavelet-level flow co
   row all-reduce that preceded the GEMV's broadcast is gone. Siblings (k, v; up) find the
   statistics at their roots already. Not fused: a prefill chunk of several rows (its GEMMs
   may run by Cannon, which has no reduction root); a norm with any other reader.
+* **Attention per KV head group** (``kv_bands``, ``attention_gemv_cycles``): an attention's
+  QK^T and P @ V run as GEMVs over the KV cache, one per KV head group: the ``g`` query heads
+  of a group share the group's K and V tiles, so they are the ``g`` rows of one GEMV on them
+  (GQA; ``g = 1`` without it). The ``G`` groups go to ``bands = min(G, rows)`` bands of
+  ``rows // bands`` grid rows each (``ceil(G / bands)`` groups per band, the sequences of a
+  micro-batch stacked on the same band), each band a GEMV of its own beside the others: the
+  query (probabilities) chunks broadcast along the band's rows (``cols`` PEs), the partial
+  sums reduce down the band's columns (``rows // bands`` PEs, not the whole column). QK^T
+  tiles K^T as ``d / band_rows`` x ``keys / cols`` per PE, P @ V tiles V as ``keys /
+  band_rows`` x ``d / cols``.
+* **Softmax sum after P @ V**: P @ V runs on the un-normalised ``e = exp(s - max)`` (the max
+  all-reduce stays: it keeps ``e <= 1``); each grid row's centre PE, which holds its chunk of
+  ``e``, sums it, and the sums of a band reduce down its centre column and multicast along its
+  centre row to the P @ V roots beside P @ V's own collective (``norm_statistic_cycles`` on the
+  band, one fp32 sum per query row; only the part longer than the GEMV is paid:
+  ``fused_norm_extra_cycles``), where each output is divided by its row's sum. The softmax's
+  sum all-reduce before P @ V is gone. Not fused in a prefill chunk of several rows (as norms)
+  nor when the probabilities are an output (``qk_matmul_output_mode`` 3).
 * **Cannon GEMM** (``cannon_gemm_cycles``): on the ``p x p`` subgrid, a skew of
   ``p - 1`` rounds of cyclic shifts on interleaved rings (at most 2 hops per shift), then ``p``
   local tile GEMMs; A shifts along x while B shifts along y (different links: concurrently),
@@ -248,6 +266,33 @@ def fused_norm_extra_cycles(statistic_cycles: int, gemv_cycles: int) -> int:
 
 STAT_BYTES = 4
 """Bytes of one norm statistic on the fabric (PEs accumulate sums in fp32)."""
+
+
+def kv_bands(rows: int, groups: int) -> tuple[int, int, int]:
+    """(bands, grid rows per band, KV head groups per band) of an attention with ``groups`` KV
+    head groups on a grid of ``rows`` rows: one band per group, at most one per grid row."""
+    bands = max(1, min(groups, rows))
+    return bands, rows // bands, ceil_div(max(1, groups), bands)
+
+
+@functools.lru_cache(maxsize=4096)  # a pure function of integers; a model has few attention shapes
+def attention_gemv_cycles(rows: int, cols: int, heads: int, groups: int, k: int, n: int, m: int,
+                          element_bytes: int, cycles_per_hop: int, link_bytes_per_cycle: int,
+                          sums: bool = False) -> int:
+    """Fabric cycles of an attention GEMV (QK^T: ``k = d``, ``n`` keys; P @ V: ``k`` keys,
+    ``n = d``) of ``heads`` query heads in ``groups`` KV head groups, ``m`` query rows per head
+    (sequences of a micro-batch x queries), per KV group on its band (``kv_bands``): the band's
+    GEMV has ``groups per band x heads / groups x m`` rows. ``sums``: the softmax's row sums
+    travel beside it (P @ V on un-normalised scores; ``norm_statistic_cycles`` on the band)."""
+    _, band_rows, per = kv_bands(rows, groups)
+    band_m = per * max(1, heads // max(1, groups)) * m
+    in_tile, out_tile = gemv_tile_bytes(band_m, k, n, band_rows, cols, element_bytes)
+    cycles = gemv_collective_cycles(band_rows, cols, in_tile, out_tile, cycles_per_hop, link_bytes_per_cycle)
+    if sums:
+        statistic = norm_statistic_cycles(band_rows, cols, band_m * STAT_BYTES, cycles_per_hop,
+                                          link_bytes_per_cycle)
+        cycles += fused_norm_extra_cycles(statistic, cycles)
+    return cycles
 
 
 def ring_shift_hops(p: int) -> int:

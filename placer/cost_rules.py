@@ -11,8 +11,9 @@ each a ``placer.costs.Collective`` sized per token (``OpCall.tokens``):
   a K = 1 product (an outer product) needs none;
 * a row all-reduce per statistic: softmax 2 (max, sum), LayerNorm 2 (mean, variance),
   RMSNorm 1 (mean square), a reduction (ReduceSum/Mean/Max, ArgMax, TopK) 1;
-* a fused ONNX Attention: QK^T, softmax max, softmax sum, P @ V (``attended_keys`` counts the
-  (query, key) pairs: causal masks and sliding windows cap them).
+* a fused ONNX Attention: QK^T, softmax max, P @ V with the softmax's sums beside it, per KV
+  head group (``Collective.attention``; ``attended_keys`` counts the (query, key) pairs: causal
+  masks and sliding windows cap them).
 
 Parameter reads: a node reading a parameter reads all of it, except gathers (Gather,
 GatherND) of a stored table, which read only the gathered rows. An operand that is a layout
@@ -233,7 +234,9 @@ def _attention(call: OpCall) -> NodeCost:
     """ONNX Attention: QK^T, softmax and P @ V over the keys each query attends (causal,
     sliding window and past keys included): ``2 x heads x (d_qk + d_v)`` FLOPs per (query,
     key) pair plus the softmax's per score. Collectives per token: QK^T and P @ V (GEMVs over
-    the keys the last query attends) and the softmax's max and sum (row all-reduces)."""
+    the keys the last query attends, per KV head group: ``Collective.attention``), the softmax's
+    max (a row all-reduce) and its sum, carried beside P @ V's reduction (a row all-reduce
+    when it cannot be: no P @ V, or the probabilities are an output)."""
     q, k, out = call.input(0), call.input(1), call.out
     attrs = call.node.attrs_as(AttentionAttrs)
     assert isinstance(attrs, AttentionAttrs)
@@ -256,10 +259,14 @@ def _attention(call: OpCall) -> NodeCost:
     flops = 2 * heads * (d_qk + d_v) * pairs + SOFTMAX_FLOPS_PER_SCORE * (heads * pairs + sink)
     last = attended_keys(1, keys, causal=causal, window=attrs.window, right_window=attrs.right_window)
     nbytes = _element_bytes(q)
-    qk = Collective.gemv(heads * d_qk, heads * last, nbytes, call.node.inputs[0])
+    groups = attrs.kv_num_heads or (k.shape[1] if len(k.shape) == 4 else heads)
+    qk = Collective.attention(heads, groups, d_qk, last, nbytes, call.node.inputs[0])
     stats = Collective.row_allreduce(heads, nbytes)
-    pv = (Collective.gemv(heads * last, heads * d_v, nbytes),) if last > 1 else ()
-    collectives = (qk, stats, stats, *pv)
+    # The softmax's sum rides beside P @ V (mesh_physics: "Softmax sum after P @ V"), unless
+    # there is no P @ V reduction or the probabilities are an output.
+    fused = last > 1 and attrs.qk_matmul_output_mode != 3
+    pv = (Collective.attention(heads, groups, last, d_v, nbytes, sums=fused),) if last > 1 else ()
+    collectives = (qk, stats, *(() if fused else (stats,)), *pv)
     return NodeCost(flops, _parameter_bytes(call), _activation_bytes(call), collectives)
 
 

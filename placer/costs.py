@@ -38,6 +38,10 @@ class Collective:
     (``placer.ir.mesh_physics.prefill_gemm`` chooses, for the emulator and the model alike).
     ``feeds``: a row all-reduce of a norm that ``placer.ir.norm_fusion`` fuses into the GEMVs
     reading ``feeds`` (their ``input_key``): its statistics run beside the first one's collective.
+    ``heads`` > 0: an attention GEMV over the KV cache (QK^T or P @ V; ``Collective.attention``)
+    of ``heads`` query heads in ``groups`` KV head groups, each group's GEMV on its own band of
+    grid rows (``placer.ir.mesh_physics.attention_gemv_cycles``); ``sums``: P @ V on the
+    un-normalised scores, the softmax's row sums (one per head) carried beside its reduction.
     """
 
     kind: CollectiveKind
@@ -47,6 +51,17 @@ class Collective:
     input_key: str = ""
     matrix: bool = False
     feeds: str = ""
+    heads: int = 0
+    groups: int = 0
+    sums: bool = False
+
+    @classmethod
+    def attention(cls, heads: int, groups: int, k: int, n: int, element_bytes: int, input_key: str = "",
+                  sums: bool = False) -> Collective:
+        """QK^T (``k = d``, ``n`` keys) or P @ V (``k`` keys, ``n = d``) of ``heads`` query heads
+        in ``groups`` KV head groups, per token."""
+        return cls(CollectiveKind.GEMV, heads * k, heads * n, element_bytes, input_key, False, "",
+                   heads, max(1, groups), sums)
 
     @classmethod
     def gemv(cls, in_elements: int, out_elements: int, element_bytes: int, input_key: str = "",

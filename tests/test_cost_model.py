@@ -446,7 +446,10 @@ def test_collectives_are_the_mesh_emulators_reductions(monkeypatch) -> None:
     statistic_path = collectives.statistic_path
 
     def counting_statistics(wafer, state, *args, **kwargs):  # noqa: ANN001, ANN202
-        seen["fused"] += state.shape[-1]  # one statistic per row all-reduce it replaces
+        if kwargs.get("every_line"):  # an attention's softmax sums, beside its P @ V
+            seen["sums"] += 1
+        else:
+            seen["fused"] += state.shape[-1]  # one statistic per row all-reduce it replaces
         return statistic_path(wafer, state, *args, **kwargs)
 
     monkeypatch.setattr(collectives, "reduce", counting_reduce)
@@ -460,11 +463,13 @@ def test_collectives_are_the_mesh_emulators_reductions(monkeypatch) -> None:
     for u in annotate_costs(grouped, TARGET, Workload(context_tokens=5)).units:
         total = total + u.decode
     # 7 weight GEMVs, QK^T and PV of both attentions; RMSNorm 1 (read only by GEMVs: fused,
-    # its statistic reduced beside them, placer.ir.norm_fusion), softmax 2 + 2, LayerNorm 2,
-    # ReduceMean 1.
-    assert (seen[0], seen[1], seen["fused"]) == (7 + 4, 4 + 2 + 1, 1)
+    # its statistic reduced beside them, placer.ir.norm_fusion), softmax 1 + 2 (the fused
+    # attention's sum rides beside its P @ V: mesh_physics "Softmax sum after P @ V"),
+    # LayerNorm 2, ReduceMean 1.
+    assert (seen[0], seen[1], seen["fused"], seen["sums"]) == (7 + 4, 3 + 2 + 1, 1, 1)
     assert (total.gemv_collectives, total.row_collectives) == (seen[0], seen[1] + seen["fused"])
     assert sum(1 for c in total.collectives if c.feeds) == seen["fused"]
+    assert sum(1 for c in total.collectives if c.sums) == seen["sums"]
 
 
 # --- Recomputable values: rotary tables and masks are recomputed, not shipped ---------------------

@@ -147,12 +147,14 @@ def all_reduce(wafer: Wafer, state: np.ndarray, axis: int, op: Op = np.add) -> n
     return view
 
 
-def statistic_path(wafer: Wafer, state: np.ndarray) -> tuple[np.ndarray, int]:
+def statistic_path(wafer: Wafer, state: np.ndarray, every_line: bool = False) -> tuple[np.ndarray, int]:
     """A fused norm's statistics (``mesh_physics.norm_statistic_cycles``): ``state`` [rows, 1,
     ...] on the centre column reduced to its centre PE, then multicast along the centre row to
     every column. Returns the sums and the cycles of the path (head latencies plus both
     streams), which are not charged here: the path runs beside the GEMV the norm feeds
-    (``linalg.gemv``'s ``beside``)."""
+    (``linalg.gemv``'s ``beside``). ``every_line``: ``state`` [rows, lines, ...] holds several
+    such lines side by side (the bands of ``linalg.band_gemv``), each reduced and multicast
+    along its own centre row at once; the sums of every line are returned ([lines, ...])."""
     n = state.shape[0]
     value, head = reduce_timed(wafer, state, 0)           # [1, ...]
     tile = _tile_bytes(state, 2)
@@ -161,4 +163,4 @@ def statistic_path(wafer: Wafer, state: np.ndarray) -> tuple[np.ndarray, int]:
     if wafer.spec.cols > 1:
         _, back = _multicast(wafer, value, 1, wafer.spec.cols)
         cycles += back + mesh_physics.stream_cycles(tile, link)
-    return value[0], cycles
+    return (value if every_line else value[0]), cycles

@@ -7,8 +7,8 @@
 * GatherBlockQuantized: the selected packed rows travel like an embedding gather's rows
   (at most (R - 1) + (C - 1) hops each) and are dequantized where they land.
 * GroupQueryAttention / MultiHeadAttention: the operands of ``kernels.contrib_nn`` (rotary
-  local to each head's PEs), then the mesh attention of ``ops``: per-head GEMVs over the KV
-  cache and the softmax's two row all-reduces.
+  local to each head's PEs), then the mesh attention of ``ops.attend``: GEMVs per KV head
+  group over the KV cache, the softmax's max all-reduce, its sums beside P @ V.
 * RotaryEmbedding: local, like the opset-23 op; the GELU forms: elementwise.
 """
 
@@ -19,11 +19,15 @@ import numpy as np
 from placer.backends.kernels import KERNELS
 from placer.backends.kernels.contrib_nn import gqa_operands, mha_operands
 from placer.backends.kernels.contrib_quant import matmul_nbits_weight, quantize_activations
-from placer.backends.kernels.nn import attention_result
 from placer.backends.mesh.grid import Wafer
-from placer.backends.mesh.ops import MeshKernel, elementwise, matmul_array, softmax_rows
+from placer.backends.mesh.ops import MeshKernel, attend, elementwise, matmul_array
 from placer.backends.mesh.tiling import per_pe_bytes
-from placer.ir.attrs import GatherBlockQuantizedAttrs, GroupQueryAttentionAttrs, MatMulNBitsAttrs
+from placer.ir.attrs import (
+    AttentionAttrs,
+    GatherBlockQuantizedAttrs,
+    GroupQueryAttentionAttrs,
+    MatMulNBitsAttrs,
+)
 from placer.ir.graph import Node
 from placer.ir.ops import CONTRIB_ACTIVATIONS, OpKind
 
@@ -59,13 +63,8 @@ def gather_block_quantized(wafer: Wafer, node: Node, args: list) -> tuple:
 
 def _attend(wafer: Wafer, anode: Node, qs: np.ndarray, ks: np.ndarray, v: np.ndarray, bias: np.ndarray,
             dtype: np.dtype, sinks: np.ndarray | None = None) -> np.ndarray:
-    def probs_fn(scores: np.ndarray) -> np.ndarray:
-        return softmax_rows(wafer, scores.reshape(-1, scores.shape[-1])).reshape(scores.shape)
-
-    qk = matmul_array(wafer, qs, np.swapaxes(ks, 2, 3))
-    y, _ = attention_result(anode, qk, bias, probs_fn, lambda p, vv: matmul_array(wafer, p, vv),
-                            v, True, dtype, sinks)
-    return y
+    groups = anode.attrs_as(AttentionAttrs).kv_num_heads or qs.shape[1]
+    return attend(wafer, anode, qs, ks, v, bias, groups, True, dtype, sinks)[0]
 
 
 def group_query_attention(wafer: Wafer, node: Node, args: list) -> tuple:

@@ -74,6 +74,65 @@ def gemv(wafer: Wafer, a: np.ndarray, b_tiles: np.ndarray | MatrixTiles, n: int,
     return out.astype(a.dtype, copy=False)
 
 
+def band_gemv(wafer: Wafer, a: np.ndarray, b: np.ndarray, *,
+              sums: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """``a`` [nb, G, M, K] @ ``b`` [nb, G, K, N] per KV head group (``nb`` sequences, ``G``
+    groups; an attention's QK^T or P @ V over the KV cache, the ``M`` rows the query heads of
+    a group that share its K or V tiles), each group's GEMV on its band of grid rows
+    (``mesh_physics.kv_bands``; the sequences of a group on the same band, the bands beside
+    each other): broadcast along the band's rows, reduction down its columns. Returns the
+    [nb, G, M, N] result and, with ``sums``, the sums of each row of ``a`` (fp32 [nb, G, M]):
+    each grid row's centre PE sums its chunk, and the band's sums reduce down its centre column
+    and multicast along its centre row to the GEMV's roots (``collectives.statistic_path``)
+    beside the GEMV; only the part of that path longer than the GEMV's own fabric cycles is
+    charged (``mesh_physics.fused_norm_extra_cycles``). Cycles:
+    ``mesh_physics.attention_gemv_cycles``."""
+    R, C = wafer.spec.rows, wafer.spec.cols
+    nb, groups, m, k = a.shape
+    n = b.shape[-1]
+    bands, rows, per = mesh_physics.kv_bands(R, groups)
+    acc = _accum(a.dtype)
+    kt, nt, slices = ceil_div(k, rows), ceil_div(n, C), per * nb
+
+    def by_band(x: np.ndarray) -> np.ndarray:  # [nb, G, ...] -> [bands, per * nb, ...], groups padded
+        x = pad_to(x.astype(acc, copy=False), 1, bands * per)
+        x = x.reshape((nb, bands, per) + x.shape[2:])
+        return np.moveaxis(x, 0, 2).reshape((bands, slices) + x.shape[3:])
+
+    ab = pad_to(by_band(a), 3, kt * rows)                                  # [bands, S, M, rows * Kt]
+    chunks = ab.reshape(bands, slices, m, rows, kt).transpose(0, 3, 1, 2, 4)
+    chunks = chunks.reshape(bands * rows, slices, m, kt)
+    bb = pad_to(pad_to(by_band(b), 2, kt * rows), 3, nt * C)              # [bands, S, rows * Kt, C * Nt]
+    tiles = np.ascontiguousarray(bb.reshape(bands, slices, rows, kt, C, nt).transpose(0, 2, 4, 1, 3, 5)
+                                 ).reshape(bands * rows, C, slices, kt, nt)
+    with wafer.buffers(kv_tiles=tiles[0, 0].nbytes):
+        start = wafer.cycles
+        row_inputs = collectives.broadcast(wafer, chunks, 1, C)            # [bands * rows, C, S, M, Kt]
+        fabric = wafer.cycles - start
+        wafer.compute(2 * slices * m * kt * nt)
+        partial = np.matmul(row_inputs, tiles)                              # [bands * rows, C, S, M, Nt]
+        state = partial.reshape(bands, rows, C, slices, m, nt).transpose(1, 0, 2, 3, 4, 5)
+        start = wafer.cycles
+        reduced = collectives.reduce(wafer, state.reshape(rows, bands * C, slices, m, nt), 0)
+        fabric += wafer.cycles - start
+        total = None
+        if sums:
+            local = chunks.astype(np.float32).sum(axis=-1)                  # [bands * rows, S, M]
+            state_s = np.ascontiguousarray(local.reshape(bands, rows, slices * m).transpose(1, 0, 2))
+            found, cycles = collectives.statistic_path(wafer, state_s, every_line=True)     # [bands, S * M]
+            wafer.charge(0, 0, mesh_physics.fused_norm_extra_cycles(cycles, fabric))
+            total = _unband(found.reshape(bands, slices, m), nb, per, groups)
+    out = reduced.reshape(bands, C, slices, m, nt).transpose(0, 2, 3, 1, 4).reshape(bands, slices, m, C * nt)
+    return _unband(out[..., :n], nb, per, groups).astype(a.dtype, copy=False), total
+
+
+def _unband(x: np.ndarray, nb: int, per: int, groups: int) -> np.ndarray:
+    """[bands, per * nb, ...] -> [nb, groups, ...] (``band_gemv``'s layout undone)."""
+    bands = x.shape[0]
+    x = x.reshape((bands, per, nb) + x.shape[2:])
+    return np.moveaxis(x, 2, 0).reshape((nb, bands * per) + x.shape[3:])[:, :groups]
+
+
 def cannon(wafer: Wafer, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a`` [M, K] @ ``b`` [K, N] by Cannon's algorithm on the P x P subgrid, P = min(R, C):
     skew A along rows and B along columns, then P local tile GEMMs with cyclic shifts of A
@@ -120,4 +179,4 @@ def cannon_hops(R: int, C: int) -> int:
     return 6 * P * (P - 1) ** 2
 
 
-__all__ = ["cannon", "cannon_hops", "ceil_div", "gemv", "gemv_hops"]
+__all__ = ["band_gemv", "cannon", "cannon_hops", "ceil_div", "gemv", "gemv_hops"]

@@ -4,8 +4,9 @@ only through the wafer's shifts and collectives. ``MESH_KERNELS`` maps op kinds 
 Layouts: elementwise ops use a block distribution of the flattened (broadcast) tensor;
 reductions, softmax and norms put rows over grid rows and the reduced axis over grid columns
 (local reduce, then an all-reduce along the row); MatMul/Gemm use ``linalg``'s GEMV layout,
-Cannon for weight GEMMs with more than one row, and the GEMV layout per head for attention
-over the KV cache (K^T tiled as head_dim x seq over the grid, V as seq x head_dim).
+Cannon for weight GEMMs with more than one row, and for attention over the KV cache the GEMV
+layout per KV head group on its band of grid rows (``attend``, ``linalg.band_gemv``: K^T tiled
+as head_dim x seq over the band, V as seq x head_dim).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from placer.backends.kernels import KERNELS
-from placer.backends.kernels.nn import attention_operands, attention_result
+from placer.backends.kernels.nn import attention_operands
 from placer.backends.kernels.reduce import reduce_axes
 from placer.backends.mesh import collectives, linalg
 from placer.backends.mesh.grid import Wafer
@@ -30,7 +31,7 @@ from placer.backends.mesh.tiling import (
 )
 from placer.backends.reference import to_compute
 from placer.ir import mesh_physics
-from placer.ir.attrs import AxisAttrs, GemmAttrs, NormAttrs, ReduceAttrs
+from placer.ir.attrs import AttentionAttrs, AxisAttrs, GemmAttrs, NormAttrs, ReduceAttrs
 from placer.ir.graph import Node
 from placer.ir.op_semantics import flops_per_element, is_free_view
 from placer.ir.ops import ELEMENTWISE, OpKind
@@ -102,17 +103,20 @@ def reduction(wafer: Wafer, node: Node, args: list) -> tuple:
     return (out,)
 
 
-def softmax_rows(wafer: Wafer, mat: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis of [M, K] with two all-reduces (max, sum) along grid rows."""
+def softmax_rows(wafer: Wafer, mat: np.ndarray, normalise: bool = True) -> np.ndarray:
+    """Softmax over the last axis of [M, K] with two all-reduces (max, sum) along grid rows.
+    ``normalise=False``: ``exp(x - max)`` after the max all-reduce only (attention divides by
+    the sums after P @ V, ``attend``)."""
     R, C = wafer.spec.rows, wafer.spec.cols
     t = tile_rows(mat, R, C, -np.inf)
     with wafer.buffers(tiles=2 * _buffer_bytes(wafer, mat)):
         wafer.compute(flops_per_element(OpKind.SOFTMAX) * t.shape[2] * t.shape[3])
         m = _row_reduce(wafer, t, "max", True)
         m = np.where(np.isneginf(m), 0, m)
-        e = np.exp(t - m)
-        s = _row_reduce(wafer, e, "sum", True)
-        p = e / np.where(s == 0, 1, s)
+        p = np.exp(t - m)
+        if normalise:
+            s = _row_reduce(wafer, p, "sum", True)
+            p = p / np.where(s == 0, 1, s)
     return p.transpose(0, 2, 1, 3).reshape(R * t.shape[2], C * t.shape[3])[: mat.shape[0], : mat.shape[1]]
 
 
@@ -289,18 +293,59 @@ def gemm(wafer: Wafer, node: Node, args: list) -> tuple:
     return (np.asarray(y).astype(a.dtype, copy=False),)
 
 
+def attend(wafer: Wafer, node: Node, qs: np.ndarray, ks: np.ndarray, v: np.ndarray, bias: np.ndarray,
+           groups: int, rank3: bool, dtype: np.dtype, sinks: np.ndarray | None = None) -> tuple:
+    """(Y, qk output) of attention over the KV cache (``kernels.nn.attention_operands``' q, k,
+    v: heads first, K/V repeated per query head) on the mesh, per KV head group
+    (``mesh_physics``: "Attention per KV head group"): QK^T and P @ V as ``linalg.band_gemv``
+    on the group's un-repeated K and V, its query heads the rows of one GEMV; the softmax's max
+    all-reduce on the mesh; and, in a decode step or for one row, P @ V on ``exp(s - max)``
+    with the row sums carried beside its reduction and each output divided at its root
+    ("Softmax sum after P @ V"; with sinks, the sink column's term joins its row's sum). The
+    same softmax, bias, softcap, sinks and masked rows as ``kernels.nn.attention_result``."""
+    at = node.attrs_as(AttentionAttrs)
+    nb, heads, sq, d = qs.shape
+    groups = max(1, min(groups, heads))
+    g = heads // groups
+    kg, vg = ks[:, ::g], v[:, ::g]                            # one copy per KV head group
+    qk, _ = linalg.band_gemv(wafer, qs.reshape(nb, groups, g * sq, d), np.swapaxes(kg, 2, 3))
+    qk = qk.reshape(nb, heads, sq, -1)
+    if at.softcap > 0:
+        qk = np.tanh(qk / at.softcap) * at.softcap
+    scores = qk + bias
+    mode_out = scores.copy() if at.qk_matmul_output_mode == 2 else qk
+    keys = scores.shape[-1]
+    fuse = (wafer.decode or nb * sq == 1) and at.qk_matmul_output_mode != 3 and keys > 1
+    if sinks is not None:
+        column = np.broadcast_to(np.asarray(sinks, scores.dtype).reshape(1, -1, 1, 1),
+                                 scores.shape[:-1] + (1,))
+        scores = np.concatenate([scores, column], axis=-1)
+    e = softmax_rows(wafer, scores.reshape(-1, scores.shape[-1]), normalise=not fuse).reshape(scores.shape)
+    sink_e = e[..., keys] if sinks is not None else None
+    probs = np.where(np.isneginf(np.max(bias, axis=-1, keepdims=True)), 0, e[..., :keys]).astype(dtype)
+    if at.qk_matmul_output_mode == 3:
+        mode_out = probs
+    y, sums = linalg.band_gemv(wafer, probs.reshape(nb, groups, g * sq, keys), vg, sums=fuse)
+    y = y.reshape(nb, heads, sq, -1)
+    if sums is not None:  # at the roots: one divide per output element of a root's tile
+        total = sums.reshape(nb, heads, sq) + (sink_e if sink_e is not None else 0)
+        y = (y.astype(np.float32) / np.where(total == 0, 1, total)[..., None]).astype(y.dtype, copy=False)
+        _, _, per = mesh_physics.kv_bands(wafer.spec.rows, groups)
+        wafer.compute(per * nb * g * sq * -(-y.shape[-1] // wafer.spec.cols))
+    if rank3:
+        y = y.transpose(0, 2, 1, 3).reshape(nb, sq, -1)
+    return y.astype(dtype, copy=False), mode_out.astype(dtype)
+
+
 def attention(wafer: Wafer, node: Node, args: list) -> tuple:
-    """Attention over the KV cache: scores and P @ V as per-head mesh matmuls, softmax on the mesh."""
+    """Attention over the KV cache on the mesh (``attend``)."""
     q = args[0]
     qs, ks, v, bias, present_k, present_v = attention_operands(node, *args[:7])
     sinks = args[7] if len(args) > 7 else None
-
-    def probs_fn(scores: np.ndarray) -> np.ndarray:
-        return softmax_rows(wafer, scores.reshape(-1, scores.shape[-1])).reshape(scores.shape)
-
-    qk = matmul_array(wafer, qs, np.swapaxes(ks, 2, 3))
-    y, mode_out = attention_result(node, qk, bias, probs_fn, lambda p, vv: matmul_array(wafer, p, vv),
-                                   v, q.ndim == 3, q.dtype, sinks)
+    at = node.attrs_as(AttentionAttrs)
+    four_d = present_k is not None and present_k.ndim == 4
+    groups = present_k.shape[1] if four_d else (at.kv_num_heads or qs.shape[1])
+    y, mode_out = attend(wafer, node, qs, ks, v, bias, groups, q.ndim == 3, q.dtype, sinks)
     return y, present_k, present_v, mode_out
 
 

@@ -14,13 +14,15 @@ from placer.ir import mesh_physics as mp
 from placer.perf.pipeline import StageParts
 from placer.targets import Target
 
+_Key = tuple[str, int, int, int, str, bool, str, int, int, bool]
 
-def _collectives(cost: NodeCost) -> Iterator[tuple[tuple[str, int, int, int, str, bool, str], int]]:
-    """``((kind, in_elements, out_elements, element_bytes, input_key, matrix, feeds), count)``
-    of ``cost``'s collectives (``placer.costs.Collective``, per token of one sequence), alike
-    ones together."""
+
+def _collectives(cost: NodeCost) -> Iterator[tuple[_Key, int]]:
+    """``((kind, in_elements, out_elements, element_bytes, input_key, matrix, feeds, heads,
+    groups, sums), count)`` of ``cost``'s collectives (``placer.costs.Collective``, per token of
+    one sequence), alike ones together."""
     return iter(Counter((c.kind.value, c.in_elements, c.out_elements, c.element_bytes, c.input_key, c.matrix,
-                         c.feeds) for c in cost.collectives).items())
+                         c.feeds, c.heads, c.groups, c.sums) for c in cost.collectives).items())
 
 
 def _cannon(target: Target, rows: int, n_in: int, n_out: int, size: int) -> int | None:
@@ -39,7 +41,10 @@ def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1, prefill: bool =
     row all-reduces that feed GEMVs (``Collective.feeds``; ``placer.ir.norm_fusion``) run beside
     the first such GEMV's collective (``mesh_physics.fused_norm_extra_cycles``: each of the
     ``rows`` normalised rows sends one fp32 statistic per all-reduce), except in a prefill
-    chunk of several rows, where they stay row all-reduces. With ``prefill``, a weight GEMM
+    chunk of several rows, where they stay row all-reduces. Attention GEMVs (``Collective.heads``)
+    run per KV head group on bands of grid rows (``mesh_physics.attention_gemv_cycles``), P @ V
+    with the softmax's sums beside it (a row all-reduce in a prefill chunk of several rows).
+    With ``prefill``, a weight GEMM
     that ``mesh_physics.prefill_gemm`` runs by Cannon is left out here (``step_parts`` charges
     its Cannon cycles, compute included)."""
     r, c = target.mesh_rows, target.mesh_cols
@@ -51,15 +56,21 @@ def fabric_cycles(cost: NodeCost, target: Target, rows: int = 1, prefill: bool =
     # fused norm statistics per fed value: bytes of one PE's tile of them
     stats: dict[str, int] = {}
     groups = tuple(_collectives(cost))   # grouped once: a MoE unit has ~1,600 descriptors
-    for (kind, n_in, _, _, _, _, feeds), count in groups:
+    for (kind, n_in, _, _, _, _, feeds, _, _, _), count in groups:
         if fuse and feeds in gemv_keys and kind == "row-allreduce" and count > 0:
             stats[feeds] = stats.get(feeds, 0) + count * n_in * rows * mp.STAT_BYTES
-    for (kind, n_in, n_out, size, key, matrix, feeds), count in groups:
+    for (kind, n_in, n_out, size, key, matrix, feeds, heads, kv_groups, sums), count in groups:
         if count <= 0 or (kind == "row-allreduce" and feeds in stats):
             continue
         if prefill and matrix and rows > 1 and _cannon(target, rows, n_in, n_out, size) is not None:
             continue
-        if kind == "gemv":
+        if heads:  # attention over the KV cache, per KV head group on its band of grid rows
+            total += count * mp.attention_gemv_cycles(r, c, heads, kv_groups, n_in // heads, n_out // heads,
+                                                      rows, size, hop, link, sums and fuse)
+            if sums and not fuse:  # a prefill chunk: the softmax's sum is a row all-reduce before P @ V
+                tile = mp.row_tile_bytes(heads * rows, 1, r, size)
+                total += count * mp.allreduce_cycles(c, tile, hop, link)
+        elif kind == "gemv":
             in_tile, out_tile = mp.gemv_tile_bytes(rows, n_in, n_out, r, c, size)
             full = mp.gemv_collective_cycles(r, c, in_tile, out_tile, hop, link)
             if not key:
@@ -99,7 +110,7 @@ def step_parts(cost: NodeCost, target: Target, rows: int = 1, share: float = 1.0
     flops = cost.flops * share * rows
     cannon = 0
     if prefill and rows > 1:  # weight GEMMs run by Cannon: their cycles, their FLOPs included
-        for (kind, n_in, n_out, size, _key, matrix, _feeds), count in _collectives(cost):
+        for (kind, n_in, n_out, size, _key, matrix, *_), count in _collectives(cost):
             cycles = _cannon(target, rows, n_in, n_out, size) if kind == "gemv" and matrix else None
             if cycles is not None:
                 cannon += count * cycles
