@@ -191,13 +191,14 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
             constant_bytes=sum(graph.weights[n].nbytes for n in weights_of[u.name]
                                if not stored[n].is_parameter),
             kv=tuple(kv_of.get(u.name, ())),
-            decode=_weighted_sum(decode, sig_counts[u.name])
-            + _collectives(plan, decode, talkers[u.name], fused)
-            + routed_decode.get(u.name, NodeCost())
-            + NodeCost(kv_read_bytes=sum(k.bytes_for(context) for k in kv_of.get(u.name, ()))),
-            prefill=_weighted_sum(prefill, sig_counts[u.name])
-            + _collectives(plan, prefill, talkers[u.name], fused)
-            + routed_prefill.get(u.name, NodeCost()),
+            decode=_local_keys(_weighted_sum(decode, sig_counts[u.name])
+                               + _collectives(plan, decode, talkers[u.name], fused)
+                               + routed_decode.get(u.name, NodeCost())
+                               + NodeCost(kv_read_bytes=sum(k.bytes_for(context)
+                                                            for k in kv_of.get(u.name, ())))),
+            prefill=_local_keys(_weighted_sum(prefill, sig_counts[u.name])
+                                + _collectives(plan, prefill, talkers[u.name], fused)
+                                + routed_prefill.get(u.name, NodeCost())),
             activation_out_bytes_per_token=out_bytes[u.name],
             matmul_shapes=_matmul_shapes(graph, contractions[u.name], views),
         ))
@@ -456,6 +457,21 @@ def _collectives(plan: _Plan, costs: list[NodeCost], nodes: Sequence[tuple[int, 
         out.extend(replace(c, input_key=names.get(c.input_key, c.input_key)) if c.input_key else c
                    for c in found)
     return NodeCost(collectives=tuple(out))
+
+
+def _local_keys(cost: NodeCost) -> NodeCost:
+    """``cost`` with its collectives' value names (``input_key``, ``feeds``) renamed ``v0``,
+    ``v1``, ... in order of first appearance. A key only matters within its unit (which GEMVs
+    share a broadcast, which norm feeds which), so identical layers then have equal costs and
+    are priced once (the solver's ``DecodeTimes``, the floorplan's candidate shapes) instead of
+    once per layer for differing graph value names."""
+    names: dict[str, str] = {}
+
+    def local(key: str) -> str:
+        return "" if not key else names.setdefault(key, f"v{len(names)}")
+
+    return replace(cost, collectives=tuple(replace(c, input_key=local(c.input_key), feeds=local(c.feeds))
+                                           for c in cost.collectives))
 
 
 def _value_bytes(graph: Graph, value: str, bindings: _Bindings) -> int:
