@@ -70,7 +70,10 @@ Algorithms (the best known ones for a 2-D mesh of PEs with wavelet-level flow co
   band, one fp32 sum per query row; only the part longer than the GEMV is paid:
   ``fused_norm_extra_cycles``), where each output is divided by its row's sum. The softmax's
   sum all-reduce before P @ V is gone. Not fused in a prefill chunk of several rows (as norms)
-  nor when the probabilities are an output (``qk_matmul_output_mode`` 3).
+  nor when the probabilities are an output (``qk_matmul_output_mode`` 3). A decomposed
+  attention's Softmax feeding its P @ V MatMul directly (``placer.ir.norm_fusion``) fuses its
+  sum the same way on the whole grid (``norm_statistic_cycles`` beside that GEMV); its K/V are
+  already repeated per query head in the graph, so it is not grouped.
 * **Cannon GEMM** (``cannon_gemm_cycles``): on the ``p x p`` subgrid, a skew of
   ``p - 1`` rounds of cyclic shifts on interleaved rings (at most 2 hops per shift), then ``p``
   local tile GEMMs; A shifts along x while B shifts along y (different links: concurrently),

@@ -440,14 +440,16 @@ def _collectives(plan: _Plan, costs: list[NodeCost], nodes: Sequence[tuple[int, 
     """The collectives of ``nodes`` in order, each keyed by the node's own input values (a
     signature's costs name its first node's values); a norm in ``fused``
     (``placer.ir.norm_fusion.fused_norms``) marks its row all-reduces as feeding its output's
-    GEMVs."""
+    GEMVs (a softmax there: only its sum, the last, feeding its P @ V)."""
     out: list[Collective] = []
     signatures = plan.signatures
     for sig, node in nodes:
         found = costs[sig].collectives
         if fused and node.name in fused:
-            out.extend(replace(c, feeds=fused[node.name]) if c.kind is CollectiveKind.ROW_ALLREDUCE else c
-                       for c in found)
+            rows = [i for i, c in enumerate(found) if c.kind is CollectiveKind.ROW_ALLREDUCE]
+            if node.op is OpKind.SOFTMAX:  # only its sum rides beside P @ V; the max stays
+                rows = rows[-1:]
+            out.extend(replace(c, feeds=fused[node.name]) if i in rows else c for i, c in enumerate(found))
             continue
         rep = signatures[sig][0]
         if rep is node or not found:

@@ -464,10 +464,10 @@ def test_collectives_are_the_mesh_emulators_reductions(monkeypatch) -> None:
     for u in annotate_costs(grouped, TARGET, Workload(context_tokens=5)).units:
         total = total + u.decode
     # 7 weight GEMVs, QK^T and PV of both attentions; RMSNorm 1 (read only by GEMVs: fused,
-    # its statistic reduced beside them, placer.ir.norm_fusion), softmax 1 + 2 (the fused
-    # attention's sum rides beside its P @ V: mesh_physics "Softmax sum after P @ V"),
-    # LayerNorm 2, ReduceMean 1.
-    assert (seen[0], seen[1], seen["fused"], seen["sums"]) == (7 + 4, 3 + 2 + 1, 1, 1)
+    # its statistic reduced beside them, placer.ir.norm_fusion), softmax 1 + 1 (the max; each
+    # softmax's sum rides beside its P @ V: mesh_physics "Softmax sum after P @ V", the
+    # decomposed one's one row as a fused statistic), LayerNorm 2, ReduceMean 1.
+    assert (seen[0], seen[1], seen["fused"], seen["sums"]) == (7 + 4, 2 + 2 + 1, 1 + 1, 1)
     assert (total.gemv_collectives, total.row_collectives) == (seen[0], seen[1] + seen["fused"])
     assert sum(1 for c in total.collectives if c.feeds) == seen["fused"]
     assert sum(1 for c in total.collectives if c.sums) == seen["sums"]

@@ -120,12 +120,41 @@ def softmax_rows(wafer: Wafer, mat: np.ndarray, normalise: bool = True) -> np.nd
     return p.transpose(0, 2, 1, 3).reshape(R * t.shape[2], C * t.shape[3])[: mat.shape[0], : mat.shape[1]]
 
 
+class SoftmaxSums:
+    """What a softmax fused into its P @ V (``placer.ir.norm_fusion``) leaves for that MatMul:
+    its probabilities are un-normalised; the MatMul sums each row beside its collective and
+    divides at its roots (``_softmax_sums``)."""
+
+
 def softmax(wafer: Wafer, node: Node, args: list) -> tuple:
+    """Softmax with two row all-reduces; one fused into the P @ V it feeds (a decode step, or
+    one query row) does the max all-reduce only and leaves ``exp(x - max)`` (``SoftmaxSums``)."""
     x = args[0]
     axis = node.attrs_as(AxisAttrs).axis % x.ndim
+    fuse = node.name in wafer.fused_norms and (wafer.decode or x.ndim < 2 or x.shape[-2] == 1)
     mat, kept = _rows_layout(x, (axis,))
-    p = softmax_rows(wafer, mat).reshape(kept + (x.shape[axis],))
+    p = softmax_rows(wafer, mat, normalise=not fuse).reshape(kept + (x.shape[axis],))
+    if fuse:
+        wafer.pending_norms[node.outputs[0]] = SoftmaxSums()
     return (np.moveaxis(p, -1, axis).astype(x.dtype),)
+
+
+def _softmax_sums(wafer: Wafer, a: np.ndarray) -> tuple[np.ndarray, int]:
+    """The row sums of ``a`` [nb, M, K] (un-normalised probabilities entering P @ V): each grid
+    row's centre PE sums its chunk of every row, the sums reduce down the centre column and are
+    multicast along the centre row (``collectives.statistic_path``); returns the fp32 sums
+    [nb, M] and the path's cycles (charged beside the GEMV, ``linalg.gemv``'s ``beside``)."""
+    chunks = tile_vector_rows(a.astype(np.float32), wafer.spec.rows)   # [R, nb, M, Kt]
+    state = chunks.sum(axis=-1).reshape(chunks.shape[0], 1, -1)
+    sums, cycles = collectives.statistic_path(wafer, state)
+    return sums.reshape(a.shape[:2]), cycles
+
+
+def _divided(wafer: Wafer, out: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """P @ V's result [nb, M, N] divided by its rows' sums at the reduction roots (one divide
+    per output element of a root's tile)."""
+    wafer.compute(out.shape[0] * out.shape[1] * -(-out.shape[2] // wafer.spec.cols))
+    return (out.astype(np.float32) / np.where(sums == 0, 1, sums)[..., None]).astype(out.dtype, copy=False)
 
 
 @dataclass(frozen=True)
@@ -250,7 +279,8 @@ def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "",
         rows = int(np.prod(a.shape[:-1], dtype=np.int64))
         flat = a.reshape(rows, a.shape[-1])
         spec = wafer.spec
-        if rows > 1 and not wafer.decode and mesh_physics.prefill_gemm(
+        sums_pending = bool(input_key) and isinstance(wafer.pending_norms.get(input_key), SoftmaxSums)
+        if rows > 1 and not wafer.decode and not sums_pending and mesh_physics.prefill_gemm(
                 rows, b.shape[0], b.shape[1], R, C, flat.dtype.itemsize, spec.cycles_per_hop,
                 spec.link_bytes_per_cycle, spec.flops_per_cycle_per_pe)[0] == "cannon":
             out = linalg.cannon(wafer, flat, b)
@@ -260,17 +290,27 @@ def matmul_array(wafer: Wafer, a: np.ndarray, b: np.ndarray, weight: str = "",
                 tiles = tile_matrix(b[None], R, C)
             shared = bool(input_key) and input_key in wafer.broadcast_inputs
             norm = wafer.pending_norms.get(input_key) if input_key else None
-            out = linalg.gemv(wafer, flat[None], tiles, b.shape[1], broadcast=not shared,
-                              beside=norm.cycles if norm is not None and not shared else 0)[0]
-            if norm is not None:
+            if isinstance(norm, SoftmaxSums):
+                sums, cycles = _softmax_sums(wafer, flat[None])
+                out = linalg.gemv(wafer, flat[None], tiles, b.shape[1], beside=cycles)
+                out = _divided(wafer, out, sums)[0]
+            else:
+                out = linalg.gemv(wafer, flat[None], tiles, b.shape[1], broadcast=not shared,
+                                  beside=norm.cycles if norm is not None and not shared else 0)[0]
+            if isinstance(norm, FusedNorm):
                 out = norm.finish(wafer, out, b)
             if input_key:
                 wafer.broadcast_inputs.add(input_key)
         return out.reshape(a.shape[:-1] + (b.shape[1],))
     a3, b3, batch = _stack_batch(a, b)
     tiles = tile_matrix(b3, R, C)
+    fused = isinstance(wafer.pending_norms.get(input_key) if input_key else None, SoftmaxSums)
     with wafer.buffers(kv_tiles=tiles[0, 0].nbytes):
-        out = linalg.gemv(wafer, a3, tiles, b3.shape[2])
+        if fused:  # P @ V on un-normalised probabilities: their sums beside it
+            sums, cycles = _softmax_sums(wafer, a3)
+            out = _divided(wafer, linalg.gemv(wafer, a3, tiles, b3.shape[2], beside=cycles), sums)
+        else:
+            out = linalg.gemv(wafer, a3, tiles, b3.shape[2])
     return out.reshape(batch + out.shape[1:])
 
 

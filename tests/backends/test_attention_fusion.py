@@ -120,3 +120,46 @@ def test_on_wse3_a_kv_group_reduces_over_its_band() -> None:
     assert band < whole
     pv = mp.attention_gemv_cycles(762, 1172, 32, 8, 8193, 128, 1, 2, 1, 4)
     assert mp.attention_gemv_cycles(762, 1172, 32, 8, 8193, 128, 1, 2, 1, 4, sums=True) == pv
+
+
+def _decomposed(heads: int = 3, keys: int = 11, d: int = 5, extra_reader: bool = False):  # noqa: ANN202
+    from placer.ir.graph import GraphBuilder
+    from placer.ir.types import TensorType
+
+    b = GraphBuilder("decomposed")
+    f32 = lambda *s: TensorType(DType.FLOAT32, s)  # noqa: E731
+    q, kt = b.input("q", f32(1, heads, 1, d)), b.input("kt", f32(1, heads, d, keys))
+    v = b.input("v", f32(1, heads, keys, d))
+    p = b.op(OpKind.SOFTMAX, [b.op(OpKind.MATMUL, [q, kt])], A.AxisAttrs(axis=-1))
+    y = b.op(OpKind.MATMUL, [p, v])
+    b.output(*([y, b.op(OpKind.RELU, [p])] if extra_reader else [y]))
+    return b.build()
+
+
+def test_a_decomposed_softmax_feeding_pv_is_fused_in_the_emulator_and_the_model() -> None:
+    from placer.backends.executor import MeshExecutor
+    from placer.ir.norm_fusion import fused_norms
+
+    graph = _decomposed()
+    assert list(fused_norms(graph)) == [graph.nodes[1].name]
+    assert not fused_norms(_decomposed(extra_reader=True))
+    rng = np.random.default_rng(3)
+    feeds = {n: rng.standard_normal(tuple(int(x) for x in graph.type_of(n).shape)).astype(np.float32)
+             for n in graph.inputs}
+    s = feeds["q"] @ feeds["kt"]
+    e = np.exp(s - s.max(-1, keepdims=True))
+    want = (e / e.sum(-1, keepdims=True)) @ feeds["v"]
+    rows, cols = 6, 10
+    spec = MeshSpec(rows, cols, 1 << 20, 16.0, 1, 4, 1e9)
+    fused = MeshExecutor(graph, spec)
+    out, _ = fused.run(feeds, decode=True)
+    np.testing.assert_allclose(out[graph.outputs[0]], want, rtol=1e-5, atol=1e-6)
+    plain = MeshExecutor(graph, spec)
+    plain.fused_norms = frozenset()
+    plain.run(feeds, decode=True)
+    # the sum all-reduce is gone; the sums' path (3 heads x 4 bytes) runs beside P @ V
+    pv = mp.gemv_collective_cycles(rows, cols, *mp.gemv_tile_bytes(1, 3 * 11, 3 * 5, rows, cols, 4), 1, 4)
+    saved = (mp.allreduce_cycles(cols, mp.row_tile_bytes(3, 1, rows, 4), 1, 4)
+             - mp.fused_norm_extra_cycles(mp.norm_statistic_cycles(rows, cols, 3 * 4, 1, 4), pv))
+    comm = lambda ex: ex.step_observer.total().comm_cycles  # noqa: E731
+    assert saved > 0 and comm(plain) - comm(fused) == saved
