@@ -76,15 +76,25 @@ def test_a_prefill_of_several_rows_keeps_the_sum_all_reduce_and_matches() -> Non
 
 
 def _model_cycles(node: Node, batch: int, heads: int, kv: int, d: int, past: int, rows: int,
-                  cols: int) -> int:
+                  cols: int, seq: int = 1) -> int:
+    """The model's fabric cycles of ``node``: a decode step of ``batch`` sequences, or (``seq``
+    > 1) a prefill chunk of ``seq`` tokens."""
     f32 = lambda *s: Operand(s, DType.FLOAT32)  # noqa: E731
-    ins = (f32(1, 1, heads * d), f32(1, 1, kv * d), f32(1, 1, kv * d), None, f32(1, kv, past, d),
+    ins = (f32(1, seq, heads * d), f32(1, seq, kv * d), f32(1, seq, kv * d), None, f32(1, kv, past, d),
            f32(1, kv, past, d))
-    outs = (f32(1, 1, heads * d), f32(1, kv, past + 1, d), f32(1, kv, past + 1, d), None)
-    cost = COST_RULES[OpKind.ATTENTION](OpCall(node, ins, outs, 1))
+    outs = (f32(1, seq, heads * d), f32(1, kv, past + seq, d), f32(1, kv, past + seq, d), None)
+    cost = COST_RULES[OpKind.ATTENTION](OpCall(node, ins, outs, seq))
     target = load_target("wse3-physics", {"mesh_rows": rows, "mesh_cols": cols, "cycles_per_hop": 1,
                                           "link_bytes_per_cycle": 4})
-    return fabric_cycles(cost, target, batch)
+    return fabric_cycles(cost, target, seq if seq > 1 else batch, prefill=seq > 1)
+
+
+@pytest.mark.parametrize("rows,cols", [(6, 10), (13, 16), (1, 7)])
+def test_a_prefill_chunks_attention_cycles_equal_the_model(rows: int, cols: int) -> None:
+    """A chunk of 3 tokens: per KV group on bands, the softmax's sum a row all-reduce."""
+    node = _node(4, 2)
+    _, emulated = _emulate(node, _args(1, 4, 2, 6, 5, seq=3), rows, cols, decode=False)
+    assert emulated == _model_cycles(node, 1, 4, 2, 6, 5, rows, cols, seq=3)
 
 
 @pytest.mark.parametrize("batch,heads,kv,d,past,rows,cols", CASES)
