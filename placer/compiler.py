@@ -21,7 +21,7 @@ from placer.floorplan.svg import floorplan_svg
 from placer.options import CompileOptions, Layout
 from placer.perf import swap_in_seconds, unit_decode_seconds
 from placer.perf.disagg import PrefillWork, disaggregate, prefill_work
-from placer.perf.formulas import sequences_that_fit, wafer_bytes
+from placer.perf.formulas import sequences_that_fit, to_ticks, wafer_bytes
 from placer.perf.placement import place
 from placer.pins import check_pins, resolve_pins
 from placer.plan import (
@@ -37,7 +37,7 @@ from placer.plan import (
     WaferPlan,
 )
 from placer.solver.bounds import explain_infeasible
-from placer.solver.problem import Problem, build_problem, objective_description
+from placer.solver.problem import Problem, build_problem, objective_description, objective_value
 from placer.solver.solve import SOLVERS, Solution, solve
 from placer.speculative_place import Draft, load_draft, speculative_plan, with_draft
 from placer.targets import Target
@@ -57,6 +57,7 @@ class CompileResult:
     floorplans: tuple[tuple[int, str], ...] = ()   # (wafer, SVG text) of every regions wafer
     layouts: tuple[WaferLayout, ...] = ()          # each wafer's (``wafer_layouts``); empty if whole
     draft: Draft | None = None                     # --draft: the draft model (``cost`` holds its units)
+    two_level: TwoLevel = dataclasses.field(default_factory=lambda: TwoLevel())  # the partitions' iteration
 
     @property
     def floorplan_svgs(self) -> tuple[tuple[str, str], ...]:
@@ -106,7 +107,7 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
     target_cost, cost = cost, (cost if draft is None else with_draft(cost, draft))
     pins = resolve_pins(opts.deployment.pins, [u.name for u in cost.units])
     method, limit, seed = opts.solver.method.value, opts.solver.time_limit_s, opts.solver.seed
-    problem, solution, layouts = _partition_and_lay_out(cost, tgt, opts, pins)
+    problem, solution, layouts, two_level = _partition_and_lay_out(cost, tgt, opts, pins)
     others = tuple(solve(problem, m, limit, seed) for m in SOLVERS if m != method) \
         if opts.output.compare else ()
     provenance = Provenance(__version__, name, opts)
@@ -116,24 +117,40 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
     pictures = tuple((w, floorplan_svg(x.floorplan.problem, x.floorplan.floorplan,
                                        f"{name}: wafer {w} of {tgt.name}", tgt.clock_hz))
                      for w, x in enumerate(layouts) if x.floorplan is not None)
-    return CompileResult(plan, cost, problem, solution, others, pictures, layouts, draft)
+    return CompileResult(plan, cost, problem, solution, others, pictures, layouts, draft, two_level)
 
 
 # Under --layout regions, partitions tried before giving up on floorplanning every wafer; each
 # next one keeps RESERVE_STEP more of every wafer's SRAM free (see _partition_and_lay_out).
 LAYOUT_PASSES = 4
 RESERVE_STEP = 0.05
+# Under --layout regions|auto, partitions in all, the first timed with whole-wafer unit costs
+# and each next one with the unit costs of the previous one's floorplans (a fixed-point
+# iteration between the two levels, capped; see _partition_and_lay_out).
+TIME_PASSES = 3
+
+
+@dataclass(frozen=True)
+class TwoLevel:
+    """How the two levels met: the partitions solved, the one chosen (0-based), and why the
+    iteration stopped (``"whole layout"``, ``"no regions wafer"``, ``"fixed point"``,
+    ``"cycle"``, ``"cap"`` or ``"infeasible"``, the next partition having no answer)."""
+
+    passes: int = 1
+    chosen: int = 0
+    stop: str = "whole layout"
 
 
 def _partition(cost: ModelCost, target: Target, opts: CompileOptions, pins: Any,
-               reserve: float) -> tuple[Problem, Solution]:
-    """The across-wafer partition with ``reserve`` of each wafer's SRAM kept free.
+               reserve: float, scale: Sequence[float] = ()) -> tuple[Problem, Solution]:
+    """The across-wafer partition with ``reserve`` of each wafer's SRAM kept free (``scale``:
+    each unit's time as a multiple of its whole-wafer time, ``build_problem``).
 
     Raises:
         InfeasibleError: no placement (why, from ``explain_infeasible``).
     """
     opts = dataclasses.replace(opts, deployment=dataclasses.replace(opts.deployment, reserve=reserve))
-    problem = build_problem(cost, target, opts, pins)
+    problem = build_problem(cost, target, opts, pins, scale)
     check_pins(problem)
     method = opts.solver.method.value
     solution = solve(problem, method, opts.solver.time_limit_s, opts.solver.seed)
@@ -145,31 +162,32 @@ def _partition(cost: ModelCost, target: Target, opts: CompileOptions, pins: Any,
     return problem, solution
 
 
-def _partition_and_lay_out(cost: ModelCost, target: Target, opts: CompileOptions,
-                           pins: Any) -> tuple[Problem, Solution, tuple[WaferLayout, ...]]:
-    """The partition and each wafer's layout: the two levels.
+_Laid = tuple[Problem, Solution, tuple["WaferLayout", ...]]
+_LayoutCache = dict[tuple[object, ...], WaferLayout]
 
-    Partition with whole-wafer costs, then floorplan each wafer (``wafer_layouts``). The
-    partition fills a wafer's SRAM up to ``1 - reserve`` in total, while rectangles lose
-    PEs to rounding (ceil tiles, band heights, a code reserve each), so under ``regions`` a full
-    wafer may not pack. Then the partition is solved again keeping ``RESERVE_STEP`` more of
-    every wafer free, at most ``LAYOUT_PASSES`` partitions in all, in this fixed order (the
-    first that packs every wafer wins, so the answer is deterministic); the time model is not
-    iterated (one pass: the partition never sees the floorplans' times).
+
+def _pack(cost: ModelCost, target: Target, opts: CompileOptions, pins: Any, scale: Sequence[float],
+          first_attempt: int, cache: _LayoutCache) -> tuple[_Laid, int]:
+    """A partition whose wafers all lay out, and its attempt number: the partition keeps
+    ``RESERVE_STEP`` more of every wafer free after each one whose wafers do not pack, from
+    ``first_attempt``, at most ``LAYOUT_PASSES`` attempts in this fixed order (deterministic).
+
+    Raises:
+        InfeasibleError: no partition, or none that packs.
     """
     reserve = opts.deployment.reserve or 0.0
     last: InfeasibleError | None = None
-    for attempt in range(LAYOUT_PASSES):
+    for attempt in range(first_attempt, LAYOUT_PASSES):
         step = min(reserve + attempt * RESERVE_STEP, 0.95)
         try:
-            problem, solution = _partition(cost, target, opts, pins, step)
+            problem, solution = _partition(cost, target, opts, pins, step, scale)
         except InfeasibleError as e:
             if last is None:
                 raise
             raise InfeasibleError(f"{last} (and with {step:.0%} of SRAM kept free to let it pack: {e})") \
                 from None
         try:
-            return problem, solution, wafer_layouts(cost, target, opts, solution)
+            return (problem, solution, wafer_layouts(cost, target, opts, solution, cache)), attempt
         except PackingError as e:
             if opts.layout is not Layout.REGIONS or attempt == LAYOUT_PASSES - 1:
                 raise InfeasibleError(f"{e} (after {attempt + 1} partition(s), the last with "
@@ -178,14 +196,93 @@ def _partition_and_lay_out(cost: ModelCost, target: Target, opts: CompileOptions
     raise AssertionError("unreachable")
 
 
+def _partition_and_lay_out(cost: ModelCost, target: Target, opts: CompileOptions,
+                           pins: Any) -> tuple[Problem, Solution, tuple[WaferLayout, ...], TwoLevel]:
+    """The partition and each wafer's layout: the two levels, iterated to a fixed point.
+
+    Memory: the partition fills a wafer's SRAM up to ``1 - reserve`` in total, while rectangles
+    lose PEs to rounding (ceil tiles, band heights, a code reserve each), so under ``regions`` a
+    full wafer may not pack; then the partition is solved again keeping ``RESERVE_STEP`` more of
+    every wafer free (``_pack``), and later passes start from the reserve that packed.
+
+    Time: the first partition is timed with whole-wafer unit costs and its wafers floorplanned
+    (``wafer_layouts``). Each next partition times every unit of a wafer laid out in regions
+    at ``latency / whole`` times its whole-wafer cost (that wafer's floorplan latency over the
+    sum of its units' whole-wafer steps, both at the plan's micro-batch; 1 on a whole wafer),
+    so the integer model's stage sum equals the floorplans' latencies for the previous answer.
+    The iteration stops at a fixed point (the partition repeats one already laid out), when no
+    wafer is in regions, when the next partition is infeasible, or after ``TIME_PASSES``
+    partitions; of the partitions laid out, the best by the objective evaluated on its
+    floorplans (the float model, ``placer.perf.placement.place``, ranked as the solver ranks:
+    per-user floor kept, most resident, then ``objective_value``) wins, ties to the earliest.
+    Each pass is deterministic (fixed seed, deterministic solver time), so the answer is.
+    """
+    cache: _LayoutCache = {}
+    laid, attempt = _pack(cost, target, opts, pins, (), 0, cache)
+    if opts.layout is Layout.WHOLE:
+        return (*laid, TwoLevel())
+    tried = [laid]
+    stop = "cap"
+    while len(tried) < TIME_PASSES:
+        scale = _layout_scale(cost, target, tried[-1][1], tried[-1][2])
+        if all(x == 1.0 for x in scale):
+            stop = "no regions wafer"
+            break
+        try:
+            nxt, attempt = _pack(cost, target, opts, pins, scale, attempt, cache)
+        except InfeasibleError:
+            stop = "infeasible"
+            break
+        repeats = [i for i, t in enumerate(tried) if t[1].assignment == nxt[1].assignment]
+        if repeats:
+            stop = "fixed point" if repeats[0] == len(tried) - 1 else "cycle"
+            break
+        tried.append(nxt)
+    problem0 = tried[0][0]
+    keys = [_two_level_key(cost, target, opts, problem0, *t) for t in tried]
+    best = min(range(len(tried)), key=lambda i: (keys[i], i))
+    return (*tried[best], TwoLevel(len(tried) + (stop in ("fixed point", "cycle", "infeasible")), best, stop))
+
+
+def _layout_scale(cost: ModelCost, target: Target, solution: Solution,
+                  layouts: Sequence[WaferLayout]) -> tuple[float, ...]:
+    """Each unit's time as a multiple of its whole-wafer time under ``layouts``: its wafer's
+    floorplan latency over the sum of its units' whole-wafer steps (1 on a whole wafer)."""
+    assert solution.assignment is not None
+    batch = solution.evaluation.batch
+    whole = [0.0] * len(layouts)
+    for u, w in zip(cost.units, solution.assignment):
+        whole[w] += unit_decode_seconds(u, target, batch)
+    factor = [x.latency_s / s if x.layout == "regions" and s > 0 else 1.0 for x, s in zip(layouts, whole)]
+    return tuple(factor[w] for w in solution.assignment)
+
+
+def _two_level_key(cost: ModelCost, target: Target, opts: CompileOptions, problem0: Problem,
+                   problem: Problem, solution: Solution,
+                   layouts: Sequence[WaferLayout]) -> tuple[object, ...]:
+    """Sort key of a laid-out partition (smaller is better): the solver's ranking
+    (``rank_key``: most resident, then ``objective_value``) of the float model on its
+    floorplans, in ``problem0``'s terms, after the per-user floor."""
+    assert solution.assignment is not None
+    ev = solution.evaluation
+    regions = [(x.latency_s, x.interval_s) if x.layout == "regions" else None for x in layouts]
+    perf = place(cost, target, opts.workload, solution.assignment, ev.resident, ev.batch, regions,
+                 disaggregated=opts.prefill_on is not None).performance
+    tpot = to_ticks(perf.time_per_output_token_s)
+    floor_missed = problem0.max_tpot_ticks is not None and tpot > problem0.max_tpot_ticks
+    value = objective_value(problem0, ev.wafers, to_ticks(perf.max_stage_s), tpot)
+    return (floor_missed, -ev.resident, value)
+
+
 def wafer_layouts(cost: ModelCost, target: Target, opts: CompileOptions,
-                  solution: Solution) -> tuple[WaferLayout, ...]:
+                  solution: Solution, cache: _LayoutCache | None = None) -> tuple[WaferLayout, ...]:
     """Each wafer's on-wafer layout under ``--layout regions|auto`` (empty under ``whole``).
 
-    The partition (solved with whole-wafer unit costs) is given; each wafer's units are
-    floorplanned at the plan's micro-batch (CP-SAT, one worker,
-    ``placer.floorplan.cpsat.DEFAULT_TIME_LIMIT_S`` deterministic seconds per phase, the
-    partition's seed), and the plan's performance is computed from those floorplans.
+    The partition is given; each wafer's units are floorplanned at the plan's micro-batch
+    (CP-SAT, one worker, ``placer.floorplan.cpsat.DEFAULT_TIME_LIMIT_S`` deterministic seconds
+    per phase, the partition's seed), and the plan's performance is computed from those
+    floorplans. ``cache``: layouts already made, by wafer units, micro-batch and resident
+    count (a wafer the next pass leaves unchanged is not floorplanned again).
 
     Raises:
         InfeasibleError: under ``regions``, a unit fits no rectangle (named, with its bytes per
@@ -194,12 +291,22 @@ def wafer_layouts(cost: ModelCost, target: Target, opts: CompileOptions,
     if opts.layout is Layout.WHOLE:
         return ()
     assert solution.assignment is not None
-    batch, assignment = solution.evaluation.batch, solution.assignment
+    batch, assignment, resident = solution.evaluation.batch, solution.assignment, solution.evaluation.resident
     groups = [[u.name for u, w in zip(cost.units, assignment) if w == k] for k in range(max(assignment) + 1)]
-    return tuple(layout_wafers(
-        cost, target, groups, layout=opts.layout.value, context_tokens=opts.workload.context_tokens,
-        resident=solution.evaluation.resident, batch=batch, seed=opts.solver.seed,
-        whole_seconds=lambda u: unit_decode_seconds(u, target, batch)))
+    cache = {} if cache is None else cache
+    out = []
+    for w, names in enumerate(groups):
+        key = (tuple(names), batch, resident)
+        if key not in cache:
+            try:
+                cache[key] = layout_wafers(
+                    cost, target, [names], layout=opts.layout.value,
+                    context_tokens=opts.workload.context_tokens, resident=resident, batch=batch,
+                    seed=opts.solver.seed, whole_seconds=lambda u: unit_decode_seconds(u, target, batch))[0]
+            except InfeasibleError as e:  # layout_wafers names the wafer of its own list: 0
+                raise type(e)(f"wafer {w}: {str(e).removeprefix('wafer 0: ')}") from None
+        out.append(cache[key])
+    return tuple(out)
 
 
 def _cost_of(model: Any, target: Target, workload: Workload,
@@ -304,12 +411,24 @@ def _floorplan_links(result: CompileResult) -> str:
              f"Layout `{result.plan.layout}`: each unit on its own rectangle of PEs, the wafer run as a "
              "spatial pipeline (interval = slowest region, latency = longest data path with hops). "
              f"Partition with {1 - result.problem.capacity / result.plan.target.sram_bytes:.0%} of each "
-             "wafer's SRAM kept free (the reserve, raised when a wafer's rectangles did not pack).", ""]
+             "wafer's SRAM kept free (the reserve, raised when a wafer's rectangles did not pack).",
+             "", _two_level_line(result.two_level), ""]
     for w, _ in result.floorplans:
         wp = result.plan.wafers[w]
         lines.append(f"- [wafer {w}](floorplan-wafer{w}.svg): {len(wp.units)} units, interval "
                      f"{(wp.interval_seconds or 0.0) * 1e6:.3f} us, latency {wp.stage_seconds * 1e6:.3f} us")
     return "\n".join(lines) + "\n"
+
+
+def _two_level_line(t: TwoLevel) -> str:
+    stop = {"fixed point": "a fixed point: the next partition repeated it",
+            "cycle": "a cycle: the next partition repeated an earlier one",
+            "cap": f"the cap of {TIME_PASSES} partitions",
+            "infeasible": "the next partition had no answer",
+            "no regions wafer": "no wafer in regions, nothing to feed back"}.get(t.stop, t.stop)
+    return (f"Two levels: {t.passes} partition(s) solved, the first with whole-wafer unit costs and each "
+            f"next with the previous floorplans' (latency / whole-wafer time per wafer); partition "
+            f"{t.chosen + 1} is the best on its floorplans; stopped at {stop}.")
 
 
 def write_outputs(result: CompileResult, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:

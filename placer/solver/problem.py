@@ -56,8 +56,10 @@ __all__ = ["TICK_S", "Edge", "Evaluation", "Objective", "Problem", "build_proble
 class DecodeTimes:
     """Unit and edge ticks at any micro-batch (the float model rounded), cached per batch."""
 
-    def __init__(self, cost: ModelCost, target: Target, edge_bytes: Sequence[int]) -> None:
+    def __init__(self, cost: ModelCost, target: Target, edge_bytes: Sequence[int],
+                 scale: Sequence[float] = ()) -> None:
         self._units, self._target, self._edge_bytes = cost.units, target, tuple(edge_bytes)
+        self._scale = tuple(scale) or (1.0,) * len(cost.units)
         self._cache: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def at(self, batch: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -65,13 +67,13 @@ class DecodeTimes:
         if batch not in self._cache:
             bw = self._target.io_bandwidth_bytes_per_s
             # Alike units (the layers of a dense model) cost the same: each distinct one once.
-            alike: dict[tuple[object, int], int] = {}
+            alike: dict[tuple[object, int], float] = {}
             ticks = []
-            for u in self._units:
+            for u, scale in zip(self._units, self._scale):
                 key = (u.decode, u.weight_bytes + u.constant_bytes)
                 if key not in alike:
-                    alike[key] = f.to_ticks(unit_decode_seconds(u, self._target, batch))
-                ticks.append(alike[key])
+                    alike[key] = unit_decode_seconds(u, self._target, batch)
+                ticks.append(f.to_ticks(alike[key] * scale))
             self._cache[batch] = (tuple(ticks), tuple(f.to_ticks(batch * b / bw) for b in self._edge_bytes))
         return self._cache[batch]
 
@@ -301,9 +303,13 @@ def rank_key(problem: Problem, ev: Evaluation) -> tuple[object, ...]:
 
 
 def build_problem(cost: ModelCost, target: Target, options: CompileOptions,
-                  pins: Sequence[tuple[int, int]] = ()) -> Problem:
+                  pins: Sequence[tuple[int, int]] = (), scale: Sequence[float] = ()) -> Problem:
     """Integer problem of ``cost`` on ``target`` under ``options`` (resolved against the target
-    here if the caller has not); option errors raise ``UserError``."""
+    here if the caller has not); option errors raise ``UserError``. ``scale``: each unit's
+    decode time as a multiple of its whole-wafer time (default 1: the whole-wafer layout; the
+    compiler passes the previous floorplans' under ``--layout regions|auto``)."""
+    if scale and len(scale) != len(cost.units):
+        raise ValueError(f"scale has {len(scale)} factors for {len(cost.units)} units")
     options = options.resolve(target)
     workload, dep = options.workload, options.deployment
     assert dep.reserve is not None and dep.limit is not None
@@ -327,7 +333,8 @@ def build_problem(cost: ModelCost, target: Target, options: CompileOptions,
         weight_bytes=tuple(u.weight_bytes + u.constant_bytes for u in cost.units),
         act_bytes=tuple(activation_buffer_bytes(u, chunk, workload.concurrency) for u in cost.units),
         kv_bytes=tuple(u.kv_bytes(workload.context_tokens) for u in cost.units),
-        ticks=tuple(f.to_ticks(unit_decode_seconds(u, target)) for u in cost.units),
+        ticks=tuple(f.to_ticks(unit_decode_seconds(u, target) * (scale[i] if scale else 1.0))
+                    for i, u in enumerate(cost.units)),
         edges=tuple(Edge(s, d, b, f.to_ticks(b / bw)) for (s, d), b in edge_list),
         capacity=math.floor(target.sram_bytes * (1 - dep.reserve)),
         hop_ticks=f.to_ticks(target.io_latency_s),
@@ -338,5 +345,5 @@ def build_problem(cost: ModelCost, target: Target, options: CompileOptions,
         max_wafers=dep.limit,
         max_tpot_ticks=None if floor is None else math.floor(1.0 / floor / TICK_S),
         pins=tuple(sorted(pins)),
-        decode=DecodeTimes(cost, target, [b for _, b in edge_list]),
+        decode=DecodeTimes(cost, target, [b for _, b in edge_list], scale),
     )

@@ -161,20 +161,21 @@ def test_a_wafer_that_does_not_pack_is_partitioned_again_with_more_sram_free(mon
 
     real, calls = compiler.wafer_layouts, []
 
-    def fails_first(cost, target, opts, solution):
+    def fails_first(cost, target, opts, solution, cache=None):
         calls.append(solution)
         if len(calls) == 1:
             raise PackingError("wafer 0: the 2 regions do not pack")
-        return real(cost, target, opts, solution)
+        return real(cost, target, opts, solution, cache)
 
     monkeypatch.setattr(compiler, "wafer_layouts", fails_first)
     result = compiler.compile_result(TINY_LLAMA, CompileOptions.from_flat(layout="regions", **FLAT))
-    assert len(calls) == 2 and result.plan.layout == "regions"
+    # the 2nd partition packs; later passes of the time iteration start from its reserve
+    assert len(calls) >= 2 and result.plan.layout == "regions"
     free = 1 - result.problem.capacity / MINI.sram_bytes
     assert free == pytest.approx(MINI.default_reserve + compiler.RESERVE_STEP, abs=1e-6)
     assert result.plan.provenance.options.deployment.reserve == MINI.default_reserve
 
-    def never(cost, target, opts, solution):
+    def never(cost, target, opts, solution, cache=None):
         raise PackingError("wafer 0: the 2 regions do not pack")
 
     monkeypatch.setattr(compiler, "wafer_layouts", never)
