@@ -120,12 +120,20 @@ class Deployment:
     def __post_init__(self) -> None:
         if self.wafers is not None and self.max_wafers is not None:
             raise UserError("options --wafers and --max-wafers exclude each other; give one")
+        from placer.validate import integer, number_in_range, show_int
+
         for name in ("wafers", "max_wafers"):
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UserError(f"option --{name.replace('_', '-')} must be >= 1, got {value}")
-        if self.reserve is not None and not 0 <= self.reserve < 1:
-            raise UserError(f"option --reserve must be in [0, 1), got {self.reserve}")
+            if value is None:
+                continue
+            value = integer(value, f"option --{name.replace('_', '-')}")
+            if value < 1:
+                raise UserError(f"option --{name.replace('_', '-')} must be >= 1, got {show_int(value)}")
+            object.__setattr__(self, name, value)
+        if self.reserve is not None:
+            number_in_range(self.reserve, "option --reserve", low=0.0)
+            if not 0 <= self.reserve < 1:
+                raise UserError(f"option --reserve must be in [0, 1), got {self.reserve}")
 
     @property
     def limit(self) -> int | None:
@@ -205,7 +213,9 @@ class CompileOptions:
         d = self.deployment
         if d.limit is not None and d.limit > target.wafers:
             flag = "--wafers" if d.wafers is not None else "--max-wafers"
-            raise UserError(f"option {flag} {d.limit} exceeds the {target.wafers} wafers of target "
+            from placer.validate import show_int
+
+            raise UserError(f"option {flag} {show_int(d.limit)} exceeds the {target.wafers} wafers of target "
                             f"{target.name!r}; raise it with --set wafers=N")
         reserve = target.default_reserve if d.reserve is None else d.reserve
         max_wafers = d.max_wafers if d.wafers is not None or d.max_wafers is not None else target.wafers
@@ -267,9 +277,11 @@ class CompileOptions:
         return CompileOptions(
             target=v["target"],
             target_overrides=_overrides(v["target_overrides"]),
-            workload=Workload(int(v["context"]), int(v["prompt"]), int(v["concurrency"]),
+            # the integers unconverted: Workload checks them (int() would truncate 2.5 and raise
+            # a bare OverflowError on inf)
+            workload=Workload(v["context"], v["prompt"], v["concurrency"],
                               DtypePolicy.parse(v["weights_dtype"], tuple(v["dtype_overrides"])),
-                              parse_dtype_option(v["kv_dtype"], "--kv-dtype"), int(v["output_tokens"]),
+                              parse_dtype_option(v["kv_dtype"], "--kv-dtype"), v["output_tokens"],
                               speculative_from_flat(v["draft"], v["draft_length"], v["acceptance"])),
             goal=Goal(Objective.parse(v["objective"], "--objective"), v["min_tokens_per_s_per_user"]),
             deployment=Deployment(v["wafers"], v["max_wafers"], v["reserve"], pins),

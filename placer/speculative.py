@@ -27,8 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from placer.errors import UserError
+from placer.validate import show_int
 
 ACCEPTANCE_RANGE = "0 <= A < 1"
+#: Longest ``--draft-length`` placer models: drafts propose a handful of tokens (1-16 in practice),
+#: and the expected tokens per step are below ``1 / (1 - a)`` however long the draft.
+MAX_DRAFT_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,11 @@ class SpeculativeOptions:
         k = self.draft_length
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise UserError(f"option --draft-length must be an integer >= 1, got {k!r}")
+        if k > MAX_DRAFT_LENGTH:
+            raise UserError(f"option --draft-length: {show_int(k)} tokens per verification step is more than "
+                            f"placer's cap of {MAX_DRAFT_LENGTH} (placer.speculative.MAX_DRAFT_LENGTH; the "
+                            f"expected gain stops growing after a few dozen: E < 1 / (1 - a)); give at most "
+                            f"{MAX_DRAFT_LENGTH}")
         a = self.acceptance
         ok = not isinstance(a, bool) and isinstance(a, (int, float)) and 0.0 <= a < 1.0
         if not ok:

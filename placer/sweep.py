@@ -132,16 +132,19 @@ class SweepSpec:
         if n > MAX_POINTS:
             raise UserError(f"placer sweep: {n:,} points, past the cap of {MAX_POINTS:,} per sweep; "
                             f"shorten the lists (or split the grid into several sweeps)")
-        if "time_limit" in self.fixed or "seed" in self.fixed:   # checked once, not as an error row per point
-            from placer.options import SolverSettings
-
-            limit, seed = self.fixed.get("time_limit"), self.fixed.get("seed")
-            SolverSettings(time_limit_s=FLAT_DEFAULTS["time_limit"] if limit is None else limit,
-                           seed=FLAT_DEFAULTS["seed"] if seed is None else seed)
         unknown = sorted(set(self.fixed) - set(FLAT_DEFAULTS))
         if unknown:
             raise UserError(f"sweep options: unknown compile option(s) {', '.join(map(repr, unknown[:5]))}; "
                             f"expected names of placer.options.FLAT_DEFAULTS such as time_limit, seed")
+        # Every value of every axis, and the fixed options, pass the option checks that need neither
+        # the model nor the target (CompileOptions.from_flat) once here: a bad value (--context past
+        # its cap, --time-limit inf, --draft-length 0) is exit 2, not an error row per point.
+        from placer.options import CompileOptions
+
+        first = {axis: getattr(self, axis)[0] for axis in AXES[1:]}
+        for axis in AXES[1:]:
+            for value in getattr(self, axis):
+                CompileOptions.from_flat(**{**first, axis: value, **self.fixed})
 
     def points(self) -> list[dict[str, Any]]:
         """Every point as flat compile options plus ``model``, in grid order."""

@@ -126,6 +126,13 @@ def finite_number(value: object, where: str) -> float:
     return number
 
 
+def show_int(value: int) -> str:
+    """``value`` with thousands separators, or ``about 10^N`` past 2^60 (a pasted 400-digit
+    number stays a short message; Python refuses to print more than 4,300 digits at all)."""
+    bits = abs(value).bit_length()
+    return f"{value:,}" if bits <= 60 else f"{'-' if value < 0 else ''}about 10^{int(bits * math.log10(2))}"
+
+
 def integer(value: object, where: str, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer (an integral float such as 2.0 is accepted) within ``[minimum, maximum]``."""
     if isinstance(value, bool):
@@ -137,9 +144,9 @@ def integer(value: object, where: str, minimum: int | None = None, maximum: int 
     if not isinstance(value, int):
         raise UserError(f"{where}: expected an integer, got {type(value).__name__} {value!r}")
     if minimum is not None and value < minimum:
-        raise UserError(f"{where}: must be >= {minimum}, got {value}")
+        raise UserError(f"{where}: must be >= {minimum}, got {show_int(value)}")
     if maximum is not None and value > maximum:
-        raise UserError(f"{where}: must be <= {maximum:,}, got {value:,}")
+        raise UserError(f"{where}: must be <= {maximum:,}, got {show_int(value)}")
     return value
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from placer.errors import UserError
 from placer.ir.dtypes import DType
 from placer.speculative import SpeculativeOptions
+from placer.validate import integer, show_int
 
 
 def parse_dtype_option(text: str, option: str) -> str:
@@ -52,6 +53,21 @@ class DtypePolicy:
         return DtypePolicy(parse_dtype_option(default, "--weights-dtype"), tuple(pairs))
 
 
+#: Longest ``--context`` (and ``--prompt``, ``--output-tokens``) placer models: 2^24 tokens, past
+#: every published context window (10M tokens); beyond it KV sizes overflow floating point long
+#: before they mean anything.
+MAX_CONTEXT_TOKENS = 2**24
+#: Most ``--concurrency`` sequences placer models at once (each holds a KV slot).
+MAX_CONCURRENCY = 2**20
+_WINDOW = "placer.workload.MAX_CONTEXT_TOKENS, longer than any model's context window"
+# (field, option, minimum, cap, what the cap is) of each integer a workload holds.
+_LIMITS = (("context_tokens", "--context", 0, MAX_CONTEXT_TOKENS, _WINDOW),
+           ("prompt_tokens", "--prompt", 1, MAX_CONTEXT_TOKENS, _WINDOW),
+           ("concurrency", "--concurrency", 1, MAX_CONCURRENCY,
+            "placer.workload.MAX_CONCURRENCY sequences served at once"),
+           ("output_tokens", "--output-tokens", 1, MAX_CONTEXT_TOKENS, _WINDOW))
+
+
 @dataclass(frozen=True)
 class Workload:
     """``context_tokens``: KV length each sequence holds (prompt + generated); ``prompt_tokens``:
@@ -68,14 +84,14 @@ class Workload:
     speculative: SpeculativeOptions | None = None
 
     def __post_init__(self) -> None:
-        if self.context_tokens < 0:
-            raise UserError(f"option --context must be >= 0, got {self.context_tokens}")
-        if self.prompt_tokens < 1:
-            raise UserError(f"option --prompt must be >= 1, got {self.prompt_tokens}")
-        if self.concurrency < 1:
-            raise UserError(f"option --concurrency must be >= 1, got {self.concurrency}")
-        if self.output_tokens < 1:
-            raise UserError(f"option --output-tokens must be >= 1, got {self.output_tokens}")
+        for name, option, low, cap, what in _LIMITS:
+            value = integer(getattr(self, name), f"option {option}")
+            if value < low:
+                raise UserError(f"option {option} must be >= {low}, got {value}")
+            if value > cap:
+                raise UserError(f"option {option}: {show_int(value)} is more than placer's cap of {cap:,} "
+                                f"({what}); give at most {cap:,}")
+            object.__setattr__(self, name, value)
 
     def kv_dtype_for(self, native: DType) -> DType:
         return native if self.kv_dtype == "native" else DType(self.kv_dtype)

@@ -168,6 +168,31 @@ OPTION_CASES = {
     "sweep-cli-option": (["sweep", "config.json", "--option", "bogus=1", "-o", "out", "--no-cache"],
                          "unknown compile option(s) 'bogus'"),
     "config-too-big": (["inspect", "big.json"], "more than the 16,777,216 bytes (16 MiB)"),
+    # workload sizes past their documented caps (a 400-digit --context was an OverflowError traceback,
+    # 10^30 an "infeasible" naming a 10^23 GB unit, --draft-length 10^9 exit 0)
+    "context-huge": (["compile", "config.json", "--context", str(10**400), "-o", "out"],
+                     "option --context: about 10^400 is more than placer's cap of 16,777,216"),
+    "context-cap": (["compile", "config.json", "--context", str(2**24 + 1), "-o", "out"],
+                    "option --context: 16,777,217 is more than placer's cap of 16,777,216 "
+                    "(placer.workload.MAX_CONTEXT_TOKENS"),
+    "inspect-context": (["inspect", "config.json", "--context", str(10**30)],
+                        "option --context: about 10^30 is more than placer's cap"),
+    "prompt-huge": (["compile", "config.json", "--prompt", str(10**12), "-o", "out"],
+                    "option --prompt: 1,000,000,000,000 is more than placer's cap of 16,777,216"),
+    "output-tokens-huge": (["compile", "config.json", "--output-tokens", str(10**20), "-o", "out"],
+                           "option --output-tokens: about 10^20 is more than"),
+    "concurrency-huge": (["compile", "config.json", "--concurrency", str(10**400), "-o", "out"],
+                         "option --concurrency: about 10^400 is more than placer's cap of 1,048,576"),
+    "draft-length-huge": (["compile", "config.json", "--draft", "config.json", "--acceptance", "0.5",
+                           "--draft-length", str(10**9), "-o", "out"],
+                          "option --draft-length: 1,000,000,000 tokens per verification step is more than "
+                          "placer's cap of 64 (placer.speculative.MAX_DRAFT_LENGTH"),
+    "sweep-draft-length": (["sweep", "config.json", "--draft", "config.json", "--acceptance", "0.5",
+                            "--draft-length", "65", "-o", "out", "--no-cache"], "cap of 64"),
+    "sweep-context-huge": (["sweep", "config.json", "--context", str(10**30), "-o", "out", "--no-cache"],
+                           "option --context: about 10^30 is more than placer's cap"),
+    "wafers-huge": (["compile", "config.json", "--wafers", str(10**400), "-o", "out"],
+                    "option --wafers about 10^400 exceeds the"),
 }
 
 
@@ -184,7 +209,8 @@ def test_option_and_file_caps_are_one_line_exit_2(tmp_path: Path, plan_text: str
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("case", ["pin-wafer-99", "run-truncated-npz", "seed-2**70"])
+@pytest.mark.parametrize("case", ["pin-wafer-99", "run-truncated-npz", "seed-2**70", "context-huge",
+                                  "draft-length-huge", "concurrency-huge"])
 def test_option_and_file_caps_through_the_binary(tmp_path: Path, plan_text: str, case: str) -> None:
     _write_cases(tmp_path, plan_text)
     args, needle = OPTION_CASES[case]
