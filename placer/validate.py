@@ -120,7 +120,10 @@ def finite_number(value: object, where: str) -> float:
     """A finite int or float (bools are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UserError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:   # an int past float's range
+        raise UserError(f"{where}: expected a finite number, got {show_int(int(value))}") from None
     if not math.isfinite(number):
         raise UserError(f"{where}: expected a finite number, got {value!r}")
     return number

@@ -46,6 +46,14 @@ def test_overrides_and_user_toml(tmp_path):
     ("wse3", {"mesh_rows": "100000"}, "cap of 16,384"),
     ("wse3", {"sram_bytes": 0}, "sram_bytes must be > 0"),
     ("wse3", {"default_reserve": 1.5}, r"default_reserve must be in \[0, 1\)"),
+    # held-out corpus (issue 13): each was a traceback from the cost model or CP-SAT
+    ("wse3", {"clock_hz": "1e-300"}, r"field clock_hz is 1e-300, outside placer's range 1e\+06 to 1e\+12"),
+    ("wse3", {"io_bandwidth_bytes_per_s": "1e-300"}, "outside placer's range 1000 to 1e"),
+    ("wse3", {"sram_bytes": "1e40"}, "sram_bytes is about 10\\^40, outside placer's range"),
+    ("wse3", {"wafers": str(10**400)}, "wafers is about 10\\^400, above placer's cap of 4,096"),
+    ("wse3", {"clock_hz": str(10**400)}, "expected a finite number, got about 10\\^400"),
+    ("wse3", {"io_latency_s": "1e300"}, "io_latency_s is 1e\\+300, outside"),
+    ("wse3", {"name": ""}, "field name is empty"),
 ])
 def test_bad_targets(name, overrides, match):
     with pytest.raises(UserError, match=match):
@@ -113,3 +121,22 @@ def test_cost_per_hour_per_system_from_hardware_md():
     assert load_target("wse3").external_kv_bytes == 6_000_000_000_000  # one 6 TB KVSS node per CS-3
     with pytest.raises(UserError, match="cost_per_hour must be >= 0"):
         load_target("wse3", {"cost_per_hour": -1})
+
+
+@pytest.mark.parametrize("line, match", [
+    ('clock_hz = "fast"', r"t.toml: field 'clock_hz' needs a float, got 'fast'"),
+    ("clock_hz = { a = 1 }", r"t.toml: field 'clock_hz': expected a number, got dict"),
+    ("clock_hz = 1979-05-27T07:32:00Z", r"t.toml: field 'clock_hz': expected a number, got datetime"),
+    ("wafers = 2.5", r"t.toml: field 'wafers': expected an integer, got 2.5"),
+    ("name = 3", r"t.toml: field 'name' needs a string, got 3"),
+])
+def test_target_file_fields_are_converted_and_checked(tmp_path, line, match):
+    """A target file's values go through the same conversion as --set values (each line was a
+    TypeError traceback in the cost model)."""
+    text = (load_target.__globals__["resources"].files("placer.targets") / "wse-mini.toml").read_text()
+    key = line.split(" ")[0]
+    kept = [ln for ln in text.splitlines() if not ln.startswith(key + " ")]
+    p = tmp_path / "t.toml"
+    p.write_text("\n".join(kept) + f"\n{line}\n")
+    with pytest.raises(UserError, match=match):
+        load_target(str(p))

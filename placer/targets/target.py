@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from placer.errors import UserError
-from placer.validate import finite_number, integer, parse_toml, read_text
+from placer.validate import finite_number, integer, parse_toml, read_text, show_int
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,13 @@ class Target:
 
     def validate(self) -> None:
         """Every number finite and in range, integers integral, sizes within placer's caps."""
+        if not self.name.strip():
+            raise UserError("target: field name is empty; give the target a name")
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 where = f"target {self.name!r}: field {f.name}"
-                if not math.isfinite(v):
+                if isinstance(v, float) and not math.isfinite(v):
                     raise UserError(f"{where} must be a finite number, got {v}")
                 if f.name == "default_reserve":
                     if not 0 <= v < 1:
@@ -103,15 +105,25 @@ class Target:
                     raise UserError(f"target {self.name!r}: {f.name} must be > 0, got {v}")
                 cap = _CAPS.get(f.name)
                 if cap is not None and v > cap:
-                    raise UserError(f"{where} is {v:,}, above placer's cap of {cap:,} "
-                                    f"(placer.targets.target._CAPS); is the value in the right unit?")
+                    raise UserError(f"{where} is {_show(v)}, above "
+                                    f"placer's cap of {cap:,} (placer.targets.target._CAPS); is the value "
+                                    f"in the right unit?")
+                low, high = _RANGES.get(f.name, (0, math.inf))
+                if 0 < v < low or v > high:
+                    raise UserError(f"{where} is {_show(v)}, outside placer's range {_show(low)} to "
+                                    f"{_show(high)} for it (placer.targets.target._RANGES, far around any "
+                                    f"built machine); is the value in the right unit?")
 
     def to_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _convert(key: str, type_name: str, value: object) -> object:
-    where = f"target field {key!r}"
+def _show(v: float) -> str:
+    return show_int(v) if isinstance(v, int) else f"{v:g}"
+
+
+def _convert(key: str, type_name: str, value: object, source: str = "") -> object:
+    where = f"{source}: field {key!r}" if source else f"target field {key!r}"
     if "int" in type_name or "float" in type_name:
         if isinstance(value, str):
             try:
@@ -132,6 +144,20 @@ _NON_NEGATIVE = {"external_kv_bytes", "io_latency_s", "cost_per_hour"}
 # solver loops over wafer counts). Far above any built machine: WSE-3 has 762 x 1172 PEs.
 _CAPS: dict[str, float] = {"wafers": 4096, "mesh_rows": 16384, "mesh_cols": 16384, "routing_colors": 4096,
                            "cycles_per_hop": 10**6, "link_bytes_per_cycle": 1 << 20}
+
+
+# Ranges of the other numbers (``low``: the smallest value above 0, for the fields time or memory
+# is divided by; 0 keeps the rules above): the solver counts time in 0.1 ns ticks and bytes in
+# 64-bit integers, so a clock of 1e-300 Hz or 1e40 bytes of SRAM overflowed it (tracebacks). Each
+# range spans many orders of magnitude around WSE-3's value.
+_RANGES: dict[str, tuple[float, float]] = {
+    "sram_bytes": (1, 2**50), "pe_sram_bytes": (1, 2**40), "clock_hz": (1e6, 1e12),
+    "flops_per_cycle_per_pe": (1e-3, 1e6), "sram_bandwidth_bytes_per_s": (1e6, 1e21),
+    "io_bandwidth_bytes_per_s": (1e3, 1e18), "prefill_utilisation": (1e-6, 1.0),
+    "io_latency_s": (0, 10.0), "external_kv_bytes": (0, 2**60), "kernel_overhead_cycles": (0, 1e9),
+    "collective_overhead_cycles": (0, 1e9), "host_overhead_s_per_token": (0, 10.0),
+    "request_overhead_s": (0, 1e3), "cost_per_hour": (0, 1e9),
+}
 
 
 # Fields a `-physics` target leaves at their defaults (no overhead); see the class.
@@ -169,6 +195,10 @@ def load_target(name_or_path: str, overrides: dict[str, object] | None = None) -
         raise UserError(f"{source}: unknown field(s) {', '.join(unknown)}")
     if missing:
         raise UserError(f"{source}: missing field(s) {', '.join(missing)}")
-    base = Target(**{f.name: data[f.name] for f in fields(Target) if f.name in data})
-    base = base.with_overrides({})  # converts and validates
+    # every field of the file converted to its type (a string clock_hz, a TOML date or table, a
+    # float wafer count were tracebacks deep in the cost model) and validated, as --set values are
+    typed = {f.name: _convert(f.name, str(f.type), data[f.name], source) for f in fields(Target)
+             if f.name in data}
+    base = Target(**typed)  # type: ignore[arg-type]  # each value converted to its field's type above
+    base.validate()
     return base.with_overrides(overrides or {})
