@@ -176,13 +176,36 @@ def _heads(r: ConfigReader, hidden: int, default_head_dim: int | None = None) ->
     return heads, kv, r.int("head_dim", default_head_dim)
 
 
+# Numbers of a rope_scaling/rope_parameters object, each a finite number when given (the first
+# seven > 0); the llama3 scaling needs the first four (its inverse frequencies are computed from them).
+_ROPE_NUMBERS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings",
+                 "rope_theta", "beta_fast", "beta_slow", "attention_factor", "mscale", "mscale_all_dim",
+                 "partial_rotary_factor")
+_LLAMA3_ROPE = _ROPE_NUMBERS[:4]
+_POSITIVE_ROPE = _ROPE_NUMBERS[:7]
+
+
 def _rope(r: ConfigReader) -> dict:
-    params = r.raw("rope_parameters") or r.raw("rope_scaling")
+    key = "rope_parameters" if r.raw("rope_parameters") else "rope_scaling"
+    params = r.raw(key)
     theta = r.float("rope_theta", 0.0)
+    if theta < 0:
+        raise r.fail("rope_theta", f"must be > 0, got {theta!r}")
+    if params is not None and not isinstance(params, dict):
+        raise r.fail(key, f"must be a JSON object or null, got {params!r}")
+    if params is not None:
+        nested = r.sub(key)
+        assert nested is not None
+        for name in _ROPE_NUMBERS:
+            if nested.has(name) and nested.float(name, 0.0) <= 0 and name in _POSITIVE_ROPE:
+                raise nested.fail(name, f"must be a number > 0, got {params[name]!r}")
+        if params.get("rope_type") == "llama3":
+            for name in _LLAMA3_ROPE:
+                if not nested.has(name):
+                    raise nested.fail(name, "is missing; the llama3 rope scaling needs factor, "
+                                      "low_freq_factor, high_freq_factor, original_max_position_embeddings")
     if not theta and isinstance(params, dict) and isinstance(params.get("rope_theta"), (int, float)):
         theta = float(params["rope_theta"])
-    if params is not None and not isinstance(params, dict):
-        raise r.fail("rope_scaling", f"must be a JSON object or null, got {params!r}")
     return dict(rope_theta=theta or 10000.0, rope_scaling=params)
 
 

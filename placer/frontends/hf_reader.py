@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from placer.errors import UserError
+from placer.validate import show_int
 
 _MISSING = object()
 #: Largest integer a config field may hold (no real model dimension comes near 2^40): larger
@@ -24,6 +25,19 @@ MAX_FIELD_INT = 1 << 40
 #: dense model), so this bounds a corrupt or hand-edited config's run; the environment variable
 #: ``PLACER_MAX_LAYERS`` raises (or lowers) it for every command and the Python API.
 MAX_LAYERS = 4096
+#: Most attention heads (and dims per head) a config may give: real models have <= 128 heads of
+#: <= 576 dims; the builder makes per-head and per-dim arrays (a head_dim of 10^12 allocated 3.6 TiB).
+MAX_HEADS = 65_536
+#: Most routed or shared experts per layer, and experts per token (real models: <= 384). Reading,
+#: grouping and costing take about 1.7 ms per expert per layer (16,384 experts of 2 layers: 28 s).
+MAX_EXPERTS = 4096
+_HEAD_KEYS = ("num_attention_heads", "num_key_value_heads", "n_head", "head_dim", "index_head_dim",
+              "index_n_heads", "linear_key_head_dim", "linear_num_key_heads", "linear_num_value_heads",
+              "linear_value_head_dim", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "rotary_dim")
+_EXPERT_KEYS = ("n_routed_experts", "n_shared_experts", "num_experts", "num_experts_per_tok",
+                "num_local_experts")
+_FIELD_CAPS = {**{k: (MAX_HEADS, "MAX_HEADS") for k in _HEAD_KEYS},
+               **{k: (MAX_EXPERTS, "MAX_EXPERTS") for k in _EXPERT_KEYS}}
 MAX_LAYERS_ENV = "PLACER_MAX_LAYERS"
 _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 
@@ -95,12 +109,13 @@ class ConfigReader:
             else:
                 raise self.fail(key, f"must be an integer, got {value!r}")
         if value < minimum:
-            raise self.fail(key, f"must be >= {minimum}, got {value}")
+            raise self.fail(key, f"must be >= {minimum}, got {show_int(value)}")
         if key in _LAYER_KEYS:
             return check_layers(value, self._where(key))
-        if value > MAX_FIELD_INT:
-            raise self.fail(key, f"is {value:,}, above placer's cap of {MAX_FIELD_INT:,} "
-                            f"(placer.frontends.hf_reader); is the config corrupt?")
+        cap, name = _FIELD_CAPS.get(key, (MAX_FIELD_INT, "MAX_FIELD_INT"))
+        if value > cap:
+            raise self.fail(key, f"is {show_int(value)}, above placer's cap of {cap:,} "
+                            f"(placer.frontends.hf_reader.{name}); is the config corrupt?")
         return value
 
     # ``builtins.`` from here on: the methods ``int`` and ``str`` shadow the types in this class body.

@@ -216,3 +216,28 @@ def test_option_and_file_caps_through_the_binary(tmp_path: Path, plan_text: str,
     args, needle = OPTION_CASES[case]
     _one_line(_placer(*args, cwd=tmp_path), needle)
     assert not (tmp_path / "out").exists()
+
+
+MIXTRAL = {**TINY_CONFIG, "model_type": "mixtral", "architectures": ["MixtralForCausalLM"],
+           "num_local_experts": 4, "num_experts_per_tok": 2}
+
+
+# Held-out corpus (issue 13): config fields that were a MemoryError (head_dim 10^12), a hang past
+# 90 s (10^9 experts), a ValueError traceback (a string rope factor) or exit 0 (a negative rope factor
+# or theta: NaN frequencies, a RuntimeWarning on stderr).
+@pytest.mark.parametrize("config, needle", [
+    ({**TINY_CONFIG, "head_dim": 10**12},
+     "field 'head_dim' is 1,000,000,000,000, above placer's cap of 65,536"),
+    ({**TINY_CONFIG, "num_attention_heads": 10**12}, "cap of 65,536 (placer.frontends.hf_reader.MAX_HEADS)"),
+    ({**MIXTRAL, "num_local_experts": 10**9}, "cap of 4,096 (placer.frontends.hf_reader.MAX_EXPERTS)"),
+    ({**TINY_CONFIG, "rope_scaling": {"rope_type": "llama3", "factor": "big"}},
+     "field rope_scaling.'factor' must be a number, got 'big'"),
+    ({**TINY_CONFIG, "rope_scaling": {"rope_type": "yarn", "factor": -1.0}},
+     "field rope_scaling.'factor' must be a number > 0, got -1.0"),
+    ({**TINY_CONFIG, "rope_scaling": {"rope_type": "llama3", "factor": 8.0}},
+     "field rope_scaling.'low_freq_factor' is missing"),
+    ({**TINY_CONFIG, "rope_theta": -10000.0}, "field 'rope_theta' must be > 0"),
+])
+def test_bad_config_fields_through_the_binary(tmp_path: Path, config: dict, needle: str) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    _one_line(_placer("inspect", "config.json", "--target", "wse-mini", cwd=tmp_path), needle)
