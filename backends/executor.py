@@ -69,6 +69,10 @@ class StepStats:
     io_hops: int = 0
     io_seconds: float = 0.0
     clock_hz: float = 1.0
+    # Per wafer: the cycle (from the start of its step) each micro-batch of the step left it
+    # (its last node's end so far), in order; the first is the wafer's latency, the gaps its
+    # interval (on a whole-grid wafer, micro-batches run one after another).
+    in_flight: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def compute_seconds(self) -> float:
@@ -277,30 +281,40 @@ class MeshExecutor:
 
     # --- running ----------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, np.ndarray], *, resident: Mapping[str, int] | None = None,
-            keep: Iterable[str] = (), decode: bool = False) -> tuple[dict[str, np.ndarray], StepStats]:
+            keep: Iterable[str] = (), decode: bool = False,
+            micro_batches: int = 1) -> tuple[dict[str, np.ndarray], StepStats]:
         """One execution. ``resident``: inputs that already live on a wafer (KV cache);
         ``keep``: outputs that stay resident afterwards (entered in their wafer's ledger);
         ``decode``: a decode step of a micro-batch (the leading axis of the inputs holds its
-        sequences): weight MatMuls run as B-row GEMVs, whose collectives are paid once."""
+        sequences): weight MatMuls run as B-row GEMVs, whose collectives are paid once.
+        ``micro_batches``: with ``decode``, the step's sequences split along the leading axis
+        into this many equal micro-batches, all in flight at once: each runs through the graph
+        in turn, and on a wafer laid out in regions a rectangle takes micro-batch ``m + 1`` as
+        soon as it has finished ``m`` (the spatial pipeline; ``StepStats.in_flight`` has when
+        each micro-batch left each such wafer). The outputs are the micro-batches' joined."""
+        m = max(1, micro_batches)
+        feeds = [inputs]
+        if m > 1:
+            sizes = {int(np.asarray(a).shape[0]) for a in inputs.values() if np.asarray(a).ndim}
+            if not decode or len(sizes) != 1 or next(iter(sizes)) % m:
+                raise ValueError(f"micro_batches={m} needs a decode step whose inputs share a leading "
+                                 f"axis divisible by {m} (got {sorted(sizes)})")
+            split = {k: np.split(np.asarray(a), m) if np.asarray(a).ndim else [a] * m
+                     for k, a in inputs.items()}
+            feeds = [{k: pieces[i] for k, pieces in split.items()} for i in range(m)]
         self.step_observer.reset()
-        for wafer in self.wafers:
-            for grid in (wafer, *wafer.regions):
-                grid.decode = decode
-                grid.broadcast_inputs = set()
-                grid.fused_norms = self.fused_norms
-                grid.pending_norms = {}
         self.location = {name: (resident or {}).get(name, 0) for name in self.graph.inputs}
         stats = StepStats(clock_hz=self.spec.clock_hz)
         self._crossings: dict[tuple[int, int], int] = {}
-        self.views = {}
         moved: set[tuple[str, int]] = set()
-        # Timing within each wafer (cycles from the start of its step): when each value is
-        # ready on its grid, when each grid is free, when it has arrived on another grid.
+        # Timing within each wafer (cycles from the start of its step): when each grid is free
+        # (kept across micro-batches: the pipeline), and per micro-batch when each value is
+        # ready on its grid and when it has arrived on another grid.
+        free: dict[int, int] = {}
+        finish: dict[int, int] = {}
         ready: dict[str, int] = {}
         grid_of: dict[str, Wafer] = {}
-        free: dict[int, int] = {}
         arrived: dict[tuple[str, int], int] = {}
-        finish: dict[int, int] = {}
 
         def execute(node: Node, args: list) -> tuple:
             w = self.node_wafer[node.name]
@@ -338,13 +352,31 @@ class MeshExecutor:
                 grid_of[o] = grid
             return out
 
-        self._drop_streamed()
+        parts: list[dict[str, np.ndarray]] = []
+        left: dict[int, list[int]] = {}
         weights = {k: to_compute(v) for k, v in self.weights.items()}
-        try:
-            outputs = run_graph(self.graph, inputs, weights=weights, execute=execute,
-                                fetch=self._fetch if self.streamed else None)
-        finally:
+        for feed in feeds:
+            for wafer in self.wafers:
+                for grid in (wafer, *wafer.regions):
+                    grid.decode = decode
+                    grid.broadcast_inputs = set()
+                    grid.fused_norms = self.fused_norms
+                    grid.pending_norms = {}
+            self.views = {}
+            ready.clear()
+            arrived.clear()
+            moved.clear()
             self._drop_streamed()
+            try:
+                parts.append(run_graph(self.graph, feed, weights=weights, execute=execute,
+                                       fetch=self._fetch if self.streamed else None))
+            finally:
+                self._drop_streamed()
+            for w, t in finish.items():
+                left.setdefault(w, []).append(t)
+        outputs = parts[0] if m == 1 else {
+            k: np.concatenate([p[k] for p in parts]) if np.asarray(v).ndim else v
+            for k, v in parts[0].items()}
         # Wafers form a chain; data skipping a wafer is relayed through it, so it loads every
         # boundary it crosses. Each boundary used pays its latency once per step.
         boundary: dict[int, int] = {}
@@ -364,6 +396,8 @@ class MeshExecutor:
         for w, wafer in enumerate(self.wafers):
             if wafer.regions and wafer.name in stats.cycles:
                 stats.cycles[wafer.name] = finish.get(w, 0)
+            if w in left:
+                stats.in_flight[wafer.name] = tuple(left[w])
         return outputs, stats
 
     def _stored_bytes(self, name: str, value: np.ndarray) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ class RunResult:
     emulated_unit_s: dict[str, float] = field(default_factory=dict)   # mean decode step, per unit
     predicted_unit_s: dict[str, float] = field(default_factory=dict)  # the model's, per unit
     target_changes: list[str] = field(default_factory=list)  # fields the run's target changed (--set)
+    micro_batches: int = 1                        # micro-batches of each step in flight at once
 
 
 def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
@@ -236,16 +237,25 @@ def _decode_cost(graph: Graph, target: Any, context: int, prompt: int) -> Any:
 
 
 def predicted_step_seconds(graph: Graph, target: Any, assignment: Mapping[str, int], context: int,
-                           prompt: int, batch: int = 1, regions: Rects | None = None) -> float:
-    """The performance model's decode round trip of a micro-batch of ``batch`` sequences at
-    ``context`` tokens (``placer.perf.placement.predicted_round_trip``); wafers with units in
-    ``regions`` take their floorplan's latency (``placer.floorplan.placed_seconds``)."""
+                           prompt: int, batch: int = 1, regions: Rects | None = None,
+                           micro_batches: int = 1) -> float:
+    """The performance model's decode time per output token of a step of ``batch`` sequences
+    at ``context`` tokens, in ``micro_batches`` equal micro-batches in flight: with one, the
+    round trip (``placer.perf.placement.predicted_round_trip``); with ``M``, the pipeline's
+    ``formulas.tpot`` of one micro-batch's round trip, every wafer's interval and the busiest
+    boundary. Wafers with units in ``regions`` take their floorplan's latency and interval
+    (``placer.floorplan.placed_seconds``); a whole-grid wafer's interval is its stage."""
     from placer.floorplan import placed_seconds
+    from placer.perf import formulas as f
+    from placer.perf import unit_decode_seconds
     from placer.perf.placement import predicted_round_trip
 
     cost = _decode_cost(graph, target, context, prompt)
     regions = regions or {}
+    m = max(1, micro_batches)
+    mb = max(1, batch // m)
     wafer_seconds: dict[int, float] = {}
+    intervals: dict[int, float] = {}
     for w in sorted({assignment.get(u, 0) for u in regions}):
         # One region per rectangle (units sharing one run in turn), in data-path order.
         shared: dict[tuple[int, int, int, int], list[str]] = {}
@@ -253,8 +263,48 @@ def predicted_step_seconds(graph: Graph, target: Any, assignment: Mapping[str, i
             if u.name in regions and assignment.get(u.name, 0) == w:
                 shared.setdefault(regions[u.name], []).append(u.name)
         rects = [(units, *rect) for rect, units in shared.items()]
-        wafer_seconds[w] = placed_seconds(cost, target, rects, context_tokens=context, batch=batch)[0]
-    return predicted_round_trip(cost, target, assignment, batch, wafer_seconds)
+        wafer_seconds[w], intervals[w] = placed_seconds(cost, target, rects, context_tokens=context, batch=mb)
+    trip = predicted_round_trip(cost, target, assignment, mb, wafer_seconds)
+    if m == 1:
+        return trip
+    order = [assignment.get(u.name, 0) for u in cost.units]
+    n = max(order, default=0) + 1
+    stage = [0.0] * n
+    for u, w in zip(cost.units, order):
+        stage[w] += unit_decode_seconds(u, target, mb)
+    for w, seconds in intervals.items():
+        stage[w] = seconds
+    index = {u.name: i for i, u in enumerate(cost.units)}
+    boundary = f.boundary_bytes(order, [(index[e.src], index[e.dst], e.bytes_per_token) for e in cost.edges
+                                        if order[index[e.src]] <= order[index[e.dst]]], n)
+    return f.tpot(trip, max(stage), max(boundary, default=0) * mb / target.io_bandwidth_bytes_per_s, m)
+
+
+def emulated_step_seconds(steps: Sequence[StepStats], link: IoLink, micro_batches: int = 1) -> float:
+    """The emulator's mean decode time per output token over ``steps``, the sampled token's
+    return hop included (one link latency, also on one wafer, as ``formulas.round_trip``
+    charges ``N`` hops for ``N`` wafers): with one micro-batch, each step's time; with ``M``
+    in flight, the same ``formulas.tpot`` as ``predicted_step_seconds`` of the emulated first
+    micro-batch's round trip (every wafer's first ``StepStats.in_flight`` exit, I/O of one micro-batch), every
+    wafer's emulated interval (the mean gap between its micro-batches' exits) and the I/O
+    link's bytes (all boundaries' bytes of the step, one link's worth: an over-estimate with
+    several boundaries)."""
+    from placer.perf import formulas as f
+
+    ret = link.latency_s
+    m = max(1, micro_batches)
+    if m == 1:
+        return float(np.mean([s.seconds for s in steps])) + ret
+    out = []
+    for s in steps:
+        clock = s.clock_hz
+        latency = sum(t[0] for t in s.in_flight.values()) / clock
+        interval = max(((t[-1] - t[0]) / (len(t) - 1) for t in s.in_flight.values() if len(t) > 1),
+                       default=0.0) / clock
+        streamed = s.io_seconds - s.io_hops * link.latency_s  # the step's bytes over one link
+        trip = latency + s.io_hops * link.latency_s + streamed / m + ret
+        out.append(f.tpot(trip, interval, streamed / m, m))
+    return float(np.mean(out))
 
 
 def predicted_unit_seconds(graph: Graph, target: Any, context: int, prompt: int,
@@ -305,7 +355,7 @@ MAX_RUN_BATCH = 4096
 
 def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str, np.ndarray], *,
              tokens: int = 0, target: Any = None, predict: bool = True,
-             batch: int | None = None) -> RunResult:
+             batch: int | None = None, micro_batches: int = 1) -> RunResult:
     """Execute ``model`` under ``plan`` on emulated wafers; greedy-decode ``tokens`` tokens.
 
     Args:
@@ -315,7 +365,10 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
         tokens: tokens to generate after the prefill (needs past/present KV inputs/outputs).
         target: a ``Target`` (default: the plan's).
         batch: sequences per decode step (default: the inputs' leading dimension); inputs of
-            one sequence are repeated to it. Each step decodes the whole micro-batch.
+            one sequence are repeated to it. Each step decodes all of them.
+        micro_batches: the step's sequences in this many equal micro-batches in flight (a
+            divisor of ``batch``): a wafer laid out in regions works on several at once, a
+            rectangle taking the next as soon as it is done with one (``MeshExecutor.run``).
 
     Raises:
         UserError: bad inputs, a plan that does not match the model, or a PE out of SRAM.
@@ -352,6 +405,10 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
                                            plan_target, target, source, overridden)
     regions = _regions(plan, assignment, target, source)
     feeds, batch = _batched(load_inputs(inputs, graph), batch)
+    integer(micro_batches, "option --micro-batches", minimum=1, maximum=batch)
+    if batch % micro_batches:
+        raise UserError(f"option --micro-batches: {micro_batches} does not divide the {batch} sequences of a "
+                        f"step (--batch); pass a divisor of it")
     pairs = kv_pairs(graph)
     if tokens > 0 and not pairs:
         raise UserError("option --tokens: the model has no past/present KV inputs and outputs to decode with")
@@ -374,7 +431,7 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
             resident = {past: executor.location.get(present, 0) for past, present in pairs}
             executor.release([p for _, p in pairs])
             outputs, stats = executor.run(step_feeds, resident=resident, keep=[p for _, p in pairs],
-                                          decode=True)
+                                          decode=True, micro_batches=micro_batches)
             feeds = step_feeds
             steps.append(stats)
             for key, s in executor.step_observer.stats.items():
@@ -386,11 +443,10 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     n_wafers = len(executor.wafers)
     result = RunResult(outputs, np.stack(generated, axis=1) if generated else None, prefill, steps,
                        decode_obs, n_wafers, {w.name: w.peak_pe_bytes for w in executor.wafers},
-                       prefill_outputs=prefill_outputs, batch=batch, target_changes=target_changes)
+                       prefill_outputs=prefill_outputs, batch=batch, target_changes=target_changes,
+                       micro_batches=micro_batches)
     if steps:
-        # The sampled token returns to the first wafer: one more link latency per step.
-        ret = target.io_latency_s if n_wafers > 1 else 0.0
-        result.emulated_step_s = float(np.mean([s.seconds for s in steps])) + ret
+        result.emulated_step_s = emulated_step_seconds(steps, executor.io, micro_batches)
         units = sorted({u for s in steps for u in s.unit_cycles})
         clock = target.clock_hz
         result.emulated_unit_s = {u: float(np.mean([s.unit_cycles.get(u, 0) for s in steps])) / clock
@@ -398,8 +454,10 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
         if predict and (batch == 1 or _model_batches()):
             context = int(feeds[pairs[0][0]].shape[2]) + 1 if pairs else 1
             result.predicted_step_s = predicted_step_seconds(graph, target, assignment, context, 1, batch,
-                                                             regions)
-            result.predicted_unit_s = predicted_unit_seconds(graph, target, context, 1, batch, regions)
+                                                             regions, micro_batches)
+            # a unit's time over the step: each of the M micro-batches of batch / M sequences
+            per = predicted_unit_seconds(graph, target, context, 1, batch // micro_batches, regions)
+            result.predicted_unit_s = {u: micro_batches * t for u, t in per.items()}
     return result
 
 
@@ -431,6 +489,8 @@ def format_accounting(result: RunResult, clock_hz: float) -> str:
                      f"{result.prefill.seconds * 1e6:.2f} us emulated, I/O {result.prefill.io_bytes:,} B")
         return "\n".join(lines)
     per = f", {result.batch} sequences per step" if result.batch > 1 else ""
+    if result.micro_batches > 1:
+        per += f" in {result.micro_batches} micro-batches in flight"
     lines.append(f"decode accounting, mean per step over {steps} step(s){per}:")
     header = (f"  {'wafer / kernel':<34} {'calls':>7} {'cycles':>12} {'hops':>12} {'link bytes':>14} "
               f"{'peak PE B':>10}")
@@ -446,6 +506,13 @@ def format_accounting(result: RunResult, clock_hz: float) -> str:
     io_s = float(np.mean([s.io_seconds for s in result.decode]))
     io_b = float(np.mean([s.io_bytes for s in result.decode]))
     lines.append(f"  I/O link: {io_b:,.0f} B per token over the wafer boundaries, {io_s * 1e6:.3f} us")
+    if result.micro_batches > 1:
+        for wafer, exits in sorted(result.decode[-1].in_flight.items()):
+            gaps = np.diff(exits)
+            left = ", ".join(f"{t:,}" for t in exits)
+            lines.append(f"  {wafer}: micro-batches leave at {left} cycles (last step): "
+                         f"latency {exits[0] / clock_hz * 1e6:.3f} us, interval "
+                         f"{float(gaps.mean()) / clock_hz * 1e6:.3f} us")
     emu = result.emulated_step_s or 0.0
     lines.append(f"emulated time per token: {emu * 1e6:.3f} us ({1 / emu if emu else 0:,.0f} tokens/s)")
     if result.predicted_step_s:

@@ -20,10 +20,14 @@ from placer.progress import progress
 @click.option("--batch", default=None, type=click.IntRange(min=1),
               help="Sequences per decode step (default: the inputs' batch; one sequence is repeated; "
                    "at most 4,096).")
+@click.option("--micro-batches", "micro_batches", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Split each decode step's sequences into this many micro-batches in flight at once (a "
+                   "divisor of --batch): a wafer laid out in regions pipelines them through its rectangles.")
 @set_option
 @json_option
 def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str | None, tokens: int,
-                batch: int | None, target_sets: tuple[str, ...], as_json: bool = False) -> None:
+                batch: int | None, target_sets: tuple[str, ...], as_json: bool = False,
+                micro_batches: int = 1) -> None:
     """Execute MODEL under a plan on the numpy mesh emulator (one emulated wafer per plan wafer)."""
     from placer.fileio import check_output_file
     from placer.runner import _assignment, format_accounting, run_plan, write_run_outputs
@@ -35,7 +39,8 @@ def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str 
     if target_sets and target is not None:
         target = target.with_overrides(parse_sets(target_sets))
     with progress(f"emulating {model} on {target.name if target is not None else 'the plan target'}"):
-        result = run_plan(model, plan_path, inputs_path, tokens=tokens, target=target, batch=batch)
+        result = run_plan(model, plan_path, inputs_path, tokens=tokens, target=target, batch=batch,
+                          micro_batches=micro_batches)
     if as_json:
         from placer.cli.run_json import echo_run_json
 

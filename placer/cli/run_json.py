@@ -31,6 +31,9 @@ def run_result_dict(model: str, result: Any, target: Any) -> dict[str, Any]:
         "prefill": {"cycles": int(sum(result.prefill.cycles.values())), "seconds": result.prefill.seconds,
                     "io_bytes": result.prefill.io_bytes},
         "decode_steps": len(result.decode),
+        "micro_batches": result.micro_batches,
+        "micro_batch_exits_cycles": {w: list(t) for w, t in sorted(result.decode[-1].in_flight.items())}
+        if result.decode else {},
         "decode_per_token": wafers,
         "io_bytes_per_token": float(np.mean([s.io_bytes for s in result.decode] or [0])),
         "io_seconds_per_token": float(np.mean([s.io_seconds for s in result.decode] or [0.0])),

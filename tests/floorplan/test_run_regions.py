@@ -227,3 +227,73 @@ def test_streamed_weights_are_made_per_unit_and_give_the_same_step() -> None:
     assert streamed.wafers[0].ledger.used.tolist() == held.wafers[0].ledger.used.tolist()
     streamed.run(x, decode=True)
     assert asked == ["a", "b", "c"] * 2
+
+
+@pytest.mark.parametrize("family", ["llama", "mixtral"])
+def test_micro_batches_in_flight_pipeline_through_a_wafers_regions(onnx_model, family: str) -> None:  # noqa: ANN001
+    """Four micro-batches of one sequence each in flight on one wafer in regions: the greedy
+    tokens equal onnxruntime's for every sequence; each rectangle takes the next micro-batch
+    once it is done with one, so they leave the wafer at intervals shorter than the wafer's
+    latency (the spatial pipeline); the emulated time per token (the pipeline's tpot of the
+    first micro-batch's trip and the wafer's interval) is within 10 % of the model's."""
+    import placer
+    from placer.runner import run_plan
+
+    path = onnx_model(family, with_cache=True)
+    plan = placer.compile(str(path), target="wse-mini", wafers=1, context=64, prompt=8, layout="regions")
+    assert plan.layout == "regions" and len(plan.floorplan) >= 3
+    graph = placer.load_graph(str(path))
+    feeds = _inputs(graph, seed=3, batch=4)
+    _, expected_ids = _ort_greedy(path, feeds, 6)
+    flight = run_plan(str(path), plan, feeds, tokens=6, micro_batches=4)
+    np.testing.assert_array_equal(flight.tokens, expected_ids)
+    one = run_plan(str(path), plan, feeds, tokens=6)
+    np.testing.assert_allclose(flight.outputs["logits"], one.outputs["logits"], rtol=0, atol=1e-5)
+    for step in flight.decode:
+        exits = step.in_flight["wafer0"]
+        gaps = np.diff(exits)
+        assert len(exits) == 4 and (gaps > 0).all()
+        assert gaps.max() < exits[0], (exits, "micro-batches overlap on the rectangles")
+    ratio = flight.emulated_step_s / flight.predicted_step_s
+    assert 0.9 <= ratio <= 1.1, ratio
+    # the wafer's own latency and interval against the floorplan's (placer.perf.regions)
+    from placer.floorplan import placed_seconds
+    from placer.runner import _decode_cost
+
+    target = plan.target
+    context = feeds["input_ids"].shape[1] + len(flight.decode)  # the last step's
+    cost = _decode_cost(graph, target, context, 1)
+    rects = [((r.unit,), r.row, r.col, r.rows, r.cols) for r in plan.floorplan]
+    latency, interval = placed_seconds(cost, target, rects, context_tokens=context, batch=1)
+    exits = np.array(flight.decode[-1].in_flight["wafer0"]) / target.clock_hz
+    assert 0.9 <= exits[0] / latency <= 1.1, (exits[0], latency)
+    assert 0.9 <= np.diff(exits).mean() / interval <= 1.1, (np.diff(exits), interval)
+
+
+def test_micro_batches_must_divide_the_batch(placed_regions) -> None:  # noqa: ANN001
+    from placer.runner import run_plan
+
+    path, plan, graph = placed_regions("llama")
+    with pytest.raises(UserError, match="--micro-batches: 3 does not divide the 4"):
+        run_plan(str(path), plan, _inputs(graph, batch=4), tokens=2, micro_batches=3)
+
+
+def test_cli_run_micro_batches(placed_regions, tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from placer.cli.main import cli
+
+    path, plan, graph = placed_regions("llama")
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    np.savez(tmp_path / "in.npz", **_inputs(graph))
+    args = ["run", str(path), "--plan", str(tmp_path / "plan.json"), "--inputs", str(tmp_path / "in.npz"),
+            "--tokens", "3", "--batch", "2"]
+    res = CliRunner().invoke(cli, [*args, "--micro-batches", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["micro_batches"] == 2 and set(d["micro_batch_exits_cycles"]) == {"wafer0", "wafer1", "wafer2"}
+    assert all(len(t) == 2 and t[0] < t[1] for t in d["micro_batch_exits_cycles"].values())
+    res = CliRunner().invoke(cli, [*args, "--micro-batches", "2"])
+    assert res.exit_code == 0 and "in 2 micro-batches in flight" in res.output and "interval" in res.output
+    res = CliRunner().invoke(cli, [*args, "--micro-batches", "3"])
+    assert res.exit_code == 2 and "option --micro-batches" in res.output and "Traceback" not in res.output
