@@ -181,6 +181,7 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
                              if talks[plan.node_sigs[i]])
     routed_decode, routed_prefill = routing.expected_costs(plan, decode, prefill, prompt)
     costs = []
+    memo: _Memo = {}  # collectives renamed, each distinct one made once (this model's alone)
     for u in units:
         params = [n for n in weights_of[u.name] if stored[n].is_parameter]
         costs.append(UnitCost(
@@ -192,13 +193,13 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
                                if not stored[n].is_parameter),
             kv=tuple(kv_of.get(u.name, ())),
             decode=_local_keys(_weighted_sum(decode, sig_counts[u.name])
-                               + _collectives(plan, decode, talkers[u.name], fused)
+                               + _collectives(plan, decode, talkers[u.name], fused, memo)
                                + routed_decode.get(u.name, NodeCost())
                                + NodeCost(kv_read_bytes=sum(k.bytes_for(context)
-                                                            for k in kv_of.get(u.name, ())))),
+                                                            for k in kv_of.get(u.name, ()))), memo),
             prefill=_local_keys(_weighted_sum(prefill, sig_counts[u.name])
-                                + _collectives(plan, prefill, talkers[u.name], fused)
-                                + routed_prefill.get(u.name, NodeCost())),
+                                + _collectives(plan, prefill, talkers[u.name], fused, memo)
+                                + routed_prefill.get(u.name, NodeCost()), memo),
             activation_out_bytes_per_token=out_bytes[u.name],
             matmul_shapes=_matmul_shapes(graph, contractions[u.name], views),
         ))
@@ -435,33 +436,49 @@ def _weighted_sum(costs: list[NodeCost], counts: Counter[int]) -> NodeCost:
     return NodeCost(flops, weights, activations, kernels=kernels)
 
 
+_Memo = dict[tuple[Collective, str, str], Collective]
+
+
+def _rekey(c: Collective, input_key: str, feeds: str, memo: _Memo) -> Collective:
+    """``c`` with these keys, each distinct result made once (``dataclasses.replace`` costs
+    ~20 us; a MoE model renames ~40,000 collectives that are a few hundred distinct ones)."""
+    if c.input_key == input_key and c.feeds == feeds:
+        return c
+    key = (c, input_key, feeds)
+    if key not in memo:
+        memo[key] = replace(c, input_key=input_key, feeds=feeds)
+    return memo[key]
+
+
 def _collectives(plan: _Plan, costs: list[NodeCost], nodes: Sequence[tuple[int, Node]],
-                 fused: Mapping[str, str] | None = None) -> NodeCost:
+                 fused: Mapping[str, str] | None = None, memo: _Memo | None = None) -> NodeCost:
     """The collectives of ``nodes`` in order, each keyed by the node's own input values (a
     signature's costs name its first node's values); a norm in ``fused``
     (``placer.ir.norm_fusion.fused_norms``) marks its row all-reduces as feeding its output's
     GEMVs (a softmax there: only its sum, the last, feeding its P @ V)."""
     out: list[Collective] = []
     signatures = plan.signatures
+    memo = {} if memo is None else memo
     for sig, node in nodes:
         found = costs[sig].collectives
         if fused and node.name in fused:
             rows = [i for i, c in enumerate(found) if c.kind is CollectiveKind.ROW_ALLREDUCE]
             if node.op is OpKind.SOFTMAX:  # only its sum rides beside P @ V; the max stays
                 rows = rows[-1:]
-            out.extend(replace(c, feeds=fused[node.name]) if i in rows else c for i, c in enumerate(found))
+            out.extend(_rekey(c, c.input_key, fused[node.name], memo) if i in rows else c
+                       for i, c in enumerate(found))
             continue
         rep = signatures[sig][0]
         if rep is node or not found:
             out.extend(found)
             continue
         names = dict(zip(rep.inputs, node.inputs))
-        out.extend(replace(c, input_key=names.get(c.input_key, c.input_key)) if c.input_key else c
+        out.extend(_rekey(c, names.get(c.input_key, c.input_key), c.feeds, memo) if c.input_key else c
                    for c in found)
     return NodeCost(collectives=tuple(out))
 
 
-def _local_keys(cost: NodeCost) -> NodeCost:
+def _local_keys(cost: NodeCost, memo: _Memo) -> NodeCost:
     """``cost`` with its collectives' value names (``input_key``, ``feeds``) renamed ``v0``,
     ``v1``, ... in order of first appearance. A key only matters within its unit (which GEMVs
     share a broadcast, which norm feeds which), so identical layers then have equal costs and
@@ -472,7 +489,7 @@ def _local_keys(cost: NodeCost) -> NodeCost:
     def local(key: str) -> str:
         return "" if not key else names.setdefault(key, f"v{len(names)}")
 
-    return replace(cost, collectives=tuple(replace(c, input_key=local(c.input_key), feeds=local(c.feeds))
+    return replace(cost, collectives=tuple(_rekey(c, local(c.input_key), local(c.feeds), memo)
                                            for c in cost.collectives))
 
 

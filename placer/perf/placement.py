@@ -69,9 +69,26 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
     groups: list[list[int]] = [[] for _ in range(n)]
     for u, w in enumerate(assignment):
         groups[w].append(u)
+    # Alike units (the layers of a model) cost the same: each distinct decode and prefill cost
+    # is priced once (a MoE unit's costs hold ~1,600 collectives: pricing dominates hashing).
+    decode_of: dict[tuple[object, int], StageParts] = {}
+    prefill_of: dict[object, float] = {}
+
+    def decode_parts(u: int) -> StageParts:
+        key = (units[u].decode, units[u].weight_bytes + units[u].constant_bytes)
+        if key not in decode_of:
+            decode_of[key] = unit_decode_parts(units[u], target, batch)
+        return decode_of[key]
+
+    def prefill_seconds(u: int) -> float:
+        if units[u].prefill not in prefill_of:
+            prefill_of[units[u].prefill] = unit_prefill_chunk_seconds(units[u], target, chunk,
+                                                                      workload.prompt_tokens)
+        return prefill_of[units[u].prefill]
+
     wafers = []
     for g in groups:
-        unit_parts = [unit_decode_parts(units[u], target, batch) for u in g]
+        unit_parts = [decode_parts(u) for u in g]
         parts = sum(unit_parts, StageParts())
         wafers.append(WaferFigures(
             units=tuple(g),
@@ -79,8 +96,7 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
             kv_per_sequence=sum(units[u].kv_bytes(workload.context_tokens) for u in g),
             buffer=max(activation_buffer_bytes(units[u], buffered, workload.concurrency) for u in g),
             stage_seconds=sum(p.seconds for p in unit_parts),
-            prefill_chunk_seconds=sum(unit_prefill_chunk_seconds(units[u], target, chunk,
-                                                                 workload.prompt_tokens) for u in g),
+            prefill_chunk_seconds=sum(prefill_seconds(u) for u in g),
             parts=parts))
     index = {u.name: i for i, u in enumerate(units)}
     boundary = f.boundary_bytes(assignment, [(index[e.src], index[e.dst], e.bytes_per_token)
