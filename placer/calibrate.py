@@ -1,8 +1,9 @@
 """``placer calibrate``: fit a target's overhead fields to published points.
 
 The physics of the performance model (``placer.perf``) leaves out what a deployment adds:
-fixed cycles per kernel and per collective, host time per output token, per-request time in
-TTFT, and a prefill rate below the mesh GEMM's. These are target fields (0, and utilisation 1,
+fixed cycles per kernel and per collective, host time per output token, a fixed time per
+inter-wafer hop beyond the link's latency, per-request time in TTFT, and a prefill rate below
+the mesh GEMM's. These are target fields (0, and utilisation 1,
 in a ``-physics`` target); this module predicts every point of a points file with the one
 performance model (``placer.compile`` on the point's model, wafers and workload), fits the
 constants the calibration points identify (``placer.calibrate_fit``), and writes a target TOML.
@@ -31,11 +32,12 @@ OVERHEADS: tuple[Constant, ...] = (
     Constant("kernel_overhead_cycles", "cycles per kernel", 100.0),
     Constant("collective_overhead_cycles", "cycles per collective", 100.0),
     Constant("host_overhead_s_per_token", "s per output token", 1e-5),
+    Constant("hop_overhead_s", "s per inter-wafer hop", 1e-5),
     Constant("request_overhead_s", "s per request (in TTFT)", 1e-2),
     Constant("prefill_slowdown", "1 / prefill_utilisation - 1", 0.1),
 )
 OVERHEAD_FIELDS = ("kernel_overhead_cycles", "collective_overhead_cycles", "host_overhead_s_per_token",
-                   "request_overhead_s", "prefill_utilisation")
+                   "hop_overhead_s", "request_overhead_s", "prefill_utilisation")
 QUANTITY_LABEL = {"tokens_per_s_per_user": "tokens/s per user", "ttft_s": "TTFT s"}
 
 
@@ -266,8 +268,7 @@ def render_calibration(c: Calibration) -> str:
             shown += f" (prefill_utilisation = {1 / (1 + value):.4g})"
         tag = "kept at the physics value"
         if name in fit.selection.chosen:
-            tag = "fitted" if value > 0 else "fitted; at its bound 0: the physics alone is not faster " \
-                "than measured"
+            tag = "fitted" if value > 0 else "fitted; at its bound 0: the points pull it below 0"
         out.append(f"- {name} = {shown} ({tag})")
     out += ["", f"Predicted / measured (physics: {c.base.name}; calibrated: {c.target.name}; leave-one-out: "
             "the point's own fit without it; a validation point is never fitted):", ""]

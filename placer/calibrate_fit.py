@@ -23,6 +23,9 @@ point; the fit minimises ``sum r_i^2`` over constants ``theta_j >= 0``.
   linearised problem ``min ||J y - (J x - r)||^2 + lambda ||y - x||^2`` over ``y >= 0`` by
   non-negative least squares (Lawson-Hanson active set, below). The search runs in scaled
   variables ``x_j = theta_j / scale_j`` so that one damping weight suits every constant.
+* **Constants at their bound.** A chosen constant the fit leaves at 0 (the points would pull
+  it below 0) spends a measurement on nothing; it is then excluded and the selection rerun
+  on the rest, and the new fit kept if its sum of squares is lower (repeated while it is).
 * **Leave-one-out.** For each fitted point, the constants are re-selected and refitted on the
   other points and the held-out point is predicted.
 
@@ -126,8 +129,10 @@ def _jacobian(predict: Predict, points: Sequence[Any], measured: Sequence[Mappin
 
 
 def select_identifiable(sensitivity: np.ndarray, names: Sequence[str], *, collinear_tol: float = 0.1,
-                        zero_tol: float = 1e-9, max_count: int | None = None) -> Selection:
-    """Choose the columns of ``sensitivity`` the measurements can tell apart (module docstring)."""
+                        zero_tol: float = 1e-9, max_count: int | None = None,
+                        exclude: Mapping[str, str] | None = None) -> Selection:
+    """Choose the columns of ``sensitivity`` the measurements can tell apart (module docstring);
+    ``exclude``: names never chosen, with the reason reported for each."""
     s = np.asarray(sensitivity, dtype=float)
     rows = s.shape[0]
     limit = rows if max_count is None else min(rows, max_count)
@@ -135,7 +140,9 @@ def select_identifiable(sensitivity: np.ndarray, names: Sequence[str], *, collin
     reasons: dict[str, str] = {}
     candidates = []
     for j, name in enumerate(names):
-        if not norms[j] > zero_tol:
+        if exclude and name in exclude:
+            reasons[name] = exclude[name]
+        elif not norms[j] > zero_tol:
             reasons[name] = "no measured quantity depends on it (zero sensitivity column)"
         else:
             candidates.append(j)
@@ -191,43 +198,71 @@ def fit_constants(predict: Predict, points: Sequence[Any], measured: Sequence[Ma
     if not np.isfinite(r0).all():
         raise ValueError("a prediction at the starting constants is not a positive finite number")
     sens = _jacobian(predict, points, measured, constants, base, r0, names, step)
-    selection = select_identifiable(sens, names, collinear_tol=collinear_tol, max_count=max_count)
-    chosen = list(selection.chosen)
     scale = {c.name: c.scale for c in constants}
-    x = np.array([base[n] / scale[n] for n in chosen])
 
-    def values_at(xs: np.ndarray) -> dict[str, float]:
-        out = dict(base)
-        out.update({n: float(v) * scale[n] for n, v in zip(chosen, xs)})
-        return out
+    def solve(chosen: Sequence[str]) -> tuple[dict[str, float], np.ndarray, int]:
+        """Projected damped Gauss-Newton over ``chosen`` (module docstring): values, residuals,
+        iterations."""
+        x = np.array([base[n] / scale[n] for n in chosen])
 
-    r = r0
-    cost = float(r @ r)
-    lam = 1e-3
-    iterations = 0
-    for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
-        if not chosen:
-            break
-        current = values_at(x)
-        jac = _jacobian(predict, points, measured, constants, current, r, chosen, step)
-        improved = False
-        while lam < 1e12:
-            a = np.vstack([jac, math.sqrt(lam) * np.eye(len(chosen))])
-            b = np.concatenate([jac @ x - r, math.sqrt(lam) * x])
-            y = nnls(a, b)
-            r_new = log_residuals(predict, points, measured, values_at(y))
-            cost_new = float(r_new @ r_new) if np.isfinite(r_new).all() else math.inf
-            if cost_new < cost:
-                moved = float(np.max(np.abs(y - x)))
-                x, r, gain, cost = y, r_new, cost - cost_new, cost_new
-                lam = max(lam / 10, 1e-12)
-                improved = True
+        def values_at(xs: np.ndarray) -> dict[str, float]:
+            out = dict(base)
+            out.update({n: float(v) * scale[n] for n, v in zip(chosen, xs)})
+            return out
+
+        r = r0
+        cost = float(r @ r)
+        lam = 1e-3
+        iterations = 0
+        for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
+            if not chosen:
                 break
-            lam *= 10
-        if not improved or gain < 1e-14 * max(1.0, cost) or moved < 1e-10:
+            jac = _jacobian(predict, points, measured, constants, values_at(x), r, chosen, step)
+            improved = False
+            while lam < 1e12:
+                a = np.vstack([jac, math.sqrt(lam) * np.eye(len(chosen))])
+                b = np.concatenate([jac @ x - r, math.sqrt(lam) * x])
+                y = nnls(a, b)
+                r_new = log_residuals(predict, points, measured, values_at(y))
+                cost_new = float(r_new @ r_new) if np.isfinite(r_new).all() else math.inf
+                if cost_new < cost:
+                    moved = float(np.max(np.abs(y - x)))
+                    x, r, gain, cost = y, r_new, cost - cost_new, cost_new
+                    lam = max(lam / 10, 1e-12)
+                    improved = True
+                    break
+                lam *= 10
+            if not improved or gain < 1e-14 * max(1.0, cost) or moved < 1e-10:
+                break
+        return values_at(x), r, iterations
+
+    # A chosen constant that ends at its bound 0 spends a measurement and explains nothing: the
+    # points pull it below 0. It is then left out and the constants selected again from the
+    # rest (the next identifiable one takes the measurement); the new fit is kept only if it
+    # fits better (lower sum of squares), so the result is never worse than the first selection.
+    excluded: dict[str, str] = {}
+    selection = select_identifiable(sens, names, collinear_tol=collinear_tol, max_count=max_count)
+    values, r, iterations = solve(selection.chosen)
+    while True:
+        at_bound = [n for n in selection.chosen if values[n] <= 0.0 and n not in excluded]
+        if not at_bound:
             break
-    return FitResult(values_at(x), selection, tuple(float(v) for v in r0), tuple(float(v) for v in r),
-                     iterations)
+        others = ", ".join(n for n in selection.chosen if n not in at_bound) or "nothing"
+        trial_excluded = dict(excluded)
+        for n in at_bound:
+            trial_excluded[n] = (f"fitted beside {others}, it ends at its bound 0 (the points pull it "
+                                 f"below 0), so the measurement it spent went to the next identifiable "
+                                 f"constant")
+        trial = select_identifiable(sens, names, collinear_tol=collinear_tol, max_count=max_count,
+                                    exclude=trial_excluded)
+        if set(trial.chosen) <= set(selection.chosen):
+            break  # nothing new to try
+        trial_values, trial_r, trial_iterations = solve(trial.chosen)
+        if not float(trial_r @ trial_r) < float(r @ r) * (1 - 1e-9):
+            break
+        excluded, selection = trial_excluded, trial
+        values, r, iterations = trial_values, trial_r, trial_iterations
+    return FitResult(values, selection, tuple(float(v) for v in r0), tuple(float(v) for v in r), iterations)
 
 
 def leave_one_out(predict: Predict, points: Sequence[Any], measured: Sequence[Mapping[str, float]],

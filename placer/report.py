@@ -141,7 +141,9 @@ def render_report(result: CompileResult) -> str:
         f"{plan.model.units} units; sha256 `{plan.model.sha256[:16]}`",
         f"- target: {t.name}, {_gb(t.sram_bytes)} GB SRAM per wafer, {t.mesh_rows} x {t.mesh_cols} PEs at "
         f"{t.clock_hz / 1e9:.3f} GHz, I/O {t.io_bandwidth_bytes_per_s / 1e9:.1f} GB/s + "
-        f"{t.io_latency_s * 1e6:.2f} us per hop",
+        f"{t.hop_latency_s * 1e6:.2f} us per hop"
+        + (f" ({t.io_latency_s * 1e6:.2f} us link + {t.hop_overhead_s * 1e6:.2f} us fitted hop overhead)"
+           if t.hop_overhead_s else ""),
         f"- target variant: {t.overheads_description()}",
         f"- workload: context {plan.workload.context_tokens} tokens, "
         f"prompt {plan.workload.prompt_tokens} tokens, "

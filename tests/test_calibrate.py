@@ -16,8 +16,13 @@ from placer.calibrate_points import parse_points
 from placer.cli.main import cli
 from placer.errors import UserError
 from placer.targets import load_target
+from placer.targets.target import OVERHEAD_FIELDS
 
-TRUE = {"collective_overhead_cycles": 300.0, "host_overhead_s_per_token": 2e-5}
+TRUE = {"collective_overhead_cycles": 300.0, "host_overhead_s_per_token": 2e-5, "hop_overhead_s": 3e-5}
+# (layers, hidden, wafers) of the tiny Llamas: three calibration points on 1, 2 and 3 wafers (host
+# time is paid once per token, a hop once per wafer), one validation point
+SHAPES = ((2, 64, 1), (12, 64, 2), (6, 128, 3), (6, 128, 1))
+SETS = ["calibration", "calibration", "calibration", "validation"]
 
 
 def tiny_llama(path, layers, hidden):
@@ -29,11 +34,12 @@ def tiny_llama(path, layers, hidden):
     return str(path)
 
 
-def points_text(models, values, sets=None):
+def points_text(models, values, sets=None, wafers=None):
     body = ["schema = 1", "[assumed]", "context_tokens = 256", "prompt_tokens = 16", 'kv_dtype = "bf16"']
     for i, (model, value) in enumerate(zip(models, values)):
         body += ["[[point]]", f'id = "p{i}"', f'set = "{(sets or ["calibration"] * len(models))[i]}"',
-                 f"model = {json.dumps(model)}", 'target = "wse3"', "wafers = 1", 'weights_dtype = "bf16"',
+                 f"model = {json.dumps(model)}", 'target = "wse3"',
+                 f"wafers = {(wafers or [1] * len(models))[i]}", 'weights_dtype = "bf16"',
                  'kv_dtype = "not stated"', 'context_tokens = "not stated"', 'prompt_tokens = "not stated"',
                  "concurrency = 1", 'speculative = "none"', f"tokens_per_s_per_user = {value!r}",
                  'ttft_s = "not stated"', 'date = "not stated"', 'source = "synthetic"', 'remark = "test"']
@@ -42,17 +48,18 @@ def points_text(models, values, sets=None):
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    """Three tiny Llamas of different depth; 'measured' = the model's prediction at TRUE."""
+    """Four tiny Llamas of different depth on 1-3 wafers; 'measured' = the model's prediction at TRUE."""
     d = tmp_path_factory.mktemp("calib")
-    models = [tiny_llama(d / f"m{n}.json", n, h) for n, h in ((2, 64), (6, 128), (12, 64))]
+    models = [tiny_llama(d / f"m{i}.json", n, h) for i, (n, h, _) in enumerate(SHAPES)]
+    wafers = [w for _, _, w in SHAPES]
     physics = load_target("wse3-physics")
-    draft = parse_points(points_text(models, [1.0] * 3), "draft")
+    draft = parse_points(points_text(models, [1.0] * len(models), wafers=wafers), "draft")
     predict = PointPredictor(draft, physics)
     truth = [predict(p, {**{k: 0.0 for k in ("kernel_overhead_cycles", "request_overhead_s",
                                               "prefill_slowdown")}, **TRUE})["tokens_per_s_per_user"]
              for p in draft.points]
     path = d / "points.toml"
-    path.write_text(points_text(models, truth, ["calibration", "calibration", "validation"]))
+    path.write_text(points_text(models, truth, SETS, wafers))
     return path, truth
 
 
@@ -72,12 +79,13 @@ def test_cli_recovers_overheads_generated_by_the_model(synthetic, tmp_path):
         assert getattr(fitted, name) == pytest.approx(value, rel=1e-3)
         assert data["values"][name] == pytest.approx(value, rel=1e-3)
     assert fitted.kernel_overhead_cycles == 0.0 and fitted.prefill_utilisation == 1.0
-    assert "p0, p1" in fitted.calibration and "placer calibrate" in fitted.calibration
+    assert "p0, p1, p2" in fitted.calibration and "placer calibrate" in fitted.calibration
     for row in data["points"]:
         assert row["calibrated_ratio"] == pytest.approx(1.0, rel=1e-3)
         assert row["physics_ratio"] > 1.0  # overheads only slow the physics down
-    # the held-out third point is predicted, never fitted
-    assert [r["set"] for r in data["points"]] == ["calibration", "calibration", "validation"]
+    assert [r["wafers"] for r in data["points"]] == [1, 2, 3, 1]
+    # the held-out fourth point is predicted, never fitted
+    assert [r["set"] for r in data["points"]] == SETS
 
 
 def test_text_output_names_identifiability_and_leave_one_out(synthetic, tmp_path):
@@ -93,9 +101,10 @@ def test_text_output_names_identifiability_and_leave_one_out(synthetic, tmp_path
 def test_refuses_more_constants_than_measurements(synthetic, tmp_path):
     path, _ = synthetic
     r = CliRunner().invoke(cli, ["calibrate", str(path), "-o", str(tmp_path / "t.toml"), "--fit",
-                                 "kernel_overhead_cycles,collective_overhead_cycles,host_overhead_s_per_token"])
+                                 "kernel_overhead_cycles,collective_overhead_cycles,host_overhead_s_per_token,"
+                                 "hop_overhead_s"])
     assert r.exit_code == 2
-    assert "measure only 2 quantities" in r.output
+    assert "measure only 3 quantities" in r.output
     r = CliRunner().invoke(cli, ["calibrate", str(path), "-o", str(tmp_path / "t.toml"), "--fit", "bogus",
                                  "--json"])
     # the contract: stdout holds only the JSON document, stderr the one-line error
@@ -138,6 +147,10 @@ def test_overheads_enter_the_model_as_documented():
         kernels * 100 / physics.clock_hz, rel=1e-6)
     _, p = run(host_overhead_s_per_token=1e-4)
     assert p.time_per_output_token_s - p0.time_per_output_token_s == pytest.approx(1e-4, rel=1e-6)
+    # one wafer: one hop per token (the sampled token's return), and one in TTFT's pipeline
+    _, p = run(hop_overhead_s=2e-4)
+    assert p.time_per_output_token_s - p0.time_per_output_token_s == pytest.approx(2e-4, rel=1e-6)
+    assert p.ttft_s - p0.ttft_s == pytest.approx(2e-4, rel=1e-6)
     _, p = run(request_overhead_s=0.05)
     assert p.ttft_s - p0.ttft_s == pytest.approx(0.05, rel=1e-6)
     assert p.time_per_output_token_s == p0.time_per_output_token_s
@@ -163,14 +176,15 @@ def test_shipped_wse3_holds_the_fit_of_the_published_points():
     c = calibrate(points, physics, name="fit")
     shipped = load_target("wse3")
     fitted = target_with(physics, c.fit.values)  # prefill_slowdown maps to prefill_utilisation
-    for name in ("kernel_overhead_cycles", "collective_overhead_cycles", "host_overhead_s_per_token",
-                 "request_overhead_s", "prefill_utilisation"):
+    for name in (*OVERHEAD_FIELDS, "prefill_utilisation"):
         assert getattr(shipped, name) == pytest.approx(getattr(fitted, name), rel=1e-3, abs=1e-9), name
-    assert shipped.kernel_overhead_cycles > 0 and "llama-3.1-8b-2024-08" in shipped.calibration
+    assert shipped.hop_overhead_s > 0 and "llama-3.1-8b-2024-08" in shipped.calibration
+    assert "hop_overhead_s" in c.fit.selection.chosen
     # both calibration points move toward the measurements; every constant >= 0
     for row in c.rows:
         if row.point.set == "calibration":
             assert abs(math.log(row.calibrated / row.measured)) < abs(math.log(row.physics / row.measured))
+            assert 1 / 1.25 <= row.ratio("calibrated") <= 1.25, row.point.id  # issue 10's acceptance
     assert all(v >= 0 for v in c.fit.values.values())
 
 

@@ -134,3 +134,30 @@ def test_selection_reports_zero_and_collinear_columns():
     assert "not separable from a" in sel.reasons["b"]
     assert "zero sensitivity" in sel.reasons["c"]
     assert sel.condition >= 1.0
+
+
+def test_a_constant_at_its_bound_gives_its_measurement_to_the_next():
+    """Two decode points on 1 and 4 wafers whose truth is a per-hop overhead only (N hops per
+    token): the greedy selection picks kernels, then host time (the most orthogonal column);
+    the exact solve of those two needs host < 0, so host ends at 0, is excluded, and the hop
+    overhead takes its measurement: recovered exactly, kernels at 0."""
+    constants = (Constant("kernel_overhead_cycles", "cycles", 100.0), Constant("host_s", "s", 1e-5),
+                 Constant("hop_overhead_s", "s", 1e-5))
+
+    def predict(point, c):
+        tpot = (point["tpot"] + point["kernels"] * c["kernel_overhead_cycles"] / CLOCK + c["host_s"]
+                + point["wafers"] * c.get("hop_overhead_s", 0.0))
+        return {"tokens_per_s_per_user": 1.0 / tpot}
+
+    truth = {"kernel_overhead_cycles": 0.0, "host_s": 0.0, "hop_overhead_s": 3.7e-4}
+    points = [dict(tpot=2.42e-4, kernels=1000, wafers=1), dict(tpot=6.32e-4, kernels=2500, wafers=4)]
+    measured = [predict(p, truth) for p in points]
+    first = fit_constants(predict, points, measured, constants[:2])  # without the hop constant
+    assert first.selection.chosen == ("kernel_overhead_cycles", "host_s") and first.values["host_s"] == 0.0
+    fit = fit_constants(predict, points, measured, constants)
+    assert "hop_overhead_s" in fit.selection.chosen and "host_s" not in fit.selection.chosen
+    assert "bound 0" in fit.selection.reasons["host_s"]
+    assert fit.values["hop_overhead_s"] == pytest.approx(3.7e-4, rel=1e-5)
+    assert fit.values["kernel_overhead_cycles"] == pytest.approx(0.0, abs=1e-6)
+    assert max(abs(r) for r in fit.residuals_after) < 1e-8
+    assert max(abs(r) for r in fit.residuals_after) < max(abs(r) for r in first.residuals_after)

@@ -77,9 +77,11 @@ def test_moe_weight_reads_add_up_over_the_batch_to_the_stored_weights():
 
 
 def test_pipeline_formulas():
-    t = load_target("wse3")
+    t = load_target("wse3-physics", {"hop_overhead_s": 2e-5})  # a small per-hop overhead: a stage binds
     stages, chunks, boundary = [1e-4, 3e-4, 2e-4], [1e-2, 2e-2, 1e-2], [16384, 16384]
-    alpha, bw = t.io_latency_s, t.io_bandwidth_bytes_per_s
+    # a hop: the link's latency plus the target's per-hop overhead
+    alpha, bw = t.io_latency_s + t.hop_overhead_s, t.io_bandwidth_bytes_per_s
+    assert t.hop_overhead_s > 0
     r = sum(stages) + 3 * alpha + 2 * 16384 / bw
     one = predict_performance(t, stages, chunks, boundary, 1, 1024, chunk_tokens=1024)
     assert one.round_trip_s == pytest.approx(r) and one.time_per_output_token_s == pytest.approx(r)
@@ -122,7 +124,7 @@ def test_parked_sequences_rotate_and_pay_their_swaps():
 def test_swap_in_uses_each_wafers_own_link():
     t = load_target("wse3")
     assert swap_in_seconds(t, [0, 0]) == 0.0
-    assert swap_in_seconds(t, [3e9, 1.5e9]) == pytest.approx(t.io_latency_s + 3e9 / 150e9)
+    assert swap_in_seconds(t, [3e9, 1.5e9]) == pytest.approx(t.io_latency_s + t.hop_overhead_s + 3e9 / 150e9)
 
 
 def test_prefill_chunk_gives_every_pe_row_a_token():

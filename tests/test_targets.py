@@ -87,9 +87,13 @@ def test_targets_command_bad_input_is_one_line_exit_2():
 
 def test_physics_variant_and_overhead_fields():
     physics = load_target("wse3-physics")
-    for name in ("kernel_overhead_cycles", "collective_overhead_cycles", "host_overhead_s_per_token",
-                 "request_overhead_s"):
+    assert "hop_overhead_s" in OVERHEAD_FIELDS
+    for name in OVERHEAD_FIELDS:
         assert getattr(physics, name) == 0.0
+    # a hop costs the link's latency plus the fitted overhead, through the one accessor
+    assert physics.hop_latency_s == physics.io_latency_s
+    wse3 = load_target("wse3")
+    assert wse3.hop_latency_s == wse3.io_latency_s + wse3.hop_overhead_s > wse3.io_latency_s
     assert physics.prefill_utilisation == 1.0 and physics.calibration == ""
     # wse3 and wse3-rented are the same hardware as wse3-physics with the same fitted overheads
     overheads = {*OVERHEAD_FIELDS, "prefill_utilisation", "calibration"}
@@ -101,11 +105,14 @@ def test_physics_variant_and_overhead_fields():
                 assert getattr(calibrated, f.name) == getattr(physics, f.name), (name, f.name)
             if f.name in overheads:
                 assert getattr(calibrated, f.name) == getattr(load_target("wse3"), f.name), (name, f.name)
-    assert load_target("wse3").kernel_overhead_cycles > 0
+    assert load_target("wse3").hop_overhead_s > 0
     with pytest.raises(UserError, match=r"prefill_utilisation must be in \(0, 1\]"):
         load_target("wse3-physics", {"prefill_utilisation": 1.5})
     with pytest.raises(UserError, match="request_overhead_s must be >= 0"):
         load_target("wse3-physics", {"request_overhead_s": -1})
+    with pytest.raises(UserError, match="hop_overhead_s must be >= 0"):
+        load_target("wse3-physics", {"hop_overhead_s": -1e-6})
+    assert load_target("wse3-physics", {"hop_overhead_s": "2e-4"}).hop_latency_s == pytest.approx(2.05e-4)
 
 
 def test_overheads_description_names_the_variant():

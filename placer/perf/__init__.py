@@ -39,14 +39,14 @@ sequences (``formulas.batch_for``: one micro-batch per stage keeps every stage b
 time ``t_w(B) = sum of t_u(B)`` on wafer w; a boundary b carries ``B x B_b`` bytes per step
 (``B_b`` per token of one sequence; edges that skip a wafer are relayed through it):
 
-* round trip ``R(B) = sum_w t_w(B) + N x io_latency_s + sum_b B x B_b / io_bandwidth``
+* round trip ``R(B) = sum_w t_w(B) + N x hop_latency_s + sum_b B x B_b / io_bandwidth``
 * time per output token ``TPOT = max(R(B), M x max_w t_w(B), M x max_b B x B_b / io_bandwidth)``
   (every stage serves each micro-batch once per token; I/O is full duplex)
 * tokens/s per resident user ``1 / TPOT``; in total ``S / TPOT``; per wafer ``total / N``
 * sequences to fill the pipeline ``B x ceil(R / max_w t_w)``
 * parked sequences (``P = concurrency - S``) rotate fairly: each user holds a slot for ``Q``
   decoded tokens (``Q = context - prompt``, what a request generates), then its KV leaves over
-  every wafer's I/O while the next one's arrives (full duplex, ``swap = io_latency_s +
+  every wafer's I/O while the next one's arrives (full duplex, ``swap = hop_latency_s +
   max_w KV_w / io_bandwidth``): total ``S x Q / (Q x TPOT + swap)``, capped by the boundary
   links' room left by the activations; every user gets ``total / concurrency`` (mean = min
   under fair rotation). Swap traffic per wafer ``total / Q x max_w KV_w`` bytes/s each way.
@@ -57,8 +57,8 @@ time ``t_w(B) = sum of t_u(B)`` on wafer w; a boundary b carries ``B x B_b`` byt
 * TTFT: the prompt in chunks of ``c`` tokens (``prefill_chunk``: the smallest power of two
   >= mesh_rows, so every PE row holds a token of the chunk; at most the prompt), ``C =
   ceil(prompt / c)`` chunks pipelined through the wafers: ``sum_w P_w + sum_b H_b + (C - 1) x
-  max(max_w P_w, max_b H_b) + io_latency_s`` with ``P_w`` one chunk on wafer w (``t_u(c)`` on the
-  unit's prefill cost, ``c / prompt`` of its work per chunk) and ``H_b = io_latency_s + c x B_b
+  max(max_w P_w, max_b H_b) + hop_latency_s`` with ``P_w`` one chunk on wafer w (``t_u(c)`` on the
+  unit's prefill cost, ``c / prompt`` of its work per chunk) and ``H_b = hop_latency_s + c x B_b
   / io_bandwidth``; never below one decode round trip of one sequence. A unit's activation
   buffer holds one chunk plus one token of every sequence: ``out bytes per token x (c +
   concurrency)``, so a long prompt does not add wafers for buffers that chunking avoids.

@@ -61,10 +61,10 @@ class Performance:
 
 def swap_in_seconds(target: Target, kv_bytes_per_wafer: Sequence[int]) -> float:
     """Seconds to bring one parked sequence's KV back into SRAM: each wafer loads its share
-    over its own I/O, in parallel (``io_latency_s + max_w KV_w / io_bandwidth``)."""
+    over its own I/O, in parallel (``hop_latency_s + max_w KV_w / io_bandwidth``)."""
     if not any(kv_bytes_per_wafer):
         return 0.0
-    return target.io_latency_s + max(kv_bytes_per_wafer) / target.io_bandwidth_bytes_per_s
+    return target.hop_latency_s + max(kv_bytes_per_wafer) / target.io_bandwidth_bytes_per_s
 
 
 def prefill_chunks(prompt_tokens: int, chunk_tokens: int) -> int:
@@ -104,10 +104,10 @@ def ttft_seconds(target: Target, chunk_seconds: Sequence[float], boundary_bytes_
                  prompt_tokens: int, chunk_tokens: int, decode_round_trip: float) -> float:
     """Time to first token: the prompt in ``C = ceil(prompt / chunk)`` chunks pipelined
     through the wafers, ``sum_w P_w + sum_b H_b + (C - 1) x max(max_w P_w, max_b H_b) +
-    io_latency_s + request_overhead_s`` (``P_w`` one chunk on wafer w over the target's
-    ``prefill_utilisation``, ``H_b = io_latency_s + chunk x B_b / io_bandwidth`` one chunk
+    hop_latency_s + request_overhead_s`` (``P_w`` one chunk on wafer w over the target's
+    ``prefill_utilisation``, ``H_b = hop_latency_s + chunk x B_b / io_bandwidth`` one chunk
     across boundary b); never below one decode round trip."""
-    alpha, bw = target.io_latency_s, target.io_bandwidth_bytes_per_s
+    alpha, bw = target.hop_latency_s, target.io_bandwidth_bytes_per_s
     chunk_seconds = [p / target.prefill_utilisation for p in chunk_seconds]
     chunks = prefill_chunks(prompt_tokens, chunk_tokens)
     hops = [alpha + chunk_tokens * b / bw for b in boundary_bytes_per_token]
@@ -153,7 +153,7 @@ def predict_performance(target: Target, stage_seconds: Sequence[float],
             the last one has left).
     """
     n = len(stage_seconds)
-    bw, alpha = target.io_bandwidth_bytes_per_s, target.io_latency_s
+    bw, alpha = target.io_bandwidth_bytes_per_s, target.hop_latency_s
     s = max(1, resident_sequences)
     users = max(s, concurrency or s)
     m = f.micro_batches(s, batch)

@@ -114,7 +114,7 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
     else:
         one = [sum(unit_decode_seconds(units[u], target, 1) for u in g) for g in groups]
     trip_of_one = f.round_trip(sum(one), sum(b / target.io_bandwidth_bytes_per_s for b in boundary), n,
-                               target.io_latency_s, target.host_overhead_s_per_token)
+                               target.hop_latency_s, target.host_overhead_s_per_token)
     perf = predict_performance(
         target, [w.stage_seconds for w in wafers], [w.prefill_chunk_seconds for w in wafers], boundary,
         resident, workload.prompt_tokens, batch=batch, chunk_tokens=chunk, concurrency=workload.concurrency,
@@ -144,4 +144,4 @@ def predicted_round_trip(cost: ModelCost, target: Target, assignment: Mapping[st
         for i in range(a, b):
             boundary[i] += nbytes
     io = sum(batch * b / target.io_bandwidth_bytes_per_s for b in boundary)
-    return f.round_trip(sum(stages), io, n, target.io_latency_s, target.host_overhead_s_per_token)
+    return f.round_trip(sum(stages), io, n, target.hop_latency_s, target.host_overhead_s_per_token)

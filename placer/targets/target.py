@@ -44,6 +44,8 @@ class Target:
     collective_overhead_cycles: float = 0.0  # fixed cycles each grid collective costs
     host_overhead_s_per_token: float = 0.0   # host time per output token (sampling, scheduling)
     request_overhead_s: float = 0.0          # per-request time in TTFT (request handling)
+    hop_overhead_s: float = 0.0              # fixed time each inter-wafer hop costs beyond io_latency_s
+                                             # (host/driver-mediated synchronisation of the pipeline)
     prefill_utilisation: float = 1.0         # fraction (0, 1] of the mesh GEMM rate prefill reaches
     calibration: str = ""                    # how the overheads were fitted (empty: not fitted)
     cost_per_hour: float = 0.0       # $ per system-hour, KV node included (0 = unknown; min-cost needs it)
@@ -55,6 +57,13 @@ class Target:
     @property
     def peak_flops(self) -> float:
         return self.pes * self.flops_per_cycle_per_pe * self.clock_hz
+
+    @property
+    def hop_latency_s(self) -> float:
+        """Seconds of one inter-wafer hop before its bytes stream: the link's physical
+        ``io_latency_s`` plus the fitted ``hop_overhead_s`` (0 on a ``-physics`` target). Every
+        formula that charges a hop uses this, never ``io_latency_s`` alone."""
+        return self.io_latency_s + self.hop_overhead_s
 
     def overheads_description(self) -> str:
         """Which variant this is, for reports: physics only, or the overheads and their origin."""
@@ -162,7 +171,7 @@ _RANGES: dict[str, tuple[float, float]] = {
 
 # Fields a `-physics` target leaves at their defaults (no overhead); see the class.
 OVERHEAD_FIELDS = ("kernel_overhead_cycles", "collective_overhead_cycles", "host_overhead_s_per_token",
-                   "request_overhead_s")
+                   "request_overhead_s", "hop_overhead_s")
 
 BUILTIN_TARGETS = ("wse2", "wse3", "wse3-physics", "wse3-rented", "wse-mini")
 
