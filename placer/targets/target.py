@@ -165,7 +165,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "io_bandwidth_bytes_per_s": (1e3, 1e18), "prefill_utilisation": (1e-6, 1.0),
     "io_latency_s": (0, 10.0), "external_kv_bytes": (0, 2**60), "kernel_overhead_cycles": (0, 1e9),
     "collective_overhead_cycles": (0, 1e9), "host_overhead_s_per_token": (0, 10.0),
-    "request_overhead_s": (0, 1e3), "cost_per_hour": (0, 1e9),
+    "request_overhead_s": (0, 1e3), "hop_overhead_s": (0, 10.0), "cost_per_hour": (0, 1e9),
 }
 
 
