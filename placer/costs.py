@@ -6,9 +6,27 @@ the performance model. All byte counts are exact integers; FLOPs count a multipl
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from placer.ir.graph import UnitKind
+
+
+class _CachedHash:
+    """A frozen dataclass hashed once: costs are immutable and hashed often (alike units are
+    priced once by their costs: the solver's ``DecodeTimes``, ``placer.perf.placement.place``,
+    the floorplan's shapes), and a MoE unit's cost holds ~1,600 collectives. The cached value
+    is never pickled (string hashes differ between processes)."""
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))  # type: ignore[arg-type]
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
 
 class CollectiveKind(enum.Enum):
@@ -21,7 +39,7 @@ class CollectiveKind(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Collective:
+class Collective(_CachedHash):
     """One collective an op needs, for one token of one sequence.
 
     Sizes are whole vectors, not per-PE tiles (the performance model tiles them over the
@@ -43,6 +61,8 @@ class Collective:
     grid rows (``placer.ir.mesh_physics.attention_gemv_cycles``); ``sums``: P @ V on the
     un-normalised scores, the softmax's row sums (one per head) carried beside its reduction.
     """
+
+    __hash__ = _CachedHash.__hash__  # in the body, so that @dataclass keeps it
 
     kind: CollectiveKind
     in_elements: int
@@ -93,7 +113,7 @@ class Collective:
 
 
 @dataclass(frozen=True)
-class NodeCost:
+class NodeCost(_CachedHash):
     """What one node (or a unit: costs add) costs for one evaluation at concrete shapes.
 
     ``weight_read_bytes`` are parameter bytes read (the same whatever the micro-batch);
@@ -105,6 +125,8 @@ class NodeCost:
     P @ V over the KV cache), a row all-reduce per statistic (a norm's statistics, a
     softmax's max and sum, a reduction).
     """
+
+    __hash__ = _CachedHash.__hash__  # in the body, so that @dataclass keeps it
 
     flops: int = 0
     weight_read_bytes: int = 0

@@ -45,23 +45,24 @@ def dp_work(problem: Problem, resident: int) -> int:
 
 class _Staircase:
     """The lower-left envelope of points ``(x, y)``: answers "is some point <= (x, y) in both?"
-    in O(log n). ``xs`` ascend and ``ys`` strictly descend."""
+    in O(log n). ``xs`` ascend and ``ys`` strictly descend (kept negated, ``nys``, ascending, so
+    that both are bisected directly)."""
 
     def __init__(self) -> None:
         self.xs: list[int] = []
-        self.ys: list[int] = []
+        self.nys: list[int] = []
 
     def dominates(self, x: int, y: int) -> bool:
         i = bisect_right(self.xs, x) - 1
-        return i >= 0 and self.ys[i] <= y
+        return i >= 0 and -self.nys[i] <= y
 
     def add(self, x: int, y: int) -> None:
         i = bisect_left(self.xs, x)
-        j = i
-        while j < len(self.xs) and self.ys[j] >= y:
-            j += 1
+        # the points (x', y') with x' >= x and y' >= y that the new one dominates: the run
+        # from i while y' >= y (ys fall along xs), found by bisection
+        j = max(i, bisect_right(self.nys, -y, lo=i))
         self.xs[i:j] = [x]
-        self.ys[i:j] = [y]
+        self.nys[i:j] = [-y]
 
 
 def _prune(states: list[_State]) -> list[_State]:
