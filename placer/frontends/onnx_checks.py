@@ -18,6 +18,12 @@ the tensor or node and the field:
   (``placer export --weights none``, a meta-device export, an .onnx copied without its data):
   ``inspect`` and ``compile`` plan from the metadata, ``run`` needs the files. Some files
   present and others absent is a broken copy and an error;
+* graph inputs, outputs and value_info: element types onnx knows, static dims >= 0 and at most
+  ``MAX_DIM``, a graph input of at most ``MAX_ELEMENTS`` static elements; an input sharing an
+  initializer's name has its type and dims;
+* default-domain nodes: input and output counts and attribute names the op's schema allows;
+* external data files that exist are regular files (a folder or a symlink loop is an error,
+  not an absent file);
 * every graph output is produced by a node or is a graph input or initializer;
 * at most ``MAX_NODES`` nodes and ``MAX_INITIALIZERS`` initializers (documented caps; a file
   past them is refused before any per-node work).
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from pathlib import Path
 
 import onnx
@@ -36,6 +43,10 @@ from placer.errors import UserError
 
 MAX_NODES = 5_000_000
 MAX_INITIALIZERS = 5_000_000
+#: Largest static dim of a graph input, output or value_info (int32's; real dims are far smaller),
+#: and most elements of one graph input with static dims: past them sizes overflow the solver.
+MAX_DIM = 2**31 - 1
+MAX_ELEMENTS = 2**40
 #: An external tensor's offset + length must stay below this (the largest file offset, int64).
 MAX_FILE_OFFSET = 2**63 - 1
 
@@ -132,6 +143,10 @@ def _check_initializer(t: onnx.TensorProto, label: str, model_dir: Path | None,
         return
     numel = math.prod(int(d) for d in t.dims)
     if t.HasField("raw_data"):
+        typed = [f for f in _TYPED_FIELDS if len(getattr(t, f))]
+        if typed:
+            raise UserError(f"{where}: holds both raw_data and {typed[0]}; a tensor keeps its data in one "
+                            f"of them (the file is corrupt or was edited)")
         if expected is not None and len(t.raw_data) != expected:
             raise UserError(f"{where}: raw data is {len(t.raw_data):,} B but dims {list(t.dims)} need "
                             f"{expected:,} B; the file is corrupt or was edited")
@@ -183,11 +198,78 @@ def check_model_proto(proto: onnx.ModelProto, label: str, model_dir: Path | None
     checked: set[str] = set()
     for t in g.initializer:
         _check_initializer(t, label, model_dir, sizes, checked)
+    _check_graph_values(g, label, {t.name: t for t in g.initializer})
+    _check_node_schemas(proto, label)
     produced = {o for n in g.node for o in n.output if o}
     produced |= {i.name for i in g.input} | {t.name for t in g.initializer}
     for out in g.output:
         if out.name not in produced:
             raise UserError(f"{label}: graph output {out.name!r} is produced by no node; fix or remove it")
+
+
+def _check_graph_values(g: onnx.GraphProto, label: str, initializers: dict[str, onnx.TensorProto]) -> None:
+    """Graph inputs, outputs and value_info: element types onnx knows, static dims >= 0 and at
+    most ``MAX_DIM``, at most ``MAX_ELEMENTS`` elements per input; an input that shares an
+    initializer's name (its default value) has the initializer's type and dims."""
+    for kind, values in (("graph input", g.input), ("graph output", g.output), ("value_info", g.value_info)):
+        for vi in values:
+            if not vi.type.HasField("tensor_type"):
+                continue
+            tt = vi.type.tensor_type
+            where = f"{label}: {kind} {vi.name!r}"
+            if tt.elem_type and tt.elem_type not in _KNOWN_TYPES:
+                raise UserError(f"{where}: element type {tt.elem_type} is not an ONNX type")
+            static = [d.dim_value for d in tt.shape.dim if d.HasField("dim_value")]
+            if any(d < 0 for d in static):
+                raise UserError(f"{where}: dims {static} contain a negative size")
+            if any(d > MAX_DIM for d in static):
+                raise UserError(f"{where}: dim {max(static):,} is past placer's cap of {MAX_DIM:,} per "
+                                f"dimension (placer.frontends.onnx_checks.MAX_DIM); use a symbolic dim")
+            if kind == "graph input" and math.prod(static) > MAX_ELEMENTS:
+                raise UserError(f"{where}: its static dims {static} hold {math.prod(static):.3g} elements, "
+                                f"past placer's cap of {MAX_ELEMENTS:,} (onnx_checks.MAX_ELEMENTS)")
+            init = initializers.get(vi.name) if kind == "graph input" else None
+            if init is not None:
+                dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+                same_dims = not tt.HasField("shape") or (
+                    len(dims) == len(init.dims) and all(d is None or d == i for d, i in zip(dims, init.dims)))
+                if (tt.elem_type and tt.elem_type != init.data_type) or not same_dims:
+                    raise UserError(f"{where} shares initializer {vi.name!r}'s name but not its type and "
+                                    f"dims ({list(init.dims)}); rename one of them or make them agree")
+
+
+def _check_node_schemas(proto: onnx.ModelProto, label: str) -> None:
+    """Each default-domain node that onnx has a schema for: input and output counts within the
+    schema's, attribute names the schema knows (other domains and unknown ops are the importer's
+    to report)."""
+    opset = next((imp.version for imp in proto.opset_import if imp.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        return
+    schemas: dict[str, object] = {}
+    for n in proto.graph.node:
+        if n.domain not in ("", "ai.onnx"):
+            continue
+        if n.op_type not in schemas:
+            try:
+                schemas[n.op_type] = onnx.defs.get_schema(n.op_type, opset, "")
+            except onnx.defs.SchemaError:
+                schemas[n.op_type] = None
+        schema = schemas[n.op_type]
+        if not isinstance(schema, onnx.defs.OpSchema):
+            continue
+        where = f"{label}: node {n.name or n.op_type!r} ({n.op_type})"
+        inputs = len(n.input)
+        if not schema.min_input <= inputs <= schema.max_input:
+            raise UserError(f"{where} has {inputs} inputs; {n.op_type} takes {schema.min_input} to "
+                            f"{schema.max_input} at opset {opset}")
+        outputs = len(n.output)
+        if not schema.min_output <= outputs <= schema.max_output:
+            raise UserError(f"{where} has {outputs} outputs; {n.op_type} gives {schema.min_output} to "
+                            f"{schema.max_output} at opset {opset}")
+        unknown = [a.name for a in n.attribute if a.name not in schema.attributes]
+        if unknown:
+            raise UserError(f"{where} has attribute {unknown[0]!r}, which {n.op_type} does not have at "
+                            f"opset {opset}")
 
 
 def external_file_sizes(g: onnx.GraphProto, model_dir: Path) -> dict[str, int | None]:
@@ -207,11 +289,20 @@ def external_file_sizes(g: onnx.GraphProto, model_dir: Path) -> dict[str, int | 
         if not location or location in sizes or "\x00" in location or Path(location).is_absolute():
             continue
         owner[location] = t.name
+        path = model_dir / location
         try:
-            path = model_dir / location
-            sizes[location] = path.stat().st_size if path.is_file() else None
-        except (OSError, ValueError):
+            st = path.stat()
+        except FileNotFoundError:
             sizes[location] = None
+            continue
+        except (OSError, ValueError) as e:   # a symlink loop, a path component that is a file, ...
+            reason = getattr(e, "strerror", None) or str(e)
+            raise UserError(f"{path}: external data file of initializer {t.name!r} cannot be read "
+                            f"({reason})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{path}: external data file of initializer {t.name!r} is not a regular file "
+                            f"(a folder or device); give the weight file's name")
+        sizes[location] = st.st_size
     present = [loc for loc, size in sizes.items() if size is not None]
     missing = [loc for loc, size in sizes.items() if size is None]
     if present and missing:

@@ -190,3 +190,66 @@ def test_run_of_weights_as_references_names_the_absent_file(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     result = invoke(["run", "m.onnx", "--plan", "plan.json", "--inputs", "x.npz"], allowed={2})
     assert "w.bin: no such file; placer run needs the weights of initializer 'w'" in result.stderr
+
+
+def _with_input_dims(dims: list[int]) -> Callable[[onnx.ModelProto], None]:
+    def mutate(m: onnx.ModelProto) -> None:
+        shape = m.graph.input[0].type.tensor_type.shape
+        del shape.dim[:]
+        for d in dims:
+            shape.dim.add().dim_value = d
+    return mutate
+
+
+def _node(op: str, inputs: list[str], **attrs: object) -> Callable[[onnx.ModelProto], None]:
+    def mutate(m: onnx.ModelProto) -> None:
+        m.graph.node[0].CopyFrom(helper.make_node(op, inputs, ["y"], name="mm", **attrs))
+    return mutate
+
+
+def _both_data(m: onnx.ModelProto) -> None:
+    m.graph.initializer[0].float_data.extend([1.0] * 32)
+
+
+def _output_type(m: onnx.ModelProto) -> None:
+    m.graph.output[0].type.tensor_type.elem_type = 999
+
+
+def _shadowing_input(m: onnx.ModelProto) -> None:
+    m.graph.input.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, [3, 3]))
+
+
+# Held-out corpus (issue 13): a negative or 2^62 input dim was a ValueError / CP-SAT traceback; the
+# others were exit 0 (an Add of three inputs, an attribute MatMul does not have, raw and typed data
+# at once, output element type 999, an input that shadows an initializer with other dims).
+@pytest.mark.parametrize("mutate, message", [
+    (_with_input_dims([-5, 8]), "graph input 'x': dims [-5, 8] contain a negative size"),
+    (_with_input_dims([2**62, 8]), "dim 4,611,686,018,427,387,904 is past placer's cap of 2,147,483,647"),
+    (_with_input_dims([2] * 80), "past placer's cap of 1,099,511,627,776 (onnx_checks.MAX_ELEMENTS)"),
+    (_node("Add", ["x", "x", "x"]), "node 'mm' (Add) has 3 inputs; Add takes 2 to 2 at opset 17"),
+    (_node("MatMul", ["x", "w"], transB=1), "node 'mm' (MatMul) has attribute 'transB'"),
+    (_both_data, "initializer 'w': holds both raw_data and float_data"),
+    (_output_type, "graph output 'y': element type 999 is not an ONNX type"),
+    (_shadowing_input, "graph input 'w' shares initializer 'w''s name but not its type and dims ([8, 4])"),
+])
+def test_graph_values_and_node_schemas_are_checked(tmp_path: Path, mutate: Callable[[onnx.ModelProto], None],
+                                                   message: str) -> None:
+    m = _model(external=False)
+    mutate(m)
+    onnx.save(m, tmp_path / "m.onnx")
+    run = subprocess.run([sys.executable, "-m", "placer", "inspect", "m.onnx"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1 and message in lines[0], run.stderr
+
+
+@pytest.mark.parametrize("make", ["folder", "loop"])
+def test_external_data_that_is_not_a_regular_file_is_refused(tmp_path: Path, make: str) -> None:
+    """A location naming a folder or a symlink loop was taken for an absent file (exit 0)."""
+    onnx.save(_model(external=True), tmp_path / "m.onnx")
+    if make == "folder":
+        (tmp_path / "w.bin").mkdir()
+    else:
+        os.symlink(tmp_path / "w.bin", tmp_path / "w.bin")
+    with pytest.raises(UserError, match="initializer 'w' (is not a regular file|cannot be read)"):
+        from_onnx(str(tmp_path / "m.onnx"))
