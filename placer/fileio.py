@@ -39,6 +39,8 @@ def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
     """
     from placer.errors import UserError
 
+    if not str(path).strip():
+        raise UserError(f"option {option}: the output file is an empty path; name a file")
     target = Path(path)
 
     def bad(why: str) -> UserError:

@@ -93,6 +93,10 @@ class Layout(_Choice):
     AUTO = "auto"
 
 
+#: The per-user floor placer accepts, tokens/s: one token in 11.6 days to 10^12 tokens/s.
+FLOOR_RANGE = (1e-6, 1e12)
+
+
 @dataclass(frozen=True)
 class Goal:
     """``objective``; ``min_tokens_per_s_per_user``: a floor every user's decode must meet."""
@@ -104,6 +108,10 @@ class Goal:
         floor = self.min_tokens_per_s_per_user
         if floor is not None and not 0 < floor < math.inf:
             raise UserError(f"option --min-tokens-per-s-per-user must be a finite number > 0, got {floor}")
+        if floor is not None and not FLOOR_RANGE[0] <= floor <= FLOOR_RANGE[1]:
+            # its inverse, seconds per token, becomes the solver's 0.1 ns ticks (1e-320 overflowed them)
+            raise UserError(f"option --min-tokens-per-s-per-user: {floor:g} is outside placer's range "
+                            f"{FLOOR_RANGE[0]:g} to {FLOOR_RANGE[1]:g} tokens/s (placer.options.FLOOR_RANGE)")
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,9 @@ class OutputFolder:
 
 def prepare_output_folder(path: str | os.PathLike[str]) -> Path:
     """Create ``path`` if needed and check that it is a writable folder (``UserError`` if not)."""
+    if not str(path).strip():   # `-o ""` (an unset shell variable) would write into the current folder
+        raise UserError("option -o/--output: the output folder is an empty path; name a folder (use . for "
+                        "the current one)")
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise _bad_folder(folder, "exists and is not a folder")

@@ -71,7 +71,12 @@ def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
         if not path.is_file():
             raise UserError(f"{where}: no such file; pass an .npz with keys {', '.join(graph.inputs)}")
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):   # an .npy file holds one bare array
+                first = graph.inputs[0] if graph.inputs else "name"
+                raise UserError(f"{where}: a single .npy array, not an .npz archive of named inputs; "
+                                f"write it with numpy.savez(path, {first}=...)")
+            with loaded as npz:
                 data = {k: npz[k] for k in npz.files}
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
             raise UserError(f"{where}: not a readable .npz file ({type(e).__name__}: "

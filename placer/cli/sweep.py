@@ -37,6 +37,10 @@ def _shard(text: str | None) -> tuple[int, int] | None:
     return int(k), int(n)
 
 
+#: Most local worker processes ``-j`` starts (each loads placer and the model: ~150 MB).
+MAX_JOBS = 1024
+
+
 @click.command("sweep")
 @click.argument("models", nargs=-1)
 @click.option("--file", "sweep_file", type=click.Path(dir_okay=False), default=None,
@@ -69,7 +73,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 @click.option("--option", "extra", multiple=True, metavar="NAME=VALUE",
               help="Any other placer compile option by its Python name, for every point (repeatable).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Local worker processes (default: all cores).")
+              help="Local worker processes (default: all cores; at most 1,024).")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS|local",
               help="Run the points on a Ray cluster (needs the ray extra).")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
@@ -97,6 +101,13 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
                   floor: float, out_dir: str, as_json: bool) -> None:
     """Compile every point of a grid of settings; write one row per point and the Pareto
     frontier of tokens/s per user against tokens/s per wafer (overall and per precision)."""
+    from placer.validate import integer, number_in_range
+    from placer.workload import MAX_CONTEXT_TOKENS
+
+    integer(summary_context, "option --summary-context", minimum=0, maximum=MAX_CONTEXT_TOKENS)
+    number_in_range(floor, "option --floor", low=0.0)
+    if jobs is not None:
+        integer(jobs, "option --jobs", minimum=1, maximum=MAX_JOBS)
     from pathlib import Path
 
     from placer.cli.options import parse_sets

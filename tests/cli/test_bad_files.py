@@ -129,6 +129,7 @@ def _write_cases(tmp: Path, plan_text: str) -> None:
     np.savez(tmp / "in.npz", input_ids=np.array([[1, 2, 3]]), position_ids=np.array([[0, 1, 2]]))
     data = (tmp / "in.npz").read_bytes()
     (tmp / "truncated.npz").write_bytes(data[:len(data) // 2])
+    np.save(tmp / "ids.npy", np.array([[1, 2, 3]]))
     with open(tmp / "big.json", "wb") as f:  # sparse: a 17 MiB config past the 16 MiB cap, written in no time
         f.truncate(17 * 2**20)
 
@@ -193,6 +194,22 @@ OPTION_CASES = {
                            "option --context: about 10^30 is more than placer's cap"),
     "wafers-huge": (["compile", "config.json", "--wafers", str(10**400), "-o", "out"],
                     "option --wafers about 10^400 exceeds the"),
+    # held-out corpus, round 2: a .npy for --inputs was a TypeError traceback; the others exit 0
+    # (-o "" wrote into the current folder) or a traceback (a floor of 1e-320 tokens/s overflowed)
+    "run-npy": (["run", "config.json", "--plan", "plan.json", "--inputs", "ids.npy"],
+                "ids.npy: a single .npy array, not an .npz archive"),
+    "output-empty": (["compile", "config.json", "-o", ""], "the output folder is an empty path"),
+    "run-outputs-empty": (["run", "config.json", "--plan", "plan.json", "--inputs", "in.npz",
+                           "--outputs", " "],
+                          "option --outputs: the output file is an empty path"),
+    "floor-tiny": (["compile", "config.json", "--min-tokens-per-s-per-user", "1e-320", "-o", "out"],
+                   "outside placer's range 1e-06 to 1e+12 tokens/s"),
+    "sweep-summary-context": (["sweep", "config.json", "--summary-context", str(10**30), "-o", "out"],
+                              "option --summary-context: must be <= 16,777,216"),
+    "sweep-floor-nan": (["sweep", "config.json", "--floor", "nan", "-o", "out"],
+                        "option --floor: expected a finite number"),
+    "sweep-jobs": (["sweep", "config.json", "-j", str(10**9), "-o", "out"],
+                   "option --jobs: must be <= 1,024"),
 }
 
 
@@ -210,7 +227,7 @@ def test_option_and_file_caps_are_one_line_exit_2(tmp_path: Path, plan_text: str
 
 
 @pytest.mark.parametrize("case", ["pin-wafer-99", "run-truncated-npz", "seed-2**70", "context-huge",
-                                  "draft-length-huge", "concurrency-huge"])
+                                  "draft-length-huge", "concurrency-huge", "run-npy", "output-empty"])
 def test_option_and_file_caps_through_the_binary(tmp_path: Path, plan_text: str, case: str) -> None:
     _write_cases(tmp_path, plan_text)
     args, needle = OPTION_CASES[case]
