@@ -293,8 +293,8 @@ class CompileOptions:
                               speculative_from_flat(v["draft"], v["draft_length"], v["acceptance"])),
             goal=Goal(Objective.parse(v["objective"], "--objective"), v["min_tokens_per_s_per_user"]),
             deployment=Deployment(v["wafers"], v["max_wafers"], v["reserve"], pins),
-            solver=SolverSettings(Solver.parse(v["solver"], "--solver"), float(v["time_limit"]),
-                                  int(v["seed"])),
+            solver=SolverSettings(Solver.parse(v["solver"], "--solver"), _as_number(v["time_limit"], float),
+                                  _as_number(v["seed"], int)),
             granularity=Granularity.parse(v["granularity"], "--granularity"),
             layout=Layout.parse(v["layout"], "--layout"),
             prefill_on=_prefill_on(v["prefill_on"]),
@@ -349,6 +349,17 @@ def _overrides(value: Mapping[str, object] | Sequence[str] | Sequence[tuple[str,
             name, given = item
             pairs.append((str(name), str(given)))
     return tuple(sorted(dict(pairs).items()))
+
+
+def _as_number(value: Any, kind: type) -> Any:
+    """``kind(value)`` for a numeric string such as ``"10"``; anything else unchanged, so that
+    ``SolverSettings`` names the option (``float("x")`` was a bare ValueError traceback)."""
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _prefill_on(value: object) -> Any:

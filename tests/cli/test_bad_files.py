@@ -130,6 +130,7 @@ def _write_cases(tmp: Path, plan_text: str) -> None:
     data = (tmp / "in.npz").read_bytes()
     (tmp / "truncated.npz").write_bytes(data[:len(data) // 2])
     np.save(tmp / "ids.npy", np.array([[1, 2, 3]]))
+    (tmp / "time.toml").write_text('models = ["config.json"]\n[options]\ntime_limit = "x"\n')
     with open(tmp / "big.json", "wb") as f:  # sparse: a 17 MiB config past the 16 MiB cap, written in no time
         f.truncate(17 * 2**20)
 
@@ -208,6 +209,8 @@ OPTION_CASES = {
                               "option --summary-context: must be <= 16,777,216"),
     "sweep-floor-nan": (["sweep", "config.json", "--floor", "nan", "-o", "out"],
                         "option --floor: expected a finite number"),
+    "sweep-file-time-limit-text": (["sweep", "--file", "time.toml", "-o", "out", "--no-cache"],
+                                   "option --time-limit: expected a number, got str 'x'"),
     "sweep-jobs": (["sweep", "config.json", "-j", str(10**9), "-o", "out"],
                    "option --jobs: must be <= 1,024"),
 }
