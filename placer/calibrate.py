@@ -36,6 +36,13 @@ OVERHEADS: tuple[Constant, ...] = (
     Constant("request_overhead_s", "s per request (in TTFT)", 1e-2),
     Constant("prefill_slowdown", "1 / prefill_utilisation - 1", 0.1),
 )
+# Fitted only when named with --fit. The two published calibration points (8B on one CS-3, 70B
+# on four) cannot tell a per-hop overhead from a per-kernel one (with one point left out the
+# selection takes the per-kernel one), and the per-hop fit they give, 360 us, is 72 x the
+# published ~5 us switch hop (HARDWARE.md): 22 such hops alone are 7.9 ms per token for 405B
+# against ~1.03 ms published (405B at 0.11x, Llama-4-Maverick on 20 wafers at 128 tokens/s).
+# It describes the August 2024 software of those two points, not the hardware's hop.
+OPT_IN = frozenset({"hop_overhead_s"})
 OVERHEAD_FIELDS = ("kernel_overhead_cycles", "collective_overhead_cycles", "host_overhead_s_per_token",
                    "hop_overhead_s", "request_overhead_s", "prefill_utilisation")
 QUANTITY_LABEL = {"tokens_per_s_per_user": "tokens/s per user", "ttft_s": "TTFT s"}
@@ -164,7 +171,8 @@ class Calibration:
 
 def calibrate(points: PointSet, base: Target, *, name: str, candidates: Sequence[str] | None = None,
               command: str = "", predictor: Any = None) -> Calibration:
-    """Fit ``candidates`` (default: every overhead) to ``points``' calibration set on ``base``.
+    """Fit ``candidates`` (default: every overhead but those in ``OPT_IN``, fitted only when
+    named) to ``points``' calibration set on ``base``.
 
     The fit starts from the physics of ``base`` (every overhead 0, prefill utilisation 1,
     whatever ``base`` holds) and constants not fitted stay there.
@@ -177,7 +185,7 @@ def calibrate(points: PointSet, base: Target, *, name: str, candidates: Sequence
     if not fitted:
         raise UserError(f"{points.source}: no point has set = \"calibration\"")
     by_name = {c.name: c for c in OVERHEADS}
-    chosen = list(candidates) if candidates else list(by_name)
+    chosen = list(candidates) if candidates else [c for c in by_name if c not in OPT_IN]
     unknown = [c for c in chosen if c not in by_name]
     if unknown:
         raise UserError(f"option --fit: unknown constant(s) {', '.join(unknown)}; choose from "
@@ -258,6 +266,11 @@ def render_calibration(c: Calibration) -> str:
         why = "yes" if name in fit.selection.chosen else f"no: {fit.selection.reasons.get(name, '')}"
         out.append(f"| {name} ({by_name[name].scale:g} {by_name[name].unit}) | {col} | {why} |")
     cond = fit.selection.condition
+    skipped = [n for n in OPT_IN if n not in c.candidates]
+    if skipped:
+        out += ["", f"Not candidates unless named with --fit: {', '.join(sorted(skipped))} (the two "
+                "calibration points cannot tell a per-hop overhead from a per-kernel one, and their "
+                "per-hop fit is ~70x the published ~5 us switch hop; see placer.calibrate.OPT_IN)."]
     out += ["", f"Condition number of the fitted (normalised) columns: "
             f"{cond:.3g}" if math.isfinite(cond) else "No constant is identifiable.", ""]
     out.append("Fitted values:")

@@ -93,7 +93,8 @@ def test_physics_variant_and_overhead_fields():
     # a hop costs the link's latency plus the fitted overhead, through the one accessor
     assert physics.hop_latency_s == physics.io_latency_s
     wse3 = load_target("wse3")
-    assert wse3.hop_latency_s == wse3.io_latency_s + wse3.hop_overhead_s > wse3.io_latency_s
+    assert wse3.hop_latency_s == wse3.io_latency_s + wse3.hop_overhead_s
+    assert wse3.with_overrides({"hop_overhead_s": "2e-5"}).hop_latency_s == pytest.approx(wse3.io_latency_s + 2e-5)
     assert physics.prefill_utilisation == 1.0 and physics.calibration == ""
     # wse3 and wse3-rented are the same hardware as wse3-physics with the same fitted overheads
     overheads = {*OVERHEAD_FIELDS, "prefill_utilisation", "calibration"}
@@ -105,7 +106,7 @@ def test_physics_variant_and_overhead_fields():
                 assert getattr(calibrated, f.name) == getattr(physics, f.name), (name, f.name)
             if f.name in overheads:
                 assert getattr(calibrated, f.name) == getattr(load_target("wse3"), f.name), (name, f.name)
-    assert load_target("wse3").hop_overhead_s > 0
+    assert load_target("wse3").kernel_overhead_cycles > 0 and load_target("wse3").hop_overhead_s == 0
     with pytest.raises(UserError, match=r"prefill_utilisation must be in \(0, 1\]"):
         load_target("wse3-physics", {"prefill_utilisation": 1.5})
     with pytest.raises(UserError, match="request_overhead_s must be >= 0"):
