@@ -94,7 +94,8 @@ def test_physics_variant_and_overhead_fields():
     assert physics.hop_latency_s == physics.io_latency_s
     wse3 = load_target("wse3")
     assert wse3.hop_latency_s == wse3.io_latency_s + wse3.hop_overhead_s
-    assert wse3.with_overrides({"hop_overhead_s": "2e-5"}).hop_latency_s == pytest.approx(wse3.io_latency_s + 2e-5)
+    slow = wse3.with_overrides({"hop_overhead_s": "2e-5"})
+    assert slow.hop_latency_s == pytest.approx(wse3.io_latency_s + 2e-5)
     assert physics.prefill_utilisation == 1.0 and physics.calibration == ""
     # wse3 and wse3-rented are the same hardware as wse3-physics with the same fitted overheads
     overheads = {*OVERHEAD_FIELDS, "prefill_utilisation", "calibration"}
