@@ -359,6 +359,12 @@ def _as_number(value: Any, kind: type) -> Any:
             return kind(value)
         except ValueError:
             return value
+    if isinstance(value, bool):
+        return value
+    if kind is float and isinstance(value, int):
+        return float(value)  # an API time_limit=2 records 2.0, as the CLI's --time-limit 2 does
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
