@@ -246,14 +246,12 @@ def predicted_step_seconds(graph: Graph, target: Any, assignment: Mapping[str, i
                            micro_batches: int = 1) -> float:
     """The performance model's decode time per output token of a step of ``batch`` sequences
     at ``context`` tokens, in ``micro_batches`` equal micro-batches in flight: with one, the
-    round trip (``placer.perf.placement.predicted_round_trip``); with ``M``, the pipeline's
-    ``formulas.tpot`` of one micro-batch's round trip, every wafer's interval and the busiest
-    boundary. Wafers with units in ``regions`` take their floorplan's latency and interval
+    round trip; with ``M``, the pipeline's ``formulas.tpot`` of one micro-batch's round trip,
+    every wafer's interval and the busiest boundary (``placer.perf.placement.predicted_step``).
+    Wafers with units in ``regions`` take their floorplan's latency and interval
     (``placer.floorplan.placed_seconds``); a whole-grid wafer's interval is its stage."""
     from placer.floorplan import placed_seconds
-    from placer.perf import formulas as f
-    from placer.perf import unit_decode_seconds
-    from placer.perf.placement import predicted_round_trip
+    from placer.perf.placement import predicted_step
 
     cost = _decode_cost(graph, target, context, prompt)
     regions = regions or {}
@@ -269,20 +267,7 @@ def predicted_step_seconds(graph: Graph, target: Any, assignment: Mapping[str, i
                 shared.setdefault(regions[u.name], []).append(u.name)
         rects = [(units, *rect) for rect, units in shared.items()]
         wafer_seconds[w], intervals[w] = placed_seconds(cost, target, rects, context_tokens=context, batch=mb)
-    trip = predicted_round_trip(cost, target, assignment, mb, wafer_seconds)
-    if m == 1:
-        return trip
-    order = [assignment.get(u.name, 0) for u in cost.units]
-    n = max(order, default=0) + 1
-    stage = [0.0] * n
-    for u, w in zip(cost.units, order):
-        stage[w] += unit_decode_seconds(u, target, mb)
-    for w, seconds in intervals.items():
-        stage[w] = seconds
-    index = {u.name: i for i, u in enumerate(cost.units)}
-    boundary = f.boundary_bytes(order, [(index[e.src], index[e.dst], e.bytes_per_token) for e in cost.edges
-                                        if order[index[e.src]] <= order[index[e.dst]]], n)
-    return f.tpot(trip, max(stage), max(boundary, default=0) * mb / target.io_bandwidth_bytes_per_s, m)
+    return predicted_step(cost, target, assignment, mb, wafer_seconds, m, intervals)
 
 
 def emulated_step_seconds(steps: Sequence[StepStats], link: IoLink, micro_batches: int = 1) -> float:
@@ -290,8 +275,8 @@ def emulated_step_seconds(steps: Sequence[StepStats], link: IoLink, micro_batche
     return hop included (one link latency, also on one wafer, as ``formulas.round_trip``
     charges ``N`` hops for ``N`` wafers): with one micro-batch, each step's time; with ``M``
     in flight, the same ``formulas.tpot`` as ``predicted_step_seconds`` of the emulated first
-    micro-batch's round trip (every wafer's first ``StepStats.in_flight`` exit, I/O of one micro-batch), every
-    wafer's emulated interval (the mean gap between its micro-batches' exits) and the I/O
+    micro-batch's round trip (every wafer's first ``StepStats.in_flight`` exit, I/O of one
+    micro-batch), every wafer's emulated interval (the mean gap between its micro-batches' exits) and the I/O
     link's bytes (all boundaries' bytes of the step, one link's worth: an over-estimate with
     several boundaries)."""
     from placer.perf import formulas as f

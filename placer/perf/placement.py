@@ -16,6 +16,7 @@ from placer.perf.disagg import buffer_chunk_tokens
 from placer.perf.pipeline import Performance, StageParts, predict_performance
 from placer.perf.unit import (
     activation_buffer_bytes,
+    decode_key,
     prefill_chunk,
     unit_decode_parts,
     unit_decode_seconds,
@@ -75,7 +76,7 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
     prefill_of: dict[object, float] = {}
 
     def decode_parts(u: int) -> StageParts:
-        key = (units[u].decode, units[u].weight_bytes + units[u].constant_bytes)
+        key = decode_key(units[u])
         if key not in decode_of:
             decode_of[key] = unit_decode_parts(units[u], target, batch)
         return decode_of[key]
@@ -126,16 +127,30 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
 def predicted_round_trip(cost: ModelCost, target: Target, assignment: Mapping[str, int],
                          batch: int = 1, wafer_seconds: Mapping[int, float] | None = None) -> float:
     """The decode round trip of one micro-batch of ``batch`` sequences under ``assignment``
-    (unit name -> wafer; units not named sit on wafer 0): ``placer run``'s predicted step.
-    ``wafer_seconds``: the stage time of wafers laid out in regions (their floorplan's
-    latency, ``placer.floorplan.placed_seconds``), in place of the sum of their units' steps."""
+    (unit name -> wafer; units not named sit on wafer 0): ``placer run``'s predicted step
+    (``predicted_step`` with one micro-batch)."""
+    return predicted_step(cost, target, assignment, batch, wafer_seconds)
+
+
+def predicted_step(cost: ModelCost, target: Target, assignment: Mapping[str, int], batch: int = 1,
+                   wafer_seconds: Mapping[int, float] | None = None, micro_batches: int = 1,
+                   wafer_intervals: Mapping[int, float] | None = None) -> float:
+    """The time per output token of ``micro_batches`` micro-batches of ``batch`` sequences each
+    in flight under ``assignment``: with one, the round trip; with ``M``, ``formulas.tpot`` of
+    that round trip, every wafer's interval and the busiest boundary. ``wafer_seconds`` and
+    ``wafer_intervals``: the latency and interval of wafers laid out in regions (their
+    floorplan's, ``placer.floorplan.placed_seconds``), in place of the sum of their units' steps
+    (a whole-grid wafer's latency and interval)."""
     order = [assignment.get(u.name, 0) for u in cost.units]
     n = max(order, default=0) + 1
     stages = [0.0] * n
     for u, w in zip(cost.units, order):
         stages[w] += unit_decode_seconds(u, target, batch)
+    intervals = list(stages)
     for w, seconds in (wafer_seconds or {}).items():
         stages[w] = seconds
+    for w, seconds in (wafer_intervals or {}).items():
+        intervals[w] = seconds
     index = {u.name: i for i, u in enumerate(cost.units)}
     edges = [(index[e.src], index[e.dst], e.bytes_per_token) for e in cost.edges]
     lo_hi = [(min(order[s], order[d]), max(order[s], order[d])) for s, d, _ in edges]
@@ -143,5 +158,8 @@ def predicted_round_trip(cost: ModelCost, target: Target, assignment: Mapping[st
     for (a, b), (_, _, nbytes) in zip(lo_hi, edges):
         for i in range(a, b):
             boundary[i] += nbytes
-    io = sum(batch * b / target.io_bandwidth_bytes_per_s for b in boundary)
-    return f.round_trip(sum(stages), io, n, target.hop_latency_s, target.host_overhead_s_per_token)
+    io = [batch * b / target.io_bandwidth_bytes_per_s for b in boundary]
+    trip = f.round_trip(sum(stages), sum(io), n, target.hop_latency_s, target.host_overhead_s_per_token)
+    if micro_batches <= 1:
+        return trip
+    return f.tpot(trip, max(intervals), max(io, default=0.0), micro_batches)

@@ -138,6 +138,12 @@ def step_seconds(cost: NodeCost, target: Target, rows: int = 1, share: float = 1
     return step_parts(cost, target, rows, share, weight_cap, prefill).seconds
 
 
+def decode_key(unit: UnitCost) -> tuple[object, int]:
+    """What a unit's decode step depends on (its decode cost and stored bytes): units with equal
+    keys (the alike layers of a model) have equal ``unit_decode_parts`` and are priced once."""
+    return unit.decode, unit.weight_bytes + unit.constant_bytes
+
+
 def unit_decode_parts(unit: UnitCost, target: Target, batch: int = 1) -> StageParts:
     return step_parts(unit.decode, target, batch, 1.0, unit.weight_bytes + unit.constant_bytes)
 

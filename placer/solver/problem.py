@@ -48,6 +48,7 @@ from placer.perf import activation_buffer_bytes, unit_decode_seconds
 from placer.perf import formulas as f
 from placer.perf.disagg import buffer_chunk_tokens
 from placer.perf.formulas import TICK_S
+from placer.perf.unit import decode_key
 from placer.targets import Target
 
 __all__ = ["TICK_S", "Edge", "Evaluation", "Objective", "Problem", "build_problem", "evaluate"]
@@ -70,7 +71,7 @@ class DecodeTimes:
             alike: dict[tuple[object, int], float] = {}
             ticks = []
             for u, scale in zip(self._units, self._scale):
-                key = (u.decode, u.weight_bytes + u.constant_bytes)
+                key = decode_key(u)
                 if key not in alike:
                     alike[key] = unit_decode_seconds(u, self._target, batch)
                 ticks.append(f.to_ticks(alike[key] * scale))
