@@ -265,7 +265,7 @@ def _two_level_key(cost: ModelCost, target: Target, opts: CompileOptions, proble
     floorplans, in ``problem0``'s terms, after the per-user floor."""
     assert solution.assignment is not None
     ev = solution.evaluation
-    regions = [(x.latency_s, x.interval_s) if x.layout == "regions" else None for x in layouts]
+    regions = [x.times for x in layouts]
     perf = place(cost, target, opts.workload, solution.assignment, ev.resident, ev.batch, regions,
                  disaggregated=opts.prefill_on is not None).performance
     tpot = to_ticks(perf.time_per_output_token_s)
@@ -294,6 +294,7 @@ def wafer_layouts(cost: ModelCost, target: Target, opts: CompileOptions,
     batch, assignment, resident = solution.evaluation.batch, solution.assignment, solution.evaluation.resident
     groups = [[u.name for u, w in zip(cost.units, assignment) if w == k] for k in range(max(assignment) + 1)]
     cache = {} if cache is None else cache
+    memo: dict[tuple[object, ...], int] = {}  # region ticks priced for one wafer serve the others
     out = []
     for w, names in enumerate(groups):
         key = (tuple(names), batch, resident)
@@ -302,7 +303,8 @@ def wafer_layouts(cost: ModelCost, target: Target, opts: CompileOptions,
                 cache[key] = layout_wafers(
                     cost, target, [names], layout=opts.layout.value,
                     context_tokens=opts.workload.context_tokens, resident=resident, batch=batch,
-                    seed=opts.solver.seed, whole_seconds=lambda u: unit_decode_seconds(u, target, batch))[0]
+                    seed=opts.solver.seed, whole_seconds=lambda u: unit_decode_seconds(u, target, batch),
+                    prompt_tokens=opts.workload.prompt_tokens, memo=memo)[0]
             except InfeasibleError as e:  # layout_wafers names the wafer of its own list: 0
                 raise type(e)(f"wafer {w}: {str(e).removeprefix('wafer 0: ')}") from None
         out.append(cache[key])
@@ -337,7 +339,7 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
     assert solution.assignment is not None
     ev = solution.evaluation
     resident = ev.resident
-    regions = [(x.latency_s, x.interval_s) if x.layout == "regions" else None for x in layouts]
+    regions = [x.times for x in layouts]
     placed = place(cost, target, workload, solution.assignment, resident, ev.batch, regions,
                    disaggregated=prefill is not None)
     perf, boundary, n = placed.performance, placed.boundary_bytes, len(placed.wafers)
@@ -365,7 +367,8 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
             kv_bytes_per_sequence=fig.kv_per_sequence,
             sequences_that_fit=sequences_that_fit(problem.capacity, fig.weights, fig.buffer,
                                                   fig.kv_per_sequence, workload.concurrency),
-            interval_seconds=region[1] if region else None))
+            interval_seconds=region.interval_s if region else None,
+            prefill_interval_seconds=fig.prefill_interval_seconds))
     parked = workload.concurrency - resident
     kv_seq = [fig.kv_per_sequence for fig in placed.wafers]
     per_seq = sum(kv_seq)
@@ -415,8 +418,12 @@ def _floorplan_links(result: CompileResult) -> str:
              "", _two_level_line(result.two_level), ""]
     for w, _ in result.floorplans:
         wp = result.plan.wafers[w]
-        lines.append(f"- [wafer {w}](floorplan-wafer{w}.svg): {len(wp.units)} units, interval "
-                     f"{(wp.interval_seconds or 0.0) * 1e6:.3f} us, latency {wp.stage_seconds * 1e6:.3f} us")
+        chunk = result.plan.performance.prefill_chunk_tokens
+        lines.append(f"- [wafer {w}](floorplan-wafer{w}.svg): {len(wp.units)} units; decode interval "
+                     f"{(wp.interval_seconds or 0.0) * 1e6:.3f} us, latency {wp.stage_seconds * 1e6:.3f} us; "
+                     f"prefill chunk of {chunk} tokens interval "
+                     f"{(wp.prefill_interval_seconds or wp.prefill_seconds) * 1e6:.3f} us, latency "
+                     f"{wp.prefill_seconds * 1e6:.3f} us")
     return "\n".join(lines) + "\n"
 
 

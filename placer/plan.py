@@ -75,6 +75,9 @@ class WaferPlan:
     # Under a regions layout (``placer.perf.regions``): stage_seconds is the wafer's latency and
     # this its interval between micro-batches; omitted (None) on a whole-layout wafer.
     interval_seconds: float | None = None
+    # Under regions: prefill_seconds is one chunk's latency through the wafer and this its
+    # interval between chunks (the slowest region's chunk); omitted on a whole-layout wafer.
+    prefill_interval_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -150,8 +153,9 @@ class Plan:
         if not self.model.structure_warning:
             del out["model"]["structure_warning"]
         for w in out["wafers"]:
-            if w["interval_seconds"] is None:
-                del w["interval_seconds"]
+            for key in ("interval_seconds", "prefill_interval_seconds"):
+                if w[key] is None:
+                    del w[key]
         if self.layout is None:
             del out["layout"], out["floorplan"]
         if not self.model.export_warnings:

@@ -168,7 +168,9 @@ def render_report(result: CompileResult) -> str:
         f"Decode round trip {perf.round_trip_s * 1e3:.4f} ms, slowest stage {perf.max_stage_s * 1e3:.4f} ms "
         f"(one step of {perf.micro_batch} sequence(s)); {perf.sequences_to_fill_pipeline} sequences fill the "
         f"pipeline; " + (f"prefill on {plan.prefill.target.name} (below)." if plan.prefill else
-                         f"prefill in chunks of {perf.prefill_chunk_tokens} tokens."),
+                         f"prefill in chunks of {perf.prefill_chunk_tokens} tokens"
+                         + (" (the chunk with the shortest TTFT: wafers in regions prefill as spatial "
+                            "pipelines, Floorplans below)." if plan.layout else ".")),
         "",
         *prefill_section(plan),
         *speculative_report_lines(plan),

@@ -417,7 +417,8 @@ def cost_figures(plan: Any) -> dict[str, Any]:
       ``tokens_per_s_total`` tokens per second);
     * input tokens, prefill on the wafers: ``placer.perf.usd_per_million_input_tokens``, the
       wafer time of the whole prompt's prefill (``ceil(prompt / chunk)`` chunks on every wafer; a
-      plan's ``prefill_seconds`` is one chunk) shared by the prompt's tokens;
+      plan's ``prefill_seconds`` is one chunk, ``prefill_interval_seconds`` the gap between chunks
+      on a regions wafer) shared by the prompt's tokens;
     * input tokens, ``--prefill-on``: ``placer.perf.disagg.usd_per_million_input_tokens``, the
       prefill machine's time at its ``cost_per_hour``;
     * a request of ``output_tokens``: ``placer.perf.usd_per_request`` (when both rates are known)."""
@@ -430,8 +431,11 @@ def cost_figures(plan: Any) -> dict[str, Any]:
     if plan.prefill is not None:
         usd_in = disagg.usd_per_million_input_tokens(plan.prefill)
     elif usd_out:
-        usd_in = usd_per_million_input_tokens(plan.target, [w.prefill_seconds for w in plan.wafers],
-                                              workload.prompt_tokens, perf.prefill_chunk_tokens)
+        usd_in = usd_per_million_input_tokens(
+            plan.target, [w.prefill_seconds for w in plan.wafers], workload.prompt_tokens,
+            perf.prefill_chunk_tokens,
+            [w.prefill_seconds if w.prefill_interval_seconds is None else w.prefill_interval_seconds
+             for w in plan.wafers])
     figures = {}
     if usd_out:
         figures["usd_per_million_output_tokens"] = round_float(usd_out)

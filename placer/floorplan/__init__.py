@@ -13,10 +13,18 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from placer import perf
 from placer.costs import ModelCost, UnitCost
 from placer.floorplan.colours import path_colours
 from placer.floorplan.cpsat import DEFAULT_TIME_LIMIT_S, solve_floorplan
-from placer.floorplan.pricing import TimeOf, candidate_shapes, price_shape, unit_seconds_on_rectangle
+from placer.floorplan.pricing import (
+    TimeOf,
+    candidate_shapes,
+    region_target,
+    region_ticks,
+    unit_prefill_seconds_on_rectangle,
+    unit_seconds_on_rectangle,
+)
 from placer.floorplan.problem import (
     Floorplan,
     FloorplanProblem,
@@ -26,9 +34,12 @@ from placer.floorplan.problem import (
     Shape,
     check_floorplan,
     evaluate,
+    link_ticks,
+    shape_of,
 )
 from placer.floorplan.svg import floorplan_svg
 from placer.ir.mesh_physics import stream_cycles
+from placer.perf.regions import critical_path
 from placer.targets import Target
 
 __all__ = [
@@ -41,7 +52,9 @@ __all__ = [
     "WaferFloorplan",
     "check_floorplan",
     "evaluate",
+    "floorplan_parts",
     "floorplan_records",
+    "floorplan_rects",
     "floorplan_svg",
     "floorplan_wafer",
     "placed_seconds",
@@ -133,27 +146,70 @@ def placed_seconds(
     *,
     context_tokens: int,
     batch: int = 1,
+    prefill: tuple[int, int] | None = None,
+    memo: dict[tuple[object, ...], int] | None = None,
 ) -> tuple[float, float]:
     """``(latency, interval)`` seconds of one micro-batch through a wafer laid out as given.
 
     Args:
         rects: per region, in data-path order, ``(units, row, col, rows, cols)`` (a plan's
             ``floorplan`` rectangles); each region is priced on its rectangle alone
-            (``pricing.price_shape``) and the answer evaluated by ``evaluate``
-            (``placer.perf.regions.spatial_pipeline``), as the floorplanner does.
+            (``pricing.region_ticks``, as ``price_shape`` prices it) and the answer evaluated by
+            ``evaluate`` (``placer.perf.regions.spatial_pipeline``), as the floorplanner does.
+        prefill: ``(chunk, prompt)``: time one prefill chunk of ``chunk`` prompt tokens instead
+            of a decode step (each region runs its units' chunk on its rectangle,
+            ``pricing.unit_prefill_seconds_on_rectangle``, and the links stream ``chunk``
+            tokens' activations), so a regions wafer prefills as the same spatial pipeline.
+        memo: region ticks already priced, shared across calls (identical layers on equal
+            rectangles are priced once).
     """
     by_name = {u.name: u for u in cost.units}
     region_of = {name: i for i, (units, *_) in enumerate(rects) for name in units}
-    regions = tuple(
-        Region(units[0], tuple(units),
-               (price_shape([by_name[n] for n in units], target, rows, cols, context_tokens, batch),))
-        for units, _, _, rows, cols in rects
-    )
+    time_of: TimeOf = unit_seconds_on_rectangle
+    tokens = batch
+    if prefill is not None:
+        chunk, prompt = prefill
+        tokens = chunk
+
+        def time_of(u: UnitCost, t: Target, rows: int, cols: int, _batch: int) -> float:
+            return unit_prefill_seconds_on_rectangle(u, t, rows, cols, chunk, prompt)
+
+    memo = {} if memo is None else memo
+    regions = []
+    for units, _, _, rows, cols in rects:
+        members = [by_name[n] for n in units]
+        key = (tuple(_anonymous(u) for u in members), rows, cols, batch, prefill)
+        if key not in memo:
+            memo[key] = region_ticks(members, target, rows, cols, batch, time_of)
+        regions.append(Region(units[0], tuple(units), (Shape(rows, cols, 0, memo[key], 0),)))
     problem = FloorplanProblem(target.mesh_rows, target.mesh_cols, target.pe_sram_bytes,
-                               target.routing_colors, 0, target.cycles_per_hop, regions,
-                               _links(cost, target, region_of, batch))
+                               target.routing_colors, 0, target.cycles_per_hop, tuple(regions),
+                               _links(cost, target, region_of, tokens))
     interval, latency = evaluate(problem, [Rect(i, r, c, h, w) for i, (_, r, c, h, w) in enumerate(rects)])
     return latency / target.clock_hz, interval / target.clock_hz
+
+
+def floorplan_rects(wf: WaferFloorplan) -> list[tuple[tuple[str, ...], int, int, int, int]]:
+    """``placed_seconds``'s rectangles of a floorplan: per region, ``(units, row, col, rows, cols)``."""
+    return [(wf.problem.regions[r.region].units, r.row, r.col, r.rows, r.cols) for r in wf.floorplan.rects]
+
+
+def floorplan_parts(cost: ModelCost, target: Target, wf: WaferFloorplan,
+                    batch: int = 1) -> tuple[perf.StageParts, perf.StageParts]:
+    """What a floorplanned wafer's decode step waits for (``placer.perf.StageParts``, seconds),
+    each unit priced on its rectangle: along the longest data path (the regions one micro-batch's
+    latency adds up, the links between them as fabric), and of the slowest region (what sets
+    the interval; the first on ties)."""
+    by_name = {u.name: u for u in cost.units}
+    per = [sum((perf.unit_decode_parts(by_name[n], region_target(target, r.rows, r.cols), batch)
+                for n in wf.problem.regions[r.region].units), perf.StageParts())
+           for r in wf.floorplan.rects]
+    ticks = [shape_of(wf.problem, r).ticks for r in wf.floorplan.rects]
+    links = [(e.src, e.dst, link_ticks(wf.problem, e, wf.floorplan.rects)) for e in wf.problem.links]
+    path, linked = critical_path(ticks, links)
+    along = sum((per[i] for i in path), perf.StageParts(fabric=linked / target.clock_hz))
+    slowest = max(range(len(per)), key=lambda i: (ticks[i], -i))
+    return along, per[slowest]
 
 
 def floorplan_wafer(

@@ -20,8 +20,17 @@ from dataclasses import dataclass
 
 from placer.costs import ModelCost, UnitCost
 from placer.errors import InfeasibleError
-from placer.floorplan import WaferFloorplan, floorplan_records, floorplan_wafer
+from placer.floorplan import (
+    WaferFloorplan,
+    floorplan_parts,
+    floorplan_records,
+    floorplan_rects,
+    floorplan_wafer,
+    placed_seconds,
+)
 from placer.floorplan.cpsat import DEFAULT_TIME_LIMIT_S
+from placer.perf.regions import RegionTimes
+from placer.perf.unit import prefill_chunk_ladder
 from placer.targets import Target
 
 LAYOUTS = ("whole", "regions", "auto")
@@ -35,6 +44,7 @@ class WaferLayout:
     latency_s: float  # through the wafer
     interval_s: float  # between tokens leaving the wafer when it is full
     floorplan: WaferFloorplan | None
+    times: RegionTimes | None = None  # what the pipeline formulas use; None on a whole wafer
 
 
 def layout_wafers(
@@ -49,11 +59,16 @@ def layout_wafers(
     batch: int = 1,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     seed: int = 0,
+    prompt_tokens: int = 1,
+    memo: dict[tuple[object, ...], int] | None = None,
 ) -> list[WaferLayout]:
     """The layout of each wafer (``groups[w]``: its units in data-path order).
 
     Args:
         whole_seconds: a unit's decode seconds on the full grid (the performance model's).
+        prompt_tokens: the prompt whose prefill chunks (``perf.prefill_chunk``) a regions
+            wafer's prefill figures are timed for.
+        memo: region ticks already priced (``placed_seconds``), shared across calls.
 
     Raises:
         InfeasibleError: with ``layout="regions"``, a wafer's units cannot be floorplanned.
@@ -61,6 +76,7 @@ def layout_wafers(
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
     by_name = {u.name: u for u in cost.units}
+    memo = {} if memo is None else memo  # prefill region ticks, shared by the wafers
     out = []
     for w, names in enumerate(groups):
         whole = sum(whole_seconds(by_name[n]) for n in names)
@@ -81,12 +97,16 @@ def layout_wafers(
                     raise type(e)(f"wafer {w}: {e}") from None  # keeps PackingError
                 wf = None
             if wf is not None:
-                regions = WaferLayout(
-                    "regions",
-                    wf.floorplan.latency_ticks / target.clock_hz,
-                    wf.floorplan.interval_ticks / target.clock_hz,
-                    wf,
-                )
+                rects = floorplan_rects(wf)
+                prefill = tuple(
+                    (chunk, *placed_seconds(cost, target, rects, context_tokens=context_tokens, batch=batch,
+                                            prefill=(chunk, max(1, prompt_tokens)), memo=memo))
+                    for chunk in prefill_chunk_ladder(target, prompt_tokens))
+                parts, interval_parts = floorplan_parts(cost, target, wf, batch)
+                latency = wf.floorplan.latency_ticks / target.clock_hz
+                interval = wf.floorplan.interval_ticks / target.clock_hz
+                regions = WaferLayout("regions", latency, interval, wf,
+                                      RegionTimes(latency, interval, prefill, parts, interval_parts))
                 s = max(1, resident)
                 if layout == "regions" or max(regions.latency_s, s * regions.interval_s) < s * whole:
                     chosen = regions

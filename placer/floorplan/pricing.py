@@ -62,6 +62,13 @@ def unit_seconds_on_rectangle(unit: UnitCost, target: Target, rows: int, cols: i
     return perf.unit_decode_seconds(unit, region_target(target, rows, cols), batch)
 
 
+def unit_prefill_seconds_on_rectangle(unit: UnitCost, target: Target, rows: int, cols: int, chunk: int,
+                                      prompt: int) -> float:
+    """Seconds of one prefill chunk of ``chunk`` prompt tokens through ``unit`` on ``rows x cols``
+    PEs (``perf.unit_prefill_chunk_seconds`` on the rectangle)."""
+    return perf.unit_prefill_chunk_seconds(unit, region_target(target, rows, cols), chunk, prompt)
+
+
 def code_reserve_bytes(target: Target) -> int:
     return math.ceil(target.default_reserve * target.pe_sram_bytes)
 
@@ -115,7 +122,7 @@ def price_shape(
     time_of: TimeOf = unit_seconds_on_rectangle,
 ) -> Shape:
     """The candidate ``Shape`` of a region of ``units`` on ``rows x cols`` PEs."""
-    ticks = sum(math.ceil(time_of(u, target, rows, cols, batch) * target.clock_hz - 1e-9) for u in units)
+    ticks = region_ticks(units, target, rows, cols, batch, time_of)
     tile = max(
         (_cdiv(n, cols) * BUFFER_ELEMENT_BYTES * batch for u in units for _, n in u.matmul_shapes),
         default=BUFFER_ELEMENT_BYTES * batch,
@@ -132,6 +139,12 @@ def price_shape(
     return Shape(
         rows, cols, region_pe_bytes(units, target, rows, cols, context_tokens, batch), ticks, colours
     )
+
+
+def region_ticks(units: Sequence[UnitCost], target: Target, rows: int, cols: int, batch: int,
+                 time_of: TimeOf = unit_seconds_on_rectangle) -> int:
+    """A region's step in ticks: the sum of its units' ``ceil(seconds x clock_hz)``."""
+    return sum(math.ceil(time_of(u, target, rows, cols, batch) * target.clock_hz - 1e-9) for u in units)
 
 
 def band_counts(regions: int, rows: int, cols: int) -> list[int]:

@@ -67,7 +67,11 @@ time ``t_w(B) = sum of t_u(B)`` on wafer w; a boundary b carries ``B x B_b`` byt
 Under ``--layout regions`` a wafer is itself a spatial pipeline (``regions``): its latency
 ``L_w`` replaces ``t_w`` in the round trip and its interval ``I_w`` (slowest region) replaces
 it in the stage term, ``TPOT = max(R, M x max_w I_w, M x max_b B x B_b / io_bandwidth)``, fill
-``B x ceil(R / max_w I_w)``.
+``B x ceil(R / max_w I_w)``. A prefill chunk runs through the same spatial pipeline (every
+region on its rectangle): its latency ``P_w`` and interval ``I^p_w`` give TTFT ``sum_w P_w +
+sum_b H_b + (C - 1) x max(max_w I^p_w, max_b H_b) + hop_latency_s``, with the chunk the power of
+two up to ``prefill_chunk`` with the shortest TTFT (``placement.place``); the named bound takes
+the regions' parts priced on their rectangles (``placer.floorplan.floorplan_parts``).
 """
 
 from __future__ import annotations

@@ -73,24 +73,28 @@ def prefill_chunks(prompt_tokens: int, chunk_tokens: int) -> int:
 
 
 def prefill_wafer_seconds(target: Target, chunk_seconds: Sequence[float], prompt_tokens: int,
-                          chunk_tokens: int) -> float:
-    """Wafer-seconds one whole prompt's prefill occupies: every wafer w runs all ``C`` chunks,
-    each for ``P_w`` over the target's ``prefill_utilisation`` (the chunk time TTFT charges),
-    ``sum_w C x P_w / prefill_utilisation``. Pipelining overlaps the wafers in time, not the
-    work: each wafer is still busy for its C chunks."""
+                          chunk_tokens: int, chunk_intervals: Sequence[float] | None = None) -> float:
+    """Wafer-seconds one whole prompt's prefill occupies: wafer w is busy from its first chunk's
+    arrival to its last chunk's departure, ``P_w + (C - 1) x I_w`` over the target's
+    ``prefill_utilisation`` (``P_w`` one chunk's latency through the wafer, the chunk time
+    TTFT charges; ``I_w`` its interval between chunks, ``chunk_intervals``, = ``P_w`` on a
+    whole-layout wafer, whose sum is then ``sum_w C x P_w``). Pipelining overlaps the wafers
+    in time, not the work: each wafer is still busy for its C chunks."""
     chunks = prefill_chunks(prompt_tokens, chunk_tokens)
-    return chunks * sum(chunk_seconds) / target.prefill_utilisation
+    intervals = chunk_seconds if chunk_intervals is None else chunk_intervals
+    busy = sum(p + (chunks - 1) * i for p, i in zip(chunk_seconds, intervals, strict=True))
+    return busy / target.prefill_utilisation
 
 
 def usd_per_million_input_tokens(target: Target, chunk_seconds: Sequence[float], prompt_tokens: int,
-                                 chunk_tokens: int) -> float:
+                                 chunk_tokens: int, chunk_intervals: Sequence[float] | None = None) -> float:
     """$ per million prompt tokens: a prompt is charged the wafer time of its prefill
     (``prefill_wafer_seconds`` x ``cost_per_hour`` / 3600, ``cost_per_hour`` being $ per
     wafer-hour as in ``usd_per_million_tokens``), shared by its ``prompt_tokens``; 0 when the
     target has no cost."""
     if not target.cost_per_hour or prompt_tokens <= 0:
         return 0.0
-    wafer_seconds = prefill_wafer_seconds(target, chunk_seconds, prompt_tokens, chunk_tokens)
+    wafer_seconds = prefill_wafer_seconds(target, chunk_seconds, prompt_tokens, chunk_tokens, chunk_intervals)
     return wafer_seconds * target.cost_per_hour / 3600 / prompt_tokens * 1e6
 
 
@@ -101,25 +105,32 @@ def usd_per_request(usd_per_million_input: float, prompt_tokens: int, usd_per_mi
 
 
 def ttft_seconds(target: Target, chunk_seconds: Sequence[float], boundary_bytes_per_token: Sequence[int],
-                 prompt_tokens: int, chunk_tokens: int, decode_round_trip: float) -> float:
+                 prompt_tokens: int, chunk_tokens: int, decode_round_trip: float,
+                 chunk_intervals: Sequence[float] | None = None) -> float:
     """Time to first token: the prompt in ``C = ceil(prompt / chunk)`` chunks pipelined
-    through the wafers, ``sum_w P_w + sum_b H_b + (C - 1) x max(max_w P_w, max_b H_b) +
-    hop_latency_s + request_overhead_s`` (``P_w`` one chunk on wafer w over the target's
-    ``prefill_utilisation``, ``H_b = hop_latency_s + chunk x B_b / io_bandwidth`` one chunk
-    across boundary b); never below one decode round trip."""
+    through the wafers, ``sum_w P_w + sum_b H_b + (C - 1) x max(max_w I_w, max_b H_b) +
+    hop_latency_s + request_overhead_s`` (``P_w`` one chunk's latency through wafer w and
+    ``I_w`` its interval between chunks, both over the target's ``prefill_utilisation``:
+    ``I_w = P_w`` on a whole-layout wafer, which takes the next chunk when one has left; under
+    regions the floorplan's spatial pipeline, ``chunk_intervals``; ``H_b = hop_latency_s +
+    chunk x B_b / io_bandwidth`` one chunk across boundary b); never below one decode round
+    trip."""
     alpha, bw = target.hop_latency_s, target.io_bandwidth_bytes_per_s
-    chunk_seconds = [p / target.prefill_utilisation for p in chunk_seconds]
+    latencies = [p / target.prefill_utilisation for p in chunk_seconds]
+    intervals = latencies if chunk_intervals is None else [
+        i / target.prefill_utilisation for i in chunk_intervals]
     chunks = prefill_chunks(prompt_tokens, chunk_tokens)
     hops = [alpha + chunk_tokens * b / bw for b in boundary_bytes_per_token]
-    slowest = max([*chunk_seconds, *hops], default=0.0)
-    pipeline = sum(chunk_seconds) + sum(hops) + (chunks - 1) * slowest + alpha
+    slowest = max([*intervals, *hops], default=0.0)
+    pipeline = sum(latencies) + sum(hops) + (chunks - 1) * slowest + alpha
     return max(pipeline, decode_round_trip) + target.request_overhead_s
 
 
-def _bound(term: str, stage_parts: Sequence[StageParts], slowest: int, io_s: float) -> str:
+def _bound(term: str, stage_parts: Sequence[StageParts], interval_parts: Sequence[StageParts], slowest: int,
+           io_s: float) -> str:
     if term == "io":
         return "I/O"
-    parts = stage_parts[slowest] if term == "stage" else sum(stage_parts, StageParts())
+    parts = interval_parts[slowest] if term == "stage" else sum(stage_parts, StageParts())
     named = {"compute": parts.compute if parts.compute >= parts.memory else 0.0,
              "SRAM bandwidth": parts.memory if parts.memory > parts.compute else 0.0,
              "fabric latency": parts.fabric, "I/O": io_s if term == "round-trip" else 0.0}
@@ -132,7 +143,9 @@ def predict_performance(target: Target, stage_seconds: Sequence[float],
                         chunk_tokens: int | None = None, concurrency: int | None = None,
                         kv_bytes_per_wafer: Sequence[int] = (), decode_tokens: int = 1,
                         stage_parts: Sequence[StageParts] = (), trip_of_one: float | None = None,
-                        stage_intervals: Sequence[float] | None = None) -> Performance:
+                        stage_intervals: Sequence[float] | None = None,
+                        interval_parts: Sequence[StageParts] | None = None,
+                        prefill_intervals: Sequence[float] | None = None) -> Performance:
     """Apply the pipeline formulas of the package docstring.
 
     Args:
@@ -151,6 +164,11 @@ def predict_performance(target: Target, stage_seconds: Sequence[float],
             spatial pipeline (``placer.perf.regions``; then ``stage_seconds`` are the wafers'
             latencies); default: ``stage_seconds`` (a wafer takes the next micro-batch when
             the last one has left).
+        interval_parts: each wafer's parts of what sets its interval (its slowest region under
+            regions); default: ``stage_parts``.
+        prefill_intervals: each wafer's interval between prefill chunks (its slowest region's
+            chunk under regions; then ``prefill_chunk_seconds`` are the chunk's latencies
+            through the wafers); default: ``prefill_chunk_seconds``.
     """
     n = len(stage_seconds)
     bw, alpha = target.io_bandwidth_bytes_per_s, target.hop_latency_s
@@ -181,13 +199,14 @@ def predict_performance(target: Target, stage_seconds: Sequence[float],
         swap_rate = total / q * kv_max
         mean = total / users
     slowest = max(range(n), key=lambda w: (intervals[w], -w)) if n else 0
-    bound = "SRAM capacity" if parked > 0 else _bound(term, stage_parts or [StageParts()] * n, slowest,
-                                                      n * alpha + sum(io))
+    parts = list(stage_parts) or [StageParts()] * n
+    bound = "SRAM capacity" if parked > 0 else _bound(term, parts, parts if interval_parts is None
+                                                      else interval_parts, slowest, n * alpha + sum(io))
     if parked > 0 and swap_rate >= bw * (1 - 1e-9):
         bound = "I/O"
     chunk = max(1, min(chunk_tokens or prompt_tokens, prompt_tokens))
     ttft = ttft_seconds(target, prefill_chunk_seconds, boundary_bytes_per_token, prompt_tokens, chunk,
-                        trip if trip_of_one is None else trip_of_one)
+                        trip if trip_of_one is None else trip_of_one, prefill_intervals)
     fill = math.ceil(trip / max_stage - 1e-12) if max_stage > 0 else 1
     cost = getattr(target, "cost_per_hour", 0.0)
     usd = n * cost / 3600 / total * 1e6 if cost and total > 0 else 0.0

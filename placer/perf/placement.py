@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from placer.costs import ModelCost
 from placer.perf import formulas as f
 from placer.perf.disagg import buffer_chunk_tokens
-from placer.perf.pipeline import Performance, StageParts, predict_performance
+from placer.perf.pipeline import Performance, StageParts, predict_performance, ttft_seconds
+from placer.perf.regions import RegionTimes
 from placer.perf.unit import (
     activation_buffer_bytes,
     decode_key,
     prefill_chunk,
+    prefill_chunk_ladder,
     unit_decode_parts,
     unit_decode_seconds,
     unit_prefill_chunk_seconds,
@@ -35,8 +37,9 @@ class WaferFigures:
     kv_per_sequence: int
     buffer: int
     stage_seconds: float
-    prefill_chunk_seconds: float
+    prefill_chunk_seconds: float     # one chunk through the wafer (its latency under regions)
     parts: StageParts
+    prefill_interval_seconds: float | None = None   # between chunks, under regions only
 
 
 @dataclass(frozen=True)
@@ -53,19 +56,21 @@ def decode_tokens(workload: Workload) -> int:
 
 
 def place(cost: ModelCost, target: Target, workload: Workload, assignment: Sequence[int], resident: int,
-          batch: int, regions: Sequence[tuple[float, float] | None] = (),
+          batch: int, regions: Sequence[RegionTimes | None] = (),
           disaggregated: bool = False) -> Placement:
     """The float model of ``assignment`` with ``resident`` sequences in micro-batches of ``batch``.
 
-    ``regions``: per wafer, ``(latency, interval)`` seconds of one micro-batch from its floorplan
-    (``placer.perf.regions``) when the wafer is laid out in regions, else None (whole layout:
-    latency = interval = the sum of its units' steps on the full grid). A regions wafer's
-    ``stage_seconds`` is its latency; the throughput term uses its interval. ``disaggregated``:
+    ``regions``: per wafer, its floorplan's times (``placer.perf.regions.RegionTimes``) when the
+    wafer is laid out in regions, else None (whole layout: latency = interval = the sum of its
+    units' steps on the full grid, and likewise for a prefill chunk). A regions wafer's
+    ``stage_seconds`` is its latency, the throughput term uses its interval, TTFT its prefill
+    chunk's latency and interval, and the throughput bound its regions' parts. ``disaggregated``:
     prefill runs elsewhere (``placer.perf.disagg``), so the buffers hold no prefill chunk.
     """
     n = max(assignment) + 1
     units = cost.units
-    chunk = prefill_chunk(target, workload.prompt_tokens)
+    laid = list(regions) + [None] * (n - len(regions))
+    full = prefill_chunk(target, workload.prompt_tokens)
     buffered = buffer_chunk_tokens(target, workload.prompt_tokens, disaggregated)
     groups: list[list[int]] = [[] for _ in range(n)]
     for u, w in enumerate(assignment):
@@ -73,7 +78,7 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
     # Alike units (the layers of a model) cost the same: each distinct decode and prefill cost
     # is priced once (a MoE unit's costs hold ~1,600 collectives: pricing dominates hashing).
     decode_of: dict[tuple[object, int], StageParts] = {}
-    prefill_of: dict[object, float] = {}
+    prefill_of: dict[tuple[object, int], float] = {}
 
     def decode_parts(u: int) -> StageParts:
         key = decode_key(units[u])
@@ -81,11 +86,17 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
             decode_of[key] = unit_decode_parts(units[u], target, batch)
         return decode_of[key]
 
-    def prefill_seconds(u: int) -> float:
-        if units[u].prefill not in prefill_of:
-            prefill_of[units[u].prefill] = unit_prefill_chunk_seconds(units[u], target, chunk,
-                                                                      workload.prompt_tokens)
-        return prefill_of[units[u].prefill]
+    def prefill_seconds(u: int, chunk: int) -> float:
+        key = (units[u].prefill, chunk)
+        if key not in prefill_of:
+            prefill_of[key] = unit_prefill_chunk_seconds(units[u], target, chunk, workload.prompt_tokens)
+        return prefill_of[key]
+
+    def prefill_figures(chunk: int) -> tuple[list[float], list[float]]:
+        """Each wafer's (latency, interval) of one prefill chunk of ``chunk`` tokens."""
+        out = [(sum(prefill_seconds(u, chunk) for u in g),) * 2 if x is None else x.prefill_at(chunk)
+               for g, x in zip(groups, laid)]
+        return [a for a, _ in out], [b for _, b in out]
 
     wafers = []
     for g in groups:
@@ -97,17 +108,32 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
             kv_per_sequence=sum(units[u].kv_bytes(workload.context_tokens) for u in g),
             buffer=max(activation_buffer_bytes(units[u], buffered, workload.concurrency) for u in g),
             stage_seconds=sum(p.seconds for p in unit_parts),
-            prefill_chunk_seconds=sum(prefill_seconds(u) for u in g),
+            prefill_chunk_seconds=0.0,
             parts=parts))
     index = {u.name: i for i, u in enumerate(units)}
     boundary = f.boundary_bytes(assignment, [(index[e.src], index[e.dst], e.bytes_per_token)
                                              for e in cost.edges], n)
-    laid = list(regions) + [None] * (n - len(regions))
-    intervals = None
+    # One prefill chunk for every wafer. On whole wafers the full grid's (every PE row holds a
+    # token); once a wafer is a spatial pipeline a smaller chunk fills it sooner, so the chunk is
+    # the power of two up to the full grid's with the shortest TTFT (ties to the larger). The
+    # activation buffers always hold the full grid's chunk (``buffer_chunk_tokens``).
+    chunk = full
     if any(x is not None for x in laid):
-        wafers = [w if x is None else dataclasses.replace(w, stage_seconds=x[0])
-                  for w, x in zip(wafers, laid)]
-        intervals = [w.stage_seconds if x is None else x[1] for w, x in zip(wafers, laid)]
+        def ttft_at(c: int) -> float:
+            latency, interval = prefill_figures(c)
+            return ttft_seconds(target, latency, boundary, workload.prompt_tokens, c, 0.0, interval)
+
+        chunk = min(prefill_chunk_ladder(target, workload.prompt_tokens), key=lambda c: (ttft_at(c), -c))
+    latencies, chunk_intervals = prefill_figures(chunk)
+    wafers = [dataclasses.replace(w, prefill_chunk_seconds=p) for w, p in zip(wafers, latencies)]
+    intervals = interval_parts = prefill_intervals = None
+    if any(x is not None for x in laid):
+        interval_parts = [w.parts if x is None else x.interval_parts for w, x in zip(wafers, laid)]
+        wafers = [w if x is None else dataclasses.replace(
+            w, stage_seconds=x.latency_s, parts=x.parts, prefill_interval_seconds=i)
+            for w, x, i in zip(wafers, laid, chunk_intervals)]
+        intervals = [w.stage_seconds if x is None else x.interval_s for w, x in zip(wafers, laid)]
+        prefill_intervals = chunk_intervals
     if batch == 1 or intervals is not None:
         # Under regions the floorplan is priced at the plan's micro-batch only: TTFT's lower
         # bound is then this round trip (``trip_of_one`` None), an over-estimate when batch > 1.
@@ -120,7 +146,8 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
         target, [w.stage_seconds for w in wafers], [w.prefill_chunk_seconds for w in wafers], boundary,
         resident, workload.prompt_tokens, batch=batch, chunk_tokens=chunk, concurrency=workload.concurrency,
         kv_bytes_per_wafer=[w.kv_per_sequence for w in wafers], decode_tokens=decode_tokens(workload),
-        stage_parts=[w.parts for w in wafers], trip_of_one=trip_of_one, stage_intervals=intervals)
+        stage_parts=[w.parts for w in wafers], trip_of_one=trip_of_one, stage_intervals=intervals,
+        interval_parts=interval_parts, prefill_intervals=prefill_intervals)
     return Placement(tuple(wafers), tuple(boundary), perf, chunk)
 
 

@@ -22,7 +22,10 @@ uses ``L_w`` as the wafer's stage time in the round trip and ``I_w`` in the thro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVar
+
+from placer.perf.pipeline import StageParts
 
 N = TypeVar("N", int, float)
 
@@ -40,3 +43,49 @@ def spatial_pipeline(steps: Sequence[N], links: Sequence[tuple[int, int, N]]) ->
     interval = max(steps, default=0)
     latency = max((s + t for s, t in zip(start, steps)), default=0)
     return interval, latency, start
+
+
+def critical_path(steps: Sequence[N], links: Sequence[tuple[int, int, N]]) -> tuple[list[int], N]:
+    """The regions on the longest data path of ``spatial_pipeline`` (first to last) and the
+    link time along it: the regions whose steps one micro-batch's latency adds up (routed
+    experts side by side contribute one of them). Ties go to the lowest index."""
+    _, latency, start = spatial_pipeline(steps, links)
+    if not steps:
+        return [], latency
+    node = min(i for i in range(len(steps)) if start[i] + steps[i] == latency)
+    path: list[int] = [node]
+    linked = latency - latency  # zero of the steps' type
+    while start[node] > 0:
+        src, t = min(((a, t) for a, b, t in links if b == node and start[a] + steps[a] + t == start[node]),
+                     key=lambda e: e[0])
+        linked += t
+        node = src
+        path.append(node)
+    return path[::-1], linked
+
+
+@dataclass(frozen=True)
+class RegionTimes:
+    """A wafer laid out in regions, as the pipeline formulas use it (seconds): one decode
+    micro-batch's latency and interval; for every prefill chunk size a plan may choose
+    (``placer.perf.unit.prefill_chunk_ladder``), one chunk's latency and interval through the
+    same spatial pipeline (every region running the chunk on its rectangle); and what the
+    decode step waits for, summed over the regions and of the slowest region (the throughput
+    bound)."""
+
+    latency_s: float
+    interval_s: float
+    prefill: tuple[tuple[int, float, float], ...]   # (chunk tokens, latency, interval)
+    parts: StageParts
+    interval_parts: StageParts
+
+    def prefill_at(self, chunk: int) -> tuple[float, float]:
+        """``(latency, interval)`` of one prefill chunk of ``chunk`` tokens.
+
+        Raises:
+            KeyError: ``chunk`` is not on the wafer's ladder.
+        """
+        for c, latency, interval in self.prefill:
+            if c == chunk:
+                return latency, interval
+        raise KeyError(f"prefill chunk {chunk} not priced (have {[c for c, *_ in self.prefill]})")

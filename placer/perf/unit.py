@@ -166,9 +166,16 @@ def decode_seconds_by_unit(cost: ModelCost, target: Target, batch: int = 1) -> d
 
 
 def prefill_chunk(target: Target, prompt_tokens: int) -> int:
-    """Prompt tokens per prefill chunk: the smallest power of two >= ``mesh_rows`` (every PE row
-    holds at least one token of a chunk), at most the prompt."""
+    """Prompt tokens per prefill chunk on whole-layout wafers: the smallest power of two >=
+    ``mesh_rows`` (every PE row holds at least one token of a chunk), at most the prompt."""
     return max(1, min(prompt_tokens, 1 << max(0, target.mesh_rows - 1).bit_length()))
+
+
+def prefill_chunk_ladder(target: Target, prompt_tokens: int) -> tuple[int, ...]:
+    """Every power of two up to ``prefill_chunk(target, prompt)``: the chunk sizes a plan with
+    wafers laid out in regions chooses from (``placement.place``)."""
+    top = prefill_chunk(target, prompt_tokens)
+    return tuple(1 << k for k in range(top.bit_length()) if 1 << k <= top)
 
 
 def activation_buffer_bytes(unit: UnitCost, chunk_tokens: int, concurrency: int) -> int:
