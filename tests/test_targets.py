@@ -149,3 +149,15 @@ def test_target_file_fields_are_converted_and_checked(tmp_path, line, match):
     p.write_text("\n".join(kept) + f"\n{line}\n")
     with pytest.raises(UserError, match=match):
         load_target(str(p))
+
+
+def test_placer_targets_shows_every_overhead_and_the_cost_with_units():
+    from click.testing import CliRunner
+
+    from placer.cli.main import cli
+
+    out = CliRunner().invoke(cli, ["targets", "wse3", "wse3-rented", "wse2"])
+    assert out.exit_code == 0, out.output
+    assert "us/hop" in out.output and "cycles/kernel" in out.output
+    assert "$23.35 per system-hour" in out.output and "$41.96 per system-hour" in out.output
+    assert "cost                   not set" in out.output  # wse2 has no published cost

@@ -31,7 +31,11 @@ _ROWS = [
                f"{t.collective_overhead_cycles:g} cycles/collective, "
                f"{t.host_overhead_s_per_token * 1e6:.3g} us/token host, "
                f"{t.request_overhead_s * 1e3:.3g} ms/request, "
+               f"{t.hop_overhead_s * 1e6:.3g} us/hop, "
                f"prefill utilisation {t.prefill_utilisation:.3g}"),
+    ("cost_per_hour", "cost",
+     lambda t: f"${t.cost_per_hour:,.2f} per system-hour (one wafer, KV node included)" if t.cost_per_hour
+     else "not set"),
     ("calibration", "calibration", lambda t: t.calibration or "none (physics only)"),
 ]
 
