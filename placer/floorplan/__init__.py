@@ -88,10 +88,14 @@ def wafer_problem(
     group: int = 1,
     max_widths: int = 24,
     time_of: TimeOf = unit_seconds_on_rectangle,
+    kv_sequences: int | None = None,
 ) -> FloorplanProblem:
     """The floorplanning problem of the wafer holding ``units`` (in data-path order).
 
     Args:
+        batch: sequences per micro-batch (a step's time and buffers).
+        kv_sequences: sequences whose KV the wafer holds (every resident one; default
+            ``batch``): with several micro-batches in flight each keeps its KV here.
         group: consecutive units per region (they share a rectangle and run in turn).
         max_widths: widths offered per band height (see ``pricing.candidate_shapes``).
         time_of: seconds of a unit on a rectangle, ``(unit, target, rows, cols, batch)``.
@@ -108,7 +112,8 @@ def wafer_problem(
         key = tuple(_anonymous(u) for u in members)
         if key not in priced:
             priced[key] = candidate_shapes(
-                members, target, context_tokens, batch, len(chunks), max_widths, time_of
+                members, target, context_tokens, batch, len(chunks), max_widths, time_of,
+                kv_sequences=kv_sequences,
             )
         regions.append(Region(label, tuple(chunk), priced[key]))
     links = _links(cost, target, region_of, batch)
@@ -224,6 +229,7 @@ def floorplan_wafer(
     seed: int = 0,
     max_widths: int = 24,
     time_of: TimeOf = unit_seconds_on_rectangle,
+    kv_sequences: int | None = None,
 ) -> WaferFloorplan:
     """Floorplan one wafer (see ``wafer_problem`` and ``cpsat.solve_floorplan``).
 
@@ -240,6 +246,7 @@ def floorplan_wafer(
         group=group,
         max_widths=max_widths,
         time_of=time_of,
+        kv_sequences=kv_sequences,
     )
     return WaferFloorplan(problem, solve_floorplan(problem, time_limit_s=time_limit_s, seed=seed))
 

@@ -66,6 +66,9 @@ def layout_wafers(
 
     Args:
         whole_seconds: a unit's decode seconds on the full grid (the performance model's).
+        resident: sequences whose KV every wafer holds: each rectangle keeps the KV tiles of
+            all of them (several micro-batches of ``batch`` are in flight), while a step's time
+            and buffers are those of one micro-batch.
         prompt_tokens: the prompt whose prefill chunks (``perf.prefill_chunk``) a regions
             wafer's prefill figures are timed for.
         memo: region ticks already priced (``placed_seconds``), shared across calls.
@@ -91,6 +94,7 @@ def layout_wafers(
                     batch=batch,
                     time_limit_s=time_limit_s,
                     seed=seed,
+                    kv_sequences=max(batch, resident),
                 )
             except InfeasibleError as e:
                 if layout == "regions":

@@ -9,7 +9,8 @@ Per-PE bytes of a region (its units share the rectangle and run one after the ot
   columns): ``ceil(ceil(K / rows) x ceil(N / cols) x b)`` with ``b`` the unit's bytes per
   parameter; the unit's other parameters (norm vectors, biases, embedding tables) and its
   stored constants spread evenly: ``ceil(ceil(P_rest / pes) x b) + ceil(constants / pes)``;
-* each KV cache of each of the ``batch`` sequences held on the rectangle, ``K^T``-like:
+* each KV cache of each of the ``kv_sequences`` sequences held on the rectangle (every resident
+  sequence: with several micro-batches in flight each keeps its KV on every wafer), ``K^T``-like:
   its bytes per token over rows, its tokens (``min(context, window)``) over columns:
   ``ceil(bytes_per_token / rows) x ceil(tokens / cols)``;
 * buffers, the largest over the region's GEMVs: ``batch x 4 x (ceil(K / rows) + ceil(N /
@@ -74,7 +75,8 @@ def code_reserve_bytes(target: Target) -> int:
 
 
 def unit_pe_bytes(unit: UnitCost, rows: int, cols: int, context_tokens: int, batch: int) -> int:
-    """Bytes of ``unit``'s weights, constants and KV on the busiest PE of the rectangle."""
+    """Bytes of ``unit``'s weights, constants and the KV of ``batch`` sequences on the busiest
+    PE of the rectangle."""
     pes = rows * cols
     wb, params = unit.weight_bytes, max(1, unit.parameters)  # bytes per parameter: wb / params
 
@@ -102,12 +104,16 @@ def buffer_pe_bytes(unit: UnitCost, rows: int, cols: int, batch: int) -> int:
 
 
 def region_pe_bytes(
-    units: Sequence[UnitCost], target: Target, rows: int, cols: int, context_tokens: int, batch: int
+    units: Sequence[UnitCost], target: Target, rows: int, cols: int, context_tokens: int, batch: int,
+    kv_sequences: int | None = None,
 ) -> int:
-    """Per-PE bytes of a region: reserve once, every unit's tiles, the largest buffer."""
+    """Per-PE bytes of a region: reserve once, every unit's tiles with the KV of
+    ``kv_sequences`` sequences (default ``batch``), the largest buffer of a micro-batch of
+    ``batch``."""
+    kv = batch if kv_sequences is None else max(batch, kv_sequences)
     return (
         code_reserve_bytes(target)
-        + sum(unit_pe_bytes(u, rows, cols, context_tokens, batch) for u in units)
+        + sum(unit_pe_bytes(u, rows, cols, context_tokens, kv) for u in units)
         + max((buffer_pe_bytes(u, rows, cols, batch) for u in units), default=0)
     )
 
@@ -120,8 +126,10 @@ def price_shape(
     context_tokens: int,
     batch: int,
     time_of: TimeOf = unit_seconds_on_rectangle,
+    kv_sequences: int | None = None,
 ) -> Shape:
-    """The candidate ``Shape`` of a region of ``units`` on ``rows x cols`` PEs."""
+    """The candidate ``Shape`` of a region of ``units`` on ``rows x cols`` PEs (a step of a
+    micro-batch of ``batch``, the KV of ``kv_sequences`` held; see ``region_pe_bytes``)."""
     ticks = region_ticks(units, target, rows, cols, batch, time_of)
     tile = max(
         (_cdiv(n, cols) * BUFFER_ELEMENT_BYTES * batch for u in units for _, n in u.matmul_shapes),
@@ -137,7 +145,8 @@ def price_shape(
         target.link_bytes_per_cycle,
     )
     return Shape(
-        rows, cols, region_pe_bytes(units, target, rows, cols, context_tokens, batch), ticks, colours
+        rows, cols, region_pe_bytes(units, target, rows, cols, context_tokens, batch, kv_sequences), ticks,
+        colours
     )
 
 
@@ -166,6 +175,7 @@ def candidate_shapes(
     time_of: TimeOf = unit_seconds_on_rectangle,
     rows: int | None = None,
     cols: int | None = None,
+    kv_sequences: int | None = None,
 ) -> tuple[Shape, ...]:
     """Shapes offered to a region on the ``rows x cols`` grid (default: the target's).
 
@@ -181,12 +191,12 @@ def candidate_shapes(
     shapes: list[Shape] = []
     for b in band_counts(regions, R, C):
         h = R // b
-        if region_pe_bytes(units, target, h, C, context_tokens, batch) > limit:
+        if region_pe_bytes(units, target, h, C, context_tokens, batch, kv_sequences) > limit:
             continue
         lo, hi = 1, C  # bytes never grow with the width: bisect the narrowest that fits
         while lo < hi:
             mid = (lo + hi) // 2
-            if region_pe_bytes(units, target, h, mid, context_tokens, batch) <= limit:
+            if region_pe_bytes(units, target, h, mid, context_tokens, batch, kv_sequences) <= limit:
                 hi = mid
             else:
                 lo = mid + 1
@@ -201,8 +211,9 @@ def candidate_shapes(
             # steps of 2 % (every width when the share is small).
             widths |= {w for k in range(-10, 13) if lo <= (w := round(share * (1 + k / 50))) <= top}
         shapes.extend(
-            price_shape(units, target, h, w, context_tokens, batch, time_of) for w in sorted(widths)
+            price_shape(units, target, h, w, context_tokens, batch, time_of, kv_sequences)
+            for w in sorted(widths)
         )
     if not shapes:
-        shapes.append(price_shape(units, target, R, C, context_tokens, batch, time_of))
+        shapes.append(price_shape(units, target, R, C, context_tokens, batch, time_of, kv_sequences))
     return tuple(shapes)

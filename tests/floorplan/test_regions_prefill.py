@@ -140,3 +140,28 @@ def test_critical_path_is_the_longest_path(seed):
     assert linked == sum(edges[(a, b)] for a, b in zip(path, path[1:]))
     longest = max(sum(steps[i] for i in p) + t for p, t in _paths(n, links))
     assert longest == latency
+
+
+def test_rectangles_hold_the_kv_of_every_resident_sequence():
+    """With several micro-batches in flight every wafer keeps the KV of all resident sequences,
+    so each rectangle is sized for all of them (its buffers and step for one micro-batch); the
+    floorplan's per-PE bytes are then within the PE's SRAM with every resident KV tile counted."""
+    from placer.floorplan.pricing import region_pe_bytes
+    from placer.floorplan.problem import shape_of
+
+    result = compiler.compile_result(TINY_LLAMA, CompileOptions.from_flat(
+        layout="regions", objective="max-throughput", **{**FLAT, "concurrency": 12}))
+    plan, cost = result.plan, result.cost
+    perf, resident = plan.performance, plan.kv.resident_sequences
+    assert perf.micro_batches_in_flight > 1 and resident > perf.micro_batch
+    by_name = {u.name: u for u in cost.units}
+    for x in result.layouts:
+        wf = x.floorplan
+        for r in wf.floorplan.rects:
+            units = [by_name[n] for n in wf.problem.regions[r.region].units]
+            held = region_pe_bytes(units, plan.target, r.rows, r.cols, plan.workload.context_tokens,
+                                   perf.micro_batch, resident)
+            assert shape_of(wf.problem, r).pe_bytes == held <= plan.target.pe_sram_bytes
+            if any(u.kv for u in units):
+                assert held > region_pe_bytes(units, plan.target, r.rows, r.cols,
+                                              plan.workload.context_tokens, perf.micro_batch)
