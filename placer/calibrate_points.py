@@ -173,6 +173,11 @@ def _check_point(table: Any, where: str) -> Point:
         v[name] = _text(v[name], name, where, stated=True)
     for name in ("date", "remark"):
         v[name] = _text(v[name], name, where, stated=False)
+    from placer.targets import BUILTIN_TARGETS
+
+    if v["target"] not in BUILTIN_TARGETS:  # the machine the source measured: a built-in one
+        raise UserError(f"{where}: field 'target' is {v['target']!r}, not a built-in target (one of "
+                        f"{', '.join(sorted(BUILTIN_TARGETS))}); name the machine the source measured")
     if v["set"] not in SETS:
         raise UserError(f"{where}: field 'set' must be one of {', '.join(SETS)}, got {v['set']!r}")
     v["wafers"] = _integer(v["wafers"], "wafers", where, low=1)

@@ -36,7 +36,12 @@ class Budgets:
                      "max_ttft_s"):
             value = getattr(self, name)
             if value is not None and not 0 < value < math.inf:
-                raise UserError(f"option --{name.replace('_', '-')} must be a finite number > 0, got {value}")
+                # the CLI takes the two time budgets in ms (--max-ttft-ms); the Budgets field is seconds
+                option = name.replace("_", "-")
+                shown = value
+                if name.endswith("_s"):
+                    option, shown = option[:-2] + "-ms", value * 1e3
+                raise UserError(f"option --{option} must be a finite number > 0, got {shown:g}")
 
     @property
     def empty(self) -> bool:

@@ -395,6 +395,10 @@ def build_plan(cost: ModelCost, target: Target, workload: Workload, problem: Pro
     return Plan.from_json(plan.to_json())  # canonical: floats rounded as in the file
 
 
+#: The files every compile writes (``output_files``; floorplanned wafers add their SVGs).
+OUTPUT_NAMES = ("plan.json", "report.md", "report.html")
+
+
 def output_files(result: CompileResult) -> dict[str, str]:
     """The files one compile writes, by name: ``plan.json``, ``report.md`` and ``report.html``."""
     from placer.report import render_report

@@ -151,6 +151,9 @@ class Deployment:
 
 #: ``--seed`` is CP-SAT's ``random_seed``, a 32-bit signed integer.
 SEED_LIMIT = 2**31
+#: Largest ``--time-limit``: one day of CP-SAT deterministic time per solve (the shipped plans use
+#: 10 s; a pasted 1e300 would otherwise let a hard problem run without end).
+MAX_TIME_LIMIT_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,8 @@ class SolverSettings:
         from placer.validate import integer, number_in_range
 
         # CP-SAT takes a finite double for its deterministic time and an int32 for its seed.
-        number_in_range(self.time_limit_s, "option --time-limit", low=0.0, low_open=True)
+        number_in_range(self.time_limit_s, "option --time-limit", low=0.0, low_open=True,
+                        high=MAX_TIME_LIMIT_S)
         integer(self.seed, "option --seed", minimum=-SEED_LIMIT, maximum=SEED_LIMIT - 1)
 
 

@@ -40,9 +40,10 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from placer.errors import UserError
@@ -114,6 +115,7 @@ class OutputFolder:
         for name in files:
             if not name or "/" in name or name.startswith(".") or name in (".", ".."):
                 raise ValueError(f"output file name {name!r} must be a plain, visible file name")
+        check_replaceable(self.path, files)
         manifest = json.dumps({"files": sorted(files)}, indent=1) + "\n"
         if self._owned_only() and self._commit_exchange(files, manifest):
             return [self.path / n for n in sorted(files)]
@@ -230,13 +232,34 @@ class OutputFolder:
             self._fd = -1
 
 
+def check_replaceable(folder: Path, names: Iterable[str]) -> None:
+    """Each output name in ``folder`` is absent or a file a new file can replace (a folder or
+    other non-file of that name would fail the rename after the work)."""
+    for name in names:
+        try:
+            st = os.lstat(folder / name)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise _bad_folder(folder, f"its entry {name!r} cannot be checked ({e.strerror})") from None
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise _bad_folder(folder, f"holds {name!r}, which is not a file, where placer writes its "
+                                      f"{name}; move it away")
+
+
 def prepare_output_folder(path: str | os.PathLike[str]) -> Path:
     """Create ``path`` if needed and check that it is a writable folder (``UserError`` if not)."""
     if not str(path).strip():   # `-o ""` (an unset shell variable) would write into the current folder
         raise UserError("option -o/--output: the output folder is an empty path; name a folder (use . for "
                         "the current one)")
     folder = Path(path)
-    if folder.exists() and not folder.is_dir():
+    try:
+        exists = os.stat(folder) is not None
+    except (FileNotFoundError, NotADirectoryError):
+        exists = False  # mkdir below names a path component that is a file
+    except OSError as e:  # a name past the file system's limit, a symlink loop, ...
+        raise _bad_folder(Path(_short(str(folder))), f"cannot be used ({e.strerror})") from None
+    if exists and not folder.is_dir():
         raise _bad_folder(folder, "exists and is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -245,7 +268,7 @@ def prepare_output_folder(path: str | os.PathLike[str]) -> Path:
     except NotADirectoryError:
         raise _bad_folder(folder, "a path component is a file, not a folder") from None
     except OSError as e:
-        raise _bad_folder(folder, f"cannot be created ({e.strerror})") from None
+        raise _bad_folder(Path(_short(str(folder))), f"cannot be created ({e.strerror})") from None
     for attempt in range(3):
         try:
             probe_writable(folder)
@@ -260,12 +283,20 @@ def prepare_output_folder(path: str | os.PathLike[str]) -> Path:
     return folder.resolve()
 
 
+def _short(text: str, limit: int = 120) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit // 2]}...{text[-limit // 2:]} ({len(text):,} characters)"
+
+
 @contextlib.contextmanager
-def open_output_folder(path: str | os.PathLike[str],
-                       lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[OutputFolder]:
-    """The checked, locked output folder; the lock is held until the block ends."""
-    created = not Path(path).exists()
+def open_output_folder(path: str | os.PathLike[str], lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+                       names: Iterable[str] = ()) -> Iterator[OutputFolder]:
+    """The checked, locked output folder; the lock is held until the block ends. ``names``: the
+    files the run will write, checked replaceable before the work (``commit`` checks them again)."""
+    created = not os.path.lexists(path)
     folder = prepare_output_folder(path)
+    check_replaceable(folder, names)
     deadline = time.monotonic() + lock_timeout_s
     while True:
         try:

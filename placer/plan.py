@@ -214,6 +214,7 @@ class Plan:
         if not isinstance(floorplan, list | tuple):
             raise UserError("plan section 'floorplan' is not a list; recompile the plan")
         target = Target(**typed_fields(Target, d["target"], "plan section 'target'"))
+        _check_choices(d)
         return Plan(
             schema_version=d["schema_version"],
             model=ModelInfo(**{**model, "export_warnings": tuple(model.get("export_warnings", ()))}),
@@ -233,6 +234,32 @@ class Plan:
             prefill=DisaggregatedPrefill.from_dict(d["prefill"]) if "prefill" in d else None,
             speculative=SpeculativePlan.from_dict(d["speculative"]) if "speculative" in d else None,
         )
+
+
+def _check_choices(d: dict[str, Any]) -> None:
+    """The plan's named choices are ones placer writes: ``objective``, ``layout`` and the
+    workload's weight and KV dtypes (a hand edit would otherwise run, or diff, as if valid)."""
+    from placer.errors import UserError
+    from placer.options import Objective
+    from placer.workload import parse_dtype_option
+
+    objectives = [o.value for o in Objective]
+    if d.get("objective") not in objectives:
+        raise UserError(f"plan field 'objective' is {d.get('objective')!r}, not one of "
+                        f"{', '.join(objectives)}; recompile the plan")
+    if d.get("layout") not in (None, "whole", "regions", "mixed"):
+        raise UserError(f"plan field 'layout' is {d.get('layout')!r}, not whole, regions or mixed; recompile "
+                        f"the plan")
+    w = d["workload"]
+    for name in ("weights_dtype", "kv_dtype"):
+        if not isinstance(w.get(name), str):
+            raise UserError(f"plan section 'workload': field {name!r} is {w.get(name)!r}, not a dtype name; "
+                            f"recompile the plan")
+        try:
+            parse_dtype_option(w[name], name)
+        except UserError as e:
+            raise UserError(f"plan section 'workload': field {name!r} is {w[name]!r}, not a dtype "
+                            f"placer knows ({str(e).split(': ', 2)[-1][:160]}); recompile the plan") from None
 
 
 def round_float(x: float) -> float:

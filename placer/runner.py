@@ -82,6 +82,20 @@ def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
             raise UserError(f"{where}: not a readable .npz file ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else 'truncated'}); write it again "
                             f"with numpy.savez") from None
+    pasts = {past for past, _ in kv_pairs(graph)}
+    for name in graph.inputs:  # the model's own inputs first: an empty cache is built from them
+        if name in pasts:
+            continue
+        if name not in data:
+            raise UserError(f"{where}: missing key {name!r}; the model's inputs are "
+                            f"{', '.join(graph.inputs)}")
+        t = graph.type_of(name)
+        if np.ndim(data[name]) != t.rank:
+            raise UserError(f"{where}: {name!r} has shape {np.shape(data[name])}, but the model expects {t} "
+                            f"(rank {t.rank})")
+        if 0 in np.shape(data[name]):
+            raise UserError(f"{where}: {name!r} has shape {np.shape(data[name])}, with no elements; "
+                            f"give at least one (a token per sequence)")
     data = _with_empty_cache(graph, data)
     out: dict[str, np.ndarray] = {}
     bindings: dict[str, int] = {}
@@ -109,7 +123,34 @@ def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
             raise UserError(f"{where}: {name!r} holds {arr.dtype} values but the model expects "
                             f"{t.dtype.value} ({_kind(want)}); save it with that dtype")
         out[name] = arr.astype(want, copy=False)
+    _check_lookup_indices(graph, out, where)
     return out
+
+
+def _check_lookup_indices(graph: Graph, inputs: Mapping[str, np.ndarray], where: str) -> None:
+    """An integer input that indexes a weight table directly (token ids into an embedding, a
+    Gather on a stored weight) holds indices inside the table: ONNX's range ``[-n, n - 1]``."""
+    from placer.ir import OpKind
+    from placer.ir.attrs import AxisAttrs
+
+    for node in graph.nodes:
+        if node.op is not OpKind.GATHER or len(node.inputs) < 2 or node.inputs[1] not in inputs:
+            continue
+        table = graph.weights.get(node.inputs[0])
+        attrs = node.attrs
+        if table is None or not isinstance(attrs, AxisAttrs):
+            continue
+        shape = graph.type_of(node.inputs[0]).shape
+        axis = attrs.axis % len(shape) if shape else 0
+        n = shape[axis] if shape else None
+        arr = inputs[node.inputs[1]]
+        if not isinstance(n, int) or arr.size == 0 or arr.dtype.kind not in "iu":
+            continue
+        low, high = int(arr.min()), int(arr.max())
+        if low < -n or high >= n:
+            bad = high if high >= n else low
+            raise UserError(f"{where}: {node.inputs[1]!r} holds {bad:,}, outside the {n:,} rows of "
+                            f"{node.inputs[0]!r} (valid: 0 to {n - 1:,}); give ids the model knows")
 
 
 def _kind(dtype: np.dtype) -> str:
@@ -163,6 +204,11 @@ def _load_plan(plan: Any) -> Any:
     from placer.validate import read_text
 
     path = Path(plan)
+    if path.is_dir():  # a compile's output folder, as placer check and diff take
+        if not (path / "plan.json").exists():
+            raise UserError(f"option --plan: folder {str(path)!r} holds no plan.json; give a plan.json or "
+                            f"the folder placer compile wrote it into")
+        path = path / "plan.json"
     if not path.is_file():
         raise UserError(f"option --plan: no such file {str(path)!r}; write one with placer compile")
     text = read_text(path, "plan")

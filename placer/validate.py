@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import stat
 import tomllib
 import types
 from pathlib import Path
@@ -32,7 +33,12 @@ def read_text(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_TEXT
     """The file's text; a ``UserError`` names the file when it is missing, too large or not UTF-8."""
     p = Path(path)
     try:
-        size = p.stat().st_size
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):  # a fifo or device would block or never end
+            raise UserError(f"{p}: {what} is not a regular file (a pipe, socket or device); give a file")
+        size = st.st_size
         if size > max_bytes:
             raise UserError(f"{p}: {what} is {size:,} bytes, more than the {max_bytes:,} bytes "
                             f"({max_bytes / 2**20:g} MiB) placer reads in such a file; is this the right "

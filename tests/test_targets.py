@@ -133,7 +133,10 @@ def test_cost_per_hour_per_system_from_hardware_md():
 
 
 @pytest.mark.parametrize("line, match", [
-    ('clock_hz = "fast"', r"t.toml: field 'clock_hz' needs a float, got 'fast'"),
+    ('clock_hz = "fast"', r"t.toml: field 'clock_hz' needs a float, got the string 'fast'"),
+    # a quoted number in a file is refused too (only --set text is parsed; was accepted as 16)
+    ('mesh_rows = "16"',
+     r"t.toml: field 'mesh_rows' needs a int, got the string '16'; write it without quotes"),
     ("clock_hz = { a = 1 }", r"t.toml: field 'clock_hz': expected a number, got dict"),
     ("clock_hz = 1979-05-27T07:32:00Z", r"t.toml: field 'clock_hz': expected a number, got datetime"),
     ("wafers = 2.5", r"t.toml: field 'wafers': expected an integer, got 2.5"),

@@ -7,7 +7,6 @@ import json
 import click
 
 from placer.cli.options import json_option, resolve_target, set_option
-from placer.errors import UserError
 from placer.progress import progress
 
 
@@ -45,9 +44,10 @@ def _run(points: str, target_name: str, target_sets: tuple[str, ...], output: st
     )
     from placer.calibrate_points import load_points
     from placer.fileio import check_output_file, write_atomic
+    from placer.options import MAX_TIME_LIMIT_S
+    from placer.validate import number_in_range
 
-    if not time_limit > 0:
-        raise UserError(f"option --time-limit must be > 0, got {time_limit}")
+    number_in_range(time_limit, "option --time-limit", low=0.0, low_open=True, high=MAX_TIME_LIMIT_S)
     point_set = load_points(points)
     base = resolve_target(target_name, target_sets)
     out = check_output_file(output, "-o/--output")

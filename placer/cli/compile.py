@@ -18,11 +18,11 @@ from placer.progress import progress
 @json_option
 def compile_command(model: str, out_dir: str, as_json: bool, **params: object) -> None:
     """Place MODEL's layers and KV cache across wafers; write DIR/plan.json and DIR/report.md."""
-    from placer.compiler import compile_result, output_files
+    from placer.compiler import OUTPUT_NAMES, compile_result, output_files
     from placer.outputs import open_output_folder
 
     options = compile_options_from(params)
-    with open_output_folder(out_dir) as folder:  # checked and locked before the solve
+    with open_output_folder(out_dir, names=OUTPUT_NAMES) as folder:  # checked and locked before the solve
         with progress(f"placing {model}"):
             result = compile_result(model, options)
         folder.commit(output_files(result))

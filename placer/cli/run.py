@@ -11,7 +11,8 @@ from placer.progress import progress
 
 @click.command("run")
 @click.argument("model")
-@click.option("--plan", "plan_path", required=True, help="plan.json written by placer compile.")
+@click.option("--plan", "plan_path", required=True,
+              help="plan.json written by placer compile (or its folder).")
 @click.option("--inputs", "inputs_path", required=True, help=".npz keyed by the model's input names.")
 @click.option("--outputs", "outputs_path", default=None,
               help="Write the last step's outputs (keys: output names; 'tokens' when decoding) to this .npz.")

@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from placer.errors import UserError
-from placer.frontends.onnx_checks import check_model_proto
+from placer.frontends.onnx_checks import check_declared_types, check_model_proto
 from placer.frontends.onnx_contrib import CONTRIB_EXPANDERS, CONTRIB_OPS
 from placer.frontends.onnx_sequences import SEQUENCE_EXPANDERS
 from placer.ir import attrs as A
@@ -92,6 +92,7 @@ def from_onnx(model: str | Path | onnx.ModelProto, *, name: str | None = None) -
     try:
         graph = infer_shapes(graph)
         graph = _pin_cache_dims(graph)
+        check_declared_types(proto.graph, graph.types, ONNX_DTYPES, label)
         graph = classify_weights(graph)
         verify(graph, require_types=True)
     except VerificationError as err:

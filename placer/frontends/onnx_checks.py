@@ -21,7 +21,10 @@ the tensor or node and the field:
 * graph inputs, outputs and value_info: element types onnx knows, static dims >= 0 and at most
   ``MAX_DIM``, a graph input of at most ``MAX_ELEMENTS`` static elements; an input sharing an
   initializer's name has its type and dims;
-* default-domain nodes: input and output counts and attribute names the op's schema allows;
+* default-domain nodes: input and output counts, attribute names and attribute types the op's
+  schema allows;
+* after import (``check_declared_types``): a graph output's or value_info's declared element type
+  and static dims agree with what placer infers from its producer;
 * external data files that exist are regular files (a folder or a symlink loop is an error,
   not an absent file);
 * every graph output is produced by a node or is a graph input or initializer;
@@ -34,7 +37,9 @@ from __future__ import annotations
 import math
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import onnx
 from onnx import TensorProto
@@ -270,6 +275,53 @@ def _check_node_schemas(proto: onnx.ModelProto, label: str) -> None:
         if unknown:
             raise UserError(f"{where} has attribute {unknown[0]!r}, which {n.op_type} does not have at "
                             f"opset {opset}")
+        for a in n.attribute:
+            want = schema.attributes[a.name].type
+            if a.type and a.type != want:
+                raise UserError(f"{where}: attribute {a.name!r} has type {_attr_type(a.type)}, "
+                                f"but {n.op_type}'s {a.name!r} is {_attr_type(want)} at opset {opset}; "
+                                f"fix the attribute")
+
+
+def _attr_type(code: object) -> str:
+    try:
+        return str(onnx.AttributeProto.AttributeType.Name(int(code)))  # type: ignore[call-overload]  # onnx's enum types are untyped ints
+    except ValueError:
+        return f"unknown type {code}"
+
+
+def check_declared_types(g: onnx.GraphProto, types: Mapping[str, Any], dtypes: Mapping[int, Any],
+                         label: str) -> None:
+    """Each graph output and value_info of a node's output that placer typed: the declared element type is the
+    one placer inferred from the producers, and the declared static dims match (a symbolic or
+    missing dim matches anything; a declaration of another rank must at least hold as many
+    elements when both shapes are static). A contradiction is an error naming the value."""
+    produced = {o for n in g.node for o in n.output if o}  # not weights: quantized ones are retyped
+    for kind, values in (("graph output", g.output), ("value_info", g.value_info)):
+        for vi in values:
+            got = types.get(vi.name)
+            if got is None or vi.name not in produced or not vi.type.HasField("tensor_type"):
+                continue
+            tt = vi.type.tensor_type
+            where = f"{label}: {kind} {vi.name!r}"
+            declared = dtypes.get(tt.elem_type) if tt.elem_type else None
+            if declared is not None and declared != got.dtype:
+                raise UserError(f"{where} is declared {TensorProto.DataType.Name(tt.elem_type)}, but its "
+                                f"producer gives {got.dtype.name.lower()}; fix or drop the declaration")
+            if not tt.HasField("shape"):
+                continue
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+            shape = tuple(got.shape)
+            if len(dims) == len(shape):
+                clash = any(d is not None and isinstance(s, int) and d != s for d, s in zip(dims, shape))
+            else:  # another rank: only a different element count (exporters write [] for [1])
+                static = None not in dims and all(isinstance(s, int) for s in shape)
+                clash = static and math.prod(d or 0 for d in dims) != math.prod(int(s) for s in shape)
+            if clash:
+                shown = [d if d is not None else "?" for d in dims]
+                raise UserError(f"{where} is declared with shape {shown}, but its producer gives "
+                                f"{[s if isinstance(s, int) else str(s) for s in shape]}; fix or drop the "
+                                f"declaration")
 
 
 def external_file_sizes(g: onnx.GraphProto, model_dir: Path) -> dict[str, int | None]:

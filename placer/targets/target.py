@@ -134,6 +134,8 @@ def _show(v: float) -> str:
 def _convert(key: str, type_name: str, value: object, source: str = "") -> object:
     where = f"{source}: field {key!r}" if source else f"target field {key!r}"
     if "int" in type_name or "float" in type_name:
+        if isinstance(value, str) and source:  # a file has number syntax; only --set text is parsed
+            raise UserError(f"{where} needs a {type_name}, got the string {value!r}; write it without quotes")
         if isinstance(value, str):
             try:
                 value = float(value) if any(c in value.lower() for c in ".en") else int(value)

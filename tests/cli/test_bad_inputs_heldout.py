@@ -1,0 +1,225 @@
+"""Kinds of bad input a third held-out corpus (issue 13, 685 cases built from the CLI's help and
+the README alone) found unclean, each through the installed ``placer`` command in a real
+subprocess: exit 2, one stderr line naming the file/value/option, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from tests.cli.test_bad_files import TINY_CONFIG
+
+
+def _placer(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "placer", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def _one_line(r: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert needle in lines[0], lines[0]
+
+
+def _vi(name: str, dtype: int, shape: list[int]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def _model(path: Path, nodes: list, outputs: list, value_info: list = ()) -> Path:  # type: ignore[assignment]
+    g = helper.make_graph(nodes, "g", [_vi("x", TensorProto.FLOAT, [1, 8])], outputs,
+                          value_info=list(value_info))
+    onnx.save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+F, I32, I64 = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64
+
+
+# Each was exit 0 (a declaration contradicting what the producer gives was silently dropped) or
+# a message that did not name the attribute ("invalid literal for int() with base 10: b'one'").
+@pytest.mark.parametrize("case, needle", [
+    ("value-info-dtype", "value_info 'y' is declared INT32, but its producer gives float32"),
+    ("value-info-shape", "value_info 'y' is declared with shape [3, 3, 3], but its producer gives [1, 8]"),
+    ("output-dtype", "graph output 'z' is declared INT64, but its producer gives float32"),
+    ("output-shape", "graph output 'z' is declared with shape [4, 4]"),
+    ("attribute-type", "attribute 'axis' has type STRING, but Softmax's 'axis' is INT at opset 17"),
+])
+def test_onnx_declarations_that_contradict_the_graph(tmp_path: Path, case: str, needle: str) -> None:
+    relu_neg = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Neg", ["y"], ["z"])]
+    p = tmp_path / "m.onnx"
+    if case == "value-info-dtype":
+        _model(p, relu_neg, [_vi("z", F, [1, 8])], [_vi("y", I32, [1, 8])])
+    elif case == "value-info-shape":
+        _model(p, relu_neg, [_vi("z", F, [1, 8])], [_vi("y", F, [3, 3, 3])])
+    elif case == "output-dtype":
+        _model(p, relu_neg, [_vi("z", I64, [1, 8])])
+    elif case == "output-shape":
+        _model(p, relu_neg, [_vi("z", F, [4, 4])])
+    else:
+        _model(p, [helper.make_node("Softmax", ["x"], ["z"], axis="one")], [_vi("z", F, [1, 8])])
+    _one_line(_placer("inspect", "m.onnx", cwd=tmp_path), needle)
+
+
+def test_onnx_declaration_of_another_rank_with_the_same_elements_is_accepted(tmp_path: Path) -> None:
+    """onnxruntime-genai's builder declares [] for a [1] constant: not a contradiction."""
+    one = helper.make_tensor("one", F, [1], [1.0])
+    nodes = [helper.make_node("Constant", [], ["c"], value=one), helper.make_node("Add", ["x", "c"], ["z"])]
+    _model(tmp_path / "m.onnx", nodes, [_vi("z", F, [1, 8])], [_vi("c", F, [])])
+    r = _placer("inspect", "m.onnx", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("compiled")
+    (tmp / "config.json").write_text(json.dumps(TINY_CONFIG))
+    r = _placer("compile", "config.json", "--target", "wse-mini", "--time-limit", "0.2", "-o", "out", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    np.savez(tmp / "in.npz", input_ids=np.array([[1, 2, 3]]), position_ids=np.array([[0, 1, 2]]))
+    return tmp
+
+
+def _plan_edit(compiled: Path, tmp: Path, edit: dict) -> Path:
+    d = json.loads((compiled / "out" / "plan.json").read_text())
+    for key, value in edit.items():
+        section, _, field = key.partition(".")
+        if field:
+            d[section][field] = value
+        else:
+            d[section] = value
+    p = tmp / "bad.json"
+    p.write_text(json.dumps(d))
+    return p
+
+
+# Each ran with exit 0: a plan's named choices were not checked.
+@pytest.mark.parametrize("edit, needle", [
+    ({"layout": "diagonal"}, "plan field 'layout' is 'diagonal', not whole, regions or mixed"),
+    ({"objective": "fastest"}, "plan field 'objective' is 'fastest', not one of min-wafers"),
+    ({"workload.kv_dtype": "fp3"},
+     "plan section 'workload': field 'kv_dtype' is 'fp3', not a dtype placer knows"),
+])
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_plan_choices_are_checked(compiled: Path, tmp_path: Path, edit: dict, needle: str,
+                                  command: str) -> None:
+    bad = _plan_edit(compiled, tmp_path, edit)
+    args = (["run", str(compiled / "config.json"), "--plan", str(bad), "--inputs", str(compiled / "in.npz")]
+            if command == "run" else ["check", str(bad)])
+    _one_line(_placer(*args, cwd=tmp_path), needle)
+
+
+# Token ids: a missing or misshapen input_ids was reported as the past KV's missing shape; an
+# empty sequence or an id past the vocabulary failed inside the emulator's reshape or gather.
+@pytest.mark.parametrize("arrays, needle", [
+    ({"tokens": np.array([[1, 2]])}, "missing key 'input_ids'"),
+    ({"input_ids": np.ones((1, 2, 3), np.int64)}, "'input_ids' has shape (1, 2, 3), but the model expects"),
+    ({"input_ids": np.zeros((1, 0), np.int64)}, "'input_ids' has shape (1, 0), with no elements"),
+    ({"input_ids": np.array([[999_999]]), "position_ids": np.array([[0]])},
+     "'input_ids' holds 999,999, outside the 256 rows of"),
+])
+def test_run_inputs_name_the_model_input(compiled: Path, tmp_path: Path, arrays: dict, needle: str) -> None:
+    np.savez(tmp_path / "bad.npz", **arrays)
+    _one_line(_placer("run", str(compiled / "config.json"), "--plan", str(compiled / "out"),
+                      "--inputs", "bad.npz",
+                      cwd=tmp_path), needle)
+
+
+def test_run_takes_the_compile_folder_as_plan(compiled: Path, tmp_path: Path) -> None:
+    w = helper.make_tensor("w", F, [8, 8], np.ones(64, np.float32))
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["z"])], "g", [_vi("x", F, [1, 8])],
+                          [_vi("z", F, [1, 8])], [w])
+    onnx.save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]),
+                    str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "x.npz", x=np.ones((1, 8), np.float32))
+    r = _placer("compile", "m.onnx", "--target", "wse-mini", "--time-limit", "0.2", "-o", "mout",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _placer("run", "m.onnx", "--plan", "mout", "--inputs", "x.npz", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "empty").mkdir()
+    _one_line(_placer("run", str(compiled / "config.json"), "--plan", "empty", "--inputs",
+                      str(compiled / "in.npz"),
+                      cwd=tmp_path), "folder 'empty' holds no plan.json")
+
+
+# A plan.json or report.md that is a folder was an IsADirectoryError traceback after the whole
+# solve (with staged files left behind); a 5,000-character -o an OSError traceback; a symlink loop
+# is named too. Each is refused before the solve and leaves the folder as it was.
+@pytest.mark.parametrize("setup, needle", [
+    ("plan.json", "holds 'plan.json', which is not a file"),
+    ("report.md", "holds 'report.md', which is not a file"),
+    ("long", "(5,000 characters): cannot be used (File name too long)"),
+    ("loop", "cannot be used (Too many levels of symbolic links)"),
+])
+def test_output_folders_whose_files_cannot_be_replaced(tmp_path: Path, setup: str, needle: str) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    out = tmp_path / "out"
+    if setup in ("plan.json", "report.md"):
+        (out / setup).mkdir(parents=True)
+        target = "out"
+    elif setup == "long":
+        target = "x" * 5000
+    else:
+        out.symlink_to(out)
+        target = "out"
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) if setup != "loop" else None
+    _one_line(_placer("compile", "config.json", "--target", "wse-mini", "-o", target, cwd=tmp_path), needle)
+    if before is not None:
+        assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("kind", ["pin-file", "config"])
+def test_a_fifo_for_a_text_file_is_refused_not_waited_on(tmp_path: Path, kind: str) -> None:
+    """A fifo given as a pin file hung past 60 s (read_text blocked on it)."""
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    os.mkfifo(tmp_path / "fifo")
+    args = (["compile", "config.json", "--pin-file", "fifo", "-o", "out"] if kind == "pin-file"
+            else ["inspect", "fifo"])
+    r = _placer(*args, cwd=tmp_path, timeout=60)
+    if kind == "pin-file":
+        _one_line(r, "fifo: pin file (option --pin-file) is not a regular file")
+    else:
+        assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_option_and_file_values_named_as_given(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    # --time-limit had no upper cap (1e300 deterministic seconds was accepted)
+    _one_line(_placer("compile", "config.json", "--time-limit", "1e300", "-o", "out", cwd=tmp_path),
+              "option --time-limit: must be <= 86400, got 1e+300")
+    assert not (tmp_path / "out").exists()
+    _one_line(_placer("calibrate", "none.toml", "--time-limit", "inf", "-o", "t.toml", cwd=tmp_path),
+              "option --time-limit: expected a finite number")
+    # check's budgets in ms were named as the seconds fields behind them (--max-ttft-s)
+    r = _placer("compile", "config.json", "--target", "wse-mini", "--time-limit", "0.2", "-o", "out",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    _one_line(_placer("check", "out", "--max-ttft-ms", "-1", cwd=tmp_path),
+              "option --max-ttft-ms must be a finite number > 0, got -1")
+    _one_line(_placer("check", "out", "--max-time-per-output-token-ms", "inf", cwd=tmp_path),
+              "option --max-time-per-output-token-ms must be a finite number > 0")
+
+
+def test_quoted_numbers_in_a_target_file_and_unknown_point_targets(tmp_path: Path) -> None:
+    from importlib import resources
+
+    text = (resources.files("placer.targets") / "wse-mini.toml").read_text()
+    (tmp_path / "t.toml").write_text(text.replace("mesh_rows = 16", 'mesh_rows = "16"'))
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    _one_line(_placer("inspect", "config.json", "--target", "t.toml", cwd=tmp_path),
+              "t.toml: field 'mesh_rows' needs a int, got the string '16'; write it without quotes")
+    points = resources.files("placer.calibration").joinpath("published.toml").read_text()
+    (tmp_path / "p.toml").write_text(points.replace('target = "wse3"', 'target = "wse7"', 1))
+    _one_line(_placer("calibrate", "p.toml", "-o", "c.toml", cwd=tmp_path),
+              "field 'target' is 'wse7', not a built-in target")
+    assert not (tmp_path / "c.toml").exists()
