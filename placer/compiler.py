@@ -21,7 +21,7 @@ from placer.floorplan.svg import floorplan_svg
 from placer.options import CompileOptions, Layout
 from placer.perf import swap_in_seconds, unit_decode_seconds
 from placer.perf.disagg import PrefillWork, disaggregate, prefill_work
-from placer.perf.formulas import sequences_that_fit, to_ticks, wafer_bytes
+from placer.perf.formulas import batch_for, sequences_that_fit, to_ticks, wafer_bytes
 from placer.perf.placement import place
 from placer.pins import check_pins, resolve_pins
 from placer.plan import (
@@ -139,6 +139,8 @@ class TwoLevel:
     passes: int = 1
     chosen: int = 0
     stop: str = "whole layout"
+    solver_batch: int = 1   # the partition's micro-batch (``formulas.batch_for``)
+    batch: int = 1          # the plan's, after ``_micro_batch``
 
 
 def _partition(cost: ModelCost, target: Target, opts: CompileOptions, pins: Any,
@@ -241,7 +243,42 @@ def _partition_and_lay_out(cost: ModelCost, target: Target, opts: CompileOptions
     problem0 = tried[0][0]
     keys = [_two_level_key(cost, target, opts, problem0, *t) for t in tried]
     best = min(range(len(tried)), key=lambda i: (keys[i], i))
-    return (*tried[best], TwoLevel(len(tried) + (stop in ("fixed point", "cycle", "infeasible")), best, stop))
+    solver_batch = tried[best][1].evaluation.batch
+    chosen = _micro_batch(cost, target, opts, problem0, tried[best], keys[best], cache)
+    return (*chosen, TwoLevel(len(tried) + (stop in ("fixed point", "cycle", "infeasible")), best, stop,
+                              solver_batch, chosen[1].evaluation.batch))
+
+
+def _micro_batch(cost: ModelCost, target: Target, opts: CompileOptions, problem0: Problem, laid: _Laid,
+                 key: tuple[object, ...], cache: _LayoutCache) -> _Laid:
+    """The micro-batch of a partition with wafers in regions. The solver's ``B =
+    formulas.batch_for(S, N)`` keeps N whole wafers busy with one micro-batch each, but a wafer
+    laid out in regions holds several micro-batches at once (one per region on the path), so
+    smaller ones may serve the same S sequences faster: ``B = ceil(S / (N x 2^k))`` for k = 1,
+    2, ... down to 1 are each floorplanned (the same partition and resident sequences) and the
+    best by the float model on its floorplans (``_two_level_key``) is kept; ties keep the larger
+    ``B`` (deterministic). A ``B`` whose wafers do not pack is skipped."""
+    problem, solution, layouts = laid
+    ev = solution.evaluation
+    if not any(x.layout == "regions" for x in layouts) or ev.batch <= 1:
+        return laid
+    n = len(layouts)
+    batches: list[int] = []
+    m = 2 * n
+    while (b := batch_for(ev.resident, m)) < (batches[-1] if batches else ev.batch):
+        batches.append(b)
+        m *= 2
+    best, best_key = laid, key
+    for b in batches:
+        trial = dataclasses.replace(solution, evaluation=dataclasses.replace(ev, batch=b))
+        try:
+            trial_layouts = wafer_layouts(cost, target, opts, trial, cache)
+        except InfeasibleError:
+            continue
+        k = _two_level_key(cost, target, opts, problem0, problem, trial, trial_layouts)
+        if k < best_key:
+            best, best_key = (problem, trial, trial_layouts), k
+    return best
 
 
 def _layout_scale(cost: ModelCost, target: Target, solution: Solution,
@@ -437,9 +474,12 @@ def _two_level_line(t: TwoLevel) -> str:
             "cap": f"the cap of {TIME_PASSES} partitions",
             "infeasible": "the next partition had no answer",
             "no regions wafer": "no wafer in regions, nothing to feed back"}.get(t.stop, t.stop)
+    batch = (f" Micro-batches of {t.batch} sequence(s) in flight through the spatial pipelines "
+             f"(the solver's {t.solver_batch} keeps whole wafers busy; smaller ones were floorplanned and "
+             f"this was the best)." if t.batch != t.solver_batch else "")
     return (f"Two levels: {t.passes} partition(s) solved, the first with whole-wafer unit costs and each "
             f"next with the previous floorplans' (latency / whole-wafer time per wafer); partition "
-            f"{t.chosen + 1} is the best on its floorplans; stopped at {stop}.")
+            f"{t.chosen + 1} is the best on its floorplans; stopped at {stop}.{batch}")
 
 
 def write_outputs(result: CompileResult, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -117,3 +117,31 @@ def test_build_problem_scales_unit_times():
         assert all(abs(y - x * s) <= 1 for x, y, s in zip(a, b, scale))
     with pytest.raises(ValueError, match="factors"):
         build_problem(cost, MINI, opts, (), (1.0,))
+
+
+def test_regions_micro_batch_is_the_best_of_the_smaller_ones():
+    """With wafers in regions the plan's micro-batch is the best (by the float model on its
+    floorplans) of the solver's ``batch_for(S, N)`` and each ``batch_for(S, N x 2^k)`` below it,
+    every one floorplanned on the same partition (an exhaustive check over those candidates);
+    the spatial pipelines then hold several micro-batches at once."""
+    from placer.perf.formulas import batch_for
+    from placer.perf.placement import place
+
+    opts = CompileOptions.from_flat(layout="regions", objective="max-throughput", **{**FLAT, "concurrency": 12})
+    result = compiler.compile_result(TINY_LLAMA, opts)
+    t, plan = result.two_level, result.plan
+    assert plan.performance.micro_batch == t.batch == result.solution.evaluation.batch
+    n, s = len(plan.wafers), plan.kv.resident_sequences
+    assert t.solver_batch == batch_for(s, n)
+    candidates = sorted({t.solver_batch} | {batch_for(s, n * 2**k) for k in range(1, 8)})
+    total = {}
+    for b in candidates:
+        sol = result.solution.__class__(**{**result.solution.__dict__,
+                                           "evaluation": result.solution.evaluation.__class__(
+                                               **{**result.solution.evaluation.__dict__, "batch": b})})
+        layouts = compiler.wafer_layouts(result.cost, plan.target, opts.resolve(plan.target), sol)
+        perf = place(result.cost, plan.target, plan.workload, sol.assignment, s, b,
+                     [x.times for x in layouts]).performance
+        total[b] = perf.tokens_per_s_total
+    assert plan.performance.tokens_per_s_total == pytest.approx(max(total.values()), rel=1e-9)
+    assert total[t.batch] >= total[t.solver_batch]
