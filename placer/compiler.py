@@ -108,8 +108,7 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
     pins = resolve_pins(opts.deployment.pins, [u.name for u in cost.units])
     method, limit, seed = opts.solver.method.value, opts.solver.time_limit_s, opts.solver.seed
     problem, solution, layouts, two_level = _partition_and_lay_out(cost, tgt, opts, pins)
-    others = tuple(solve(problem, m, limit, seed) for m in SOLVERS if m != method) \
-        if opts.output.compare else ()
+    others = _compared(problem, method, limit, seed) if opts.output.compare else ()
     provenance = Provenance(__version__, name, opts)
     plan = build_plan(cost, tgt, workload, problem, solution, info, provenance, layouts, prefill)
     if draft is not None:
@@ -118,6 +117,20 @@ def compile_result(model: Any, options: CompileOptions | None = None, /, **flat:
                                        f"{name}: wafer {w} of {tgt.name}", tgt.clock_hz))
                      for w, x in enumerate(layouts) if x.floorplan is not None)
     return CompileResult(plan, cost, problem, solution, others, pictures, layouts, draft, two_level)
+
+
+def _compared(problem: Any, method: str, limit: float, seed: int) -> tuple[Any, ...]:
+    """The same problem solved by every other method, for report.md's table; a method the
+    problem is past (CP-SAT's int64 range, a ``UserError`` when it is the chosen one) is left out."""
+    out = []
+    for m in SOLVERS:
+        if m == method:
+            continue
+        try:
+            out.append(solve(problem, m, limit, seed))
+        except UserError:
+            continue
+    return tuple(out)
 
 
 # Under --layout regions, partitions tried before giving up on floorplanning every wafer; each

@@ -20,6 +20,7 @@ from placer.solver.problem import Problem
 from placer.validate import read_text
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
+_LITERAL = re.compile(r"[^*?\[\]-]*")  # no glob characters and no '-' (hence no range A-B)
 
 
 def read_pin_file(path: str | os.PathLike[str]) -> list[str]:
@@ -78,7 +79,14 @@ def pattern_matcher(pattern: str) -> Callable[[str], bool]:
 def resolve_pins(specs: Sequence[str], unit_names: Sequence[str]) -> list[tuple[int, int]]:
     """(unit index, wafer) for every pinned unit; UserError for bad syntax or unknown units."""
     pinned: dict[int, tuple[int, str]] = {}
-    for spec in specs:
+    # A literal pattern (no glob, no range) is looked up, not matched against every name: a pin file
+    # of 400,000 lines took 22 s compiling one regex per line. ``under[p]``: p and its sub-units.
+    under: dict[str, list[int]] = {}
+    for i, name in enumerate(unit_names):
+        parts = name.split(".")
+        for k in range(1, len(parts) + 1):
+            under.setdefault(".".join(parts[:k]), []).append(i)
+    for spec in dict.fromkeys(specs):  # a repeated line pins the same units again
         pattern, sep, wafer_text = spec.rpartition("=")
         pattern = pattern.strip()
         if not sep or not pattern:
@@ -90,8 +98,11 @@ def resolve_pins(specs: Sequence[str], unit_names: Sequence[str]) -> list[tuple[
                             f"got {wafer_text!r}") from None
         if wafer < 0:
             raise UserError(f"option --pin {spec!r}: wafer must be >= 0")
-        matches = pattern_matcher(pattern)
-        hits = [i for i, name in enumerate(unit_names) if matches(name)]
+        if _LITERAL.fullmatch(pattern):
+            hits = under.get(pattern, [])
+        else:
+            matches = pattern_matcher(pattern)
+            hits = [i for i, name in enumerate(unit_names) if matches(name)]
         if not hits:
             tail = ["...", unit_names[-1]] if len(unit_names) > 3 else []
             sample = ", ".join(list(unit_names[:3]) + tail)

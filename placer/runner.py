@@ -265,12 +265,21 @@ def _weights_from_file(model: Any, graph: Graph) -> dict[str, np.ndarray]:
     from onnx import numpy_helper
 
     folder = Path(model).parent
+    opened: set[str] = set()
     for n in missing:
         loc = graph.weights[n].location
         if loc is not None and not (folder / loc.path).is_file():
             raise UserError(f"{folder / loc.path}: no such file; placer run needs the weights of "
                             f"initializer {n!r} (inspect and compile plan without them): export with "
                             f"--weights random or from-dir, or copy the data file beside the model")
+        if loc is not None and loc.path not in opened:
+            opened.add(loc.path)
+            try:  # onnx's own loader reports an unreadable file as "kernel rejected path"
+                with open(folder / loc.path, "rb"):
+                    pass
+            except OSError as e:
+                raise UserError(f"{folder / loc.path}: cannot read the external data of initializer {n!r} "
+                                f"({e.strerror}); fix the file's permissions") from None
     try:
         proto = onnx.load(str(model), load_external_data=True)
     except (OSError, ValueError, onnx.checker.ValidationError) as e:

@@ -104,6 +104,10 @@ def parse_json(text: str, where: str) -> Any:
         key = re.search(r'"((?:[^"\\]|\\.){0,200})"\s*:\s*(-?Infinity|NaN)\b', text)
         if "not a finite number" in message and key:
             message = f"field {key.group(1)!r} is {key.group(2)}, not a finite number"
+        if "integer string conversion" in message:  # Python's 4,300-digit guard, not the user's business
+            long_key = re.search(r'"((?:[^"\\]|\\.){0,200})"\s*:\s*-?\d{4000,}', text)
+            message = (f"field {long_key.group(1)!r} is " if long_key else "") + \
+                "an integer of more than 4,300 digits, past any real value"
         raise UserError(f"{where}: not valid JSON: {message}") from None
 
 

@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from placer.errors import UserError
-from placer.frontends.onnx_checks import check_declared_types, check_model_proto
+from placer.frontends.onnx_checks import check_declared_types, check_model_proto, check_operand_types
 from placer.frontends.onnx_contrib import CONTRIB_EXPANDERS, CONTRIB_OPS
 from placer.frontends.onnx_sequences import SEQUENCE_EXPANDERS
 from placer.ir import attrs as A
@@ -93,11 +93,32 @@ def from_onnx(model: str | Path | onnx.ModelProto, *, name: str | None = None) -
         graph = infer_shapes(graph)
         graph = _pin_cache_dims(graph)
         check_declared_types(proto.graph, graph.types, ONNX_DTYPES, label)
+        check_operand_types(proto.graph, graph.types, label)
+        _check_axes(graph, label)
         graph = classify_weights(graph)
         verify(graph, require_types=True)
     except VerificationError as err:
         raise UserError(f"{label}: {err.short}") from None
     return graph
+
+
+#: Ops whose ``axis`` indexes their first input's dims: ``[-r, r - 1]``, Flatten's ``[-r, r]``.
+_AXIS_OF_INPUT = {OpKind.SOFTMAX: 0, OpKind.CONCAT: 0, OpKind.GATHER: 0, OpKind.GATHER_ELEMENTS: 0,
+                  OpKind.FLATTEN: 1}
+
+
+def _check_axes(graph: Graph, label: str) -> None:
+    """Each node's ``axis`` names a dim of its input (onnxruntime refuses one outside; placer's
+    kernels would wrap it or fail mid-run)."""
+    for node in graph.nodes:
+        extra = _AXIS_OF_INPUT.get(node.op)
+        attrs = node.attrs
+        if extra is None or not isinstance(attrs, A.AxisAttrs) or not node.inputs or not node.inputs[0]:
+            continue
+        rank = graph.type_of(node.inputs[0]).rank
+        if not -rank <= attrs.axis < rank + extra:
+            raise UserError(f"{label}: node {node.name!r} ({node.op.value}) has axis {attrs.axis}, outside "
+                            f"its rank-{rank} input's axes {-rank}..{rank + extra - 1}; fix the attribute")
 
 
 def _pin_cache_dims(graph: Graph) -> Graph:

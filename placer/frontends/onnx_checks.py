@@ -290,6 +290,31 @@ def _attr_type(code: object) -> str:
         return f"unknown type {code}"
 
 
+#: Default-domain ops whose schema puts all these inputs in one type constraint ``T``.
+_SAME_TYPE_INPUTS: dict[str, slice] = {
+    **{op: slice(0, None) for op in ("Add", "Sub", "Mul", "Div", "Max", "Min", "Mean", "Sum", "Equal",
+                                      "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor",
+                                      "Concat")},
+    "Where": slice(1, 3),
+}
+
+
+def check_operand_types(g: onnx.GraphProto, types: Mapping[str, Any], label: str) -> None:
+    """A default-domain node whose schema types its inputs alike (``Add``'s ``A`` and ``B``, ...)
+    gets inputs of one element type, as onnx's checker and onnxruntime require (placer would
+    otherwise take the first input's type and go on)."""
+    for n in g.node:
+        span = _SAME_TYPE_INPUTS.get(n.op_type) if n.domain in ("", "ai.onnx") else None
+        if span is None:
+            continue
+        typed = [(name, types[name].dtype) for name in n.input[span] if name and name in types]
+        kinds = {dtype for _, dtype in typed}
+        if len(kinds) > 1:
+            shown = ", ".join(f"{name!r} {dtype.name.lower()}" for name, dtype in typed)
+            raise UserError(f"{label}: node {n.name or n.op_type!r} ({n.op_type}) takes inputs of one "
+                            f"element type, got {shown}; insert a Cast")
+
+
 def check_declared_types(g: onnx.GraphProto, types: Mapping[str, Any], dtypes: Mapping[int, Any],
                          label: str) -> None:
     """Each graph output and value_info of a node's output that placer typed: the declared element type is the

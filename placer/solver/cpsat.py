@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
+from placer.errors import UserError
 from placer.perf import formulas as f
 from placer.solver.problem import Objective, Problem
 
@@ -111,10 +112,41 @@ def solver_parameters(solver: cp_model.CpSolver, time_limit_s: float, seed: int)
     params.ignore_subsolvers.append("core")
 
 
+def _past_int64(p: Problem, wafers: int, m_flight: int, detail: str) -> UserError:
+    return UserError(
+        f"the placement problem is past CP-SAT's 64-bit integer range ({detail}): the units' steps sum "
+        f"to {p.total_ticks / 1e10:.3g} s per token ({p.total_ticks:,} ticks of 0.1 ns) over up to "
+        f"{wafers} wafers and {m_flight} micro-batch(es) in flight; check the target's speed fields "
+        f"(--set clock_hz, sram_bandwidth_bytes_per_s, kernel_overhead_cycles, ...), lower --concurrency, "
+        f"or use --solver dp")
+
+
 def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | None,
                 time_limit_s: float, seed: int) -> CpResult:
-    """Optimise the placement at ``resident`` sequences on at most ``wafers`` wafers."""
+    """Optimise the placement at ``resident`` sequences on at most ``wafers`` wafers.
+
+    Raises:
+        UserError: a model whose bounds or objective do not fit CP-SAT's int64 (times of days per
+            token on a slow target with many micro-batches): named, not an OR-Tools traceback.
+    """
     p = problem.timed(resident)
+    m_flight = p.micro_batches(resident)
+    try:
+        return _solve_cpsat(p, resident, wafers, hint, time_limit_s, seed)
+    except (TypeError, OverflowError) as e:  # pybind11 refuses a domain bound past int64
+        if "Domain" not in str(e) and "int" not in str(e):
+            raise
+        raise _past_int64(p, max(1, min(wafers, p.n)), m_flight, "a variable's bound") from None
+    except _ModelInvalid as e:
+        raise _past_int64(p, max(1, min(wafers, p.n)), m_flight, str(e)) from None
+
+
+class _ModelInvalid(Exception):
+    pass
+
+
+def _solve_cpsat(p: Problem, resident: int, wafers: int, hint: list[int] | None,
+                 time_limit_s: float, seed: int) -> CpResult:
     m_flight = p.micro_batches(resident)
     K = max(1, min(wafers, p.n))
     domains = unit_domains(p, resident, K) if p.min_wafers <= K else None  # K < n: too few units
@@ -213,6 +245,9 @@ def solve_cpsat(problem: Problem, resident: int, wafers: int, hint: list[int] | 
     solver_parameters(solver, time_limit_s, seed)
     status = solver.solve(model)
     name = solver.status_name(status)
+    if status == cp_model.MODEL_INVALID:  # only an int64 overflow of the objective or a sum here
+        why = model.validate()
+        raise _ModelInvalid("the objective overflows" if "objective" in why else "a linear sum overflows")
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return CpResult(name, None, None, None, solver.deterministic_time)
     assignment = tuple(sum(solver.value(y[u][w]) for w in range(1, K)) for u in range(p.n))
