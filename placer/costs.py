@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from placer.ir.graph import UnitKind
 
@@ -18,8 +18,13 @@ class _CachedHash:
     the floorplan's shapes), and a MoE unit's cost holds ~1,600 collectives. The cached value
     is never pickled (string hashes differ between processes)."""
 
+    # Read as an attribute (this class default until set), not through ``self.__dict__``: on
+    # CPython >= 3.11 that would build a dict object per instance (10k+ for a MoE model, which
+    # pushed a full garbage collection of the whole model into the compile phase).
+    _hash: ClassVar[int | None] = None
+
     def __hash__(self) -> int:
-        cached = self.__dict__.get("_hash")
+        cached = self._hash
         if cached is None:
             cached = hash(tuple(getattr(self, f.name) for f in fields(self)))  # type: ignore[arg-type]
             object.__setattr__(self, "_hash", cached)
