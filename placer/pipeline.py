@@ -57,13 +57,15 @@ def load_model(model: Any, *, granularity: str = "layer", unit_overrides: PathAr
     if granularity not in GRANULARITIES:
         raise UserError(f"option --granularity: expected one of {', '.join(GRANULARITIES)}, "
                         f"got {granularity!r}")
-    graph, name, sha, from_onnx_file = _import(model)
     from placer.ir.passes.find_kv_caches import FindKVCaches
     from placer.ir.passes.group_units import GroupUnits, UnitOverrideError, analyze_structure, paused_gc
     from placer.unit_overrides import load_unit_overrides
 
-    overrides = load_unit_overrides(unit_overrides) if unit_overrides else ()
     with paused_gc():  # large graphs allocate millions of small objects and no cycles
+        # the import too: building a 100k-node graph from a config ran ~5 full collections
+        # over the growing graph (0.5-1 CPU s for deepseek-v3 and the other large MoE configs)
+        graph, name, sha, from_onnx_file = _import(model)
+        overrides = load_unit_overrides(unit_overrides) if unit_overrides else ()
         graph = FindKVCaches().run(graph).graph
         # Once, after the KV caches are known (they mark layers too): grouping, its shortfall
         # check and the cost model (through LoadedModel.structure) share this result.
