@@ -69,8 +69,8 @@ def layout_wafers(
         resident: sequences whose KV every wafer holds: each rectangle keeps the KV tiles of
             all of them (several micro-batches of ``batch`` are in flight), while a step's time
             and buffers are those of one micro-batch.
-        prompt_tokens: the prompt whose prefill chunks (``perf.prefill_chunk``) a regions
-            wafer's prefill figures are timed for.
+        prompt_tokens: the prompt a regions wafer's prefill figures are timed for, at every
+            chunk of ``perf.unit.prefill_chunk_ladder`` (the plan picks one, ``place``).
         memo: region ticks already priced (``placed_seconds``), shared across calls.
 
     Raises:

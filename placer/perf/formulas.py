@@ -75,9 +75,11 @@ def batch_for(resident: int, wafers: int) -> int:
 def boundary_bytes(assignment: Sequence[int], edges: Sequence[tuple[int, int, int]],
                    wafers: int) -> list[int]:
     """Bytes per token crossing each of the ``wafers - 1`` boundaries: every ``(src, dst,
-    bytes)`` edge crosses each boundary between its wafers (relayed through the ones between)."""
+    bytes)`` edge crosses each boundary between its wafers (relayed through the ones between),
+    whichever way it points (a hand-made ``placer run`` assignment may send one backwards)."""
     out = [0] * max(0, wafers - 1)
     for src, dst, nbytes in edges:
-        for b in range(assignment[src], assignment[dst]):
-            out[b] += nbytes
+        a, b = sorted((assignment[src], assignment[dst]))
+        for i in range(a, b):
+            out[i] += nbytes
     return out

@@ -180,11 +180,7 @@ def predicted_step(cost: ModelCost, target: Target, assignment: Mapping[str, int
         intervals[w] = seconds
     index = {u.name: i for i, u in enumerate(cost.units)}
     edges = [(index[e.src], index[e.dst], e.bytes_per_token) for e in cost.edges]
-    lo_hi = [(min(order[s], order[d]), max(order[s], order[d])) for s, d, _ in edges]
-    boundary = [0] * max(0, n - 1)
-    for (a, b), (_, _, nbytes) in zip(lo_hi, edges):
-        for i in range(a, b):
-            boundary[i] += nbytes
+    boundary = f.boundary_bytes(order, edges, n)
     io = [batch * b / target.io_bandwidth_bytes_per_s for b in boundary]
     trip = f.round_trip(sum(stages), sum(io), n, target.hop_latency_s, target.host_overhead_s_per_token)
     if micro_batches <= 1:

@@ -70,8 +70,8 @@ class RegionTimes:
     micro-batch's latency and interval; for every prefill chunk size a plan may choose
     (``placer.perf.unit.prefill_chunk_ladder``), one chunk's latency and interval through the
     same spatial pipeline (every region running the chunk on its rectangle); and what the
-    decode step waits for, summed over the regions and of the slowest region (the throughput
-    bound)."""
+    decode step waits for, along the longest data path (``critical_path``) and of the slowest
+    region (the throughput bound)."""
 
     latency_s: float
     interval_s: float
