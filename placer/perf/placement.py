@@ -116,9 +116,10 @@ def place(cost: ModelCost, target: Target, workload: Workload, assignment: Seque
     # One prefill chunk for every wafer. On whole wafers the full grid's (every PE row holds a
     # token); once a wafer is a spatial pipeline a smaller chunk fills it sooner, so the chunk is
     # the power of two up to the full grid's with the shortest TTFT (ties to the larger). The
-    # activation buffers always hold the full grid's chunk (``buffer_chunk_tokens``).
+    # activation buffers always hold the full grid's chunk (``buffer_chunk_tokens``). Prefill
+    # elsewhere (``disaggregated``) keeps the full grid's: the wafers run no chunk.
     chunk = full
-    if any(x is not None for x in laid):
+    if not disaggregated and any(x is not None for x in laid):
         def ttft_at(c: int) -> float:
             latency, interval = prefill_figures(c)
             return ttft_seconds(target, latency, boundary, workload.prompt_tokens, c, 0.0, interval)

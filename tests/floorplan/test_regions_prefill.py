@@ -13,6 +13,7 @@ import random
 
 import pytest
 
+import placer
 from placer import compiler
 from placer.floorplan import placed_seconds
 from placer.options import CompileOptions
@@ -165,3 +166,12 @@ def test_rectangles_hold_the_kv_of_every_resident_sequence():
             if any(u.kv for u in units):
                 assert held > region_pe_bytes(units, plan.target, r.rows, r.cols,
                                               plan.workload.context_tokens, perf.micro_batch)
+
+
+def test_prefill_elsewhere_keeps_the_full_grid_chunk():
+    """With ``--prefill-on`` the wafers run no prefill chunk, so no chunk is searched for (on
+    its wafers, Llama-3.1-8B in regions would prefill a 1,024-token prompt in chunks of 8)."""
+    plan = placer.compile("llama-3.1-8b", target="wse3", wafers=1, context=2048, prompt=1024,
+                          layout="regions", prefill_on="h100x8")
+    assert plan.prefill is not None
+    assert plan.performance.prefill_chunk_tokens == prefill_chunk(plan.target, 1024) == 1024
