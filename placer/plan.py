@@ -196,7 +196,7 @@ class Plan:
         wafers = []
         for i, x in enumerate(d["wafers"]):
             where = f"plan section 'wafers' [{i}]"
-            w = typed_fields(WaferPlan, x, where)
+            w = typed_fields(WaferPlan, x, where, non_negative=True)  # times, counts, bytes
             units = w["units"]
             if not isinstance(units, list) or not all(isinstance(u, str) for u in units):
                 raise UserError(f"{where}: field 'units' must be a list of unit names")

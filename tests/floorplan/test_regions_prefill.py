@@ -175,3 +175,20 @@ def test_prefill_elsewhere_keeps_the_full_grid_chunk():
                           layout="regions", prefill_on="h100x8")
     assert plan.prefill is not None
     assert plan.performance.prefill_chunk_tokens == prefill_chunk(plan.target, 1024) == 1024
+
+
+@pytest.mark.parametrize("field", ["prefill_interval_seconds", "interval_seconds", "stage_seconds"])
+def test_a_negative_wafer_time_in_a_plan_is_refused_by_name(regions, tmp_path, field):
+    import json
+
+    from click.testing import CliRunner
+
+    from placer.cli.main import cli
+
+    d = json.loads(regions.plan.to_json())
+    d["wafers"][0][field] = -1.0
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(d))
+    out = CliRunner().invoke(cli, ["check", str(path), "--max-wafers", "9"])
+    assert out.exit_code == 2, out.output
+    assert f"'wafers' [0]: field '{field}'" in out.output and "-1" in out.output
