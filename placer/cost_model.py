@@ -182,6 +182,7 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
     routed_decode, routed_prefill = routing.expected_costs(plan, decode, prefill, prompt)
     costs = []
     memo: _Memo = {}  # collectives renamed, each distinct one made once (this model's alone)
+    canon: dict[Collective, Collective] = {}  # the units' collectives, equal ones one object
     for u in units:
         params = [n for n in weights_of[u.name] if stored[n].is_parameter]
         costs.append(UnitCost(
@@ -196,10 +197,10 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
                                + _collectives(plan, decode, talkers[u.name], fused, memo)
                                + routed_decode.get(u.name, NodeCost())
                                + NodeCost(kv_read_bytes=sum(k.bytes_for(context)
-                                                            for k in kv_of.get(u.name, ()))), memo),
+                                                            for k in kv_of.get(u.name, ()))), memo, canon),
             prefill=_local_keys(_weighted_sum(prefill, sig_counts[u.name])
                                 + _collectives(plan, prefill, talkers[u.name], fused, memo)
-                                + routed_prefill.get(u.name, NodeCost()), memo),
+                                + routed_prefill.get(u.name, NodeCost()), memo, canon),
             activation_out_bytes_per_token=out_bytes[u.name],
             matmul_shapes=_matmul_shapes(graph, contractions[u.name], views),
         ))
@@ -436,7 +437,11 @@ def _weighted_sum(costs: list[NodeCost], counts: Counter[int]) -> NodeCost:
     return NodeCost(flops, weights, activations, kernels=kernels)
 
 
-_Memo = dict[tuple[Collective, str, str], Collective]
+# id(c) -> (c, {(input_key, feeds): renamed}): keyed by identity, not equality, as hashing a
+# Collective (ten fields) per lookup was 0.8 s of a 1T-parameter MoE's cost phase. The entry holds
+# ``c`` itself, so an id is never reused while the memo (one annotate_costs call) lives; the
+# collectives renamed are a signature's, shared by all its nodes, so identity finds the repeats.
+_Memo = dict[int, tuple[Collective, dict[tuple[str, str], Collective]]]
 
 
 def _rekey(c: Collective, input_key: str, feeds: str, memo: _Memo) -> Collective:
@@ -444,10 +449,14 @@ def _rekey(c: Collective, input_key: str, feeds: str, memo: _Memo) -> Collective
     collectives that are a few hundred distinct ones)."""
     if c.input_key == input_key and c.feeds == feeds:
         return c
-    key = (c, input_key, feeds)
-    if key not in memo:
-        memo[key] = c.with_keys(input_key, feeds)
-    return memo[key]
+    entry = memo.get(id(c))
+    if entry is None:
+        entry = memo[id(c)] = (c, {})
+    done = entry[1]
+    renamed = done.get((input_key, feeds))
+    if renamed is None:
+        renamed = done[(input_key, feeds)] = c.with_keys(input_key, feeds)
+    return renamed
 
 
 def _collectives(plan: _Plan, costs: list[NodeCost], nodes: Sequence[tuple[int, Node]],
@@ -478,7 +487,7 @@ def _collectives(plan: _Plan, costs: list[NodeCost], nodes: Sequence[tuple[int, 
     return NodeCost(collectives=tuple(out))
 
 
-def _local_keys(cost: NodeCost, memo: _Memo) -> NodeCost:
+def _local_keys(cost: NodeCost, memo: _Memo, canon: dict[Collective, Collective]) -> NodeCost:
     """``cost`` with its collectives' value names (``input_key``, ``feeds``) renamed ``v0``,
     ``v1``, ... in order of first appearance. A key only matters within its unit (which GEMVs
     share a broadcast, which norm feeds which), so identical layers then have equal costs and
@@ -489,8 +498,11 @@ def _local_keys(cost: NodeCost, memo: _Memo) -> NodeCost:
     def local(key: str) -> str:
         return "" if not key else names.setdefault(key, f"v{len(names)}")
 
-    return replace(cost, collectives=tuple(_rekey(c, local(c.input_key), local(c.feeds), memo)
-                                           for c in cost.collectives))
+    # equal results as one object (``canon``, across units): the plan's lookups of alike units'
+    # costs then compare tuples of identical objects (the renaming memo goes by identity)
+    return replace(cost, collectives=tuple(canon.setdefault(r, r) for r in
+                                           (_rekey(c, local(c.input_key), local(c.feeds), memo)
+                                            for c in cost.collectives)))
 
 
 def _value_bytes(graph: Graph, value: str, bindings: _Bindings) -> int:
