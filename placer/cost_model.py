@@ -183,6 +183,7 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
     costs = []
     memo: _Memo = {}  # collectives renamed, each distinct one made once (this model's alone)
     canon: dict[Collective, Collective] = {}  # the units' collectives, equal ones one object
+    local_memo: _Memo = {}  # _local_keys' renamings, to canonical results
     for u in units:
         params = [n for n in weights_of[u.name] if stored[n].is_parameter]
         costs.append(UnitCost(
@@ -197,10 +198,11 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
                                + _collectives(plan, decode, talkers[u.name], fused, memo)
                                + routed_decode.get(u.name, NodeCost())
                                + NodeCost(kv_read_bytes=sum(k.bytes_for(context)
-                                                            for k in kv_of.get(u.name, ()))), memo, canon),
+                                                            for k in kv_of.get(u.name, ()))),
+                               local_memo, canon),
             prefill=_local_keys(_weighted_sum(prefill, sig_counts[u.name])
                                 + _collectives(plan, prefill, talkers[u.name], fused, memo)
-                                + routed_prefill.get(u.name, NodeCost()), memo, canon),
+                                + routed_prefill.get(u.name, NodeCost()), local_memo, canon),
             activation_out_bytes_per_token=out_bytes[u.name],
             matmul_shapes=_matmul_shapes(graph, contractions[u.name], views),
         ))
@@ -498,11 +500,21 @@ def _local_keys(cost: NodeCost, memo: _Memo, canon: dict[Collective, Collective]
     def local(key: str) -> str:
         return "" if not key else names.setdefault(key, f"v{len(names)}")
 
-    # equal results as one object (``canon``, across units): the plan's lookups of alike units'
-    # costs then compare tuples of identical objects (the renaming memo goes by identity)
-    return replace(cost, collectives=tuple(canon.setdefault(r, r) for r in
-                                           (_rekey(c, local(c.input_key), local(c.feeds), memo)
-                                            for c in cost.collectives)))
+    def renamed(c: Collective) -> Collective:
+        # equal results as one object (``canon``, across units): the plan's lookups of alike
+        # units' costs then compare tuples of identical objects (``memo`` goes by identity);
+        # ``memo`` keeps the canonical result, so each distinct one is hashed once
+        keys = (local(c.input_key), local(c.feeds))
+        entry = memo.get(id(c))
+        if entry is None:
+            entry = memo[id(c)] = (c, {})
+        found = entry[1].get(keys)
+        if found is None:
+            r = c if (c.input_key, c.feeds) == keys else c.with_keys(*keys)
+            found = entry[1][keys] = canon.setdefault(r, r)
+        return found
+
+    return replace(cost, collectives=tuple(renamed(c) for c in cost.collectives))
 
 
 def _value_bytes(graph: Graph, value: str, bindings: _Bindings) -> int:
