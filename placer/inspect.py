@@ -60,7 +60,7 @@ def parse_workload(*, context: str | int = 8192, weights_dtype: str = "native",
     except ValueError:
         raise UserError(f"option --context: expected a whole number of tokens, got {context!r}") from None
     policy = DtypePolicy.parse(weights_dtype, list(dtype_overrides))
-    return Workload(context_tokens=tokens, prompt_tokens=max(1, min(tokens, 1024)), weights=policy,
+    return Workload(context_tokens=tokens, weights=policy,  # the default prompt: 1,024 or the context
                     kv_dtype=parse_dtype_option(kv_dtype, "--kv-dtype"))
 
 

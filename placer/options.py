@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from placer.errors import UserError
 from placer.speculative import speculative_from_flat
-from placer.workload import DtypePolicy, Workload, parse_dtype_option
+from placer.workload import DEFAULT_PROMPT, DtypePolicy, Workload, parse_dtype_option
 
 if TYPE_CHECKING:
     from placer.targets import Target
@@ -285,13 +285,16 @@ class CompileOptions:
             raise TypeError(f"unknown compile option(s) {', '.join(unknown)}; "
                             f"expected some of: {', '.join(FLAT_DEFAULTS)}")
         v = {**FLAT_DEFAULTS, **flat}
+        if v["prompt"] is not None and v["prompt"] == DEFAULT_PROMPT:  # the sentinel, given: not a length
+            raise UserError(f"option --prompt must be >= 1, got {v['prompt']}")
         pins = tuple(v["pins"]) + (read_pin_file(v["pin_file"]) if v["pin_file"] else ())
         return CompileOptions(
             target=v["target"],
             target_overrides=_overrides(v["target_overrides"]),
             # the integers unconverted: Workload checks them (int() would truncate 2.5 and raise
             # a bare OverflowError on inf)
-            workload=Workload(v["context"], v["prompt"], v["concurrency"],
+            workload=Workload(v["context"], DEFAULT_PROMPT if v["prompt"] is None else v["prompt"],
+                              v["concurrency"],
                               DtypePolicy.parse(v["weights_dtype"], tuple(v["dtype_overrides"])),
                               parse_dtype_option(v["kv_dtype"], "--kv-dtype"), v["output_tokens"],
                               speculative_from_flat(v["draft"], v["draft_length"], v["acceptance"])),
@@ -314,7 +317,7 @@ FLAT_DEFAULTS: dict[str, Any] = {
     "objective": Objective.MIN_WAFERS.value,
     "min_tokens_per_s_per_user": None,
     "context": 8192,
-    "prompt": 1024,
+    "prompt": None,  # Workload's default: 1,024 tokens, or the context if shorter
     "output_tokens": 256,
     "concurrency": 1,
     "draft": None,

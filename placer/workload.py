@@ -57,6 +57,10 @@ class DtypePolicy:
 #: every published context window (10M tokens); beyond it KV sizes overflow floating point long
 #: before they mean anything.
 MAX_CONTEXT_TOKENS = 2**24
+#: The prompt length when none is given (``--prompt`` omitted): this, or the context if shorter.
+PROMPT_TOKENS = 1024
+#: ``Workload(prompt_tokens=DEFAULT_PROMPT)``, the default: ``PROMPT_TOKENS`` capped at the context.
+DEFAULT_PROMPT = -1
 #: Most ``--concurrency`` sequences placer models at once (each holds a KV slot).
 MAX_CONCURRENCY = 2**20
 _WINDOW = "placer.workload.MAX_CONTEXT_TOKENS, longer than any model's context window"
@@ -71,12 +75,13 @@ _LIMITS = (("context_tokens", "--context", 0, MAX_CONTEXT_TOKENS, _WINDOW),
 @dataclass(frozen=True)
 class Workload:
     """``context_tokens``: KV length each sequence holds (prompt + generated); ``prompt_tokens``:
-    prefill length for time to first token; ``concurrency``: sequences served at once;
+    prefill length for time to first token (default: 1,024, or the context if shorter; never
+    longer than a non-zero context); ``concurrency``: sequences served at once;
     ``output_tokens``: mean output length per request ($ per request, I/O per request);
     ``speculative``: speculative decoding with a draft model (``placer.speculative``; None: off)."""
 
     context_tokens: int = 8192
-    prompt_tokens: int = 1024
+    prompt_tokens: int = -1  # DEFAULT_PROMPT: 1,024 tokens, or the whole context if shorter
     concurrency: int = 1
     weights: DtypePolicy = field(default_factory=DtypePolicy)
     kv_dtype: str = "native"
@@ -84,6 +89,10 @@ class Workload:
     speculative: SpeculativeOptions | None = None
 
     def __post_init__(self) -> None:
+        if self.prompt_tokens == DEFAULT_PROMPT:
+            context = integer(self.context_tokens, "option --context")
+            object.__setattr__(self, "prompt_tokens", min(PROMPT_TOKENS, context) if context > 0
+                               else PROMPT_TOKENS)
         for name, option, low, cap, what in _LIMITS:
             value = integer(getattr(self, name), f"option {option}")
             if value < low:
@@ -92,6 +101,10 @@ class Workload:
                 raise UserError(f"option {option}: {show_int(value)} is more than placer's cap of {cap:,} "
                                 f"({what}); give at most {cap:,}")
             object.__setattr__(self, name, value)
+        if 0 < self.context_tokens < self.prompt_tokens:
+            raise UserError(f"option --prompt: a {self.prompt_tokens:,}-token prompt does not fit in "
+                            f"--context {self.context_tokens:,} (the KV a sequence holds includes its "
+                            f"prompt); give --prompt <= --context, or omit it")
 
     def kv_dtype_for(self, native: DType) -> DType:
         return native if self.kv_dtype == "native" else DType(self.kv_dtype)

@@ -310,3 +310,18 @@ def test_unreadable_external_data_is_named_as_such(tmp_path: Path) -> None:
     if r.returncode == 0 and os.geteuid() != 0:
         pytest.skip("could not drop read permission")
     _one_line(r, "m.data: cannot read the external data of initializer 'w' (Permission denied)")
+
+
+def test_a_prompt_longer_than_the_context_is_refused(tmp_path: Path) -> None:
+    """``--prompt`` past ``--context`` was clamped silently (a 600-token TTFT beside KV for 512
+    tokens and one decoded token); omitting ``--prompt`` caps the default at the context."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(TINY_CONFIG))
+    r = _placer("compile", str(cfg), "--context", "512", "--prompt", "600", "-o", "out", cwd=tmp_path)
+    _one_line(r, "option --prompt: a 600-token prompt does not fit in --context 512")
+    assert not (tmp_path / "out").exists()
+    r = _placer("compile", str(cfg), "--context", "512", "--json", "-o", "ok", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["workload"]["prompt_tokens"] == 512
+    r = _placer("compile", str(cfg), "--prompt", "-1", "-o", "neg", cwd=tmp_path)
+    _one_line(r, "option --prompt must be >= 1, got -1")
