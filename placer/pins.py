@@ -60,6 +60,16 @@ def pattern_matcher(pattern: str) -> Callable[[str], bool]:
     Ranges are matched by value (``layers.0-9`` matches ``layers.7``), never expanded, so the
     work is bounded by the pattern's and the names' lengths, not by the range (``0-100000000``
     costs what ``0-9`` costs)."""
+    compiled, ranges = _compile(pattern)
+
+    def matches(name: str) -> bool:
+        m = compiled.match(name)
+        return m is not None and all(a <= int(m.group(f"range{k}")) <= b for k, (a, b) in enumerate(ranges))
+    return matches
+
+
+def _compile(pattern: str) -> tuple[re.Pattern[str], list[tuple[int, int]]]:
+    """``pattern`` as one regex (range ``k`` captured as group ``range<k>``) and its ranges."""
     regex = []
     ranges: list[tuple[int, int]] = []
     for piece in _split_ranges(pattern):
@@ -68,12 +78,27 @@ def pattern_matcher(pattern: str) -> Callable[[str], bool]:
             ranges.append(piece)
         elif piece:
             regex.append(fnmatch.translate(piece).removeprefix("(?s:").removesuffix(")\\Z"))
-    compiled = re.compile("(?s:" + "".join(regex) + r")(?:\..*)?\Z")
+    return re.compile("(?s:" + "".join(regex) + r")(?:\..*)?\Z"), ranges
 
-    def matches(name: str) -> bool:
+
+def _check_range_ends(spec: str, pattern: str, names: Sequence[str]) -> None:
+    """A range whose ends no unit has (``layers.30-40`` on 32 layers) is a mistake, not a glob:
+    UserError naming the range and the values the units do have."""
+    compiled, ranges = _compile(pattern)
+    if not ranges:
+        return
+    seen: list[set[int]] = [set() for _ in ranges]
+    for name in names:
         m = compiled.match(name)
-        return m is not None and all(a <= int(m.group(f"range{k}")) <= b for k, (a, b) in enumerate(ranges))
-    return matches
+        if m is not None:
+            values = [int(m.group(f"range{k}")) for k in range(len(ranges))]
+            if all(a <= v <= b for v, (a, b) in zip(values, ranges)):
+                for k, v in enumerate(values):
+                    seen[k].add(v)
+    for (a, b), got in zip(ranges, seen):
+        if got and (min(got) > a or max(got) < b):
+            raise UserError(f"option --pin {spec!r}: the range {a}-{b} runs past the units, which have "
+                            f"{min(got)}-{max(got)} there; give {min(got)}-{max(got)} (or a glob)")
 
 
 def resolve_pins(specs: Sequence[str], unit_names: Sequence[str]) -> list[tuple[int, int]]:
@@ -103,6 +128,8 @@ def resolve_pins(specs: Sequence[str], unit_names: Sequence[str]) -> list[tuple[
         else:
             matches = pattern_matcher(pattern)
             hits = [i for i, name in enumerate(unit_names) if matches(name)]
+        if hits:
+            _check_range_ends(spec, pattern, [unit_names[i] for i in hits])
         if not hits:
             tail = ["...", unit_names[-1]] if len(unit_names) > 3 else []
             sample = ", ".join(list(unit_names[:3]) + tail)

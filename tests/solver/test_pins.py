@@ -24,8 +24,14 @@ def test_ranges_globs_and_sub_units():
 
 @pytest.mark.parametrize("spec, message", [
     ("layers.99=0", "matches no unit"), ("layers.0", "PATTERN=WAFER"), ("embed=x", "integer"),
-    ("layers.5-2=0", "backwards"), ("embed=-1", ">= 0")])
+    ("layers.5-2=0", "backwards"), ("embed=-1", ">= 0"),
+    # a range past the last (or before the first) unit was accepted for the units it did match
+    ("layers.10-40=0", "the range 10-40 runs past the units, which have 10-11 there"),
+    ("layers.[1-9].attn=0", None), ("layers.0-11.mlp=0", None)])
 def test_bad_pins_are_user_errors(spec, message):
+    if message is None:  # the good neighbours of a bad case: a class, a range that fits
+        assert resolve_pins([spec], NAMES)
+        return
     with pytest.raises(UserError, match=message):
         resolve_pins([spec], NAMES)
 
@@ -65,9 +71,11 @@ def test_pins_against_dag_order_memory_and_wafer_count():
 
 
 def test_a_huge_range_costs_what_a_small_one_costs():
-    # a range is matched by value, never expanded (10^8 used to build 10^8 strings)
-    pins = resolve_pins(["layers.0-100000000=0"], NAMES)
-    assert len(pins) == 24
+    # a range is matched by value, never expanded (10^8 used to build 10^8 strings): its ends
+    # are checked against the values the units have, not by walking the range
+    assert len(resolve_pins(["layers.0-11=0"], NAMES)) == 24
+    with pytest.raises(UserError, match="the range 0-100000000 runs past the units, which have 0-11"):
+        resolve_pins(["layers.0-100000000=0"], NAMES)
 
 
 def test_pin_file_that_is_not_utf8_is_a_user_error(tmp_path):
