@@ -77,7 +77,13 @@ def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
                 raise UserError(f"{where}: a single .npy array, not an .npz archive of named inputs; "
                                 f"write it with numpy.savez(path, {first}=...)")
             with loaded as npz:
-                data = {k: npz[k] for k in npz.files}
+                data = {}
+                for k in npz.files:
+                    try:
+                        data[k] = npz[k]
+                    except ValueError as e:  # an object array: pickled, never loaded
+                        raise UserError(f"{where}: {k!r} cannot be read ({str(e).splitlines()[0]}); "
+                                        f"save it as numbers (e.g. numpy.int64 token ids)") from None
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
             raise UserError(f"{where}: not a readable .npz file ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else 'truncated'}); write it again "
@@ -379,10 +385,15 @@ def _model_batches() -> bool:
     return "batch" in inspect.signature(unit_decode_seconds).parameters
 
 
-def _batched(feeds: dict[str, np.ndarray], batch: int | None) -> tuple[dict[str, np.ndarray], int]:
+def _batched(feeds: dict[str, np.ndarray], batch: int | None,
+             where: str = "inputs") -> tuple[dict[str, np.ndarray], int]:
     """The inputs as a micro-batch of ``batch`` sequences: inputs of one sequence are repeated."""
     held = {int(a.shape[0]) for a in feeds.values() if a.ndim}
     have = held.pop() if len(held) == 1 else 1
+    if have > MAX_RUN_BATCH:  # a run's work grows with it (100,000 rows ran past a minute)
+        raise UserError(f"{where}: {have:,} sequences (the inputs' leading dimension) are more than "
+                        f"placer run emulates at once (placer.runner.MAX_RUN_BATCH, {MAX_RUN_BATCH:,}); "
+                        f"split them into runs of at most {MAX_RUN_BATCH:,}")
     if batch is None or batch == have:
         return feeds, have
     if have != 1:
@@ -449,7 +460,8 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     target_changes = check_plan_provenance(plan.model.sha256 if is_plan else "", loaded.sha256,
                                            plan_target, target, source, overridden)
     regions = _regions(plan, assignment, target, source)
-    feeds, batch = _batched(load_inputs(inputs, graph), batch)
+    feeds, batch = _batched(load_inputs(inputs, graph), batch,
+                            "inputs" if isinstance(inputs, Mapping) else str(inputs))
     integer(micro_batches, "option --micro-batches", minimum=1, maximum=batch)
     if batch % micro_batches:
         raise UserError(f"option --micro-batches: {micro_batches} does not divide the {batch} sequences of a "

@@ -125,6 +125,10 @@ def test_plan_choices_are_checked(compiled: Path, tmp_path: Path, edit: dict, ne
     ({"input_ids": np.zeros((1, 0), np.int64)}, "'input_ids' has shape (1, 0), with no elements"),
     ({"input_ids": np.array([[999_999]]), "position_ids": np.array([[0]])},
      "'input_ids' holds 999,999, outside the 256 rows of"),
+    # the message named the file only; 100,000 sequences ran past a minute
+    ({"input_ids": np.array([[1, 2]], dtype=object)}, "'input_ids' cannot be read (Object arrays"),
+    ({"input_ids": np.ones((5000, 2), np.int64), "position_ids": np.zeros((5000, 2), np.int64)},
+     "5,000 sequences (the inputs' leading dimension) are more than placer run emulates at once"),
 ])
 def test_run_inputs_name_the_model_input(compiled: Path, tmp_path: Path, arrays: dict, needle: str) -> None:
     np.savez(tmp_path / "bad.npz", **arrays)
