@@ -70,3 +70,34 @@ def check_plan_provenance(plan_sha256: str, model_sha256: str, plan_target: Any,
                         f"({first}: {a.get(first)!r} vs {b.get(first)!r}); run with the plan's target or "
                         f"override fields explicitly with --set")
     return [f"{k}: plan {a.get(k)!r} -> run {b.get(k)!r}" for k in changed]
+
+
+def check_plan_target(plan: Any, source: str) -> None:
+    """A plan whose ``target`` section is not the target it names: a built-in target's name with
+    other figures than placer's (after the plan's recorded ``--set`` overrides), or a section
+    named otherwise than the target the options record. A hand edit, or a plan from a placer whose
+    built-in figures differ: either way its numbers are not that target's. A target compiled from
+    a TOML file (whatever its name) is taken as written."""
+    from placer.targets import BUILTIN_TARGETS, load_target
+
+    name = plan.target.name
+    recorded = plan.provenance.options.target
+    recorded_name = recorded if isinstance(recorded, str) else recorded.name
+    if recorded_name not in BUILTIN_TARGETS:  # a TOML file's target: its own figures, any name
+        return
+    if recorded_name != name:
+        raise UserError(f"{source}: the plan's target section is named {name!r}, but it was compiled for "
+                        f"{recorded_name!r} (provenance.options.target); compile the plan again")
+    expected = load_target(name, dict(plan.provenance.options.target_overrides)).to_dict()
+    got = plan.target.to_dict()
+    changed = sorted(k for k in set(expected) | set(got) if expected.get(k) != got.get(k))
+    if changed:
+        first = changed[0]
+
+        def short(v: object) -> str:
+            text = repr(v)
+            return text if len(text) <= 40 else text[:37] + "..."
+        raise UserError(f"{source}: the plan's target {name!r} differs from placer's {name} (with the plan's "
+                        f"--set overrides) in {', '.join(changed[:4])} ({first}: {short(got.get(first))} vs "
+                        f"{short(expected.get(first))}); compile the plan again (placer run --set changes "
+                        f"a run's target)")

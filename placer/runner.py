@@ -432,7 +432,7 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     from placer.ir.verifier import unit_graph
     from placer.pipeline import load_model
     from placer.plan import Plan
-    from placer.plan_checks import check_plan_assignment, check_plan_provenance
+    from placer.plan_checks import check_plan_assignment, check_plan_provenance, check_plan_target
     from placer.targets import load_target
     from placer.validate import integer
 
@@ -448,6 +448,8 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
         raise UserError(f"{source}: the plan was compiled with --draft {spec.draft} (speculative decoding, "
                         f"draft length {spec.draft_length}); placer run emulates one model: compile the plan "
                         f"without --draft to run it")
+    if isinstance(plan, Plan):
+        check_plan_target(plan, source)
     assignment, plan_target, granularity = _assignment(plan)
     overridden = target is not None
     target = target or plan_target or load_target("wse-mini")

@@ -329,3 +329,23 @@ def test_a_prompt_longer_than_the_context_is_refused(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["workload"]["prompt_tokens"] == 512
     r = _placer("compile", str(cfg), "--prompt", "-1", "-o", "neg", cwd=tmp_path)
     _one_line(r, "option --prompt must be >= 1, got -1")
+
+
+@pytest.mark.parametrize("edit, needle", [
+    ({"target.name": "wse2"}, "the plan's target section is named 'wse2', but it was compiled for 'wse3'"),
+    ({"target.clock_hz": 2e9}, "the plan's target 'wse3' differs from placer's wse3 (with the plan's --set "
+                               "overrides) in clock_hz (clock_hz: 2000000000.0 vs"),
+])
+def test_a_plan_whose_target_is_not_the_one_it_names(tmp_path: Path, edit: dict, needle: str) -> None:
+    """An edited target name or figure ran with exit 0 on the edited figures."""
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    r = _placer("compile", "config.json", "--target", "wse3", "--set", "io_latency_s=2e-6",
+                "--time-limit", "0.2", "-o", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    np.savez(tmp_path / "in.npz", input_ids=np.array([[1, 2, 3]]), position_ids=np.array([[0, 1, 2]]))
+    # the recorded --set is part of the target it names (a config has no weights to execute: the
+    # run stops there, past the plan's checks)
+    ok = _placer("run", "config.json", "--plan", "out", "--inputs", "in.npz", cwd=tmp_path)
+    assert "has no value (a weight without data?)" in ok.stderr, ok.stderr
+    bad = _plan_edit(tmp_path, tmp_path, edit)
+    _one_line(_placer("run", "config.json", "--plan", str(bad), "--inputs", "in.npz", cwd=tmp_path), needle)
