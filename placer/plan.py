@@ -202,19 +202,25 @@ class Plan:
                 raise UserError(f"{where}: field 'units' must be a list of unit names")
             wafers.append(WaferPlan(**{**w, "units": tuple(units),
                                        "memory": WaferMemory(**typed_fields(WaferMemory, w["memory"],
-                                                                            f"{where}.memory")),
-                                       "io": WaferIO(**typed_fields(WaferIO, w["io"], f"{where}.io"))}))
+                                                                            f"{where}.memory",
+                                                                            non_negative=True)),
+                                       "io": WaferIO(**typed_fields(WaferIO, w["io"], f"{where}.io",
+                                                                    non_negative=True))}))
         for unit, wafer in d["assignment"].items():  # the model-dependent checks: plan_checks
             if isinstance(wafer, bool) or not isinstance(wafer, int):
                 raise UserError(f"plan section 'assignment': unit {unit} has wafer {wafer!r}, not an integer")
             if not 0 <= wafer < len(wafers):
                 raise UserError(f"plan section 'assignment': unit {unit} is on wafer {wafer:,}, outside the "
                                 f"plan's wafers 0..{len(wafers) - 1}")
+        _check_wafer_lists(wafers, d["assignment"])
         floorplan = d.get("floorplan", ())
         if not isinstance(floorplan, list | tuple):
             raise UserError("plan section 'floorplan' is not a list; recompile the plan")
         target = Target(**typed_fields(Target, d["target"], "plan section 'target'"))
         _check_choices(d)
+        rects = tuple(FloorplanRect(**typed_fields(FloorplanRect, r, "plan section 'floorplan'"))
+                      for r in floorplan)
+        _check_floorplan(rects, d.get("layout"), d["assignment"])
         return Plan(
             schema_version=d["schema_version"],
             model=ModelInfo(**{**model, "export_warnings": tuple(model.get("export_warnings", ()))}),
@@ -229,11 +235,65 @@ class Plan:
             assignment=tuple(sorted(d["assignment"].items())),
             provenance=Provenance.from_dict(d["provenance"]),
             layout=d.get("layout"),
-            floorplan=tuple(FloorplanRect(**typed_fields(FloorplanRect, r, "plan section 'floorplan'"))
-                            for r in floorplan),
+            floorplan=rects,
             prefill=DisaggregatedPrefill.from_dict(d["prefill"]) if "prefill" in d else None,
             speculative=SpeculativePlan.from_dict(d["speculative"]) if "speculative" in d else None,
         )
+
+
+def _check_wafer_lists(wafers: list[WaferPlan], assignment: dict[str, Any]) -> None:
+    """Each wafer's ``index`` is its position and its ``units`` are the units ``assignment``
+    puts on it (the plan says it twice; an edit of one ran on the other)."""
+    from placer.errors import UserError
+
+    on: list[set[str]] = [set() for _ in wafers]
+    for unit, wafer in assignment.items():
+        on[wafer].add(unit)
+    for i, w in enumerate(wafers):
+        if w.index != i:
+            raise UserError(f"plan section 'wafers' [{i}]: field 'index' is {w.index:,}, not its position "
+                            f"{i}; recompile the plan")
+        listed = set(w.units)
+        if len(listed) != len(w.units) or listed != on[i]:
+            extra, missing = sorted(listed - on[i]), sorted(on[i] - listed)
+            what = (f"lists {extra[0]}, which 'assignment' puts on another wafer or none" if extra else
+                    f"leaves out {missing[0]}, which 'assignment' puts on it" if missing else
+                    "lists a unit twice")
+            raise UserError(f"plan section 'wafers' [{i}]: field 'units' {what}; recompile the plan")
+
+
+def _check_floorplan(rects: tuple[FloorplanRect, ...], layout: object, assignment: dict[str, Any]) -> None:
+    """One rectangle per unit at most, on its unit's wafer, no two overlapping on a wafer, and a
+    regions layout has its rectangles (the grid bounds need the target: ``placer.runner``)."""
+    from placer.errors import UserError
+
+    if layout == "regions" and not rects:
+        raise UserError("plan section 'floorplan' is empty, but 'layout' is regions (a rectangle per unit); "
+                        "recompile the plan")
+    seen: set[str] = set()
+    by_wafer: dict[int, list[FloorplanRect]] = {}
+    for r in rects:
+        if r.unit in seen:
+            raise UserError(f"plan section 'floorplan': unit {r.unit} has two rectangles; recompile the plan")
+        seen.add(r.unit)
+        if r.unit in assignment and assignment[r.unit] != r.wafer:
+            raise UserError(f"plan section 'floorplan': floorplan puts unit {r.unit!r} on wafer {r.wafer} "
+                            f"but the assignment on wafer {assignment[r.unit]}; recompile the plan")
+        if r.rows <= 0 or r.cols <= 0:
+            raise UserError(f"plan section 'floorplan': unit {r.unit}'s rectangle is {r.rows} x {r.cols} "
+                            f"PEs, not at least 1 x 1; recompile the plan")
+        by_wafer.setdefault(r.wafer, []).append(r)
+    for wafer, group in by_wafer.items():
+        # sweep down the rows: only rectangles still open at a row's start can overlap it
+        group.sort(key=lambda r: (r.row, r.col, r.unit))
+        open_: list[FloorplanRect] = []
+        for r in group:
+            open_ = [o for o in open_ if o.row + o.rows > r.row]
+            for o in open_:
+                if o.col < r.col + r.cols and r.col < o.col + o.cols:
+                    raise UserError(f"plan section 'floorplan': the rectangles of {o.unit} and {r.unit} "
+                                    f"overlap on wafer {wafer}; recompile the plan")
+            open_.append(r)
 
 
 def _check_choices(d: dict[str, Any]) -> None:

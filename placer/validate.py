@@ -52,11 +52,18 @@ def read_text(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_TEXT
 
 
 def decode_utf8(data: bytes, where: str) -> str:
+    """UTF-8 text; a leading byte-order mark (as some editors write) is dropped, a NUL byte
+    (never in a text file placer reads) is a UserError naming its offset."""
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UserError(f"{where} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}); "
                         f"save it as UTF-8") from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise UserError(f"{where} holds a NUL byte (byte {nul}), which no text file has; is this the right "
+                        f"file?")
+    return text
 
 
 def nesting_depth(text: str) -> int:
@@ -91,14 +98,25 @@ def _check_nesting(text: str, where: str) -> None:
 
 
 def parse_json(text: str, where: str) -> Any:
-    """JSON with bounded nesting and no NaN/Infinity literals."""
+    """JSON with bounded nesting, no NaN/Infinity literals and no key twice in one object."""
     _check_nesting(text, where)
 
     def no_constant(name: str) -> float:
         raise ValueError(f"{name} is not a finite number")
 
+    def one_of_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # json keeps the last of a repeated key silently: a config with hidden_size twice was
+        # placed with the second, a plan with a unit twice in its assignment likewise
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise UserError(f"{where}: key {key[:200]!r} appears twice in one JSON object "
+                                f"({out[key]!r:.40} and {value!r:.40}); keep one")
+            out[key] = value
+        return out
+
     try:
-        return json.loads(text, parse_constant=no_constant)
+        return json.loads(text, parse_constant=no_constant, object_pairs_hook=one_of_each)
     except (ValueError, RecursionError) as e:
         message = str(e).splitlines()[0]
         key = re.search(r'"((?:[^"\\]|\\.){0,200})"\s*:\s*(-?Infinity|NaN)\b', text)

@@ -171,11 +171,15 @@ def _tampered(plan_json: str, change: str) -> str:
     units = sorted(d["assignment"])
     if change == "huge-wafer":
         d["assignment"][units[-1]] = 10**7
-    elif change == "missing-unit":
+    elif change == "missing-unit":  # from both lists (one alone: the plan contradicts itself, test_plan)
         del d["assignment"]["embed"]
+        for w in d["wafers"]:
+            w["units"] = [u for u in w["units"] if u != "embed"]
     elif change == "backwards":  # swap the first and last units' wafers: no wafer is left empty
         a = d["assignment"]
         a["embed"], a["head"] = a["head"], a["embed"]
+        for w in d["wafers"]:  # the wafers' unit lists agree (else the plan contradicts itself)
+            w["units"] = [{"embed": "head", "head": "embed"}.get(u, u) for u in w["units"]]
     elif change == "string-wafer":
         d["assignment"]["embed"] = "0"
     elif change == "other-model":

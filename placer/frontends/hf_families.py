@@ -160,6 +160,9 @@ FamilyReader = Callable[[ConfigReader], ModelSpec]
 
 
 def _common(r: ConfigReader) -> dict:
+    # the position limit is not placed (--context is), but a config giving a nonsense one is
+    # corrupt, not a model: a positive integer when present
+    r.int("max_position_embeddings", None)
     return dict(vocab_size=r.int("vocab_size"), hidden_size=r.int("hidden_size"))
 
 

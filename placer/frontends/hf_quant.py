@@ -157,12 +157,20 @@ def read_quantization(r: ConfigReader, base_dtype: str, *, fp32: tuple[str, ...]
         if method == "awq" and version not in ("gemm", "gemv", "gemv_fast"):
             raise q.fail("version", f"{version!r} is not supported; placer reads AWQ GEMM/GEMV checkpoints")
         return Quantization(base, method, not_convert=not_convert, fp32=fp32,
-                            group_size=q.int("group_size", 128, minimum=-1),
+                            group_size=_group_size(q),
                             zero_points=q.bool("zero_point", True))
     if method == "compressed-tensors":
         return _compressed_tensors(q, base, not_convert, fp32)
     raise q.fail("quant_method", f"{method!r} is not supported; supported: mxfp4, fp8, gptq, awq, "
                  "compressed-tensors (or remove quantization_config to place the model at its torch_dtype)")
+
+
+def _group_size(q: ConfigReader) -> int:
+    """A quantization group size: -1 (one group per output channel) or a positive width."""
+    size = q.int("group_size", 128, minimum=-1)
+    if size == 0:
+        raise q.fail("group_size", "is 0; give -1 (one group per channel) or a positive group width")
+    return size
 
 
 def _compressed_tensors(q: ConfigReader, base: DType, not_convert: tuple[str, ...],
@@ -188,5 +196,5 @@ def _compressed_tensors(q: ConfigReader, base: DType, not_convert: tuple[str, ..
         except re.error as e:
             raise q.fail("ignore", f"has an invalid regular expression {pattern!r} ({e})") from None
     return Quantization(base, "compressed-tensors", not_convert=not_convert + plain, fp32=fp32,
-                        group_size=weights.int("group_size", 128, minimum=-1),
+                        group_size=_group_size(weights),
                         zero_points=not weights.bool("symmetric", True), ignore_regex=regex)

@@ -127,7 +127,8 @@ def test_regions_micro_batch_is_the_best_of_the_smaller_ones():
     from placer.perf.formulas import batch_for
     from placer.perf.placement import place
 
-    opts = CompileOptions.from_flat(layout="regions", objective="max-throughput", **{**FLAT, "concurrency": 12})
+    opts = CompileOptions.from_flat(layout="regions", objective="max-throughput",
+                                    **{**FLAT, "concurrency": 12})
     result = compiler.compile_result(TINY_LLAMA, opts)
     t, plan = result.two_level, result.plan
     assert plan.performance.micro_batch == t.batch == result.solution.evaluation.batch
