@@ -349,3 +349,79 @@ def test_a_plan_whose_target_is_not_the_one_it_names(tmp_path: Path, edit: dict,
     assert "has no value (a weight without data?)" in ok.stderr, ok.stderr
     bad = _plan_edit(tmp_path, tmp_path, edit)
     _one_line(_placer("run", "config.json", "--plan", str(bad), "--inputs", "in.npz", cwd=tmp_path), needle)
+
+
+@pytest.fixture(scope="module")
+def regions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("regions")
+    (tmp / "config.json").write_text(json.dumps(TINY_CONFIG))
+    r = _placer("compile", "config.json", "--target", "wse-mini", "--time-limit", "0.2",
+                "--layout", "regions", "-o", "out", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    np.savez(tmp / "in.npz", input_ids=np.array([[1, 2, 3]]), position_ids=np.array([[0, 1, 2]]))
+    return tmp
+
+
+def _wafer0(d: dict) -> dict:
+    return d["wafers"][0]
+
+
+# Each ran with exit 0: the plan states each wafer's units twice (assignment and wafers[]) and
+# its floorplan rectangles were taken without a check against each other.
+@pytest.mark.parametrize("edit, needle", [
+    (lambda d: _wafer0(d).update(index=1), "'wafers' [0]: field 'index' is 1, not its position 0"),
+    (lambda d: _wafer0(d)["units"].pop(), "field 'units' leaves out head, which 'assignment' puts on it"),
+    (lambda d: _wafer0(d)["units"].append("embed"), "field 'units' lists a unit twice"),
+    (lambda d: _wafer0(d)["memory"].update(free=-5), "[0].memory: field 'free': must be >= 0, got -5"),
+    (lambda d: d["floorplan"][1].update(col=d["floorplan"][3]["col"]), "overlap on wafer 0"),
+    (lambda d: d["floorplan"].append(dict(d["floorplan"][0])), "unit embed has two rectangles"),
+    (lambda d: d.update(floorplan=[]), "'floorplan' is empty, but 'layout' is regions"),
+    (lambda d: d["floorplan"][0].update(rows=0), "rectangle is 0 x 1 PEs, not at least 1 x 1"),
+    (lambda d: d["floorplan"][0].update(wafer=1), "on wafer 1 but the assignment on wafer 0"),
+], ids=["index", "unit-missing", "unit-twice", "negative-free", "overlap", "two-rects", "no-rects",
+        "empty-rect", "rect-wafer"])
+def test_plan_wafer_lists_and_floorplan_agree_with_the_assignment(regions: Path, tmp_path: Path, edit,
+                                                                  needle: str) -> None:
+    d = json.loads((regions / "out" / "plan.json").read_text())
+    assert [r["unit"] for r in d["floorplan"]] == ["embed", "layers.0", "layers.1", "head"]
+    edit(d)
+    (tmp_path / "bad.json").write_text(json.dumps(d))
+    r = _placer("run", str(regions / "config.json"), "--plan", "bad.json",
+                "--inputs", str(regions / "in.npz"), cwd=tmp_path)
+    _one_line(r, needle)
+    assert "bad.json" in r.stderr
+
+
+def test_a_json_key_twice_in_one_object_is_refused(compiled: Path, tmp_path: Path) -> None:
+    """json.loads keeps the last of a repeated key: a config with hidden_size twice was placed
+    with the second one, a plan with its objective twice ran."""
+    text = (compiled / "out" / "plan.json").read_text().rstrip()
+    (tmp_path / "bad.json").write_text(text[:-1] + ', "objective": "min-wafers"}')
+    _one_line(_placer("check", "bad.json", cwd=tmp_path), "key 'objective' appears twice in one JSON object")
+    config = json.dumps(TINY_CONFIG)
+    (tmp_path / "config.json").write_text(config[:-1] + ', "hidden_size": 128}')
+    _one_line(_placer("inspect", "config.json", cwd=tmp_path), "key 'hidden_size' appears twice")
+
+
+def test_a_byte_order_mark_is_read_and_a_nul_byte_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(TINY_CONFIG).encode())
+    (tmp_path / "bom.pins").write_bytes(b"\xef\xbb\xbflayers.0 = 0\n")
+    r = _placer("compile", "config.json", "--target", "wse-mini", "--time-limit", "0.2",
+                "--pin-file", "bom.pins", "-o", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "nul.pins").write_bytes(b"layers.0 = 0\n\0")
+    _one_line(_placer("compile", "config.json", "--pin-file", "nul.pins", "-o", "out2", cwd=tmp_path),
+              "nul.pins: pin file (option --pin-file) holds a NUL byte (byte 13)")
+    assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("max_position_embeddings", 0, "max_position_embeddings"),
+    ("max_position_embeddings", "4k", "max_position_embeddings"),
+    ("quantization_config", {"quant_method": "awq", "bits": 4, "group_size": 0, "version": "gemm"},
+     "group_size"),
+])
+def test_config_fields_nobody_places_are_still_checked(tmp_path: Path, field: str, value: object,
+                                                      needle: str) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({**TINY_CONFIG, field: value}))
+    _one_line(_placer("inspect", "config.json", cwd=tmp_path), needle)
