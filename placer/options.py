@@ -341,6 +341,84 @@ FLAT_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: The type of each flat option whose default is None (the others: the type of their default).
+_NONE_DEFAULT_KINDS: dict[str, type] = {
+    "min_tokens_per_s_per_user": float, "prompt": int, "draft": str, "draft_length": int,
+    "acceptance": float, "wafers": int, "max_wafers": int, "reserve": float, "prefill_on": str,
+    "pin_file": str,
+}
+#: Each flat option's type: ``str``, ``int``, ``float``, ``bool`` or ``tuple`` (a list of strings;
+#: ``target_overrides`` may also be a table of FIELD = VALUE).
+FLAT_KINDS: dict[str, type] = {name: _NONE_DEFAULT_KINDS[name] if default is None else type(default)
+                               for name, default in FLAT_DEFAULTS.items()}
+_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_EXAMPLES = {"pins": '["layers.0-9=0"]', "dtype_overrides": '["*.experts.*=mxfp4"]',
+             "target_overrides": '["clock_hz=9.5e8"] or {clock_hz = 9.5e8}'}
+
+
+def check_flat_types(flat: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``flat`` (flat option names, as in a sweep file's ``[options]`` or ``--option NAME=VALUE``)
+    with each value checked against its option's type (``FLAT_KINDS``): a string where a string
+    is expected, an integer (not a bool, not 2.5) for an int, a finite number for a float, true or
+    false for a bool, a list of strings for a list; None only for options whose default is None.
+    ``target_overrides`` comes back as a table of strings. ``where`` names the file or option in
+    the one-line ``UserError``.
+    """
+    from placer.validate import finite_number, integer, string_list
+
+    unknown = sorted(set(flat) - set(FLAT_DEFAULTS))
+    if unknown:
+        raise UserError(f"{where}: unknown compile option(s) {', '.join(map(repr, unknown[:5]))}; expected "
+                        f"placer compile options by their Python names, such as time_limit, seed")
+    out: dict[str, Any] = {}
+    for name, value in flat.items():
+        kind, label = FLAT_KINDS[name], f"{where}: {name}"
+        if value is None:
+            if FLAT_DEFAULTS[name] is not None:
+                raise UserError(f"{label}: expected {_KIND_NAMES.get(kind, 'a list of strings')}, got null")
+            out[name] = None
+        elif name == "target_overrides":
+            out[name] = _checked_overrides(value, label)
+        elif kind is tuple:
+            out[name] = string_list(value, label, _EXAMPLES.get(name, ""))
+        elif kind is int:
+            out[name] = integer(value, label)
+        elif kind is float:
+            finite_number(value, label)
+            out[name] = value   # as given: an int stays an int in the sweep cache's input hash
+        elif kind is bool and not isinstance(value, bool):
+            raise UserError(f"{label}: expected true or false, got {type(value).__name__} {value!r:.80}")
+        elif kind is str and not isinstance(value, str):
+            raise UserError(f"{label}: expected a string, got {type(value).__name__} {value!r:.80}")
+        else:
+            out[name] = value
+    return out
+
+
+def _checked_overrides(value: object, label: str) -> dict[str, str]:
+    """``target_overrides``: a table of FIELD = VALUE (strings or finite numbers), or a list of
+    ``"FIELD=VALUE"`` strings; as a table of strings (the form ``--set`` gives)."""
+    from placer.validate import finite_number, string_list
+
+    if not isinstance(value, Mapping):
+        pairs: dict[str, str] = {}
+        for item in string_list(value, label, _EXAMPLES["target_overrides"]):
+            key, sep, val = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"{label}: expected FIELD=VALUE items, got {item!r:.80}")
+            pairs[key.strip()] = val.strip()
+        return pairs
+    out = {}
+    for key, val in value.items():
+        if isinstance(val, bool) or not isinstance(val, str | int | float):
+            raise UserError(f"{label}: field {str(key)!r:.80} must be a string or a number, got "
+                            f"{type(val).__name__} {val!r:.80}")
+        if not isinstance(val, str):
+            finite_number(val, f"{label}: field {str(key)!r:.80}")
+        out[str(key)] = str(val)
+    return out
+
+
 def _overrides(value: Mapping[str, object] | Sequence[str] | Sequence[tuple[str, object]]
                ) -> tuple[tuple[str, str], ...]:
     """``--set`` items (``"FIELD=VALUE"`` strings, pairs or a mapping) as sorted string pairs."""

@@ -98,8 +98,8 @@ def _write_file(path: Path, data: str | bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _bad_folder(path: Path, why: str) -> UserError:
-    return UserError(f"output folder {path}: {why}; choose another -o/--output folder")
+def _bad_folder(path: Path, why: str, option: str = "-o/--output", what: str = "output folder") -> UserError:
+    return UserError(f"{what} {path}: {why}; choose another {option} folder")
 
 
 class OutputFolder:
@@ -247,10 +247,12 @@ def check_replaceable(folder: Path, names: Iterable[str]) -> None:
                                       f"{name}; move it away")
 
 
-def prepare_output_folder(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` if needed and check that it is a writable folder (``UserError`` if not)."""
+def prepare_output_folder(path: str | os.PathLike[str], option: str = "-o/--output",
+                          what: str = "output folder") -> Path:
+    """Create ``path`` if needed and check that it is a writable folder (``UserError`` if not,
+    naming ``option``, e.g. ``--cache`` for a sweep's row cache, and ``what`` the folder is)."""
     if not str(path).strip():   # `-o ""` (an unset shell variable) would write into the current folder
-        raise UserError("option -o/--output: the output folder is an empty path; name a folder (use . for "
+        raise UserError(f"option {option}: the {what} is an empty path; name a folder (use . for "
                         "the current one)")
     folder = Path(path)
     try:
@@ -258,17 +260,18 @@ def prepare_output_folder(path: str | os.PathLike[str]) -> Path:
     except (FileNotFoundError, NotADirectoryError):
         exists = False  # mkdir below names a path component that is a file
     except OSError as e:  # a name past the file system's limit, a symlink loop, ...
-        raise _bad_folder(Path(_short(str(folder))), f"cannot be used ({e.strerror})") from None
+        raise _bad_folder(Path(_short(str(folder))), f"cannot be used ({e.strerror})", option, what) from None
     if exists and not folder.is_dir():
-        raise _bad_folder(folder, "exists and is not a folder")
+        raise _bad_folder(folder, "exists and is not a folder", option, what)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise _bad_folder(folder, "a path component is a file, not a folder") from None
+        raise _bad_folder(folder, "a path component is a file, not a folder", option, what) from None
     except NotADirectoryError:
-        raise _bad_folder(folder, "a path component is a file, not a folder") from None
+        raise _bad_folder(folder, "a path component is a file, not a folder", option, what) from None
     except OSError as e:
-        raise _bad_folder(Path(_short(str(folder))), f"cannot be created ({e.strerror})") from None
+        raise _bad_folder(Path(_short(str(folder))), f"cannot be created ({e.strerror})", option,
+                          what) from None
     for attempt in range(3):
         try:
             probe_writable(folder)
@@ -276,10 +279,10 @@ def prepare_output_folder(path: str | os.PathLike[str]) -> Path:
         except FileNotFoundError:
             # another run is swapping its files in: the folder is briefly away; create it again
             if attempt == 2:
-                raise _bad_folder(folder, "is not writable (it keeps disappearing)") from None
+                raise _bad_folder(folder, "is not writable (it keeps disappearing)", option, what) from None
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise _bad_folder(folder, f"is not writable ({e.strerror})") from None
+            raise _bad_folder(folder, f"is not writable ({e.strerror})", option, what) from None
     return folder.resolve()
 
 

@@ -38,14 +38,17 @@ MAX_AXIS_VALUES = 10_000
 MAX_POINTS = 1_000_000
 
 
-def parse_int_list(text: str | int | Sequence[Any], option: str, allow_auto: bool = False) -> tuple[Any, ...]:
+def parse_int_list(text: str | int | Sequence[Any], option: str, allow_auto: bool = False,
+                   where: str | None = None) -> tuple[Any, ...]:
     """``"1,2,8-16:4,1-64:x2"`` (or an int, or a TOML list of such items) as a tuple of ints.
 
     ``auto`` (when ``allow_auto``) becomes None: the compiler picks the count.
 
     Raises:
-        UserError: a malformed item, naming the option.
+        UserError: a malformed item, naming the option (``where``: the label instead of
+        ``option OPTION``, e.g. a sweep file and its key).
     """
+    label = where or f"option {option}"
     items: list[Any] = list(text) if isinstance(text, (list, tuple)) else [text]
     out: list[Any] = []
     for item in items:
@@ -57,15 +60,15 @@ def parse_int_list(text: str | int | Sequence[Any], option: str, allow_auto: boo
             try:
                 values = _int_range(part)
             except ValueError:
-                raise UserError(f"option {option}: expected integers, ranges A-B, A-B:STEP or A-B:xFACTOR"
+                raise UserError(f"{label}: expected integers, ranges A-B, A-B:STEP or A-B:xFACTOR"
                                 f"{' or auto' if allow_auto else ''}, got {part!r}") from None
             out.extend(values)
             if len(out) > MAX_AXIS_VALUES:
-                raise UserError(f"option {option}: more than {MAX_AXIS_VALUES:,} values (at {part!r}), past "
+                raise UserError(f"{label}: more than {MAX_AXIS_VALUES:,} values (at {part!r}), past "
                                 f"placer sweep's cap per list; give a step (A-B:STEP or A-B:xFACTOR) or a "
                                 f"shorter range")
     if not out:
-        raise UserError(f"option {option}: empty list")
+        raise UserError(f"{label}: empty list")
     return tuple(dict.fromkeys(out))   # keep order, drop repeats
 
 
@@ -95,11 +98,11 @@ def _int_range(part: str) -> list[int]:
     return list(span_values[:MAX_AXIS_VALUES + 1])
 
 
-def parse_str_list(text: str | Sequence[str], option: str) -> tuple[str, ...]:
+def parse_str_list(text: str | Sequence[str], option: str, where: str | None = None) -> tuple[str, ...]:
     items = list(text) if isinstance(text, (list, tuple)) else [text]
     out = [p.strip() for item in items for p in str(item).split(",") if p.strip()]
     if not out:
-        raise UserError(f"option {option}: empty list")
+        raise UserError(f"{where or f'option {option}'}: empty list")
     return tuple(dict.fromkeys(out))
 
 
@@ -158,26 +161,77 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Top-level keys are the axes (``models``, ``wafers``, ``concurrency``, ``context``,
     ``weights_dtype``, ``kv_dtype``, ``objective``, ``prefill_on``; each a list or a range string) and an
-    ``[options]`` table of fixed compile options (flat names, e.g. ``time_limit = 10``)."""
+    ``[options]`` table of fixed compile options (flat names, e.g. ``time_limit = 10``). Every key
+    and value is checked here, so a bad one is exit 2 naming the file and the key: ``models`` a
+    non-empty list of strings, the integer axes integers or range strings (or a list of them), the
+    other axes strings (or a list of strings), ``[options]`` by ``check_flat_types``."""
     from placer.validate import parse_toml, read_text
 
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such sweep file")
     data = parse_toml(read_text(p, "sweep file"), str(p))
-    if "options" in data and not isinstance(data["options"], dict):
-        raise UserError(f"{p}: 'options' must be a table ([options]) of compile options, "
-                        f"got {type(data['options']).__name__}")
-    bad_options = sorted(set(data.get("options", {})) - set(FLAT_DEFAULTS))
-    if bad_options:
-        raise UserError(f"{p}: unknown key(s) {', '.join(map(repr, bad_options[:5]))} in [options]; "
-                        f"expected placer compile options by their Python names, such as time_limit, seed")
     known = {"models", *AXES[1:], "options"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UserError(f"{p}: unknown key(s) {', '.join(unknown)}; expected some of "
                         f"{', '.join(sorted(known))}")
+    if "options" in data:
+        if not isinstance(data["options"], dict):
+            raise UserError(f"{p}: 'options' must be a table ([options]) of compile options, "
+                            f"got {type(data['options']).__name__}")
+        bad_options = sorted(set(data["options"]) - set(FLAT_DEFAULTS))
+        if bad_options:
+            raise UserError(f"{p}: unknown key(s) {', '.join(map(repr, bad_options[:5]))} in [options]; "
+                            "expected placer compile options by their Python names, such as time_limit, "
+                            "seed")
+        data["options"] = check_sweep_options(data["options"], f"{p} [options]")
+    if "models" in data:
+        data["models"] = _file_models(data["models"], f"{p}: models")
+    for axis in AXES[1:]:
+        if axis in data:
+            _check_file_axis(data[axis], axis, f"{p}: {axis}")
     return data
+
+
+def check_sweep_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A sweep's fixed options (a file's ``[options]``, ``--option``): no axis among them, each
+    a known compile option of its type (``placer.options.check_flat_types``)."""
+    from placer.options import check_flat_types
+
+    clash = sorted(set(options) & (set(AXES) | {"models"}))
+    if clash:
+        raise UserError(f"{where}: {', '.join(clash)} is a sweep axis; give it as a list at the top of the "
+                        f"sweep file or as --{clash[0].replace('_', '-')}, not as a fixed option")
+    return check_flat_types(options, where)
+
+
+def _file_models(value: object, where: str) -> tuple[str, ...]:
+    from placer.validate import string_list
+
+    models = string_list(value, where, '["llama-3.1-8b"]', allow_empty=False)
+    for model in models:
+        if not model.strip():
+            raise UserError(f"{where}: holds an empty name; give a zoo name or a model file")
+    return tuple(m.strip() for m in models)
+
+
+def _check_file_axis(value: object, axis: str, where: str) -> None:
+    """An axis of a sweep file: of its type, and parsed once here so a bad item names the file."""
+    numeric = axis in ("wafers", "concurrency", "context")
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise UserError(f"{where}: empty list; give at least one value (or leave the key out)")
+    for item in items:
+        ok = isinstance(item, str) or (numeric and isinstance(item, int) and not isinstance(item, bool))
+        if not ok:
+            expected = "integers or range strings such as \"4-16:4\"" if numeric else "strings"
+            raise UserError(f"{where}: expected {expected} (or a list of them), got "
+                            f"{type(item).__name__} {item!r:.80}")
+    if numeric:
+        parse_int_list(items, f"--{axis}", allow_auto=axis == "wafers", where=where)
+    else:
+        parse_str_list([str(item) for item in items], f"--{axis.replace('_', '-')}", where=where)
 
 
 def spec_from_lists(models: Sequence[str] | str, wafers: Any = "auto", concurrency: Any = 1,
@@ -186,6 +240,9 @@ def spec_from_lists(models: Sequence[str] | str, wafers: Any = "auto", concurren
                     options: Mapping[str, Any] | None = None) -> SweepSpec:
     """A ``SweepSpec`` from command-line or TOML lists (see ``parse_int_list``; ``prefill_on``:
     prefill targets, ``none`` for prefill on the wafers)."""
+    if not [m for m in ([models] if isinstance(models, str) else models) if str(m).strip(" ,")]:
+        raise UserError("placer sweep: give at least one MODEL (as arguments, or models = [...] in the "
+                        "--file)")
     return SweepSpec(
         models=parse_str_list(models, "MODEL"),
         wafers=parse_int_list(wafers, "--wafers", allow_auto=True),

@@ -136,17 +136,76 @@ def _run_local(todo: Sequence[Batch], jobs: int) -> Iterator[tuple[Rows, str]]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: Seconds ``--ray HOST:PORT`` may take to accept a TCP connection before the sweep is refused
+#: (Ray itself retries an unreachable address for minutes, printing a warning every few seconds).
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_ray_address(address: str) -> None:
+    """Ray is importable and ``address`` (``auto``, ``local``, ``HOST:PORT`` or
+    ``ray://HOST:PORT``) names a reachable host: a TCP connection within
+    ``RAY_CONNECT_TIMEOUT_S``; a ``UserError`` naming ``--ray`` and the address otherwise."""
+    import importlib.util
+    import socket
+
+    if importlib.util.find_spec("ray") is None:   # (not imported here: it takes seconds)
+        raise UserError("option --ray: ray is not installed; pip install 'placer-wafer[ray]'") from None
+    if address in ("auto", "local"):
+        return
+    hostport = address.removeprefix("ray://")
+    host, sep, port_text = hostport.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")   # [::1]:6379
+    if not (sep and host and port_text.isdigit() and 1 <= int(port_text) <= 65535):
+        raise UserError(f"option --ray {address!r:.120}: expected auto, local, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=RAY_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise UserError(f"option --ray {address}: cannot connect to {host}:{port_text} ({why} within "
+                        f"{RAY_CONNECT_TIMEOUT_S:g} s); start the cluster (ray start --head) or give its "
+                        f"address") from None
+
+
+def _quiet_ray() -> dict[str, Any]:
+    """``ray.init`` arguments that keep Ray's Python log lines off stderr (placer's errors are one line)."""
+    import logging
+
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    return {"log_to_driver": False, "logging_level": logging.ERROR}
+
+
+class _stderr_off:
+    """File descriptor 2 pointed at /dev/null for the block: Ray's C++ core writes its connection
+    warnings ("Failed to connect to GCS ...", one every few seconds) straight to it."""
+
+    def __enter__(self) -> None:
+        import sys
+
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+
+    def __exit__(self, *exc: object) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+
+
 def _run_ray(todo: Sequence[Batch], address: str, jobs: int) -> Iterator[tuple[Rows, str]]:
     try:
         import ray
     except ImportError:
         raise UserError("option --ray: ray is not installed; pip install 'placer-wafer[ray]'") from None
-    if not ray.is_initialized():
+    if not ray.is_initialized():   # (one the caller initialised is used as is)
+        check_ray_address(address)
         if address == "local":
-            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=jobs, include_dashboard=False, **_quiet_ray())
         else:
             try:
-                ray.init(address=address, log_to_driver=False)
+                with _stderr_off():
+                    ray.init(address=address, **_quiet_ray())
             except (ConnectionError, RuntimeError, ValueError) as e:
                 first = str(e).splitlines()[0] if str(e) else type(e).__name__
                 raise UserError(f"option --ray {address}: cannot connect ({first})") from None

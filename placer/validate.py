@@ -192,6 +192,22 @@ def number_in_range(value: object, where: str, low: float | None = None, high: f
     return number
 
 
+def string_list(value: object, where: str, example: str = "", allow_empty: bool = True) -> tuple[str, ...]:
+    """A list of strings (a TOML or JSON array); a plain string is refused, not split into its
+    characters (``pins = "layers.0=0"`` was taken as the pins ``l``, ``a``, ...)."""
+    hint = f" such as {example}" if example else ""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        shown = f"{type(value).__name__} {value!r:.80}"
+        raise UserError(f"{where}: expected a list of strings{hint}, got {shown}")
+    for item in value:
+        if not isinstance(item, str):
+            raise UserError(f"{where}: expected a list of strings{hint}, but it holds "
+                            f"{type(item).__name__} {item!r:.80}")
+    if not value and not allow_empty:
+        raise UserError(f"{where}: empty list; give at least one")
+    return tuple(value)
+
+
 def typed_fields(cls: type, data: object, where: str, non_negative: bool = False) -> dict[str, Any]:
     """``data`` checked against dataclass ``cls``'s field annotations, as keyword arguments.
 

@@ -11,8 +11,11 @@ from placer.cli.options import granularity_option, json_option, set_option, targ
 
 
 def _option_items(items: tuple[str, ...]) -> dict[str, Any]:
-    """``--option NAME=VALUE`` as flat compile options; a VALUE is JSON when it parses as JSON."""
+    """``--option NAME=VALUE`` as flat compile options; a VALUE is JSON when it parses as JSON
+    (``--option 'pins=["layers.0=0"]'``), else the string; each checked against its option's
+    type (``placer.sweep.check_sweep_options``)."""
     from placer.errors import UserError
+    from placer.sweep import check_sweep_options
 
     out: dict[str, Any] = {}
     for item in items:
@@ -23,7 +26,7 @@ def _option_items(items: tuple[str, ...]) -> dict[str, Any]:
             out[key.strip().replace("-", "_")] = json.loads(value)
         except json.JSONDecodeError:
             out[key.strip().replace("-", "_")] = value.strip()
-    return out
+    return check_sweep_options(out, "option --option")
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:
@@ -108,13 +111,16 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
     number_in_range(floor, "option --floor", low=0.0)
     if jobs is not None:
         integer(jobs, "option --jobs", minimum=1, maximum=MAX_JOBS)
+    import contextlib
+    import os
     from pathlib import Path
 
     from placer.cli.options import parse_sets
+    from placer.outputs import prepare_output_folder
     from placer.progress import progress_enabled
     from placer.speculative import speculative_from_flat
     from placer.sweep import load_sweep_file, spec_from_lists
-    from placer.sweep_exec import run_sweep, write_tables
+    from placer.sweep_exec import check_ray_address, run_sweep, write_tables
     from placer.sweep_report import render_summary, write_summary
 
     speculative_from_flat(draft, draft_length, acceptance)  # a bad flag is exit 2, not an error per point
@@ -124,7 +130,14 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
              "weights_dtype": weights_dtype, "kv_dtype": kv_dtype, "objective": objective,
              "prefill_on": prefill_on}
     lists.update({k: v for k, v in given.items() if v is not None})
-    fixed = {"target": target_name, "granularity": granularity, "prompt": prompt,
+    # --target and --granularity have defaults: only a value given on the command line wins over
+    # the sweep file's [options] (the file's target = "wse-mini" was silently replaced by wse3)
+    ctx = click.get_current_context()
+    defaulted = {name for name in ("target_name", "granularity")
+                 if ctx.get_parameter_source(name) is click.core.ParameterSource.DEFAULT}
+    fixed = {"target": None if "target_name" in defaulted and "target" in options else target_name,
+             "granularity": None if "granularity" in defaulted and "granularity" in options else granularity,
+             "prompt": prompt,
              "output_tokens": output_tokens, "min_tokens_per_s_per_user": min_tokens_per_s_per_user,
              "time_limit": time_limit, "seed": seed, "draft": draft, "draft_length": draft_length,
              "acceptance": acceptance}
@@ -133,15 +146,29 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
         options["target_overrides"] = {**options.get("target_overrides", {}), **parse_sets(target_sets)}
     options.update(_option_items(extra))
     spec = spec_from_lists(lists.pop("models", ()), **lists, options=options)
-    # Not placer.outputs.open_output_folder: it removes a folder it created when the run fails,
-    # and the default cache lives in that folder and must survive a killed sweep (resume). Each
-    # output file is still written atomically.
-    cache = None if no_cache else (cache_dir or str(Path(out_dir) / "cache"))
-    result = run_sweep(spec, cache_dir=cache, jobs=jobs, ray_address=ray_address,
-                       show_progress=progress_enabled() and not as_json,
-                       summary_context=summary_context or None, shard=_shard(shard))
-    paths = write_tables(result, out_dir)
-    paths.update(write_summary(result, out_dir, floor))
+    parts = _shard(shard)
+    if ray_address is not None:
+        check_ray_address(ray_address)
+    # The folders are checked (created, probed writable) before any point is compiled. Not
+    # placer.outputs.open_output_folder: the default cache lives in -o and must survive a killed
+    # sweep (resume); a folder made here is removed again if the sweep fails while it is empty.
+    # Each output file is written atomically.
+    cache = None if no_cache else (cache_dir if cache_dir is not None else str(Path(out_dir) / "cache"))
+    made = [p for p in (out_dir, cache) if p is not None and str(p).strip() and not os.path.lexists(p)]
+    try:
+        prepare_output_folder(out_dir, "-o/--output")
+        if cache is not None:
+            prepare_output_folder(cache, "--cache", "cache folder")
+        result = run_sweep(spec, cache_dir=cache, jobs=jobs, ray_address=ray_address,
+                           show_progress=progress_enabled() and not as_json,
+                           summary_context=summary_context or None, shard=parts)
+        paths = write_tables(result, out_dir)
+        paths.update(write_summary(result, out_dir, floor))
+    except BaseException:
+        for folder in reversed(made):   # the cache (inside -o by default) first
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)   # only if still empty
+        raise
     if as_json:
         from placer.sweep_summary import summarize
 

@@ -210,7 +210,7 @@ OPTION_CASES = {
     "sweep-floor-nan": (["sweep", "config.json", "--floor", "nan", "-o", "out"],
                         "option --floor: expected a finite number"),
     "sweep-file-time-limit-text": (["sweep", "--file", "time.toml", "-o", "out", "--no-cache"],
-                                   "option --time-limit: expected a number, got str 'x'"),
+                                   "time.toml [options]: time_limit: expected a number, got str 'x'"),
     "sweep-jobs": (["sweep", "config.json", "-j", str(10**9), "-o", "out"],
                    "option --jobs: must be <= 1,024"),
 }
