@@ -93,7 +93,7 @@ def from_onnx(model: str | Path | onnx.ModelProto, *, name: str | None = None) -
         graph = infer_shapes(graph)
         graph = _pin_cache_dims(graph)
         check_declared_types(proto.graph, graph.types, ONNX_DTYPES, label)
-        check_operand_types(proto.graph, graph.types, label)
+        check_operand_types(proto, graph.types, ONNX_DTYPES, label)
         _check_axes(graph, label)
         graph = classify_weights(graph)
         verify(graph, require_types=True)

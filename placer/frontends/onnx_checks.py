@@ -22,7 +22,10 @@ the tensor or node and the field:
   ``MAX_DIM``, a graph input of at most ``MAX_ELEMENTS`` static elements; an input sharing an
   initializer's name has its type and dims;
 * default-domain nodes: input and output counts, attribute names and attribute types the op's
-  schema allows;
+  schema allows, every attribute it requires (``Cast`` without ``to``);
+* after import (``check_operand_types``): a default-domain node's input element types are ones
+  its schema's type constraints take at the model's opset, one type for the inputs a constraint
+  binds (no ``MatMul`` of float and int64, no ``Gather`` indices of float);
 * after import (``check_declared_types``): a graph output's or value_info's declared element type
   and static dims agree with what placer infers from its producer;
 * external data files that exist are regular files (a folder or a symlink loop is an error,
@@ -245,8 +248,8 @@ def _check_graph_values(g: onnx.GraphProto, label: str, initializers: dict[str, 
 
 def _check_node_schemas(proto: onnx.ModelProto, label: str) -> None:
     """Each default-domain node that onnx has a schema for: input and output counts within the
-    schema's, attribute names the schema knows (other domains and unknown ops are the importer's
-    to report)."""
+    schema's, attribute names the schema knows, the attributes it requires (other domains and
+    unknown ops are the importer's to report)."""
     opset = next((imp.version for imp in proto.opset_import if imp.domain in ("", "ai.onnx")), None)
     if opset is None:
         return
@@ -275,6 +278,11 @@ def _check_node_schemas(proto: onnx.ModelProto, label: str) -> None:
         if unknown:
             raise UserError(f"{where} has attribute {unknown[0]!r}, which {n.op_type} does not have at "
                             f"opset {opset}")
+        given = {a.name for a in n.attribute}
+        lacking = [k for k, spec in schema.attributes.items() if spec.required and k not in given]
+        if lacking:
+            raise UserError(f"{where} lacks attribute {lacking[0]!r}, which {n.op_type} requires at "
+                            f"opset {opset}; add it")
         for a in n.attribute:
             want = schema.attributes[a.name].type
             if a.type and a.type != want:
@@ -299,10 +307,16 @@ _SAME_TYPE_INPUTS: dict[str, slice] = {
 }
 
 
-def check_operand_types(g: onnx.GraphProto, types: Mapping[str, Any], label: str) -> None:
-    """A default-domain node whose schema types its inputs alike (``Add``'s ``A`` and ``B``, ...)
-    gets inputs of one element type, as onnx's checker and onnxruntime require (placer would
-    otherwise take the first input's type and go on)."""
+def check_operand_types(proto: onnx.ModelProto, types: Mapping[str, Any], dtypes: Mapping[int, Any],
+                        label: str) -> None:
+    """Each default-domain node's inputs have element types its schema takes at the model's
+    opset, as onnx's checker and onnxruntime require (placer would otherwise take the first
+    input's type and go on): a type its constraint allows (no ``Relu`` of int64, no ``Gather``
+    indices of float), and one type for all the inputs one constraint binds (``Add``'s ``A`` and
+    ``B``, ``MatMul``'s). An input's type is the file's (initializer, ``Constant``, graph input,
+    value_info), else the one placer inferred (``dtypes``: ONNX code -> placer dtype); inputs of
+    unknown type, other domains and ops without a schema are not checked."""
+    g = proto.graph
     for n in g.node:
         span = _SAME_TYPE_INPUTS.get(n.op_type) if n.domain in ("", "ai.onnx") else None
         if span is None:
@@ -313,6 +327,106 @@ def check_operand_types(g: onnx.GraphProto, types: Mapping[str, Any], label: str
             shown = ", ".join(f"{name!r} {dtype.name.lower()}" for name, dtype in typed)
             raise UserError(f"{label}: node {n.name or n.op_type!r} ({n.op_type}) takes inputs of one "
                             f"element type, got {shown}; insert a Cast")
+    opset = next((imp.version for imp in proto.opset_import if imp.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        return
+    declared = _declared_codes(g)
+    codes_of: dict[Any, set[int]] = {}
+    for code, dtype in dtypes.items():
+        codes_of.setdefault(dtype, set()).add(code)
+    schemas: dict[str, _Typing | None] = {}
+    for n in g.node:
+        if n.domain not in ("", "ai.onnx"):
+            continue
+        if n.op_type not in schemas:
+            schemas[n.op_type] = _typing(n.op_type, opset)
+        typing = schemas[n.op_type]
+        if typing is None:
+            continue
+        bound: dict[str, tuple[str, str, int]] = {}  # constraint -> (param, value, code)
+        for i, value in enumerate(n.input):
+            param = typing.param(i)
+            if not value or param is None:
+                continue
+            formal, key, allowed, homogeneous = param
+            if value in declared:
+                codes = {declared[value]}
+            elif value in types and types[value].dtype in codes_of:
+                codes = codes_of[types[value].dtype]
+            else:
+                continue
+            where = f"{label}: node {n.name or n.op_type!r} ({n.op_type}): input {formal!r} (%{value})"
+            code = min(codes)
+            if allowed and not codes & allowed:
+                shown = ", ".join(_TYPE_NAMES[c] for c in sorted(allowed, key=_TYPE_NAMES.__getitem__))
+                what = f"its {key}" if key else "it"
+                raise UserError(f"{where} is {_TYPE_NAMES[code]}, which {n.op_type} does not take at opset "
+                                f"{opset} ({what}: {shown}); insert a Cast or fix the producer")
+            if key is None or not homogeneous:
+                continue
+            first = bound.setdefault(key, (formal, value, code))
+            if dtypes.get(first[2]) != dtypes.get(code) and first[2] != code:
+                raise UserError(f"{where} is {_TYPE_NAMES[code]}, but input {first[0]!r} (%{first[1]}) is "
+                                f"{_TYPE_NAMES[first[2]]}; {n.op_type}'s {key} is one element type for "
+                                f"both: insert a Cast")
+
+
+#: ONNX element type code -> the name the op schemas use (``tensor(float)``'s ``float``).
+_TYPE_NAMES = {code: str(TensorProto.DataType.Name(code)).lower() for code in _KNOWN_TYPES}
+_TYPE_CODES = {name: code for code, name in _TYPE_NAMES.items()}
+
+
+class _Typing:
+    """An op schema's input type constraints: per formal input, its constraint's name (None for
+    a fixed type), the tensor element types allowed (empty: not checked) and whether a variadic
+    input's values share one type."""
+
+    def __init__(self, schema: onnx.defs.OpSchema) -> None:
+        constraints = {c.type_param_str: list(c.allowed_type_strs) for c in schema.type_constraints}
+        self.params: list[tuple[str, str | None, set[int], bool]] = []
+        for p in schema.inputs:
+            key: str | None = p.type_str if p.type_str in constraints else None
+            strs = constraints[p.type_str] if key else [p.type_str]
+            allowed = {_TYPE_CODES[s[7:-1]] for s in strs
+                       if s.startswith("tensor(") and s.endswith(")") and s[7:-1] in _TYPE_CODES}
+            if len(allowed) != sum(s.startswith("tensor(") for s in strs):
+                allowed = set()  # a type placer does not name: leave the input unchecked
+            self.params.append((p.name, key, allowed, bool(p.is_homogeneous)))
+        self.variadic = bool(schema.inputs) and \
+            schema.inputs[-1].option == onnx.defs.OpSchema.FormalParameterOption.Variadic
+
+    def param(self, i: int) -> tuple[str, str | None, set[int], bool] | None:
+        if i < len(self.params):
+            return self.params[i]
+        return self.params[-1] if self.variadic else None
+
+
+def _typing(op_type: str, opset: int) -> _Typing | None:
+    try:
+        return _Typing(onnx.defs.get_schema(op_type, opset, ""))
+    except onnx.defs.SchemaError:
+        return None
+
+
+def _declared_codes(g: onnx.GraphProto) -> dict[str, int]:
+    """Element types the file itself gives: initializers, ``Constant`` outputs, graph inputs and
+    value_info (graph outputs and value_info of produced values were checked against placer's
+    inference already)."""
+    out = {vi.name: vi.type.tensor_type.elem_type for vi in (*g.value_info, *g.input)
+           if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type in _KNOWN_TYPES}
+    out.update({t.name: t.data_type for t in g.initializer if t.data_type in _KNOWN_TYPES})
+    fixed = {"value_float": TensorProto.FLOAT, "value_floats": TensorProto.FLOAT,
+             "value_int": TensorProto.INT64, "value_ints": TensorProto.INT64,
+             "value_string": TensorProto.STRING, "value_strings": TensorProto.STRING}
+    for n in g.node:
+        if n.op_type != "Constant" or n.domain not in ("", "ai.onnx") or not n.output:
+            continue
+        for a in n.attribute:
+            if a.name == "value" and a.t.data_type in _KNOWN_TYPES:
+                out[n.output[0]] = a.t.data_type
+            elif a.name in fixed:
+                out[n.output[0]] = fixed[a.name]
+    return out
 
 
 def check_declared_types(g: onnx.GraphProto, types: Mapping[str, Any], dtypes: Mapping[int, Any],

@@ -425,3 +425,43 @@ def test_config_fields_nobody_places_are_still_checked(tmp_path: Path, field: st
                                                       needle: str) -> None:
     (tmp_path / "config.json").write_text(json.dumps({**TINY_CONFIG, field: value}))
     _one_line(_placer("inspect", "config.json", cwd=tmp_path), needle)
+
+
+# A fourth held-out round: a Cast without 'to', a MatMul of float and int64, Gather indices of
+# float and a Sqrt of int64 all inspected with exit 0 (or died later in the emulator).
+@pytest.mark.parametrize("case, needle", [
+    ("cast-without-to", "node 'Cast' (Cast) lacks attribute 'to', which Cast requires at opset 17; add it"),
+    ("matmul-float-int64", "node 'mm' (MatMul): input 'B' (%w) is int64, but input 'A' (%x) is float"),
+    ("gather-float-indices", "node 'g0' (Gather): input 'indices' (%x) is float, which Gather does not take"),
+    ("sqrt-int64", "node 'Sqrt' (Sqrt): input 'X' (%x) is int64, which Sqrt does not take at opset 17"),
+])
+def test_onnx_schema_attributes_and_type_constraints(tmp_path: Path, case: str, needle: str) -> None:
+    p = tmp_path / "m.onnx"
+    inits: list[onnx.TensorProto] = []
+    x_type = F
+    if case == "cast-without-to":
+        nodes, out = [helper.make_node("Cast", ["x"], ["z"])], [_vi("z", F, [1, 8])]
+    elif case == "matmul-float-int64":
+        inits = [onnx.numpy_helper.from_array(np.ones((8, 8), np.int64), "w")]
+        nodes, out = [helper.make_node("MatMul", ["x", "w"], ["z"], name="mm")], [_vi("z", F, [1, 8])]
+    elif case == "gather-float-indices":
+        inits = [onnx.numpy_helper.from_array(np.ones((8, 8), np.float32), "w")]
+        nodes, out = [helper.make_node("Gather", ["w", "x"], ["z"], name="g0")], [_vi("z", F, [1, 8, 8])]
+    else:
+        x_type = I64
+        nodes, out = [helper.make_node("Sqrt", ["x"], ["z"])], [_vi("z", I64, [1, 8])]
+    g = helper.make_graph(nodes, "g", [_vi("x", x_type, [1, 8])], out, initializer=inits)
+    onnx.save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(p))
+    r = _placer("inspect", "m.onnx", cwd=tmp_path)
+    _one_line(r, needle)
+    assert r.stderr.startswith("placer: error: m.onnx: "), r.stderr
+
+
+def test_types_the_schemas_allow_are_accepted(tmp_path: Path) -> None:
+    """Relu of int64 (allowed since opset 14) and Gather with int32 indices stay exit 0."""
+    inits = [onnx.numpy_helper.from_array(np.ones((8, 8), np.float32), "w")]
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Gather", ["w", "r"], ["z"])]
+    g = helper.make_graph(nodes, "g", [_vi("x", I32, [1, 8])], [_vi("z", F, [1, 8, 8])], initializer=inits)
+    onnx.save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    r = _placer("inspect", "m.onnx", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
