@@ -462,6 +462,7 @@ def test_types_the_schemas_allow_are_accepted(tmp_path: Path) -> None:
     inits = [onnx.numpy_helper.from_array(np.ones((8, 8), np.float32), "w")]
     nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Gather", ["w", "r"], ["z"])]
     g = helper.make_graph(nodes, "g", [_vi("x", I32, [1, 8])], [_vi("z", F, [1, 8, 8])], initializer=inits)
-    onnx.save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save_model(model, str(tmp_path / "m.onnx"))
     r = _placer("inspect", "m.onnx", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
