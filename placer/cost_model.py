@@ -109,6 +109,24 @@ def annotate_costs(graph: Graph, target: Target, workload: Workload,
         return _annotate_costs(graph, workload, structure_for(graph, structure))
 
 
+def _warn_unmatched_overrides(graph: Graph, workload: Workload, owner: Mapping[str, str]) -> None:
+    """A ``--dtype-override`` pattern that names no parameter is a typo that changes nothing:
+    say so (one warning line) rather than report the native sizes as if it applied."""
+    import fnmatch
+    import warnings
+
+    from placer._warnings import PlacerWarning
+
+    params = [(n, owner.get(n, "")) for n, w in graph.weights.items() if w.role is WeightRole.PARAMETER]
+    for pattern, dtype in workload.weights.overrides:
+        if not any(fnmatch.fnmatchcase(n, pattern) or (u and fnmatch.fnmatchcase(f"{u}/{n}", pattern))
+                   for n, u in params):
+            example = params[len(params) // 2][0] if params else "none"
+            warnings.warn(f"option --dtype-override {pattern}={dtype}: the pattern matches no weight of "
+                          f"{graph.name!r} (weights are named like {example!r}); nothing was overridden",
+                          PlacerWarning, stacklevel=3)
+
+
 def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> ModelCost:
     units = list(graph.units)
     rank = {u.name: i for i, u in enumerate(units)}
@@ -128,6 +146,7 @@ def _annotate_costs(graph: Graph, workload: Workload, structure: Structure) -> M
             stored[name] = Operand(shape, w.type.dtype, constant=True)
         if name in owner:
             weights_of[owner[name]].append(name)
+    _warn_unmatched_overrides(graph, workload, owner)
     views = _parameter_views(graph, stored)
     stored.update(views)
     # The structure's graph has the same values and its consumer index is already built.

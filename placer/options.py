@@ -284,6 +284,7 @@ class CompileOptions:
         if unknown:
             raise TypeError(f"unknown compile option(s) {', '.join(unknown)}; "
                             f"expected some of: {', '.join(FLAT_DEFAULTS)}")
+        _check_list_and_flag_types(flat)
         v = {**FLAT_DEFAULTS, **flat}
         if v["prompt"] is not None and v["prompt"] == DEFAULT_PROMPT:  # the sentinel, given: not a length
             raise UserError(f"option --prompt must be >= 1, got {v['prompt']}")
@@ -354,6 +355,23 @@ FLAT_KINDS: dict[str, type] = {name: _NONE_DEFAULT_KINDS[name] if default is Non
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 _EXAMPLES = {"pins": '["layers.0-9=0"]', "dtype_overrides": '["*.experts.*=mxfp4"]',
              "target_overrides": '["clock_hz=9.5e8"] or {clock_hz = 9.5e8}'}
+
+
+_FLAG_OF = {"pins": "--pin", "dtype_overrides": "--dtype-override", "target_overrides": "--set"}
+
+
+def _check_list_and_flag_types(flat: Mapping[str, Any]) -> None:
+    """The Python API's list and true/false options of their kind (``pins="layers.0=0"`` was
+    taken as the pins ``l``, ``a``, ...; ``compare="no"`` as true); the numbers are checked
+    where they are used, naming the option."""
+    from placer.validate import string_list
+
+    for name, value in flat.items():
+        kind, label = FLAT_KINDS[name], f"option {_FLAG_OF.get(name, '--' + name.replace('_', '-'))}"
+        if kind is tuple and name != "target_overrides" and value is not None:
+            string_list(value, label, _EXAMPLES.get(name, ""))
+        elif kind is bool and not isinstance(value, bool):
+            raise UserError(f"{label}: expected True or False, got {type(value).__name__} {value!r:.80}")
 
 
 def check_flat_types(flat: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -139,7 +139,9 @@ def _import(model: Any) -> tuple[Graph, str, str, bool]:
         if path.suffix == ".json":
             from placer.frontends.hf_config import from_config
 
-            return from_config(str(path)), path.parent.name if path.name == "config.json" else path.stem, \
+            # a config.json is named by its folder (a relative "config.json" by the working folder's)
+            folder = path.resolve().parent.name or "config"
+            return from_config(str(path)), folder if path.name == "config.json" else path.stem, \
                 _sha256_file(path), False
         from placer.frontends.onnx import from_onnx
 

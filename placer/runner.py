@@ -79,6 +79,9 @@ def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
             with loaded as npz:
                 data = {}
                 for k in npz.files:
+                    if k not in graph.inputs:   # not an input of the model: never decompressed
+                        continue
+                    _check_member_size(npz, k, where)
                     try:
                         data[k] = npz[k]
                     except ValueError as e:  # an object array: pickled, never loaded
@@ -133,9 +136,44 @@ def load_inputs(source: str | os.PathLike[str] | Mapping[str, np.ndarray],
     return out
 
 
+#: Largest array ``placer run`` reads from an --inputs .npz (2^31 bytes: token ids, masks and
+#: the past KV of the models the emulator runs are far smaller; a compressed member's header
+#: is checked before it is decompressed, so a few MB that inflate to terabytes are refused).
+MAX_INPUT_BYTES = 2**31
+
+
+def _check_member_size(npz: Any, key: str, where: str) -> None:
+    """Refuse, from its .npy header alone, an array larger than ``MAX_INPUT_BYTES`` or larger
+    than the bytes the archive says the member holds."""
+    from numpy.lib import format as npy_format
+
+    member = key + ".npy"
+    try:
+        info = npz.zip.getinfo(member)
+        with npz.zip.open(member) as f:
+            version = npy_format.read_magic(f)
+            read = (npy_format.read_array_header_1_0 if version == (1, 0)
+                    else npy_format.read_array_header_2_0)
+            shape, _, dtype = read(f)
+            header = f.tell()
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile, zlib.error):
+        return  # not a plain .npy member: reading it reports what is wrong
+    if dtype.hasobject:
+        return  # refused when read (pickled objects are never loaded)
+    n = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if n > MAX_INPUT_BYTES:
+        raise UserError(f"{where}: {key!r} is a {dtype} array of shape {tuple(shape)} ({n / 1e9:,.1f} GB), "
+                        f"more than placer run reads (placer.runner.MAX_INPUT_BYTES, "
+                        f"{MAX_INPUT_BYTES / 1e9:.2f} GB); pass smaller inputs")
+    if header + n > info.file_size:
+        raise UserError(f"{where}: {key!r} says shape {tuple(shape)} ({n:,} bytes of {dtype}) but the "
+                        f"archive holds {max(info.file_size - header, 0):,} bytes of it; write the file "
+                        f"again with numpy.savez")
+
+
 def _check_lookup_indices(graph: Graph, inputs: Mapping[str, np.ndarray], where: str) -> None:
     """An integer input that indexes a weight table directly (token ids into an embedding, a
-    Gather on a stored weight) holds indices inside the table: ONNX's range ``[-n, n - 1]``."""
+    Gather on a stored weight) holds indices inside the table: ``0`` to ``n - 1``."""
     from placer.ir import OpKind
     from placer.ir.attrs import AxisAttrs
 
@@ -153,7 +191,9 @@ def _check_lookup_indices(graph: Graph, inputs: Mapping[str, np.ndarray], where:
         if not isinstance(n, int) or arr.size == 0 or arr.dtype.kind not in "iu":
             continue
         low, high = int(arr.min()), int(arr.max())
-        if low < -n or high >= n:
+        # ONNX's Gather takes -n..-1 as rows from the end, but an input that names rows of a
+        # table (token ids) is never negative: -1 is a padding or a sentinel id run as the last row.
+        if low < 0 or high >= n:
             bad = high if high >= n else low
             raise UserError(f"{where}: {node.inputs[1]!r} holds {bad:,}, outside the {n:,} rows of "
                             f"{node.inputs[0]!r} (valid: 0 to {n - 1:,}); give ids the model knows")
@@ -471,6 +511,8 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     pairs = kv_pairs(graph)
     if tokens > 0 and not pairs:
         raise UserError("option --tokens: the model has no past/present KV inputs and outputs to decode with")
+    if is_plan:
+        _check_context(graph, feeds, pairs, tokens, plan.kv.context_tokens, source)
     logits_name = "logits" if "logits" in graph.outputs else graph.outputs[0]
     try:
         executor = MeshExecutor(graph, MeshSpec.from_target(target), wafer_of_unit=assignment,
@@ -518,6 +560,31 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
             per = predicted_unit_seconds(graph, target, context, 1, batch // micro_batches, regions)
             result.predicted_unit_s = {u: micro_batches * t for u, t in per.items()}
     return result
+
+
+def _sequence_length(graph: Graph, feeds: Mapping[str, np.ndarray], pairs: list[tuple[str, str]]) -> int:
+    """Tokens a sequence holds after the prefill: the given past plus the prompt's tokens (the
+    inputs ``_next_feeds`` replaces with the next token; 0 when the model takes none)."""
+    past_of = dict(pairs)
+    past = int(feeds[pairs[0][0]].shape[2]) if pairs and feeds[pairs[0][0]].ndim > 2 else 0
+    prompt = [int(feeds[n].shape[1]) for n in graph.inputs
+              if n not in past_of and n not in ("attention_mask", "position_ids") and feeds[n].ndim >= 2]
+    return past + max(prompt, default=0)
+
+
+def _check_context(graph: Graph, feeds: Mapping[str, np.ndarray], pairs: list[tuple[str, str]],
+                   tokens: int, context: int, source: str) -> None:
+    """The prompt and the decoded tokens fit the context the plan was compiled for: its KV
+    memory was sized for that many tokens per sequence (a longer run would need SRAM the plan
+    does not hold, and its predicted column would be for another context)."""
+    if not pairs or context <= 0:
+        return
+    held = _sequence_length(graph, feeds, pairs)
+    if held + tokens > context:
+        raise UserError(f"{source}: the prompt ({held:,} tokens) and --tokens {tokens:,} need a context of "
+                        f"{held + tokens:,} tokens, but the plan was compiled for {context:,} "
+                        f"(plan.kv.context_tokens); compile with --context {held + tokens} or decode fewer "
+                        f"tokens")
 
 
 def _next_feeds(graph: Graph, feeds: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],

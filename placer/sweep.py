@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -231,7 +232,15 @@ def _check_file_axis(value: object, axis: str, where: str) -> None:
     if numeric:
         parse_int_list(items, f"--{axis}", allow_auto=axis == "wafers", where=where)
     else:
-        parse_str_list([str(item) for item in items], f"--{axis.replace('_', '-')}", where=where)
+        values = parse_str_list([str(item) for item in items], f"--{axis.replace('_', '-')}", where=where)
+        if axis in ("objective", "weights_dtype", "kv_dtype"):   # choices: named by the file, not the option
+            from placer.options import CompileOptions
+
+            for v in values:
+                try:
+                    CompileOptions.from_flat(**{axis: v})
+                except UserError as e:
+                    raise UserError(f"{where}: {re.sub(r'^(option )?--[a-z-]+:? ', '', str(e))}") from None
 
 
 def spec_from_lists(models: Sequence[str] | str, wafers: Any = "auto", concurrency: Any = 1,

@@ -94,6 +94,9 @@ class Target:
         """Every number finite and in range, integers integral, sizes within placer's caps."""
         if not self.name.strip():
             raise UserError("target: field name is empty; give the target a name")
+        if not self.name.isprintable() or len(self.name) > 200:  # it heads one-line summaries and reports
+            raise UserError(f"target: field name {self.name[:60]!r} has a control character (a newline or "
+                            f"tab) or is longer than 200 characters; give a short one-line name")
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, (int, float)) and not isinstance(v, bool):

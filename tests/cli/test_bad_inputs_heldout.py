@@ -466,3 +466,88 @@ def test_types_the_schemas_allow_are_accepted(tmp_path: Path) -> None:
     onnx.save_model(model, str(tmp_path / "m.onnx"))
     r = _placer("inspect", "m.onnx", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+
+
+def _npz_with_header(path: Path, key: str, shape: tuple[int, ...], values: np.ndarray) -> None:
+    """An .npz whose member's .npy header claims ``shape`` while holding only ``values``."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy_format
+
+    buf = io.BytesIO()
+    npy_format.write_array_header_1_0(buf, {"descr": npy_format.dtype_to_descr(values.dtype),
+                                            "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(key + ".npy", buf.getvalue() + values.tobytes())
+
+
+# A negative token id ran as a row from the table's end (ONNX Gather's wrap); an array whose header
+# claims 8 TB was decompressed before anything was checked; one claiming more than it holds failed
+# in numpy's reshape; a prompt plus --tokens past the plan's context decoded into KV the plan never sized.
+@pytest.mark.parametrize("case, needle", [
+    ("negative-id", "'input_ids' holds -1, outside the 96 rows of"),
+    ("huge-header", "'input_ids' is a int64 array of shape (1, 1000000000000) (8,000.0 GB), more than "
+                    "placer run reads (placer.runner.MAX_INPUT_BYTES"),
+    ("short-member", "'input_ids' says shape (1, 100) (800 bytes of int64) but the archive holds 24 bytes"),
+    ("past-context", "the prompt (3 tokens) and --tokens 200 need a context of 203 tokens, but the plan was "
+                     "compiled for 128 (plan.kv.context_tokens)"),
+])
+def test_run_inputs_bounded_by_what_they_hold(tmp_path: Path, case: str, needle: str) -> None:
+    # a model with past/present KV (the optimum export), so that --tokens decodes
+    model = str(Path(__file__).parents[1] / "data" / "optimum" / "llama.onnx")
+    r = _placer("compile", model, "--target", "wse-mini", "--context", "128", "--time-limit", "0.2",
+                "-o", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    ids = np.array([[1, 2, 3]], np.int64)
+    args = ["--tokens", "200"] if case == "past-context" else []
+    if case == "negative-id":
+        np.savez(tmp_path / "bad.npz", input_ids=np.array([[1, -1, 3]]),
+                 attention_mask=np.ones((1, 3), np.int64), position_ids=np.array([[0, 1, 2]]))
+    elif case == "huge-header":
+        _npz_with_header(tmp_path / "bad.npz", "input_ids", (1, 10**12), ids)
+    elif case == "short-member":
+        _npz_with_header(tmp_path / "bad.npz", "input_ids", (1, 100), ids)
+    else:
+        np.savez(tmp_path / "bad.npz", input_ids=ids, attention_mask=np.ones((1, 3), np.int64),
+                 position_ids=np.array([[0, 1, 2]]))
+    r = _placer("run", model, "--plan", "out", "--inputs", "bad.npz", *args, cwd=tmp_path)
+    _one_line(r, needle)
+    if case == "past-context":   # what fits runs
+        r = _placer("run", model, "--plan", "out", "--inputs", "bad.npz", "--tokens", "2", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+
+
+def test_names_and_choices_named_where_they_were_given(tmp_path: Path) -> None:
+    """A target name with a newline split the one-line summary; a relative config.json compiled
+    as the model ''; a sweep file's bad objective was blamed on --objective; a --dtype-override
+    that matched no weight changed nothing silently."""
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    r = _placer("compile", "config.json", "--target", "wse-mini", "--set", "name=a\nb", "-o", "o1",
+                cwd=tmp_path)
+    _one_line(r, "target: field name 'a\\nb' has a control character")
+    assert not (tmp_path / "o1").exists()
+    r = _placer("compile", "config.json", "--target", "wse-mini", "--time-limit", "0.2", "-o", "o2",
+                "--dtype-override", "*.expert.*=mxfp4", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{tmp_path.name}: 1 wafer(s)"), r.stdout
+    warning = r.stderr.strip().splitlines()
+    assert len(warning) == 1
+    assert "--dtype-override *.expert.*=mxfp4: the pattern matches no weight" in warning[0]
+    (tmp_path / "sweep.toml").write_text('objective = ["min-wafers", "fast"]\n')
+    r = _placer("sweep", "config.json", "--file", "sweep.toml", "-o", "s", cwd=tmp_path)
+    _one_line(r, "sweep.toml: objective: expected one of min-wafers")
+    assert not (tmp_path / "s").exists()
+
+
+def test_python_api_list_and_flag_options_of_their_kind() -> None:
+    """``pins="layers.0=0"`` was taken as ten one-character pins; ``compare="no"`` as true."""
+    from placer.errors import UserError
+    from placer.options import CompileOptions
+
+    with pytest.raises(UserError, match=r"option --pin: expected a list of strings"):
+        CompileOptions.from_flat(pins="layers.0=0")
+    with pytest.raises(UserError, match=r"option --compare: expected True or False, got str 'no'"):
+        CompileOptions.from_flat(compare="no")
+    assert CompileOptions.from_flat(pins=("layers.0=0",), compare=False).to_dict()["deployment"]["pins"] == \
+        ["layers.0=0"]
