@@ -75,10 +75,17 @@ def load_export_config(model: str) -> tuple[Any, Path | None]:
                             "(see 'placer zoo')") from None
     data = {k: v for k, v in data.items() if not k.startswith("_")}
     model_type = data.get("model_type")
+    from placer.frontends.hf_fallback import _first_line
+
     try:
         cfg = tr.AutoConfig.for_model(model_type, **{k: v for k, v in data.items() if k != "model_type"})
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{model}: transformers cannot build model_type {model_type!r} ({e})") from None
+    except Exception as e:  # noqa: BLE001  (transformers' validators raise their own classes, e.g.
+        # huggingface_hub's StrictDataclassClassValidationError for a negative hidden_size)
+        # the last line of a validator's chained message says which field is wrong
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        why = lines[-1] if len(lines) > 1 else _first_line(e)
+        raise UserError(f"{model}: transformers cannot build model_type {model_type!r} from this config "
+                        f"({why[:200]}); fix the field it names") from None
     return cfg, folder
 
 

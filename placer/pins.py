@@ -25,7 +25,18 @@ _LITERAL = re.compile(r"[^*?\[\]-]*")  # no glob characters and no '-' (hence no
 
 def read_pin_file(path: str | os.PathLike[str]) -> list[str]:
     text = read_text(path, "pin file (option --pin-file)")
-    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+    pins = []
+    for number, line in enumerate(text.splitlines(), 1):
+        spec = line.split("#", 1)[0].strip()
+        if not spec:
+            continue
+        pattern, sep, wafer = spec.rpartition("=")
+        # the syntax here, so that a bad line names the file and line (the units are matched later)
+        if not sep or not pattern.strip() or not wafer.strip().isdigit():
+            raise UserError(f"{path}: line {number}: expected PATTERN=WAFER with a wafer index >= 0 "
+                            f"(e.g. layers.0-9=0), got {spec[:80]!r} (option --pin-file)")
+        pins.append(spec)
+    return pins
 
 
 def _split_ranges(pattern: str) -> list[str | tuple[int, int]]:

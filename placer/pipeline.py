@@ -100,6 +100,9 @@ def _import(model: Any) -> tuple[Graph, str, str, bool]:
     """The graph, its name and sha256, and whether the ONNX frontend read it."""
     import hashlib
 
+    if isinstance(model, (str, os.PathLike)) and not str(model).strip():   # Path("") is "."
+        raise UserError("MODEL is empty; pass an .onnx file, a config.json (or its folder) or a zoo name "
+                        "(placer zoo lists them)")
     if isinstance(model, Graph):
         from placer.ir import to_json
 

@@ -25,7 +25,8 @@ from placer.progress import progress
 @weights_dtype_option
 @dtype_override_option
 @kv_dtype_option
-@click.option("--context", default="8192", show_default=True, help="KV length per sequence, tokens.")
+@click.option("--context", default="8192", show_default=True,
+              help="KV length per sequence, tokens (0: the weights alone, no KV).")
 @click.option("--unit-overrides", type=click.Path(dir_okay=False), default=None,
               help="TOML or JSON file mapping node-name/scope globs to unit names.")
 @json_option

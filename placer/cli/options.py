@@ -71,7 +71,7 @@ _COMPILE_OPTIONS = (
     _opt("--objective", type=click.Choice(Objective.choices()),
          help="What to optimise (after keeping as many sequences resident as fit)."),
     _opt("--min-tokens-per-s-per-user", type=float, help="Per-user decode floor, tokens/s."),
-    _opt("--context", type=int, help="KV length per sequence, tokens."),
+    _opt("--context", type=int, help="KV length per sequence, tokens (0: the weights alone, no KV)."),
     _opt("--prompt", type=int, help="Prompt length for TTFT, tokens [default: 1024, or --context if less]."),
     _opt("--output-tokens", type=int, help="Mean output length per request, tokens ($ and I/O per request)."),
     _opt("--concurrency", type=int, help="Sequences served at once."),

@@ -33,7 +33,7 @@ def run_command(model: str, plan_path: str, inputs_path: str, outputs_path: str 
     from placer.fileio import check_output_file
     from placer.runner import _assignment, format_accounting, run_plan, write_run_outputs
 
-    if outputs_path:
+    if outputs_path is not None:   # "" too: an empty path is a mistake, not "no outputs"
         check_output_file(outputs_path, "--outputs")
     _, plan_target, _ = _assignment(plan_path)
     target = plan_target

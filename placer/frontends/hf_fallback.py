@@ -107,6 +107,9 @@ def _export(config: Mapping[str, Any], source: str, model_type: str, name: str, 
     return from_torch(model, (ids,), dynamic_shapes=shapes, name=name, example_kwargs={"use_cache": False})
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of ``e``, at most ``limit`` characters (transformers' unknown
+    model_type message lists every one of its ~500 model types on that line)."""
+    text = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    first = text[0] if text else type(e).__name__
+    return first if len(first) <= limit else first[:limit].rstrip(" ,") + " ..."

@@ -122,6 +122,9 @@ def _check_initializer(t: onnx.TensorProto, label: str, model_dir: Path | None,
         raise UserError(f"{where}: dims {list(t.dims)} contain a negative size")
     expected = tensor_bytes(t)
     if t.data_location == TensorProto.EXTERNAL:
+        if t.HasField("raw_data") or any(len(getattr(t, f)) for f in _TYPED_FIELDS):
+            raise UserError(f"{where}: its data location is EXTERNAL but it also holds data in the model "
+                            f"file; a tensor keeps its data in one place (the file is corrupt or was edited)")
         info: dict[str, str] = {}
         for entry in t.external_data:
             if entry.key in info:
@@ -179,6 +182,9 @@ def check_model_proto(proto: onnx.ModelProto, label: str, model_dir: Path | None
         raise UserError(f"{label}: IR version {proto.ir_version} is newer than the {onnx.IR_VERSION} the "
                         f"installed onnx ({onnx.__version__}) knows; re-export with an older IR version")
     newest = onnx.defs.onnx_opset_version()
+    if not proto.opset_import:   # onnx's checker requires one from IR version 3 on: ops mean what it says
+        raise UserError(f"{label}: the model imports no opset (opset_import is empty), so its ops have no "
+                        f"defined meaning; re-export it (an exporter writes the opset it used)")
     seen_domains: set[str] = set()
     for imp in proto.opset_import:
         domain = "" if imp.domain == "ai.onnx" else imp.domain
@@ -208,8 +214,21 @@ def check_model_proto(proto: onnx.ModelProto, label: str, model_dir: Path | None
         _check_initializer(t, label, model_dir, sizes, checked)
     _check_graph_values(g, label, {t.name: t for t in g.initializer})
     _check_node_schemas(proto, label)
-    produced = {o for n in g.node for o in n.output if o}
-    produced |= {i.name for i in g.input} | {t.name for t in g.initializer}
+    if not g.output:
+        raise UserError(f"{label}: the graph has no outputs, so it computes nothing; declare its outputs "
+                        f"(e.g. logits) and re-export")
+    producer: dict[str, str] = {i.name: "a graph input" for i in g.input}
+    producer.update({t.name: "an initializer" for t in g.initializer})
+    for n in g.node:
+        for o in n.output:
+            if not o:
+                continue
+            if o in producer:   # SSA: one definition per value
+                raise UserError(f"{label}: value {o!r} is defined twice, by {producer[o]} and by node "
+                                f"{n.name or n.op_type!r} ({n.op_type}); each value has one producer "
+                                f"(rename one output)")
+            producer[o] = f"node {n.name or n.op_type!r} ({n.op_type})"
+    produced = set(producer)
     for out in g.output:
         if out.name not in produced:
             raise UserError(f"{label}: graph output {out.name!r} is produced by no node; fix or remove it")

@@ -551,3 +551,57 @@ def test_python_api_list_and_flag_options_of_their_kind() -> None:
         CompileOptions.from_flat(compare="no")
     assert CompileOptions.from_flat(pins=("layers.0=0",), compare=False).to_dict()["deployment"]["pins"] == \
         ["layers.0=0"]
+
+
+def _tiny_onnx(path: Path, edit: str) -> Path:
+    w = helper.make_tensor("w", F, [8, 8], [0.0] * 64)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])]
+    outputs = [_vi("z", F, [1, 8])]
+    if edit == "no-outputs":
+        outputs = []
+    if edit == "defined-twice":
+        nodes.append(helper.make_node("Neg", ["x"], ["y"], name="again"))
+    g = helper.make_graph(nodes, "g", [_vi("x", F, [1, 8])], outputs, initializer=[w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    if edit == "no-opset":
+        del m.opset_import[:]
+    if edit == "external-and-raw":
+        t = m.graph.initializer[0]
+        t.raw_data = np.zeros(64, np.float32).tobytes()
+        t.data_location = TensorProto.EXTERNAL
+        t.external_data.add(key="location", value="w.bin")
+        (path.parent / "w.bin").write_bytes(np.zeros(64, np.float32).tobytes())
+    onnx.save_model(m, str(path))
+    return path
+
+
+# Each was exit 0 (or a message about a dangling value that was not dangling).
+@pytest.mark.parametrize("edit, needle", [
+    ("no-opset", "the model imports no opset (opset_import is empty)"),
+    ("no-outputs", "the graph has no outputs, so it computes nothing"),
+    ("defined-twice", "value 'y' is defined twice, by node 'MatMul' (MatMul) and by node 'again' (Neg)"),
+    ("external-and-raw", "initializer 'w': its data location is EXTERNAL but it also holds data in the"),
+])
+def test_onnx_structure_every_model_needs(tmp_path: Path, edit: str, needle: str) -> None:
+    _tiny_onnx(tmp_path / "m.onnx", edit)
+    _one_line(_placer("inspect", "m.onnx", cwd=tmp_path), needle)
+
+
+def test_empty_paths_pin_file_lines_and_long_transformers_messages(tmp_path: Path) -> None:
+    """An empty MODEL was read as the working folder; a bad pin-file line did not name the file; an
+    unknown model_type's message listed ~500 types on one line; export of a negative hidden_size
+    was a traceback from huggingface_hub's validator."""
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    _one_line(_placer("inspect", "", cwd=tmp_path), "MODEL is empty")
+    (tmp_path / "pins.txt").write_text("layers.0=0\nthis is not a pin\n")
+    _one_line(_placer("compile", "config.json", "--target", "wse-mini", "--pin-file", "pins.txt", "-o", "o",
+                      cwd=tmp_path), "pins.txt: line 2: expected PATTERN=WAFER")
+    (tmp_path / "odd.json").write_text(json.dumps({**TINY_CONFIG, "model_type": "totally_unknown_arch",
+                                                   "architectures": ["X"]}))
+    r = _placer("inspect", "odd.json", cwd=tmp_path)
+    _one_line(r, "field 'model_type' 'totally_unknown_arch' is neither a family placer reads")
+    assert len(r.stderr) < 500, r.stderr
+    (tmp_path / "neg.json").write_text(json.dumps({**TINY_CONFIG, "hidden_size": -1}))
+    r = _placer("export", "neg.json", "-o", "m.onnx", cwd=tmp_path)
+    _one_line(r, "neg.json")
+    assert not (tmp_path / "m.onnx").exists()
