@@ -33,6 +33,7 @@ from placer.backends.reference import MissingValueError, NodeExecutionError
 from placer.errors import UserError
 from placer.ir import Graph
 from placer.ir.symbolic import Sym
+from placer.run_bounds import check_lookups
 
 
 @dataclass
@@ -514,10 +515,14 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     if is_plan:
         _check_context(graph, feeds, pairs, tokens, plan.kv.context_tokens, source)
     logits_name = "logits" if "logits" in graph.outputs else graph.outputs[0]
+    weights = _weights_from_file(model, graph)
+    check_lookups(graph, feeds, weights, pairs, _sequence_length(graph, feeds, pairs), tokens,
+                  str(model) if isinstance(model, (str, os.PathLike)) else "the model",
+                  "inputs" if isinstance(inputs, Mapping) else str(inputs))
     try:
         executor = MeshExecutor(graph, MeshSpec.from_target(target), wafer_of_unit=assignment,
                                 io=IoLink(target.io_bandwidth_bytes_per_s, target.io_latency_s),
-                                weights=_weights_from_file(model, graph), regions=regions)
+                                weights=weights, regions=regions)
         outputs, prefill = executor.run(feeds, keep=[p for _, p in pairs])
         prefill_outputs = dict(outputs)
         decode_obs = StatsObserver()

@@ -605,3 +605,38 @@ def test_empty_paths_pin_file_lines_and_long_transformers_messages(tmp_path: Pat
     r = _placer("export", "neg.json", "-o", "m.onnx", cwd=tmp_path)
     _one_line(r, "neg.json")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_lookups_past_a_table_are_refused_before_the_run(onnx_model, tmp_path: Path) -> None:
+    """A prompt past GPT-2's 256 learned positions reported an SRAM overflow or an IndexError after
+    the prefill; ``--tokens`` past them failed only after minutes of decoding. The index cone
+    (Range over the sequence plus the past's length) is now evaluated first: exit 2 in about a
+    second, naming the node, the table and the most tokens that fit; token ids past the vocabulary
+    too. The bound is exact: the most tokens named decode, one more is refused."""
+    model = onnx_model("gpt2", with_cache=True)
+    r = _placer("compile", str(model), "--target", "wse-mini", "--context", "2048", "--time-limit", "2",
+                "-o", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    past = {f"past_{k}_{i}": np.zeros((1, 4, 0, 16), np.float32) for i in range(2) for k in ("key", "value")}
+    np.savez(tmp_path / "long.npz", input_ids=np.ones((1, 300), np.int64), **past)
+    np.savez(tmp_path / "short.npz", input_ids=np.ones((1, 5), np.int64), **past)
+    np.savez(tmp_path / "vocab.npz", input_ids=np.full((1, 5), 160, np.int64), **past)
+    run = ("run", str(model), "--plan", "out")
+    _one_line(_placer(*run, "--inputs", "long.npz", cwd=tmp_path),
+              "would read row 299 of 'transformer.wpe.weight', which has 256 rows (the prompt holds 300 "
+              "tokens)")
+    _one_line(_placer(*run, "--inputs", "vocab.npz", cwd=tmp_path), "(Gather) of")
+    r = _placer(*run, "--inputs", "vocab.npz", cwd=tmp_path)
+    assert "would read row 160 of" in r.stderr and "which has 160 rows" in r.stderr, r.stderr
+    _one_line(_placer(*run, "--inputs", "short.npz", "--tokens", "2000", cwd=tmp_path, timeout=60),
+              "option --tokens: decoding 2,000 tokens after a prompt of 5 makes node")
+    r = _placer(*run, "--inputs", "short.npz", "--tokens", "253", cwd=tmp_path)
+    _one_line(r, "read row 256 of 'transformer.wpe.weight', which has 256 rows (the model's positions); "
+                 "decode at most 252 tokens")
+    from placer.pipeline import load_model
+    from placer.run_bounds import first_out_of_range, last_step_feeds
+    graph = load_model(str(model)).graph
+    feeds = dict(np.load(tmp_path / "short.npz"))
+    pairs = [(f"past_{k}_{i}", f"present_{k}_{i}") for i in range(2) for k in ("key", "value")]
+    assert first_out_of_range(graph, last_step_feeds(graph, feeds, pairs, 5, 252), {}) is None
+    assert first_out_of_range(graph, last_step_feeds(graph, feeds, pairs, 5, 253), {})[2:] == (256, 256)
