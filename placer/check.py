@@ -39,7 +39,7 @@ class Budgets:
                 # the CLI takes the two time budgets in ms (--max-ttft-ms); the Budgets field is seconds
                 option = name.replace("_", "-")
                 shown = value
-                if name.endswith("_s"):
+                if name.startswith("max_"):
                     option, shown = option[:-2] + "-ms", value * 1e3
                 raise UserError(f"option --{option} must be a finite number > 0, got {shown:g}")
 

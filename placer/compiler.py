@@ -170,9 +170,12 @@ def _partition(cost: ModelCost, target: Target, opts: CompileOptions, pins: Any,
     method = opts.solver.method.value
     solution = solve(problem, method, opts.solver.time_limit_s, opts.solver.seed)
     if not solution.feasible:
-        why = explain_infeasible(problem, target.sram_bytes, reserve)
-        if method != "cp-sat" and solution.evaluation.reason:
-            why = f"{why} (solver {method}: {solution.evaluation.reason})"
+        heuristic = method not in ("cp-sat", "dp")
+        reason = solution.evaluation.reason or "no placement"
+        why = explain_infeasible(problem, target.sram_bytes, reserve,
+                                 f"solver {method} found none ({reason})" if heuristic else "")
+        if heuristic and not why.startswith(f"infeasible: solver {method}"):
+            why = f"{why} (solver {method}: {reason})"
         raise InfeasibleError(why)
     return problem, solution
 

@@ -76,6 +76,9 @@ def load_export_config(model: str) -> tuple[Any, Path | None]:
     data = {k: v for k, v in data.items() if not k.startswith("_")}
     model_type = data.get("model_type")
     from placer.frontends.hf_fallback import _first_line
+    from placer.frontends.hf_reader import check_config_sizes
+
+    check_config_sizes(data, str(path if path.is_file() else model))
 
     try:
         cfg = tr.AutoConfig.for_model(model_type, **{k: v for k, v in data.items() if k != "model_type"})
@@ -164,10 +167,21 @@ def export_model(model: str, output: str | Path, *, weights: str = "random", see
 
     if weights not in WEIGHTS:
         raise UserError(f"option --weights: expected one of {', '.join(WEIGHTS)}, got {weights!r}")
+    from placer.validate import integer
+
+    # torch.manual_seed takes a 64-bit seed (2^70 was a traceback from its unpacking)
+    integer(seed, "option --seed", minimum=0, maximum=2**63 - 1)
     torch, _ = _require_torch()
     start = time.perf_counter()
     cfg, folder = load_export_config(model)
     if layers is not None:
+        have = getattr(cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg,
+                       "num_hidden_layers", None)
+        if isinstance(have, int) and layers > have:
+            # a larger count built that many random layers (--layers 10^9 of a 2-layer model grew
+            # past 3 GB in a minute): --layers keeps a prefix, it does not add layers
+            raise UserError(f"option --layers: {layers:,} is more than the {have:,} decoder layers of "
+                            f"{model} (num_hidden_layers); give at most {have}, or leave --layers out")
         cfg.num_hidden_layers = layers
     net = _build(cfg, folder, weights, seed)
     n_layers, kv, head = _kv_shape(net.config)

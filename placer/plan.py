@@ -221,7 +221,7 @@ class Plan:
         rects = tuple(FloorplanRect(**typed_fields(FloorplanRect, r, "plan section 'floorplan'"))
                       for r in floorplan)
         _check_floorplan(rects, d.get("layout"), d["assignment"])
-        return Plan(
+        plan = Plan(
             schema_version=d["schema_version"],
             model=ModelInfo(**{**model, "export_warnings": tuple(model.get("export_warnings", ()))}),
             target=target.with_overrides({}),  # validates every field as a target file's
@@ -239,6 +239,13 @@ class Plan:
             prefill=DisaggregatedPrefill.from_dict(d["prefill"]) if "prefill" in d else None,
             speculative=SpeculativePlan.from_dict(d["speculative"]) if "speculative" in d else None,
         )
+        kv, served = plan.kv, plan.workload.concurrency
+        if kv.resident_sequences + kv.parked_sequences != served:
+            # a hand edit (resident 10^12 of 1 sequence) diffed as a +10^14 % gain with exit 0
+            raise UserError(f"plan section 'kv': {kv.resident_sequences:,} resident and "
+                            f"{kv.parked_sequences:,} parked sequences, but the workload serves {served:,} "
+                            f"(workload.concurrency); recompile the plan")
+        return plan
 
 
 def _check_wafer_lists(wafers: list[WaferPlan], assignment: dict[str, Any]) -> None:

@@ -388,6 +388,21 @@ def compile_options(point: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in point.items() if k != "model"}
 
 
+def check_models_load(spec: SweepSpec) -> None:
+    """Load each MODEL file or folder of ``spec`` once before any point is compiled: one that
+    placer cannot read is bad input for every point (exit 2 naming it), not a table of error rows
+    with exit 0. Zoo names are placer's own configs and are not loaded twice."""
+    from placer.options import FLAT_DEFAULTS
+    from placer.pipeline import load_model
+    from placer.zoo import ZOO_MODELS
+
+    granularity = str(spec.fixed.get("granularity") or FLAT_DEFAULTS["granularity"])
+    for model in dict.fromkeys(spec.models):
+        if model in ZOO_MODELS and not os.path.lexists(model):
+            continue
+        load_model(model, granularity=granularity)
+
+
 def point_row(point: Mapping[str, Any], loaded: Any = None) -> dict[str, Any]:
     """Compile one point and summarise it: settings, then figures (or why it has none).
 

@@ -43,16 +43,20 @@ def _run(points: str, target_name: str, target_sets: tuple[str, ...], output: st
         target_toml,
     )
     from placer.calibrate_points import load_points
+    from placer.errors import UserError
     from placer.fileio import check_output_file, write_atomic
     from placer.options import MAX_TIME_LIMIT_S
     from placer.validate import number_in_range
 
     number_in_range(time_limit, "option --time-limit", low=0.0, low_open=True, high=MAX_TIME_LIMIT_S)
+    candidates = [n.strip() for n in fit_names.split(",") if n.strip()] if fit_names is not None else None
+    if candidates is not None and not candidates:
+        raise UserError(f"option --fit: empty list ({fit_names!r}); give overhead names separated by commas, "
+                        "or leave --fit out to fit the default ones")
     point_set = load_points(points)
     base = resolve_target(target_name, target_sets)
     out = check_output_file(output, "-o/--output")
     target_name_out = name or out.stem
-    candidates = [n.strip() for n in fit_names.split(",") if n.strip()] if fit_names else None
     command = f"placer calibrate {points} --target {target_name} -o {output}" + \
         (f" --fit {fit_names}" if fit_names else "") + (f" --name {name}" if name else "")
     with progress(f"calibrating {base.name} to {points}"):

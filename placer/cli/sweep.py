@@ -116,10 +116,11 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
     from pathlib import Path
 
     from placer.cli.options import parse_sets
+    from placer.errors import UserError
     from placer.outputs import prepare_output_folder
     from placer.progress import progress_enabled
     from placer.speculative import speculative_from_flat
-    from placer.sweep import load_sweep_file, spec_from_lists
+    from placer.sweep import check_models_load, load_sweep_file, spec_from_lists
     from placer.sweep_exec import check_ray_address, run_sweep, write_tables
     from placer.sweep_report import render_summary, write_summary
 
@@ -146,6 +147,9 @@ def sweep_command(models: tuple[str, ...], sweep_file: str | None, target_name: 
         options["target_overrides"] = {**options.get("target_overrides", {}), **parse_sets(target_sets)}
     options.update(_option_items(extra))
     spec = spec_from_lists(lists.pop("models", ()), **lists, options=options)
+    if no_cache and cache_dir is not None:
+        raise UserError(f"options --cache {cache_dir} and --no-cache contradict each other; give one of them")
+    check_models_load(spec)
     parts = _shard(shard)
     if ray_address is not None:
         check_ray_address(ray_address)

@@ -66,7 +66,16 @@ def format_entry(e: ZooEntry) -> str:
 def zoo_command(names: tuple[str, ...], as_json: bool) -> None:
     """List the built-in models (or the named ones): parameters, native weight bytes (GB = 1e9 B)
     and KV cache bytes per token at the native dtype. A zoo name works wherever MODEL is taken."""
-    entries = [describe_zoo_model(n) for n in (names or ZOO_MODELS)]
+    from placer.ir.passes.group_units import paused_gc
+    from placer.progress import progress
+
+    # Each entry builds its model's graph (the figures are the graph's, like inspect's): the 17
+    # zoo models take ~40 CPU s in all, mostly the large MoE configs; shown per model on a terminal.
+    entries = []
+    with paused_gc():   # millions of small objects and no cycles, as in load_model
+        for n in names or ZOO_MODELS:
+            with progress(f"building {n}"):
+                entries.append(describe_zoo_model(n))
     if as_json:
         click.echo(json.dumps([asdict(e) for e in entries], indent=2))
         return

@@ -81,6 +81,9 @@ def _export(config: Mapping[str, Any], source: str, model_type: str, name: str, 
     from placer.frontends.torch import from_torch
 
     fields = {k: v for k, v in config.items() if k not in ("model_type", "quantization_config")}
+    from placer.frontends.hf_reader import check_config_sizes
+
+    check_config_sizes(fields, source)
     try:
         cfg = transformers.AutoConfig.for_model(model_type, **fields)
     except (ValueError, KeyError, TypeError) as e:
@@ -96,8 +99,9 @@ def _export(config: Mapping[str, Any], source: str, model_type: str, name: str, 
     try:
         with torch.device("meta"):
             model = transformers.AutoModelForCausalLM.from_config(cfg)
-    except (ValueError, KeyError, TypeError, AttributeError, AssertionError) as e:
-        # AssertionError: torch's own checks of the config's values (a padding index outside
+    except (ValueError, KeyError, TypeError, AttributeError, AssertionError, RuntimeError) as e:
+        # RuntimeError: torch refusing a tensor the config's sizes describe; AssertionError:
+        # torch's own checks of the config's values (a padding index outside
         # the vocabulary), a bad input rather than a bug
         raise UserError(f"{source}: transformers cannot build a causal LM of model_type {model_type!r} "
                         f"({_first_line(e)})") from None

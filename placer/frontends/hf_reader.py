@@ -39,6 +39,9 @@ _EXPERT_KEYS = ("n_routed_experts", "n_shared_experts", "num_experts", "num_expe
 _FIELD_CAPS = {**{k: (MAX_HEADS, "MAX_HEADS") for k in _HEAD_KEYS},
                **{k: (MAX_EXPERTS, "MAX_EXPERTS") for k in _EXPERT_KEYS}}
 MAX_LAYERS_ENV = "PLACER_MAX_LAYERS"
+#: Most layers ``PLACER_MAX_LAYERS`` may allow: about 200 CPU s and 5 GB at the rate above. A
+#: larger setting (10^18 read a 10^8-layer config until it was killed) is refused.
+MAX_LAYERS_CEILING = 100_000
 _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 
 
@@ -55,9 +58,36 @@ def max_layers() -> int:
         value = builtins.int(text.replace("_", ""))
     except ValueError:
         value = 0
-    if value < 1:
-        raise UserError(f"environment variable {MAX_LAYERS_ENV} must be a positive integer, got {text!r}")
+    if not 1 <= value <= MAX_LAYERS_CEILING:
+        raise UserError(f"environment variable {MAX_LAYERS_ENV} must be an integer from 1 to "
+                        f"{MAX_LAYERS_CEILING:,} (about 2 CPU s and 50 MB per 1,000 layers), "
+                        f"got {text[:40]!r}")
     return value
+
+
+_SIZE_SUFFIXES = ("_size", "_dim", "_layers", "_heads", "_experts", "_positions", "_embeddings")
+_SIZE_PREFIXES = ("num_", "n_")
+
+
+def check_config_sizes(data: Mapping[str, Any], source: str, prefix: str = "", depth: int = 0) -> None:
+    """Size and count fields (``*_size``, ``*_dim``, ``num_*``, ``n_*``, ...) of a config that
+    placer does not read itself (the transformers fallback, ``placer export``) are non-negative
+    integers of at most ``MAX_FIELD_INT``, in nested configs too: transformers builds tensors of
+    them and reports a negative one as a traceback of its own (``negative dimension -64``).
+    Window and chunk fields, where -1 often means "none", are left to transformers."""
+    if depth > 4:
+        return
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            check_config_sizes(value, source, f"{name}.", depth + 1)
+            continue
+        k = str(key)
+        if isinstance(value, bool) or not isinstance(value, builtins.int) or "window" in k or "chunk" in k:
+            continue
+        if (k.endswith(_SIZE_SUFFIXES) or k.startswith(_SIZE_PREFIXES)) and not 0 <= value <= MAX_FIELD_INT:
+            raise UserError(f"{source}: field {name!r} must be an integer from 0 to {MAX_FIELD_INT:,}, "
+                            f"got {value:,}; fix the config")
 
 
 def check_layers(layers: int, where: str) -> int:

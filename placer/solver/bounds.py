@@ -49,8 +49,10 @@ def _gb(x: int) -> str:
     return f"{x / 1e9:.3f} GB"
 
 
-def explain_infeasible(problem: Problem, sram_bytes: int, reserve: float) -> str:
-    """Why no placement exists, in one line."""
+def explain_infeasible(problem: Problem, sram_bytes: int, reserve: float, heuristic: str = "") -> str:
+    """Why no placement exists, in one line. ``heuristic``: the baseline solver (greedy, uniform,
+    deepspeed) that found none, and why; it does not search every placement, so unless memory or
+    the wafer count rules every placement out the line says that one solver failed."""
     p = problem.timed(1)
     sizes = [p.alone(u, 1) for u in range(p.n)]
     big = max(range(p.n), key=lambda u: (sizes[u], -u))
@@ -71,6 +73,9 @@ def explain_infeasible(problem: Problem, sram_bytes: int, reserve: float) -> str
         return (f"infeasible: too few wafers: the model needs {_gb(sum(sizes))} with one sequence, "
                 f"{fit} but at most {p.max_wafers} are allowed; {largest}; raise --max-wafers/--wafers "
                 f"(and --set wafers=N beyond the target's count) or lower --context/--weights-dtype")
+    if heuristic:
+        return (f"infeasible: {heuristic}; it tries one placement rule, not every placement (a placement "
+                f"may still exist in {p.max_wafers} wafers: {fit}); try --solver cp-sat or dp")
     if p.max_tpot_ticks is not None:
         return _explain_floor(p, largest, fit)
     if p.pins:

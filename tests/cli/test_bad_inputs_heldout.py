@@ -640,3 +640,52 @@ def test_lookups_past_a_table_are_refused_before_the_run(onnx_model, tmp_path: P
     pairs = [(f"past_{k}_{i}", f"present_{k}_{i}") for i in range(2) for k in ("key", "value")]
     assert first_out_of_range(graph, last_step_feeds(graph, feeds, pairs, 5, 252), {}) is None
     assert first_out_of_range(graph, last_step_feeds(graph, feeds, pairs, 5, 253), {})[2:] == (256, 256)
+
+
+def test_round_six_options_and_files(compiled: Path, tmp_path: Path) -> None:
+    """What a sixth held-out corpus (1,079 runs) found unclean: a misnamed option in the check
+    budget message, an empty --fit taken as the default, export's --seed past 64 bits and --layers
+    past the config's (a traceback; 3 GB in a minute), a negative size in a config only
+    transformers reads (a traceback from torch), PLACER_MAX_LAYERS without a ceiling, a plan whose
+    resident and parked sequences are not its concurrency (diffed as +10^14 %), a sweep of a model
+    placer cannot read (exit 0 with a table of error rows), --cache beside --no-cache, and a baseline
+    heuristic's failure reported as though no placement existed."""
+    plan = str(compiled / "out" / "plan.json")
+    _one_line(_placer("check", plan, "--min-total-tokens-per-s", "nan", cwd=tmp_path),
+              "option --min-total-tokens-per-s must be a finite number > 0, got nan")
+    _one_line(_placer("calibrate", "points.toml", "-o", "t.toml", "--fit", "", cwd=tmp_path),
+              "option --fit: empty list")
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    _one_line(_placer("export", "config.json", "-o", "m.onnx", "--seed", str(2**70), cwd=tmp_path),
+              "option --seed: must be <= 9,223,372,036,854,775,807")
+    layers = TINY_CONFIG["num_hidden_layers"]
+    _one_line(_placer("export", "config.json", "-o", "m.onnx", "--layers", "1000000000", cwd=tmp_path,
+                      timeout=60), f"option --layers: 1,000,000,000 is more than the {layers} decoder layers")
+    assert not (tmp_path / "m.onnx").exists()
+    bert = {"model_type": "bert", "vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": -128}
+    (tmp_path / "bert.json").write_text(json.dumps(bert))
+    _one_line(_placer("inspect", "bert.json", cwd=tmp_path),
+              "bert.json: field 'intermediate_size' must be an integer from 0 to 1,099,511,627,776, got -128")
+    env = {**os.environ, "PLACER_MAX_LAYERS": str(10**18)}
+    r = subprocess.run([sys.executable, "-m", "placer", "inspect", "config.json"], capture_output=True,
+                       text=True, cwd=tmp_path, env=env, timeout=60)
+    _one_line(r, "environment variable PLACER_MAX_LAYERS must be an integer from 1 to 100,000")
+    d = json.loads(Path(plan).read_text())
+    d["kv"]["resident_sequences"] = 10**12
+    (tmp_path / "b.json").write_text(json.dumps(d))
+    _one_line(_placer("diff", plan, "b.json", cwd=tmp_path),
+              "b.json: plan section 'kv': 1,000,000,000,000 resident and 0 parked sequences, but the "
+              "workload serves 1 (workload.concurrency)")
+    (tmp_path / "zero.onnx").write_bytes(b"")
+    r = _placer("sweep", "zero.onnx", "--target", "wse-mini", "--no-cache", "-o", "sw", cwd=tmp_path)
+    _one_line(r, "zero.onnx")
+    assert not (tmp_path / "sw").exists()
+    _one_line(_placer("sweep", "config.json", "--target", "wse-mini", "--no-cache", "--cache", "c", "-o",
+                      "sw", cwd=tmp_path), "options --cache c and --no-cache contradict each other")
+    r = _placer("compile", "config.json", "--target", "wse-mini", "--solver", "greedy", "--wafers", "2",
+                "-o", "g", cwd=tmp_path)
+    assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "infeasible: solver greedy found none" in r.stderr and "try --solver cp-sat or dp" in r.stderr
+    assert _placer("compile", "config.json", "--target", "wse-mini", "--wafers", "2", "-o", "c",
+                   cwd=tmp_path).returncode == 0
