@@ -186,6 +186,12 @@ class Plan:
         if d.get("schema_version") != SCHEMA_VERSION:
             raise UserError(f"plan schema_version {d.get('schema_version')!r} is not {SCHEMA_VERSION}; "
                             f"recompile the plan with this placer")
+        known = {f.name for f in fields(Plan)}
+        unknown = sorted(str(k) for k in d if k not in known)
+        if unknown:
+            # placer writes exactly these sections; another is a hand edit or another tool's file
+            raise UserError(f"plan: unknown section(s) {', '.join(map(repr, unknown[:5]))}; expected "
+                            f"some of {', '.join(sorted(known))}; recompile the plan")
         for section in ("model", "target", "workload", "solver", "kv", "performance", "assignment",
                         "provenance"):
             if not isinstance(d.get(section), dict):

@@ -77,6 +77,11 @@ def load_draft(opts: CompileOptions, target: Target,
         raise UserError(f"option --draft: speculative decoding is placed with --layout whole only, "
                         f"got --layout {opts.layout.value}")
     cost, name, sha, *_ = cost_of(spec.draft, target, opts.workload, opts.granularity.value)
+    if not any(k for u in cost.units for k in u.kv):
+        # a model without a KV cache or state (an MLP) cannot decode tokens for the target to verify
+        raise UserError(f"option --draft: {spec.draft} has no KV cache (no attention or recurrent layers), "
+                        f"so it cannot draft tokens; give a decoder language model with the target's "
+                        f"vocabulary")
     return Draft(cost, name, sha)
 
 

@@ -689,3 +689,22 @@ def test_round_six_options_and_files(compiled: Path, tmp_path: Path) -> None:
     assert "infeasible: solver greedy found none" in r.stderr and "try --solver cp-sat or dp" in r.stderr
     assert _placer("compile", "config.json", "--target", "wse-mini", "--wafers", "2", "-o", "c",
                    cwd=tmp_path).returncode == 0
+
+
+def test_unknown_plan_sections_and_a_draft_that_cannot_decode(compiled: Path, tmp_path: Path) -> None:
+    """A plan with a section placer never writes was read by run, check and diff; an MLP (no KV
+    cache, no tokens) was accepted as the speculative draft of a language model."""
+    d = json.loads((compiled / "out" / "plan.json").read_text())
+    d["notes"] = {"by": "hand"}
+    (tmp_path / "p.json").write_text(json.dumps(d))
+    _one_line(_placer("check", "p.json", "--max-wafers", "4", cwd=tmp_path),
+              "p.json: plan: unknown section(s) 'notes'")
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["z"])], "g", [_vi("x", F, [1, 8])],
+                          [_vi("z", F, [1, 8])], [helper.make_tensor("w", F, [8, 8], [0.1] * 64)])
+    onnx.save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]),
+                    str(tmp_path / "mlp.onnx"))
+    r = _placer("compile", "config.json", "--target", "wse-mini", "--draft", "mlp.onnx", "--draft-length",
+                "2", "--acceptance", "0.5", "-o", "o", cwd=tmp_path)
+    _one_line(r, "option --draft: mlp.onnx has no KV cache")
+    assert not (tmp_path / "o").exists()
