@@ -214,5 +214,11 @@ def load_target(name_or_path: str, overrides: dict[str, object] | None = None) -
     typed = {f.name: _convert(f.name, str(f.type), data[f.name], source) for f in fields(Target)
              if f.name in data}
     base = Target(**typed)  # type: ignore[arg-type]  # each value converted to its field's type above
-    base.validate()
+    try:
+        base.validate()
+    except UserError as e:
+        if name_or_path in BUILTIN_TARGETS:
+            raise
+        # a copy of a built-in file keeps its name: the message must say which file is at fault
+        raise UserError(f"{source}: {e}") from None
     return base.with_overrides(overrides or {})

@@ -708,3 +708,16 @@ def test_unknown_plan_sections_and_a_draft_that_cannot_decode(compiled: Path, tm
                 "2", "--acceptance", "0.5", "-o", "o", cwd=tmp_path)
     _one_line(r, "option --draft: mlp.onnx has no KV cache")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_copy_of_a_builtin_target_file_is_named_by_its_path(tmp_path: Path) -> None:
+    """A copy of wse-mini.toml with a bad value said "target 'wse-mini': ...", as if the built-in
+    target were at fault."""
+    from placer.targets import target as target_module
+
+    text = (Path(target_module.__file__).parent / "wse-mini.toml").read_text()
+    lines = [("mesh_rows = -5" if line.startswith("mesh_rows") else line) for line in text.splitlines()]
+    (tmp_path / "mine.toml").write_text("\n".join(lines) + "\n")
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    _one_line(_placer("compile", "config.json", "--target", "mine.toml", "-o", "o", cwd=tmp_path),
+              "mine.toml: target 'wse-mini': mesh_rows must be > 0, got -5")
