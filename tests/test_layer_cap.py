@@ -55,5 +55,8 @@ def test_the_variable_moves_the_cap_both_ways(tmp_path) -> None:
 def test_a_bad_variable_is_a_one_line_error(tmp_path) -> None:
     r = _placer(["inspect", _config(tmp_path, 3), "--json"], "many")
     assert r.returncode == 2
-    assert json.loads(r.stdout) == {"error": f"environment variable {MAX_LAYERS_ENV} must be a positive "
-                                             "integer, got 'many'", "exit": 2}
+    assert json.loads(r.stdout) == {"error": f"environment variable {MAX_LAYERS_ENV} must be an integer "
+                                             "from 1 to 100,000 (about 2 CPU s and 50 MB per 1,000 layers), "
+                                             "got 'many'", "exit": 2}
+    r = _placer(["inspect", _config(tmp_path, 3), "--json"], str(10**18))   # no ceiling read 10^8 layers
+    assert r.returncode == 2 and "from 1 to 100,000" in json.loads(r.stdout)["error"], r.stdout
