@@ -5,7 +5,9 @@
   Memory is not considered.
 * ``greedy`` (Hugging Face Accelerate ``infer_auto_device_map``): fill each wafer in order with
   the units' weights and buffers up to its memory, then move to the next. The KV cache is not
-  counted (Accelerate sizes parameters and buffers only).
+  counted (Accelerate sizes parameters and buffers only). When a wafer count is required
+  (``--wafers N``) and filling uses fewer, each wafer's weights are capped at their share, as
+  Accelerate's ``device_map="balanced"`` does.
 * ``deepspeed`` (DeepSpeed ``partition_method="parameters"``): contiguous stages that balance
   the parameter count (``partition_balanced``: the smallest max-stage sum). Memory is not
   considered.
@@ -48,17 +50,34 @@ def split_uniform(problem: Problem, wafers: int) -> list[int] | None:
     return out
 
 
-def split_greedy(problem: Problem, wafers: int) -> list[int] | None:
+def split_greedy(problem: Problem, wafers: int, limit: int | None = None) -> list[int] | None:
+    """Fill each wafer in order up to its capacity (or ``limit`` bytes of weights, Accelerate's
+    balanced map) and move to the next."""
     out: list[int] = []
     w, load, buffer = 0, 0, 0
     for u in range(problem.n):
         size = problem.weight_bytes[u]
-        if load + size + max(buffer, problem.act_bytes[u]) > problem.capacity and load > 0:
+        full = load + size + max(buffer, problem.act_bytes[u]) > problem.capacity or \
+            (limit is not None and load + size > limit)
+        if full and load > 0:
             w, load, buffer = w + 1, 0, 0
         out.append(w)
         load += size
         buffer = max(buffer, problem.act_bytes[u])
     return out if max(out) + 1 <= wafers else None
+
+
+def split_greedy_balanced(problem: Problem, wafers: int) -> list[int] | None:
+    """Accelerate's ``device_map="balanced"`` (``get_balanced_memory``) when exactly ``wafers`` are
+    required: each wafer takes about its share of the weights plus the largest unit (the buffer
+    Accelerate adds), so that filling in order uses every wafer; None when it does not."""
+    total = sum(problem.weight_bytes)
+    share = -(-total // wafers)
+    for limit in (share + max(problem.weight_bytes, default=0), share):
+        out = split_greedy(problem, wafers, limit)
+        if out is not None and max(out) + 1 == wafers:
+            return out
+    return None
 
 
 def split_parameters(problem: Problem, wafers: int) -> list[int] | None:
@@ -112,6 +131,10 @@ def run_baseline(problem: Problem, name: str) -> tuple[list[int] | None, Evaluat
         counts = range(problem.max_wafers, problem.max_wafers + 1)  # greedy picks its own count
     for wafers in counts:
         assignment = split(problem, wafers)
+        if name == "greedy" and problem.min_wafers > 1 and assignment is not None and \
+                max(assignment) + 1 < problem.min_wafers:
+            # a required wafer count (--wafers N): Accelerate balances the memory over the devices
+            assignment = split_greedy_balanced(problem, problem.min_wafers)
         if assignment is None:
             continue
         ev = best_evaluation(problem, assignment)

@@ -683,12 +683,18 @@ def test_round_six_options_and_files(compiled: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "sw").exists()
     _one_line(_placer("sweep", "config.json", "--target", "wse-mini", "--no-cache", "--cache", "c", "-o",
                       "sw", cwd=tmp_path), "options --cache c and --no-cache contradict each other")
-    r = _placer("compile", "config.json", "--target", "wse-mini", "--solver", "greedy", "--wafers", "2",
-                "-o", "g", cwd=tmp_path)
+    # greedy ignores the KV cache (as Accelerate does): at 49,152 tokens wafer 0 overflows, while
+    # cp-sat places the model on 2 wafers
+    long = ("--target", "wse-mini", "--max-wafers", "3", "--context", "49152")
+    r = _placer("compile", "config.json", *long, "--solver", "greedy", "-o", "g", cwd=tmp_path)
     assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "infeasible: solver greedy found none" in r.stderr and "try --solver cp-sat or dp" in r.stderr
-    assert _placer("compile", "config.json", "--target", "wse-mini", "--wafers", "2", "-o", "c",
-                   cwd=tmp_path).returncode == 0
+    assert _placer("compile", "config.json", *long, "-o", "c", cwd=tmp_path).returncode == 0
+    # --wafers 2 of a model greedy fills into one: Accelerate's balanced map uses both (was exit 3)
+    r = _placer("compile", "config.json", "--target", "wse-mini", "--solver", "greedy", "--wafers", "2",
+                "--json", "-o", "b", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["wafers"]) == 2
 
 
 def test_unknown_plan_sections_and_a_draft_that_cannot_decode(compiled: Path, tmp_path: Path) -> None:
