@@ -513,9 +513,19 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
     if tokens > 0 and not pairs:
         raise UserError("option --tokens: the model has no past/present KV inputs and outputs to decode with")
     if is_plan:
-        _check_context(graph, feeds, pairs, tokens, plan.kv.context_tokens, source)
+        _check_context(graph, feeds, pairs, tokens, plan.kv.context_tokens, source,
+                       "inputs" if isinstance(inputs, Mapping) else str(inputs))
     logits_name = "logits" if "logits" in graph.outputs else graph.outputs[0]
+    in_prefill = True
     weights = _weights_from_file(model, graph)
+    missing = [n for n, w in graph.weights.items() if w.data is None and n not in weights]
+    if missing:
+        # an HF config (or a zoo name) has shapes but no values: the emulator has nothing to compute with
+        more = f" and {len(missing) - 1:,} more" if len(missing) > 1 else ""
+        raise UserError(f"{model if isinstance(model, (str, os.PathLike)) else 'the model'}: weight "
+                        f"{missing[0]!r}{more} holds no values, and placer run computes with them; give an "
+                        f"ONNX file with its data (for an HF config: placer export MODEL --weights random "
+                        f"-o m.onnx, then run m.onnx)")
     check_lookups(graph, feeds, weights, pairs, _sequence_length(graph, feeds, pairs), tokens,
                   str(model) if isinstance(model, (str, os.PathLike)) else "the model",
                   "inputs" if isinstance(inputs, Mapping) else str(inputs))
@@ -524,6 +534,7 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
                                 io=IoLink(target.io_bandwidth_bytes_per_s, target.io_latency_s),
                                 weights=weights, regions=regions)
         outputs, prefill = executor.run(feeds, keep=[p for _, p in pairs])
+        in_prefill = False
         prefill_outputs = dict(outputs)
         decode_obs = StatsObserver()
         steps: list[StepStats] = []
@@ -544,7 +555,17 @@ def run_plan(model: Any, plan: Any, inputs: str | os.PathLike[str] | Mapping[str
                 decode_obs.stats.setdefault(key, KernelStats()).add(s)
     except SramOverflowError as e:
         raise UserError(f"plan does not fit the emulated PEs: {e}") from None
-    except (NodeExecutionError, MissingValueError) as e:
+    except NodeExecutionError as e:
+        if isinstance(e.cause, SramOverflowError) and in_prefill:
+            # the plan's buffers were sized for its --prompt; a longer prompt in the inputs needs more
+            held = _sequence_length(graph, feeds, pairs)
+            label = inputs if isinstance(inputs, (str, os.PathLike)) else "inputs"
+            # the emulator runs the prompt in one pass (the plan prices it in chunks)
+            raise UserError(f"{label}: node {e.node!r} does not fit the emulated PEs with the prompt's "
+                            f"{held:,} tokens per sequence in one pass: {e.cause}; shorten the "
+                            f"prompt") from None
+        raise UserError(f"execution failed: {e}") from None
+    except MissingValueError as e:
         raise UserError(f"execution failed: {e}") from None
     n_wafers = len(executor.wafers)
     result = RunResult(outputs, np.stack(generated, axis=1) if generated else None, prefill, steps,
@@ -578,7 +599,7 @@ def _sequence_length(graph: Graph, feeds: Mapping[str, np.ndarray], pairs: list[
 
 
 def _check_context(graph: Graph, feeds: Mapping[str, np.ndarray], pairs: list[tuple[str, str]],
-                   tokens: int, context: int, source: str) -> None:
+                   tokens: int, context: int, source: str, inputs: str = "inputs") -> None:
     """The prompt and the decoded tokens fit the context the plan was compiled for: its KV
     memory was sized for that many tokens per sequence (a longer run would need SRAM the plan
     does not hold, and its predicted column would be for another context)."""
@@ -586,8 +607,8 @@ def _check_context(graph: Graph, feeds: Mapping[str, np.ndarray], pairs: list[tu
         return
     held = _sequence_length(graph, feeds, pairs)
     if held + tokens > context:
-        raise UserError(f"{source}: the prompt ({held:,} tokens) and --tokens {tokens:,} need a context of "
-                        f"{held + tokens:,} tokens, but the plan was compiled for {context:,} "
+        raise UserError(f"{inputs}: the prompt ({held:,} tokens) and --tokens {tokens:,} need a context of "
+                        f"{held + tokens:,} tokens, but the plan {source} was compiled for {context:,} "
                         f"(plan.kv.context_tokens); compile with --context {held + tokens} or decode fewer "
                         f"tokens")
 

@@ -50,6 +50,9 @@ def _run(points: str, target_name: str, target_sets: tuple[str, ...], output: st
 
     number_in_range(time_limit, "option --time-limit", low=0.0, low_open=True, high=MAX_TIME_LIMIT_S)
     candidates = [n.strip() for n in fit_names.split(",") if n.strip()] if fit_names is not None else None
+    if name is not None and not name.strip():
+        raise UserError("option --name: empty; give the written target's name, or leave --name out to use "
+                        "the output file's stem")
     if candidates is not None and not candidates:
         raise UserError(f"option --fit: empty list ({fit_names!r}); give overhead names separated by commas, "
                         "or leave --fit out to fit the default ones")

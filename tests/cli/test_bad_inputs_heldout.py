@@ -346,7 +346,7 @@ def test_a_plan_whose_target_is_not_the_one_it_names(tmp_path: Path, edit: dict,
     # the recorded --set is part of the target it names (a config has no weights to execute: the
     # run stops there, past the plan's checks)
     ok = _placer("run", "config.json", "--plan", "out", "--inputs", "in.npz", cwd=tmp_path)
-    assert "has no value (a weight without data?)" in ok.stderr, ok.stderr
+    assert "weight 'model.embed_tokens.weight' and 20 more holds no values" in ok.stderr, ok.stderr
     bad = _plan_edit(tmp_path, tmp_path, edit)
     _one_line(_placer("run", "config.json", "--plan", str(bad), "--inputs", "in.npz", cwd=tmp_path), needle)
 
@@ -490,8 +490,8 @@ def _npz_with_header(path: Path, key: str, shape: tuple[int, ...], values: np.nd
     ("huge-header", "'input_ids' is a int64 array of shape (1, 1000000000000) (8,000.0 GB), more than "
                     "placer run reads (placer.runner.MAX_INPUT_BYTES"),
     ("short-member", "'input_ids' says shape (1, 100) (800 bytes of int64) but the archive holds 24 bytes"),
-    ("past-context", "the prompt (3 tokens) and --tokens 200 need a context of 203 tokens, but the plan was "
-                     "compiled for 128 (plan.kv.context_tokens)"),
+    ("past-context", "bad.npz: the prompt (3 tokens) and --tokens 200 need a context of 203 tokens, but the "
+                     "plan out was compiled for 128 (plan.kv.context_tokens)"),
 ])
 def test_run_inputs_bounded_by_what_they_hold(tmp_path: Path, case: str, needle: str) -> None:
     # a model with past/present KV (the optimum export), so that --tokens decodes
@@ -727,3 +727,32 @@ def test_a_bad_copy_of_a_builtin_target_file_is_named_by_its_path(tmp_path: Path
     (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
     _one_line(_placer("compile", "config.json", "--target", "mine.toml", "-o", "o", cwd=tmp_path),
               "mine.toml: target 'wse-mini': mesh_rows must be > 0, got -5")
+
+
+def test_run_messages_name_the_inputs_and_the_weights(onnx_model, tmp_path: Path) -> None:
+    """A prompt past the plan's context was blamed on the plan, a prompt too long for the emulated
+    PEs named only a node, an HF config run without weights said "a weight without data?" in
+    KeyError quotes, and calibrate --name '' silently used the output file's stem."""
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    assert _placer("compile", "config.json", "--target", "wse-mini", "--time-limit", "0.2", "-o", "out",
+                   cwd=tmp_path).returncode == 0
+    np.savez(tmp_path / "short.npz", input_ids=np.ones((1, 3), np.int64), position_ids=np.arange(3)[None])
+    r = _placer("run", "config.json", "--plan", "out", "--inputs", "short.npz", cwd=tmp_path)
+    _one_line(r, "config.json: weight 'model.embed_tokens.weight' and 20 more holds no values")
+    assert "placer export MODEL --weights random" in r.stderr
+    cached = onnx_model("llama", with_cache=True)
+    assert _placer("compile", str(cached), "--target", "wse-mini", "--context", "512", "--time-limit", "0.2",
+                   "-o", "o1", cwd=tmp_path).returncode == 0
+    past = {f"past_{k}_{i}": np.zeros((1, 2, 0, 16), np.float32) for i in range(2) for k in ("key", "value")}
+    np.savez(tmp_path / "long.npz", input_ids=np.ones((1, 600), np.int64), **past)
+    _one_line(_placer("run", str(cached), "--plan", "o1", "--inputs", "long.npz", "--tokens", "1",
+                      cwd=tmp_path), "long.npz: the prompt (600 tokens) and --tokens 1 need a context of 601")
+    model = onnx_model("llama")
+    assert _placer("compile", str(model), "--target", "wse-mini", "--time-limit", "0.2", "-o", "o2",
+                   cwd=tmp_path).returncode == 0
+    np.savez(tmp_path / "p.npz", input_ids=np.ones((1, 2000), np.int64))
+    r = _placer("run", str(model), "--plan", "o2", "--inputs", "p.npz", cwd=tmp_path)
+    _one_line(r, "p.npz: node ")
+    assert "does not fit the emulated PEs with the prompt's 2,000 tokens per sequence in one pass" in r.stderr
+    _one_line(_placer("calibrate", "points.toml", "-o", "t.toml", "--name", "", cwd=tmp_path),
+              "option --name: empty")
