@@ -246,6 +246,10 @@ class Plan:
             speculative=SpeculativePlan.from_dict(d["speculative"]) if "speculative" in d else None,
         )
         kv, served = plan.kv, plan.workload.concurrency
+        if kv.context_tokens != plan.workload.context_tokens:
+            raise UserError(f"plan section 'kv': context_tokens {kv.context_tokens:,} differs from the "
+                            f"workload's {plan.workload.context_tokens:,} (workload.context_tokens); "
+                            f"recompile the plan")
         if kv.resident_sequences + kv.parked_sequences != served:
             # a hand edit (resident 10^12 of 1 sequence) diffed as a +10^14 % gain with exit 0
             raise UserError(f"plan section 'kv': {kv.resident_sequences:,} resident and "

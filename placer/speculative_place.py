@@ -54,6 +54,24 @@ class Draft:
     sha256: str
 
 
+def check_draft_options(opts: CompileOptions) -> None:
+    """The options speculative decoding does not combine with, checked before any model is read
+    (by compile, and by a sweep before its points): a per-user floor, ``--prefill-on``, a layout
+    other than whole. Nothing without ``--draft``."""
+    if opts.workload.speculative is None:
+        return
+    if opts.goal.min_tokens_per_s_per_user is not None:
+        # the solver's time per token is the chain's (draft step + target step), not the effective rate
+        raise UserError("option --min-tokens-per-s-per-user is not supported with --draft: compile "
+                        "without the floor and read the plan's speculative.tokens_per_s_per_user")
+    if opts.prefill_on is not None:
+        raise UserError("option --prefill-on is not supported with --draft: the draft would need its "
+                        "prompt's KV too; compile the speculative plan with prefill on the wafers")
+    if opts.layout is not Layout.WHOLE:
+        raise UserError(f"option --draft: speculative decoding is placed with --layout whole only, "
+                        f"got --layout {opts.layout.value}")
+
+
 def load_draft(opts: CompileOptions, target: Target,
                cost_of: Callable[[Any, Target, Any, str], tuple[Any, ...]]) -> Draft | None:
     """The draft of ``opts.workload.speculative`` costed by ``cost_of`` (the compiler's own
@@ -66,16 +84,7 @@ def load_draft(opts: CompileOptions, target: Target,
     spec = opts.workload.speculative
     if spec is None:
         return None
-    if opts.goal.min_tokens_per_s_per_user is not None:
-        # the solver's time per token is the chain's (draft step + target step), not the effective rate
-        raise UserError("option --min-tokens-per-s-per-user is not supported with --draft: compile "
-                        "without the floor and read the plan's speculative.tokens_per_s_per_user")
-    if opts.prefill_on is not None:
-        raise UserError("option --prefill-on is not supported with --draft: the draft would need its "
-                        "prompt's KV too; compile the speculative plan with prefill on the wafers")
-    if opts.layout is not Layout.WHOLE:
-        raise UserError(f"option --draft: speculative decoding is placed with --layout whole only, "
-                        f"got --layout {opts.layout.value}")
+    check_draft_options(opts)
     cost, name, sha, *_ = cost_of(spec.draft, target, opts.workload, opts.granularity.value)
     if not any(k for u in cost.units for k in u.kv):
         # a model without a KV cache or state (an MLP) cannot decode tokens for the target to verify

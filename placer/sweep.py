@@ -143,12 +143,21 @@ class SweepSpec:
         # Every value of every axis, and the fixed options, pass the option checks that need neither
         # the model nor the target (CompileOptions.from_flat) once here: a bad value (--context past
         # its cap, --time-limit inf, --draft-length 0) is exit 2, not an error row per point.
+        # So do the checks against the target (--wafers past its count) and the combinations
+        # --draft does not take (a floor, --prefill-on, regions).
         from placer.options import CompileOptions
+        from placer.speculative_place import check_draft_options
 
         first = {axis: getattr(self, axis)[0] for axis in AXES[1:]}
+        targets: dict[str, Any] = {}
         for axis in AXES[1:]:
             for value in getattr(self, axis):
-                CompileOptions.from_flat(**{**first, axis: value, **self.fixed})
+                opts = CompileOptions.from_flat(**{**first, axis: value, **self.fixed})
+                check_draft_options(opts)
+                key = repr((opts.target, opts.target_overrides))
+                if key not in targets:
+                    targets[key] = opts.load_target()
+                opts.resolve(targets[key])
 
     def points(self) -> list[dict[str, Any]]:
         """Every point as flat compile options plus ``model``, in grid order."""

@@ -756,3 +756,24 @@ def test_run_messages_name_the_inputs_and_the_weights(onnx_model, tmp_path: Path
     assert "does not fit the emulated PEs with the prompt's 2,000 tokens per sequence in one pass" in r.stderr
     _one_line(_placer("calibrate", "points.toml", "-o", "t.toml", "--name", "", cwd=tmp_path),
               "option --name: empty")
+
+
+def test_round_seven_sweep_preflight_and_plan_context(compiled: Path, tmp_path: Path) -> None:
+    """A sweep whose --wafers passed the target's count, or whose --draft came with a per-user
+    floor, was exit 0 with an error row; a plan whose KV context differs from its workload's was
+    diffed as valid."""
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    r = _placer("sweep", "config.json", "--target", "wse-mini", "--wafers", "9", "--no-cache", "-o", "s1",
+                cwd=tmp_path)
+    _one_line(r, "option --wafers 9 exceeds the 8 wafers of target 'wse-mini'")
+    r = _placer("sweep", "config.json", "--target", "wse-mini", "--draft", "config.json", "--draft-length",
+                "2", "--acceptance", "0.5", "--min-tokens-per-s-per-user", "1", "--no-cache", "-o", "s2",
+                cwd=tmp_path)
+    _one_line(r, "option --min-tokens-per-s-per-user is not supported with --draft")
+    assert not (tmp_path / "s1").exists() and not (tmp_path / "s2").exists()
+    plan = compiled / "out" / "plan.json"
+    d = json.loads(plan.read_text())
+    d["kv"]["context_tokens"] = 10**15
+    (tmp_path / "b.json").write_text(json.dumps(d))
+    _one_line(_placer("diff", str(plan), "b.json", cwd=tmp_path),
+              "plan section 'kv': context_tokens 1,000,000,000,000,000 differs from the workload's")
